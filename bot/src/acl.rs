@@ -1,0 +1,166 @@
+//! `AccessPolicy`: who may run which command.
+//!
+//! A command's `allow` list names users and groups; a command without one follows the
+//! default policy. A refusal always says what would let the person in, so they know whom
+//! to ask.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jobs::config::{AclConfig, AllowEntry, DefaultPolicy};
+
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    default: DefaultPolicy,
+    groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Why someone may not run a command, as a sentence for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+impl AccessPolicy {
+    pub fn new(acl: &AclConfig) -> Self {
+        AccessPolicy {
+            default: acl.default,
+            groups: acl
+                .groups
+                .iter()
+                .map(|(g, members)| (g.clone(), members.iter().cloned().collect()))
+                .collect(),
+        }
+    }
+
+    /// The groups `identity` belongs to, sorted.
+    pub fn groups_of(&self, identity: &str) -> Vec<&str> {
+        self.groups
+            .iter()
+            .filter(|(_, members)| members.contains(identity))
+            .map(|(g, _)| g.as_str())
+            .collect()
+    }
+
+    pub fn check(
+        &self,
+        identity: &str,
+        command: &str,
+        allow: Option<&[AllowEntry]>,
+    ) -> Result<(), Refusal> {
+        let Some(allow) = allow else {
+            return match self.default {
+                DefaultPolicy::Allow => Ok(()),
+                DefaultPolicy::Deny => Err(Refusal(format!(
+                    "{identity} may not run \"{command}\": it has no allow list and the \
+                     default policy is deny; an admin can add an `allow` list to it"
+                ))),
+            };
+        };
+        let permitted = allow.iter().any(|entry| match entry {
+            AllowEntry::User(u) => u == identity,
+            AllowEntry::Group(g) => self.groups.get(g).is_some_and(|m| m.contains(identity)),
+        });
+        if permitted {
+            return Ok(());
+        }
+        let groups: Vec<_> = allow
+            .iter()
+            .filter_map(|e| match e {
+                AllowEntry::Group(g) => Some(g.as_str()),
+                AllowEntry::User(_) => None,
+            })
+            .collect();
+        let users: Vec<_> = allow
+            .iter()
+            .filter_map(|e| match e {
+                AllowEntry::User(u) => Some(u.as_str()),
+                AllowEntry::Group(_) => None,
+            })
+            .collect();
+        let who = match (groups.as_slice(), users.as_slice()) {
+            ([], []) => "nobody may run it".to_string(),
+            ([g], _) => format!("members of group {g} may; ask to be added to it"),
+            (gs, _) if !gs.is_empty() => {
+                format!(
+                    "members of groups {} may; ask to be added to one",
+                    gs.join(", ")
+                )
+            }
+            (_, us) => format!("only {} may run it", us.join(", ")),
+        };
+        Err(Refusal(format!(
+            "{identity} may not run \"{command}\": {who}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(default: DefaultPolicy) -> AccessPolicy {
+        let mut acl = AclConfig {
+            default,
+            ..Default::default()
+        };
+        acl.groups
+            .insert("oncall".into(), vec!["console:alice".into()]);
+        acl.groups
+            .insert("admins".into(), vec!["console:root".into()]);
+        AccessPolicy::new(&acl)
+    }
+
+    #[test]
+    fn members_of_an_allowed_group_may() {
+        let p = policy(DefaultPolicy::Allow);
+        let allow = [AllowEntry::Group("oncall".into())];
+        assert!(p.check("console:alice", "deploy", Some(&allow)).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_names_the_group_that_would_allow() {
+        let p = policy(DefaultPolicy::Allow);
+        let allow = [AllowEntry::Group("oncall".into())];
+        let e = p
+            .check("console:mallory", "deploy", Some(&allow))
+            .unwrap_err();
+        assert_eq!(
+            e.0,
+            "console:mallory may not run \"deploy\": members of group oncall may; ask to be added to it"
+        );
+        let allow = [
+            AllowEntry::Group("oncall".into()),
+            AllowEntry::Group("admins".into()),
+        ];
+        let e = p
+            .check("console:mallory", "deploy", Some(&allow))
+            .unwrap_err();
+        assert!(e.0.contains("groups oncall, admins"), "{e}");
+    }
+
+    #[test]
+    fn named_users_may_and_others_are_told_who_can() {
+        let p = policy(DefaultPolicy::Deny);
+        let allow = [AllowEntry::User("console:bob".into())];
+        assert!(p.check("console:bob", "x", Some(&allow)).is_ok());
+        let e = p.check("console:eve", "x", Some(&allow)).unwrap_err();
+        assert!(e.0.ends_with("only console:bob may run it"), "{e}");
+    }
+
+    #[test]
+    fn the_default_policy_covers_commands_without_a_list() {
+        assert!(policy(DefaultPolicy::Allow)
+            .check("console:x", "ping", None)
+            .is_ok());
+        let e = policy(DefaultPolicy::Deny)
+            .check("console:x", "ping", None)
+            .unwrap_err();
+        assert!(e.0.contains("default policy is deny"), "{e}");
+    }
+
+    #[test]
+    fn groups_of_lists_memberships() {
+        let p = policy(DefaultPolicy::Allow);
+        assert_eq!(p.groups_of("console:alice"), vec!["oncall"]);
+        assert!(p.groups_of("console:nobody").is_empty());
+    }
+}

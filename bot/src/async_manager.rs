@@ -1,0 +1,125 @@
+//! `AsyncManager`: brings each finished job's result back to where it was asked.
+//!
+//! It follows the store's event stream as a consumer group, so several bot processes
+//! share the work, and an event is acknowledged only after its reply was handed to the
+//! adapter. `claim_delivery` makes the delivery exactly-once even when an event is read
+//! twice. Adapters register a [`ReplySink`] under their name (`console`, `slack`, `ssh`);
+//! a job's `Origin` names the adapter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jobs::{EventId, EventKind, JobId, Origin, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::reply::{self, Reply};
+
+/// Where an adapter receives the replies for the requests it took.
+#[async_trait]
+pub trait ReplySink: Send + Sync + 'static {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String>;
+}
+
+/// The sinks by adapter name. Adapters may register after the manager has started.
+#[derive(Clone, Default)]
+pub struct Sinks(Arc<RwLock<HashMap<String, Arc<dyn ReplySink>>>>);
+
+impl Sinks {
+    pub fn register(&self, adapter: &str, sink: Arc<dyn ReplySink>) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(adapter.to_string(), sink);
+    }
+
+    fn get(&self, adapter: &str) -> Option<Arc<dyn ReplySink>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(adapter)
+            .cloned()
+    }
+}
+
+pub struct AsyncManager {
+    store: Arc<dyn Store>,
+    sinks: Sinks,
+    group: String,
+    consumer: String,
+}
+
+impl AsyncManager {
+    /// The consumer group every bot process joins.
+    pub const GROUP: &'static str = "octobox-bot";
+
+    pub fn new(store: Arc<dyn Store>, sinks: Sinks, consumer: impl Into<String>) -> Self {
+        AsyncManager {
+            store,
+            sinks,
+            group: Self::GROUP.to_string(),
+            consumer: consumer.into(),
+        }
+    }
+
+    /// Delivers results until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(consumer = %self.consumer, store = %self.store.describe(), "async manager following job events");
+        while !shutdown.is_cancelled() {
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.store.read_events(&self.group, &self.consumer, 100, Duration::from_secs(1)) => r,
+            };
+            let events = match read {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read job events; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut done: Vec<EventId> = Vec::with_capacity(events.len());
+            for (id, event) in events {
+                if let EventKind::Finished { .. } = event.kind {
+                    self.deliver(event.job).await;
+                }
+                done.push(id);
+            }
+            if let Err(e) = self.store.ack_events(&self.group, &done).await {
+                tracing::warn!(error = %e, "could not acknowledge job events; they will be read again");
+            }
+        }
+    }
+
+    async fn deliver(&self, job: JobId) {
+        let record = match self.store.job(job).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::warn!(%job, "finished job has no record; nothing to deliver");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%job, error = %e, "cannot read finished job");
+                return;
+            }
+        };
+        let origin = &record.job.origin;
+        let Some(sink) = self.sinks.get(&origin.adapter) else {
+            tracing::warn!(%job, adapter = %origin.adapter, "no such adapter here; result kept in the job history");
+            return;
+        };
+        match self.store.claim_delivery(job).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(%job, error = %e, "cannot claim delivery");
+                return;
+            }
+        }
+        let reply = reply::result(&record);
+        if let Err(e) = sink.deliver(origin, reply).await {
+            tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
+        }
+    }
+}

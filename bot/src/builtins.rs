@@ -1,0 +1,111 @@
+//! The built-in commands the bot answers itself, at once.
+//!
+//! Their patterns, help and examples are declared in `builtins.toml`; this module only
+//! says what each does.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use jobs::{JobId, Store};
+use lexicon::Value;
+
+use crate::acl::AccessPolicy;
+use crate::commands::CommandTable;
+use crate::reply;
+use crate::router::{Answer, Outcome, Request};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Help,
+    Explain,
+    Version,
+    Ping,
+    Whoami,
+    Jobs,
+    Job,
+}
+
+impl FromStr for Builtin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "help" => Builtin::Help,
+            "explain" => Builtin::Explain,
+            "version" => Builtin::Version,
+            "ping" => Builtin::Ping,
+            "whoami" => Builtin::Whoami,
+            "jobs" => Builtin::Jobs,
+            "job" => Builtin::Job,
+            other => {
+                return Err(format!(
+                    "no built-in command \"{other}\" (there are: help, explain, version, \
+                     ping, whoami, jobs, job)"
+                ))
+            }
+        })
+    }
+}
+
+/// What a built-in may look at.
+pub struct BuiltinContext<'a> {
+    pub table: &'a CommandTable,
+    pub policy: &'a AccessPolicy,
+    pub store: &'a dyn Store,
+    pub request: &'a Request,
+    pub args: &'a BTreeMap<String, Value>,
+}
+
+impl BuiltinContext<'_> {
+    fn text(&self, slot: &str) -> Option<&str> {
+        self.args.get(slot).and_then(Value::as_str)
+    }
+}
+
+pub async fn run(builtin: Builtin, ctx: BuiltinContext<'_>) -> Answer {
+    let done = |text: String| Answer::new(Outcome::Done, text);
+    match builtin {
+        Builtin::Help => match ctx.text("topic") {
+            None => done(ctx.table.catalog.help_overview()),
+            Some(topic) => match ctx.table.catalog.help_for(topic) {
+                Some(text) => done(text),
+                None => Answer::new(
+                    Outcome::Unknown,
+                    format!("no command starts with \"{topic}\". Type \"help\" for the list."),
+                ),
+            },
+        },
+        Builtin::Explain => done(ctx.table.catalog.explain(ctx.text("message").unwrap_or(""))),
+        Builtin::Version => done(format!("octobox {}", env!("CARGO_PKG_VERSION"))),
+        Builtin::Ping => done("pong".to_string()),
+        Builtin::Whoami => {
+            let identity = ctx.request.origin.identity();
+            let groups = ctx.policy.groups_of(&identity);
+            done(if groups.is_empty() {
+                format!("you are {identity}, in no group")
+            } else {
+                format!("you are {identity}, in groups: {}", groups.join(", "))
+            })
+        }
+        Builtin::Jobs => {
+            let count = ctx.args.get("count").and_then(Value::as_int).unwrap_or(20);
+            let count = usize::try_from(count).unwrap_or(20);
+            match ctx.store.recent_jobs(count).await {
+                Ok(records) => done(reply::job_table(&records)),
+                Err(e) => Answer::new(Outcome::Failed, format!("cannot list jobs: {e}")),
+            }
+        }
+        Builtin::Job => {
+            let Some(id) = ctx.text("id").and_then(|s| s.parse::<JobId>().ok()) else {
+                return Answer::new(Outcome::BadArgument, "that is not a job id");
+            };
+            match ctx.store.job(id).await {
+                Ok(Some(record)) => done(reply::job_details(&record)),
+                Ok(None) => Answer::new(
+                    Outcome::Unknown,
+                    format!("no job {id}: it never existed or has expired from the history"),
+                ),
+                Err(e) => Answer::new(Outcome::Failed, format!("cannot read job {id}: {e}")),
+            }
+        }
+    }
+}

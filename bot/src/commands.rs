@@ -1,0 +1,181 @@
+//! `CommandTable`: the compiled catalog plus what the bot needs to act on a match (what
+//! runs the command, who may, how long it may take).
+//!
+//! Built-in commands come from `builtins.toml`, declared exactly like configured ones,
+//! and are compiled into one catalog with the commands of `octobox.toml`, so a
+//! configured command that clashes with a built-in is reported like any other clash.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jobs::config::{AllowEntry, Config, ConfigError, ConfigErrors, Runs};
+use lexicon::Catalog;
+
+use crate::builtins::Builtin;
+
+/// The declarations of the built-in commands.
+pub const BUILTINS: &str = include_str!("builtins.toml");
+
+/// What to do once a message has matched a command.
+#[derive(Debug, Clone)]
+pub struct CommandAction {
+    pub runs: Action,
+    pub allow: Option<Vec<AllowEntry>>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Builtin(Builtin),
+    Native(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandTable {
+    pub catalog: Catalog,
+    actions: HashMap<String, CommandAction>,
+}
+
+impl CommandTable {
+    /// Compiles the built-ins and `config`'s commands. `native_tasks`, when given, is
+    /// the set of tasks this process can run (embedded mode), and a command naming
+    /// another task is an error.
+    pub fn build(config: &Config, native_tasks: Option<&[&str]>) -> Result<Self, ConfigErrors> {
+        let builtins = Config::parse("built-in commands", BUILTINS, |_| None)?;
+        let declared: Vec<_> = builtins.commands.iter().chain(&config.commands).collect();
+        let at = |index: usize, message: String| -> ConfigError {
+            match index.checked_sub(builtins.commands.len()) {
+                Some(i) => config.command_error(i, message),
+                None => builtins.command_error(index, message),
+            }
+        };
+
+        let mut errors = Vec::new();
+        let mut actions = Vec::with_capacity(declared.len());
+        for (i, c) in declared.iter().enumerate() {
+            let runs = match &c.runs {
+                Runs::Builtin(name) => match name.parse::<Builtin>() {
+                    Ok(b) => Some(Action::Builtin(b)),
+                    Err(e) => {
+                        errors.push(at(i, e));
+                        None
+                    }
+                },
+                Runs::Native(task) => match native_tasks {
+                    Some(known) if !known.contains(&task.as_str()) => {
+                        errors.push(at(
+                            i,
+                            format!(
+                                "no native task \"{task}\" in this build (it has: {})",
+                                known.join(", ")
+                            ),
+                        ));
+                        None
+                    }
+                    _ => Some(Action::Native(task.clone())),
+                },
+            };
+            actions.push(runs.map(|runs| CommandAction {
+                runs,
+                allow: c.allow.clone(),
+                timeout: c.timeout.unwrap_or(config.jobs.timeout),
+            }));
+        }
+
+        let catalog = Catalog::build(declared.iter().map(|c| c.spec()).collect());
+        let catalog = match catalog {
+            Ok(catalog) => Some(catalog),
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|p| match p.index {
+                    Some(i) => at(i, p.message),
+                    None => ConfigError {
+                        file: config.source.clone(),
+                        line: None,
+                        key: "command".into(),
+                        message: p.message,
+                    },
+                }));
+                None
+            }
+        };
+        match catalog {
+            Some(catalog) if errors.is_empty() => {
+                let actions = catalog
+                    .commands()
+                    .zip(actions)
+                    .filter_map(|(def, a)| Some((def.name().to_string(), a?)))
+                    .collect();
+                Ok(CommandTable { catalog, actions })
+            }
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    pub fn action(&self, command: &str) -> Option<&CommandAction> {
+        self.actions.get(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse("octobox.toml", text, |_| None).unwrap()
+    }
+
+    #[test]
+    fn builtins_compile_and_every_example_is_its_own_command() {
+        let table = CommandTable::build(&Config::default(), Some(&["echo", "sleep"])).unwrap();
+        for def in table.catalog.commands() {
+            assert!(
+                table.action(def.name()).is_some(),
+                "{} has no action",
+                def.name()
+            );
+        }
+        assert!(table.catalog.get("ping").is_some());
+    }
+
+    #[test]
+    fn a_clash_with_a_builtin_names_the_configured_line() {
+        let c =
+            config("\n[[command]]\npattern = \"ping\"\nhelp = \"My ping\"\nnative = \"echo\"\n");
+        let errors = CommandTable::build(&c, None).unwrap_err().0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.file == "octobox.toml" || e.file == "built-in commands"),
+            "{errors:?}"
+        );
+        assert!(!errors.is_empty());
+    }
+
+    #[test]
+    fn unknown_builtins_and_tasks_are_refused() {
+        let c = config(
+            "[[command]]\npattern = \"greet\"\nhelp = \"Greets\"\nbuiltin = \"greet\"\n\n\
+             [[command]]\npattern = \"deploy {s:name}\"\nhelp = \"Deploys\"\nnative = \"deploy\"\n",
+        );
+        let errors = CommandTable::build(&c, Some(&["echo", "sleep"])).unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.contains("octobox.toml:1: command[1]: no built-in command \"greet\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("octobox.toml:6: command[2]: no native task \"deploy\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_pattern_names_its_line() {
+        let c = config(
+            "\n\n[[command]]\npattern = \"add {x:ipv9}\"\nhelp = \"Adds\"\nnative = \"echo\"\n",
+        );
+        let text = CommandTable::build(&c, None).unwrap_err().to_string();
+        assert!(text.contains("octobox.toml:3: command[1]: "), "{text}");
+        assert!(text.contains("ipv9"), "{text}");
+    }
+}

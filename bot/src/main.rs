@@ -1,0 +1,96 @@
+//! `octobox-bot`: the bot process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use bot::bot::Bot;
+use clap::Parser;
+use jobs::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Octobox: a chat-ops bot with a job queue.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The configuration file (TOML). Without one, the bot runs embedded with the
+    /// built-in commands only.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Read commands from standard input and answer on standard output.
+    #[arg(long)]
+    console: bool,
+
+    /// Validate a configuration file, print every problem, and exit (0 when valid).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["config", "console"])]
+    check_config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // The console is for people: keep its terminal free of routine logs.
+    let default_level = if args.console { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("octobox-bot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode> {
+    if let Some(path) = args.check_config {
+        return Ok(check_config(&path));
+    }
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config {
+            source: "built-in defaults".to_string(),
+            ..Config::default()
+        },
+    };
+    if !args.console {
+        bail!("nothing to serve: start with --console to talk to the bot on this terminal");
+    }
+    let bot = Bot::start(&config)
+        .await
+        .with_context(|| format!("cannot start with {}", config.source))?;
+    let result = bot::console::run(&bot).await;
+    bot.stop().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// `--check-config`: the verdict on stdout, each problem on its own line.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let checked = Config::load(path).and_then(|config| Bot::check(&config).map(|t| (config, t)));
+    match checked {
+        Ok((config, table)) => {
+            println!(
+                "{}: valid — {} commands ({} configured), {}",
+                path.display(),
+                table.catalog.len(),
+                config.commands.len(),
+                if config.is_embedded() {
+                    "embedded mode"
+                } else {
+                    "RabbitMQ and Redis"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `Router`: what happens to one message, whatever adapter it came from.
+//!
+//! classify (lexicon) → access check (`AccessPolicy`) → a built-in answers at once, or a
+//! job is recorded in the store and published to the broker. Adapters turn text into a
+//! [`Request`] and show the [`Answer`]; they make none of these decisions.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use jobs::{Broker, Job, JobId, Origin, Store, Task};
+use lexicon::{Classification, Match};
+
+use crate::acl::AccessPolicy;
+use crate::builtins::{self, BuiltinContext};
+use crate::commands::{Action, CommandAction, CommandTable};
+use crate::reply;
+
+/// One message, as an adapter received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub text: String,
+    pub origin: Origin,
+}
+
+/// How a request ended, for adapters that report it (an SSH exit status, a test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered; nothing more will come.
+    Done,
+    /// A job was queued; its result is delivered later by the async manager.
+    Queued,
+    /// Nothing was asked (an empty line).
+    Nothing,
+    Unknown,
+    BadArgument,
+    Refused,
+    /// The bot could not do what was asked (the queue or store is down).
+    Failed,
+}
+
+/// The immediate answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub text: String,
+    pub job: Option<JobId>,
+}
+
+impl Answer {
+    pub fn new(outcome: Outcome, text: impl Into<String>) -> Self {
+        Answer {
+            outcome,
+            text: text.into(),
+            job: None,
+        }
+    }
+}
+
+pub struct Router {
+    table: RwLock<Arc<CommandTable>>,
+    policy: AccessPolicy,
+    broker: Arc<dyn Broker>,
+    store: Arc<dyn Store>,
+}
+
+impl Router {
+    pub fn new(
+        table: CommandTable,
+        policy: AccessPolicy,
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Router {
+            table: RwLock::new(Arc::new(table)),
+            policy,
+            broker,
+            store,
+        }
+    }
+
+    /// The command table in force.
+    pub fn table(&self) -> Arc<CommandTable> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub async fn handle(&self, request: &Request) -> Answer {
+        let table = self.table();
+        let m = match table.catalog.classify(&request.text) {
+            Classification::Matched(m) => m,
+            Classification::Empty => return Answer::new(Outcome::Nothing, ""),
+            c @ Classification::Unknown { .. } => {
+                return Answer::new(
+                    Outcome::Unknown,
+                    format!("{c}. Type \"help\" for the list."),
+                )
+            }
+            c @ Classification::BadArgument(_) => {
+                return Answer::new(Outcome::BadArgument, c.to_string())
+            }
+        };
+        let Some(action) = table.action(&m.command) else {
+            // The table is built from the same declarations as the catalog.
+            return Answer::new(
+                Outcome::Failed,
+                format!("\"{}\" has nothing to run it; this is a bug", m.command),
+            );
+        };
+        let identity = request.origin.identity();
+        if let Err(refusal) = self
+            .policy
+            .check(&identity, &m.command, action.allow.as_deref())
+        {
+            tracing::info!(user = %identity, command = %m.command, "refused");
+            return Answer::new(Outcome::Refused, refusal.to_string());
+        }
+        match &action.runs {
+            Action::Builtin(b) => {
+                let ctx = BuiltinContext {
+                    table: &table,
+                    policy: &self.policy,
+                    store: self.store.as_ref(),
+                    request,
+                    args: &m.args,
+                };
+                builtins::run(*b, ctx).await
+            }
+            Action::Native(task) => {
+                let task = Task::Native { name: task.clone() };
+                self.submit(m, task, action, &request.origin).await
+            }
+        }
+    }
+
+    /// Records the job (so its reply survives a bot restart), then publishes it.
+    async fn submit(
+        &self,
+        m: Match,
+        task: Task,
+        action: &CommandAction,
+        origin: &Origin,
+    ) -> Answer {
+        let job = Job {
+            id: JobId::new(),
+            command: m.command,
+            args: m.args,
+            task,
+            origin: origin.clone(),
+            created_at: Utc::now(),
+            timeout: action.timeout,
+            attempt: 1,
+        };
+        if let Err(e) = self.store.record_job(&job).await {
+            tracing::error!(job = %job.id, error = %e, "job not recorded");
+            return Answer::new(Outcome::Failed, format!("could not queue the job: {e}"));
+        }
+        if let Err(e) = self.broker.publish(&job).await {
+            tracing::error!(job = %job.id, error = %e, "job not published");
+            return Answer::new(Outcome::Failed, format!("could not queue the job: {e}"));
+        }
+        tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
+        Answer {
+            outcome: Outcome::Queued,
+            text: reply::queued(job.id),
+            job: Some(job.id),
+        }
+    }
+}

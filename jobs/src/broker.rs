@@ -1,0 +1,81 @@
+//! The `Broker`: how jobs travel from whoever submits them to the workers.
+//!
+//! The contract is at-least-once: `publish` returns only once the broker holds the job,
+//! and a consumed job stays owned by the broker until the consumer acknowledges it. A
+//! worker therefore acknowledges only after the job's result is in the store.
+
+use async_trait::async_trait;
+
+use crate::job::{Job, TaskClass};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("the job queue refused job {job}: {reason}")]
+    Refused { job: String, reason: String },
+    #[error("the job queue is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the job queue has shut down")]
+    Closed,
+    #[error("a queued job could not be read: {0}")]
+    Malformed(String),
+}
+
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Hands `job` to the broker; returns once the broker has confirmed it holds it.
+    async fn publish(&self, job: &Job) -> Result<(), BrokerError>;
+
+    /// Starts consuming one task class, with at most `prefetch` unacknowledged jobs.
+    async fn consume(
+        &self,
+        class: TaskClass,
+        prefetch: u16,
+    ) -> Result<Box<dyn JobStream>, BrokerError>;
+
+    /// A short description for logs: "in-memory queue", "RabbitMQ at host:port".
+    fn describe(&self) -> String;
+}
+
+/// Jobs as a consumer receives them.
+#[async_trait]
+pub trait JobStream: Send {
+    /// The next job, or `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>>;
+}
+
+/// One received job and the means to settle it with the broker.
+pub struct Delivery {
+    pub job: Job,
+    acker: Box<dyn Acknowledge>,
+}
+
+impl Delivery {
+    pub fn new(job: Job, acker: Box<dyn Acknowledge>) -> Self {
+        Delivery { job, acker }
+    }
+
+    /// The job is done with (its result is stored): the broker forgets it.
+    pub async fn ack(self) -> Result<(), BrokerError> {
+        self.acker.ack().await
+    }
+
+    /// The job goes back to the broker (`requeue`) or to the dead letters.
+    pub async fn reject(self, requeue: bool) -> Result<(), BrokerError> {
+        self.acker.reject(requeue).await
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("job", &self.job.id)
+            .finish()
+    }
+}
+
+/// How a delivery is settled; each broker implements it.
+#[async_trait]
+pub trait Acknowledge: Send {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BrokerError>;
+}

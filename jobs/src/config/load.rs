@@ -1,0 +1,304 @@
+//! Reading the file: TOML syntax and types first (serde, with spans for line numbers),
+//! then the checks serde cannot make, collected so that every error is reported at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::LineIndex;
+use super::secret::expand_env;
+use super::*;
+
+impl Config {
+    /// Reads and validates the file at `path`, expanding `${NAME}` from the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: source.clone(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the configuration file: {e}"),
+            }])
+        })?;
+        Self::parse(&source, &text, |name| std::env::var(name).ok())
+    }
+
+    /// Validates `text`, read from `source`; `env` resolves `${NAME}` references.
+    pub fn parse(
+        source: &str,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let lines = LineIndex::new(text);
+        let at = |span: Option<std::ops::Range<usize>>, key: &str, message: String| ConfigError {
+            file: source.to_string(),
+            line: span.map(|s| lines.line(s.start)),
+            key: key.to_string(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            ConfigErrors(vec![at(e.span(), "", e.message().trim_end().to_string())])
+        })?;
+
+        let mut errors = Vec::new();
+        let mut config = Config {
+            source: source.to_string(),
+            bot: raw.bot,
+            acl: raw.acl,
+            ..Config::default()
+        };
+
+        for (group, members) in &config.acl.groups {
+            for member in members {
+                if !is_identity(member) {
+                    errors.push(at(
+                        None,
+                        &format!("acl.groups.{group}"),
+                        format!(
+                            "\"{member}\" is not an identity: write adapter:user, \
+                             e.g. console:alice or slack:U024BE7LH"
+                        ),
+                    ));
+                }
+            }
+        }
+
+        if let Some(t) = &raw.jobs.timeout {
+            match parse_timeout(t.get_ref()) {
+                Ok(d) => config.jobs.timeout = d,
+                Err(m) => errors.push(at(Some(t.span()), "jobs.timeout", m)),
+            }
+        }
+
+        config.worker.name = raw.worker.name;
+        if let Some(c) = &raw.worker.concurrency {
+            match usize::try_from(*c.get_ref()) {
+                Ok(n @ 1..=1024) => config.worker.concurrency = n,
+                _ => errors.push(at(
+                    Some(c.span()),
+                    "worker.concurrency",
+                    format!("{} is not a whole number from 1 to 1024", c.get_ref()),
+                )),
+            }
+        }
+
+        for (i, entry) in raw.command.into_iter().enumerate() {
+            let span = entry.span();
+            let key = format!("command[{}]", i + 1);
+            let line = lines.line(span.start);
+            match command(entry.into_inner(), line, &config.acl) {
+                Ok(c) => config.commands.push(c),
+                Err(problems) => errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
+                ),
+            }
+        }
+
+        let mut url = |raw: &Spanned<String>, key: &str, schemes: &[&str]| {
+            let value = match expand_env(raw.get_ref(), &env) {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(at(Some(raw.span()), key, e.to_string()));
+                    return None;
+                }
+            };
+            if !schemes
+                .iter()
+                .any(|s| value.starts_with(&format!("{s}://")))
+            {
+                errors.push(at(
+                    Some(raw.span()),
+                    key,
+                    format!(
+                        "expected a URL starting with {}://",
+                        schemes.join(":// or ")
+                    ),
+                ));
+                return None;
+            }
+            Some(Secret::new(value))
+        };
+        config.broker = raw
+            .broker
+            .and_then(|b| url(&b.url, "broker.url", &["amqp", "amqps"]))
+            .map(|url| BrokerConfig { url });
+        config.store = raw
+            .store
+            .and_then(|s| url(&s.url, "store.url", &["redis", "rediss"]))
+            .map(|url| StoreConfig { url });
+
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// An error about a `[[command]]` entry of this file, for checks made by the roles
+    /// (the bot compiling the catalog, for one).
+    pub fn command_error(&self, index: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.source.clone(),
+            line: self.commands.get(index).map(|c| c.line),
+            key: format!("command[{}]", index + 1),
+            message: message.into(),
+        }
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    lexicon::parse_duration(text).map_err(|e| format!("\"{text}\" is not a duration: {e}"))
+}
+
+fn is_identity(s: &str) -> bool {
+    matches!(s.split_once(':'), Some((a, u)) if !a.is_empty() && !u.is_empty())
+}
+
+/// Checks one `[[command]]`; problems come back as (`.field`, message).
+fn command(
+    raw: RawCommand,
+    line: usize,
+    acl: &AclConfig,
+) -> Result<CommandConfig, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let runs = match (raw.builtin, raw.native) {
+        (Some(b), None) => Some(Runs::Builtin(b)),
+        (None, Some(n)) => Some(Runs::Native(n)),
+        (None, None) => {
+            problems.push((
+                String::new(),
+                "says nothing about what runs it: add `native = \"<task>\"` \
+                 (or `builtin = \"<name>\"`)"
+                    .to_string(),
+            ));
+            None
+        }
+        (Some(_), Some(_)) => {
+            problems.push((
+                String::new(),
+                "has both `builtin` and `native`: keep one".to_string(),
+            ));
+            None
+        }
+    };
+    if raw.pattern.trim().is_empty() {
+        problems.push((".pattern".into(), "is empty".into()));
+    }
+    if raw.help.trim().is_empty() {
+        problems.push((
+            ".help".into(),
+            "is empty: say in one sentence what the command does".into(),
+        ));
+    }
+    let allow = raw.allow.map(|list| {
+        list.iter()
+            .filter_map(|entry| match allow_entry(entry, acl) {
+                Ok(e) => Some(e),
+                Err(m) => {
+                    problems.push((".allow".into(), m));
+                    None
+                }
+            })
+            .collect()
+    });
+    let timeout = raw.timeout.and_then(|t| match parse_timeout(&t) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        Ok(_) => {
+            problems.push((".timeout".into(), "must be longer than 0s".into()));
+            None
+        }
+        Err(m) => {
+            problems.push((".timeout".into(), m));
+            None
+        }
+    });
+    match runs {
+        Some(runs) if problems.is_empty() => Ok(CommandConfig {
+            line,
+            name: raw.name,
+            pattern: raw.pattern,
+            help: raw.help,
+            section: raw.section.unwrap_or_default(),
+            examples: raw.examples,
+            runs,
+            allow,
+            timeout,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
+    match entry.split_once(':') {
+        Some(("group", g)) if acl.groups.contains_key(g) => Ok(AllowEntry::Group(g.to_string())),
+        Some(("group", g)) => Err(format!(
+            "group \"{g}\" is not declared in [acl.groups] (declared: {})",
+            if acl.groups.is_empty() {
+                "none".to_string()
+            } else {
+                acl.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )),
+        Some(("user", id)) if is_identity(id) => Ok(AllowEntry::User(id.to_string())),
+        _ => Err(format!(
+            "\"{entry}\" is neither \"group:<name>\" nor \"user:<adapter>:<user>\" \
+             (e.g. user:console:alice)"
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    bot: BotConfig,
+    #[serde(default)]
+    acl: AclConfig,
+    #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    worker: RawWorker,
+    #[serde(default)]
+    command: Vec<Spanned<RawCommand>>,
+    broker: Option<RawUrl>,
+    store: Option<RawUrl>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    name: Option<String>,
+    concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    name: Option<String>,
+    pattern: String,
+    help: String,
+    section: Option<String>,
+    #[serde(default)]
+    examples: Vec<String>,
+    builtin: Option<String>,
+    native: Option<String>,
+    allow: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUrl {
+    url: Spanned<String>,
+}

@@ -1,0 +1,174 @@
+//! The one configuration file every role reads (`octobox.toml`).
+//!
+//! [`Config::load`] parses and validates it, and reports every problem at once, each
+//! naming the file, the line and the key. Keys that hold secrets (broker and store URLs,
+//! later tokens) are [`Secret`]s: they may be written as `${NAME}` to read an environment
+//! variable, and they never appear in logs or `Debug` output.
+//!
+//! `compose/octobox.example.toml` documents every key; keep it in step with this module.
+
+mod error;
+mod load;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use secret::Secret;
+
+/// A validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where it was read from, for error messages: a path, or `built-in`.
+    pub source: String,
+    pub bot: BotConfig,
+    pub acl: AclConfig,
+    pub jobs: JobsConfig,
+    pub worker: WorkerConfig,
+    pub commands: Vec<CommandConfig>,
+    pub broker: Option<BrokerConfig>,
+    pub store: Option<StoreConfig>,
+}
+
+impl Config {
+    /// Runs embedded (in-process queue and store) unless both `[broker]` and `[store]`
+    /// are configured.
+    pub fn is_embedded(&self) -> bool {
+        self.broker.is_none() || self.store.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotConfig {
+    /// The name people address the bot by.
+    pub name: String,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            name: "octobot".to_string(),
+        }
+    }
+}
+
+/// Whether a command with no `allow` list may be run by anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultPolicy {
+    #[default]
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    pub default: DefaultPolicy,
+    /// Group name to its members: identities such as `console:alice` or `slack:U024BE7LH`.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// How long a job may run when its command sets no `timeout`.
+    pub timeout: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How this worker names itself in results and `workers`; defaults to `worker@<host>`.
+    pub name: Option<String>,
+    /// How many native jobs one worker runs at once.
+    pub concurrency: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            name: None,
+            concurrency: 8,
+        }
+    }
+}
+
+/// One `[[command]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandConfig {
+    /// The line of its `[[command]]` header, for error messages.
+    pub line: usize,
+    pub name: Option<String>,
+    pub pattern: String,
+    pub help: String,
+    pub section: String,
+    pub examples: Vec<String>,
+    pub runs: Runs,
+    /// `user:<identity>` and `group:<name>` entries; `None` means the default policy.
+    pub allow: Option<Vec<AllowEntry>>,
+    pub timeout: Option<Duration>,
+}
+
+impl CommandConfig {
+    /// The declaration the lexicon compiles.
+    pub fn spec(&self) -> lexicon::CommandSpec {
+        lexicon::CommandSpec {
+            name: self.name.clone(),
+            pattern: self.pattern.clone(),
+            help: self.help.clone(),
+            section: self.section.clone(),
+            examples: self.examples.clone(),
+        }
+    }
+}
+
+/// What runs a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runs {
+    /// Answered by the bot itself, at once.
+    Builtin(String),
+    /// A job for a worker's native task registry.
+    Native(String),
+}
+
+/// One entry of an `allow` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowEntry {
+    User(String),
+    Group(String),
+}
+
+impl std::fmt::Display for AllowEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AllowEntry::User(u) => write!(f, "user:{u}"),
+            AllowEntry::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `amqp://user:password@host:5672/vhost`
+    pub url: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `redis://host:6379/0`
+    pub url: Secret,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! What a person editing `octobox.toml` sees: valid files load, each mistake is named
+//! with its line and key.
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "MQ_PASSWORD" => Some("hunter2".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse("octobox.toml", text, env)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("expected errors")
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn an_empty_file_is_embedded_with_defaults() {
+    let c = parse("").unwrap();
+    assert!(c.is_embedded());
+    assert_eq!(c.bot.name, "octobot");
+    assert_eq!(c.acl.default, DefaultPolicy::Allow);
+    assert_eq!(c.jobs.timeout, Duration::from_secs(600));
+    assert_eq!(c.worker.concurrency, 8);
+}
+
+#[test]
+fn a_full_file_loads() {
+    let c = parse(
+        r#"
+[bot]
+name = "opsbot"
+
+[acl]
+default = "deny"
+[acl.groups]
+oncall = ["console:alice", "slack:U1"]
+
+[jobs]
+timeout = "2m"
+
+[worker]
+concurrency = 3
+
+[[command]]
+pattern = "deploy {service:name}"
+help = "Deploy a service"
+section = "Deploys"
+examples = ["deploy web"]
+native = "deploy"
+allow = ["group:oncall", "user:console:bob"]
+timeout = "30s"
+
+[broker]
+url = "amqp://ops:${MQ_PASSWORD}@mq:5672/%2f"
+
+[store]
+url = "redis://redis:6379/0"
+"#,
+    )
+    .unwrap();
+    assert!(!c.is_embedded());
+    assert_eq!(c.acl.default, DefaultPolicy::Deny);
+    assert_eq!(c.jobs.timeout, Duration::from_secs(120));
+    assert_eq!(c.worker.concurrency, 3);
+    let cmd = &c.commands[0];
+    assert_eq!(cmd.line, 17);
+    assert_eq!(cmd.runs, Runs::Native("deploy".into()));
+    assert_eq!(
+        cmd.allow,
+        Some(vec![
+            AllowEntry::Group("oncall".into()),
+            AllowEntry::User("console:bob".into())
+        ])
+    );
+    assert_eq!(cmd.timeout, Some(Duration::from_secs(30)));
+    let url = c.broker.unwrap().url;
+    assert_eq!(url.expose(), "amqp://ops:hunter2@mq:5672/%2f");
+    assert!(!format!("{url:?}").contains("hunter2"));
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = errors("[bot]\nname = \"x\"\n\n[worker\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("octobox.toml:4: "), "{e:?}");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = errors("[bot]\nname = \"x\"\nnmae = \"y\"\n");
+    assert!(e[0].starts_with("octobox.toml:3: "), "{e:?}");
+    assert!(e[0].contains("nmae"), "{e:?}");
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let e = errors("[worker]\nconcurrency = \"four\"\n");
+    assert!(e[0].starts_with("octobox.toml:2: "), "{e:?}");
+    assert!(e[0].contains("integer"), "{e:?}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = errors(
+        r#"
+[jobs]
+timeout = "soon"
+
+[worker]
+concurrency = 0
+
+[[command]]
+pattern = "deploy {service:name}"
+help = ""
+allow = ["group:nobody", "bob"]
+timeout = "5 parsecs"
+"#,
+    );
+    let all = e.join("\n");
+    assert!(
+        all.contains("octobox.toml:3: jobs.timeout: \"soon\" is not a duration"),
+        "{all}"
+    );
+    assert!(
+        all.contains("octobox.toml:6: worker.concurrency: 0 is not a whole number"),
+        "{all}"
+    );
+    assert!(
+        all.contains("command[1]: says nothing about what runs it"),
+        "{all}"
+    );
+    assert!(all.contains("command[1].help: is empty"), "{all}");
+    assert!(
+        all.contains("group \"nobody\" is not declared in [acl.groups]"),
+        "{all}"
+    );
+    assert!(all.contains("\"bob\" is neither"), "{all}");
+    assert!(
+        all.contains("command[1].timeout: \"5 parsecs\" is not a duration"),
+        "{all}"
+    );
+    assert_eq!(e.len(), 7, "{all}");
+}
+
+#[test]
+fn a_missing_environment_variable_is_named() {
+    let e = errors("[broker]\nurl = \"amqp://u:${MQ_PASS}@mq\"\n");
+    assert_eq!(
+        e,
+        vec!["octobox.toml:2: broker.url: environment variable MQ_PASS is not set (referenced as ${MQ_PASS})"]
+    );
+}
+
+#[test]
+fn a_url_of_the_wrong_kind_is_refused_without_showing_it() {
+    let e = errors("[store]\nurl = \"http://admin:${MQ_PASSWORD}@redis\"\n");
+    assert!(
+        e[0].contains("expected a URL starting with redis:// or rediss://"),
+        "{e:?}"
+    );
+    assert!(!e[0].contains("hunter2"), "{e:?}");
+}
+
+#[test]
+fn group_members_must_be_identities() {
+    let e = errors("[acl.groups]\nops = [\"alice\"]\n");
+    assert!(
+        e[0].contains("acl.groups.ops: \"alice\" is not an identity"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let e = Config::load(std::path::Path::new("/nonexistent/octobox.toml")).unwrap_err();
+    assert!(e
+        .to_string()
+        .contains("/nonexistent/octobox.toml: cannot read the configuration file"));
+}

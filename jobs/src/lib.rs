@@ -1,0 +1,25 @@
+//! The contract between Octobox's processes.
+//!
+//! The bot, the worker and the scheduler never call each other; they agree on the types
+//! in this crate and meet in a [`Broker`] (jobs in flight) and a [`Store`] (job records,
+//! results and the event stream). Each trait has an in-memory twin used by embedded mode,
+//! so a single process behaves like the distributed system, minus durability.
+//!
+//! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
+//! - [`event`]: `Event` and `EventKind` — what the event stream carries.
+//! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
+//! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
+//! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
+//! - [`config`]: the one configuration file shared by every role, and its loader.
+
+pub mod broker;
+pub mod config;
+pub mod event;
+pub mod job;
+pub mod memory;
+pub mod store;
+
+pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
+pub use event::{Event, EventKind};
+pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
+pub use store::{EventId, Store, StoreError};

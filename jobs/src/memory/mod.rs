@@ -1,0 +1,9 @@
+//! The embedded twins of the broker and the store: the same contracts, in one process's
+//! memory. They make embedded mode (and fast unit tests) behave like the real thing, but
+//! everything they hold is gone when the process stops.
+
+mod broker;
+mod store;
+
+pub use broker::MemoryBroker;
+pub use store::MemoryStore;

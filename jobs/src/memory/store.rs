@@ -1,0 +1,334 @@
+//! `MemoryStore`: job records and the event stream in one process's memory.
+//!
+//! Bounded so an embedded bot can run for months: it keeps the newest
+//! [`MemoryStore::KEEP_JOBS`] records, and drops events every consumer group has
+//! acknowledged.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::event::{Event, EventKind};
+use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
+use crate::store::{EventId, Store, StoreError};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: std::sync::Mutex<Inner>,
+    appended: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    records: HashMap<JobId, JobRecord>,
+    /// Job ids, oldest first.
+    order: VecDeque<JobId>,
+    /// Events with their sequence numbers; `log[0]` has sequence `first_seq`.
+    log: VecDeque<Event>,
+    first_seq: u64,
+    groups: HashMap<String, Group>,
+    delivered: HashSet<JobId>,
+}
+
+#[derive(Default)]
+struct Group {
+    /// The sequence number of the next event this group has not been handed.
+    next: u64,
+    pending: BTreeSet<u64>,
+}
+
+impl MemoryStore {
+    /// How many job records are kept before the oldest are forgotten.
+    pub const KEEP_JOBS: usize = 10_000;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append(&self, inner: &mut Inner, event: Event) -> EventId {
+        let seq = inner.first_seq + inner.log.len() as u64;
+        inner.log.push_back(event);
+        self.appended.notify_waiters();
+        seq.to_string()
+    }
+}
+
+impl Inner {
+    fn record_mut(&mut self, id: JobId) -> Result<&mut JobRecord, StoreError> {
+        self.records.get_mut(&id).ok_or(StoreError::UnknownJob(id))
+    }
+
+    /// Drops the oldest records past the limit, and events every group is done with.
+    fn trim(&mut self) {
+        while self.order.len() > MemoryStore::KEEP_JOBS {
+            if let Some(old) = self.order.pop_front() {
+                self.records.remove(&old);
+                self.delivered.remove(&old);
+            }
+        }
+        let done = self
+            .groups
+            .values()
+            .map(|g| g.pending.first().copied().unwrap_or(g.next).min(g.next))
+            .min()
+            .unwrap_or(self.first_seq);
+        while self.first_seq < done && !self.log.is_empty() {
+            self.log.pop_front();
+            self.first_seq += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn record_job(&self, job: &Job) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.records.insert(job.id, JobRecord::queued(job.clone()));
+        inner.order.push_back(job.id);
+        self.append(&mut inner, Event::now(job.id, EventKind::Queued));
+        inner.trim();
+        Ok(())
+    }
+
+    async fn mark_started(
+        &self,
+        id: JobId,
+        worker: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let record = inner.record_mut(id)?;
+        record.status = JobStatus::Running;
+        record.worker = Some(worker.to_string());
+        record.started_at = Some(at);
+        let worker = worker.to_string();
+        self.append(&mut inner, Event::now(id, EventKind::Started { worker }));
+        Ok(())
+    }
+
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let record = inner.record_mut(result.id)?;
+        record.status = result.status;
+        record.worker = Some(result.worker.clone());
+        record.started_at.get_or_insert(result.started_at);
+        record.result = Some(result.clone());
+        let status = result.status;
+        self.append(
+            &mut inner,
+            Event::now(result.id, EventKind::Finished { status }),
+        );
+        Ok(())
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<EventId, StoreError> {
+        let mut inner = self.lock();
+        Ok(self.append(&mut inner, event.clone()))
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.lock().records.get(&id).cloned())
+    }
+
+    async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.records.get(id).cloned())
+            .take(limit)
+            .collect())
+    }
+
+    async fn read_events(
+        &self,
+        group: &str,
+        _consumer: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<(EventId, Event)>, StoreError> {
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            // Register for wake-ups before looking, so an append in between is not missed.
+            let appended = self.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                let first = inner.first_seq;
+                let end = first + inner.log.len() as u64;
+                let g = inner.groups.entry(group.to_string()).or_default();
+                g.next = g.next.max(first);
+                let from = g.next;
+                let to = end.min(from + max as u64);
+                if from < to {
+                    g.next = to;
+                    g.pending.extend(from..to);
+                    let events = (from..to)
+                        .map(|seq| (seq.to_string(), inner.log[(seq - first) as usize].clone()))
+                        .collect();
+                    return Ok(events);
+                }
+            }
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn ack_events(&self, group: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(g) = inner.groups.get_mut(group) {
+            for id in ids {
+                if let Ok(seq) = id.parse::<u64>() {
+                    g.pending.remove(&seq);
+                }
+            }
+        }
+        inner.trim();
+        Ok(())
+    }
+
+    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError> {
+        Ok(self.lock().delivered.insert(id))
+    }
+
+    fn describe(&self) -> String {
+        "in-memory store".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Origin, Output, Task};
+
+    fn job() -> Job {
+        Job {
+            id: JobId::new(),
+            command: "echo".into(),
+            args: Default::default(),
+            task: Task::Native {
+                name: "echo".into(),
+            },
+            origin: Origin {
+                adapter: "console".into(),
+                user: "u".into(),
+                channel: None,
+                thread: None,
+            },
+            created_at: Utc::now(),
+            timeout: Duration::from_secs(1),
+            attempt: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_lifecycle_shows_in_record_and_events() {
+        let store = MemoryStore::new();
+        let j = job();
+        store.record_job(&j).await.unwrap();
+        store.mark_started(j.id, "w1", Utc::now()).await.unwrap();
+        let result = JobResult {
+            id: j.id,
+            status: JobStatus::Succeeded,
+            output: Output::text("hi"),
+            worker: "w1".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            error: None,
+        };
+        store.finish_job(&result).await.unwrap();
+
+        let rec = store.job(j.id).await.unwrap().unwrap();
+        assert_eq!(rec.status, JobStatus::Succeeded);
+        assert_eq!(rec.result.unwrap().output, Output::text("hi"));
+
+        let events = store
+            .read_events("bot", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = events.iter().map(|(_, e)| e.kind.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                EventKind::Queued,
+                EventKind::Started {
+                    worker: "w1".into()
+                },
+                EventKind::Finished {
+                    status: JobStatus::Succeeded
+                }
+            ]
+        );
+        // Handed out once per group; another group sees them all again.
+        assert!(store
+            .read_events("bot", "c", 10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .read_events("dashboard", "d", 10, Duration::ZERO)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocked_reader_wakes_on_append() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read_events("bot", "c", 10, Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.record_job(&job()).await.unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert_eq!(got.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn delivery_is_claimed_once() {
+        let store = MemoryStore::new();
+        let id = JobId::new();
+        assert!(store.claim_delivery(id).await.unwrap());
+        assert!(!store.claim_delivery(id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn acknowledged_events_are_dropped() {
+        let store = MemoryStore::new();
+        for _ in 0..3 {
+            store.record_job(&job()).await.unwrap();
+        }
+        let got = store
+            .read_events("bot", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        let ids: Vec<_> = got.into_iter().map(|(id, _)| id).collect();
+        store.ack_events("bot", &ids).await.unwrap();
+        assert!(store.lock().log.is_empty());
+        store.record_job(&job()).await.unwrap();
+        let got = store
+            .read_events("bot", "c", 10, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "new events still arrive after a trim");
+    }
+}

@@ -1,0 +1,70 @@
+//! The `Store`: job records, results, and the event stream.
+//!
+//! Writes that must be seen together happen in one call (a result and its `finished`
+//! event, a record and its `queued` event), so an implementation can make them atomic.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::event::Event;
+use crate::job::{Job, JobId, JobRecord, JobResult};
+
+/// A position in the event stream, as the store names it (Redis: `1700000000000-0`).
+pub type EventId = String;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the job store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the job store holds data this version cannot read ({what}): {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("job {0} is not in the store")]
+    UnknownJob(JobId),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a new job as queued and appends its `queued` event.
+    async fn record_job(&self, job: &Job) -> Result<(), StoreError>;
+
+    /// Marks a job as running on `worker` and appends its `started` event.
+    async fn mark_started(
+        &self,
+        id: JobId,
+        worker: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a job's result and then appends its `finished` event.
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError>;
+
+    /// Appends an event that changes no record (`progress`).
+    async fn append_event(&self, event: &Event) -> Result<EventId, StoreError>;
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The newest jobs first, at most `limit`.
+    async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Reads events as `consumer` in consumer group `group`: events not yet handed to
+    /// the group, waiting up to `block` for one to arrive. An event stays pending for
+    /// the group until acknowledged.
+    async fn read_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<(EventId, Event)>, StoreError>;
+
+    async fn ack_events(&self, group: &str, ids: &[EventId]) -> Result<(), StoreError>;
+
+    /// Claims the right to deliver job `id`'s result: `true` for the first caller only.
+    /// This is what makes delivery exactly-once when events are read more than once.
+    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError>;
+
+    /// A short description for logs: "in-memory store", "Redis at host:port".
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,89 @@
+//! Native tasks and the registry that finds them by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jobs::{Event, EventKind, Job, Output, Store};
+use lexicon::Value;
+
+/// A task written in Rust and compiled into the worker.
+#[async_trait]
+pub trait NativeTask: Send + Sync + 'static {
+    /// Runs the job. The worker applies the timeout; a task only needs to be cancel-safe
+    /// (it may be dropped at any `.await`).
+    async fn run(&self, ctx: &TaskContext) -> Result<Output, TaskError>;
+}
+
+/// Why a task failed, as a sentence for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("argument \"{0}\" is missing or of the wrong type")]
+    BadArgument(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a running task may see and do.
+pub struct TaskContext {
+    pub job: Job,
+    store: Arc<dyn Store>,
+}
+
+impl TaskContext {
+    pub fn new(job: Job, store: Arc<dyn Store>) -> Self {
+        TaskContext { job, store }
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&Value> {
+        self.job.args.get(name)
+    }
+
+    /// A text argument, or an error naming it.
+    pub fn text_arg(&self, name: &str) -> Result<String, TaskError> {
+        self.arg(name)
+            .map(|v| v.to_string())
+            .ok_or_else(|| TaskError::BadArgument(name.to_string()))
+    }
+
+    /// Tells the requester how the task is getting on. Best effort: a progress line that
+    /// cannot be stored is logged, never a reason to fail the job.
+    pub async fn progress(&self, line: impl Into<String>) {
+        let event = Event::now(self.job.id, EventKind::Progress { line: line.into() });
+        if let Err(e) = self.store.append_event(&event).await {
+            tracing::warn!(job = %self.job.id, error = %e, "progress line not stored");
+        }
+    }
+}
+
+/// The native tasks a worker can run, by name.
+#[derive(Clone, Default)]
+pub struct TaskRegistry {
+    tasks: BTreeMap<String, Arc<dyn NativeTask>>,
+}
+
+impl TaskRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tasks every worker has.
+    pub fn standard() -> Self {
+        let mut r = Self::new();
+        r.register("echo", crate::tasks::Echo);
+        r.register("sleep", crate::tasks::Sleep);
+        r
+    }
+
+    pub fn register(&mut self, name: &str, task: impl NativeTask) {
+        self.tasks.insert(name.to_string(), Arc::new(task));
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn NativeTask>> {
+        self.tasks.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tasks.keys().map(String::as_str)
+    }
+}

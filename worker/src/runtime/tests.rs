@@ -1,0 +1,113 @@
+//! The worker against the in-memory broker and store: results stored, timeouts, crashes.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use jobs::memory::{MemoryBroker, MemoryStore};
+use jobs::{JobId, Origin};
+use lexicon::Value;
+
+use super::*;
+use crate::registry::{NativeTask, TaskError};
+
+struct Panics;
+
+#[async_trait]
+impl NativeTask for Panics {
+    async fn run(&self, _: &TaskContext) -> Result<Output, TaskError> {
+        panic!("boom")
+    }
+}
+
+fn job(task: &str, args: BTreeMap<String, Value>, timeout: Duration) -> Job {
+    Job {
+        id: JobId::new(),
+        command: task.into(),
+        args,
+        task: Task::Native { name: task.into() },
+        origin: Origin {
+            adapter: "console".into(),
+            user: "t".into(),
+            channel: None,
+            thread: None,
+        },
+        created_at: Utc::now(),
+        timeout,
+        attempt: 1,
+    }
+}
+
+async fn run_jobs(jobs: Vec<Job>) -> Vec<JobResult> {
+    let broker = Arc::new(MemoryBroker::new());
+    let store = Arc::new(MemoryStore::new());
+    let mut registry = TaskRegistry::standard();
+    registry.register("panics", Panics);
+    let worker = Worker::new("w-test", broker.clone(), store.clone(), registry, 4);
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    for j in &jobs {
+        store.record_job(j).await.unwrap();
+        broker.publish(j).await.unwrap();
+    }
+    let mut results = Vec::new();
+    for j in &jobs {
+        let result = loop {
+            if let Some(r) = store.job(j.id).await.unwrap().and_then(|r| r.result) {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        results.push(result);
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    results
+}
+
+fn text(s: &str) -> BTreeMap<String, Value> {
+    BTreeMap::from([("text".to_string(), Value::Text(s.into()))])
+}
+
+#[tokio::test]
+async fn results_say_what_happened() {
+    let results = run_jobs(vec![
+        job("echo", text("hello"), Duration::from_secs(5)),
+        job("no-such-task", text("x"), Duration::from_secs(5)),
+        job("panics", BTreeMap::new(), Duration::from_secs(5)),
+        job("echo", BTreeMap::new(), Duration::from_secs(5)),
+    ])
+    .await;
+    assert_eq!(results[0].status, JobStatus::Succeeded);
+    assert_eq!(results[0].output, Output::text("hello"));
+    assert_eq!(results[0].worker, "w-test");
+
+    assert_eq!(results[1].status, JobStatus::Failed);
+    let why = results[1].error.as_deref().unwrap();
+    assert!(
+        why.contains("no native task \"no-such-task\"") && why.contains("echo"),
+        "{why}"
+    );
+
+    assert_eq!(results[2].status, JobStatus::Failed);
+    assert!(results[2].error.as_deref().unwrap().contains("crashed"));
+
+    assert_eq!(results[3].status, JobStatus::Failed);
+    assert!(results[3].error.as_deref().unwrap().contains("\"text\""));
+}
+
+#[tokio::test]
+async fn a_job_past_its_timeout_is_stopped_and_says_so() {
+    let catalog = lexicon::Catalog::build(vec![lexicon::CommandSpec {
+        pattern: "sleep {for:duration}".into(),
+        help: "Wait".into(),
+        ..Default::default()
+    }])
+    .unwrap();
+    let lexicon::Classification::Matched(m) = catalog.classify("sleep 10s") else {
+        panic!("sleep 10s should classify")
+    };
+    let results = run_jobs(vec![job("sleep", m.args, Duration::from_millis(100))]).await;
+    assert_eq!(results[0].status, JobStatus::TimedOut);
+    assert_eq!(results[0].error.as_deref(), Some("timed out after 100ms"));
+    assert!(results[0].duration() < Duration::from_secs(5));
+}
