@@ -32,8 +32,7 @@ impl Bot {
     /// `--check-config` runs.
     pub fn check(config: &Config) -> Result<CommandTable, jobs::config::ConfigErrors> {
         let registry = TaskRegistry::standard();
-        let tasks: Vec<&str> = registry.names().collect();
-        CommandTable::build(config, config.is_embedded().then_some(tasks.as_slice()))
+        CommandTable::build(config, config.is_embedded().then_some(&registry))
     }
 
     pub async fn start(config: &Config) -> Result<Bot> {

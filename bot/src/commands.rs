@@ -11,6 +11,8 @@ use std::time::Duration;
 use jobs::config::{AllowEntry, Config, ConfigError, ConfigErrors, Runs};
 use lexicon::Catalog;
 
+use worker::TaskRegistry;
+
 use crate::builtins::Builtin;
 
 /// The declarations of the built-in commands.
@@ -37,10 +39,10 @@ pub struct CommandTable {
 }
 
 impl CommandTable {
-    /// Compiles the built-ins and `config`'s commands. `native_tasks`, when given, is
-    /// the set of tasks this process can run (embedded mode), and a command naming
-    /// another task is an error.
-    pub fn build(config: &Config, native_tasks: Option<&[&str]>) -> Result<Self, ConfigErrors> {
+    /// Compiles the built-ins and `config`'s commands. `tasks`, when given, are the
+    /// native tasks this process runs (embedded mode): a command naming another task, or
+    /// lacking a slot its task reads, is an error.
+    pub fn build(config: &Config, tasks: Option<&TaskRegistry>) -> Result<Self, ConfigErrors> {
         let builtins = Config::parse("built-in commands", BUILTINS, |_| None)?;
         let declared: Vec<_> = builtins.commands.iter().chain(&config.commands).collect();
         let at = |index: usize, message: String| -> ConfigError {
@@ -61,8 +63,9 @@ impl CommandTable {
                         None
                     }
                 },
-                Runs::Native(task) => match native_tasks {
-                    Some(known) if !known.contains(&task.as_str()) => {
+                Runs::Native(task) => match tasks {
+                    Some(registry) if registry.get(task).is_none() => {
+                        let known: Vec<_> = registry.names().collect();
                         errors.push(at(
                             i,
                             format!(
@@ -98,6 +101,34 @@ impl CommandTable {
                 None
             }
         };
+        if let (Some(catalog), Some(registry)) = (&catalog, tasks) {
+            for def in catalog.commands() {
+                let Some(Some(CommandAction {
+                    runs: Action::Native(task),
+                    ..
+                })) = actions.get(def.index())
+                else {
+                    continue;
+                };
+                let missing: Vec<_> = registry
+                    .params(task)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| !def.slots().iter().any(|s| s.name == **p))
+                    .map(|p| format!("{{{p}}}"))
+                    .collect();
+                if !missing.is_empty() {
+                    errors.push(at(
+                        def.index(),
+                        format!(
+                            "native task \"{task}\" reads {}, but pattern \"{}\" has no such slot",
+                            missing.join(" and "),
+                            def.pattern()
+                        ),
+                    ));
+                }
+            }
+        }
         match catalog {
             Some(catalog) if errors.is_empty() => {
                 let actions = catalog
@@ -126,7 +157,8 @@ mod tests {
 
     #[test]
     fn builtins_compile_and_every_example_is_its_own_command() {
-        let table = CommandTable::build(&Config::default(), Some(&["echo", "sleep"])).unwrap();
+        let registry = TaskRegistry::standard();
+        let table = CommandTable::build(&Config::default(), Some(&registry)).unwrap();
         for def in table.catalog.commands() {
             assert!(
                 table.action(def.name()).is_some(),
@@ -157,7 +189,7 @@ mod tests {
             "[[command]]\npattern = \"greet\"\nhelp = \"Greets\"\nbuiltin = \"greet\"\n\n\
              [[command]]\npattern = \"deploy {s:name}\"\nhelp = \"Deploys\"\nnative = \"deploy\"\n",
         );
-        let errors = CommandTable::build(&c, Some(&["echo", "sleep"])).unwrap_err();
+        let errors = CommandTable::build(&c, Some(&TaskRegistry::standard())).unwrap_err();
         let text = errors.to_string();
         assert!(
             text.contains("octobox.toml:1: command[1]: no built-in command \"greet\""),
@@ -165,6 +197,18 @@ mod tests {
         );
         assert!(
             text.contains("octobox.toml:6: command[2]: no native task \"deploy\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_command_must_declare_the_slots_its_task_reads() {
+        let c = config("[[command]]\npattern = \"deploy {service:name}\"\nhelp = \"Deploys\"\nnative = \"echo\"\n");
+        let text = CommandTable::build(&c, Some(&TaskRegistry::standard()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("octobox.toml:1: command[1]: native task \"echo\" reads {text}, but pattern \"deploy {service:name}\" has no such slot"),
             "{text}"
         );
     }

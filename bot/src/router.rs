@@ -89,10 +89,12 @@ impl Router {
             Classification::Matched(m) => m,
             Classification::Empty => return Answer::new(Outcome::Nothing, ""),
             c @ Classification::Unknown { .. } => {
+                let said = c.to_string();
+                let stop = if said.ends_with('?') { "" } else { "." };
                 return Answer::new(
                     Outcome::Unknown,
-                    format!("{c}. Type \"help\" for the list."),
-                )
+                    format!("{said}{stop} Type \"help\" for the list."),
+                );
             }
             c @ Classification::BadArgument(_) => {
                 return Answer::new(Outcome::BadArgument, c.to_string())

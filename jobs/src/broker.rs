@@ -4,6 +4,8 @@
 //! and a consumed job stays owned by the broker until the consumer acknowledges it. A
 //! worker therefore acknowledges only after the job's result is in the store.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::job::{Job, TaskClass};
@@ -25,12 +27,21 @@ pub trait Broker: Send + Sync + 'static {
     /// Hands `job` to the broker; returns once the broker has confirmed it holds it.
     async fn publish(&self, job: &Job) -> Result<(), BrokerError>;
 
+    /// Publishes `job` again after `delay` (a retry with backoff). Returns once the
+    /// broker holds it; the caller may then acknowledge the original delivery.
+    async fn publish_delayed(&self, job: &Job, delay: Duration) -> Result<(), BrokerError>;
+
     /// Starts consuming one task class, with at most `prefetch` unacknowledged jobs.
     async fn consume(
         &self,
         class: TaskClass,
         prefetch: u16,
     ) -> Result<Box<dyn JobStream>, BrokerError>;
+
+    /// Consumes the jobs the broker gave up on: rejected without requeue, or delivered
+    /// more times than the delivery limit (a job that crashes its workers). Each
+    /// `Delivery` carries the reason in `dead`.
+    async fn consume_dead_letters(&self) -> Result<Box<dyn JobStream>, BrokerError>;
 
     /// A short description for logs: "in-memory queue", "RabbitMQ at host:port".
     fn describe(&self) -> String;
@@ -46,12 +57,26 @@ pub trait JobStream: Send {
 /// One received job and the means to settle it with the broker.
 pub struct Delivery {
     pub job: Job,
+    /// For a dead letter: why the broker gave up on it, as a sentence.
+    pub dead: Option<String>,
     acker: Box<dyn Acknowledge>,
 }
 
 impl Delivery {
     pub fn new(job: Job, acker: Box<dyn Acknowledge>) -> Self {
-        Delivery { job, acker }
+        Delivery {
+            job,
+            dead: None,
+            acker,
+        }
+    }
+
+    pub fn dead_letter(job: Job, reason: String, acker: Box<dyn Acknowledge>) -> Self {
+        Delivery {
+            job,
+            dead: Some(reason),
+            acker,
+        }
     }
 
     /// The job is done with (its result is stored): the broker forgets it.

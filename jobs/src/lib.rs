@@ -22,4 +22,4 @@ pub mod store;
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
-pub use store::{EventId, Store, StoreError};
+pub use store::{EventId, Store, StoreError, WorkerInfo};

@@ -9,10 +9,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::event::Event;
-use crate::job::{Job, JobId, JobRecord, JobResult};
+use crate::job::{Job, JobId, JobRecord, JobResult, TaskClass};
 
 /// A position in the event stream, as the store names it (Redis: `1700000000000-0`).
 pub type EventId = String;
+
+/// What a worker reports about itself in its heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub host: String,
+    pub classes: Vec<TaskClass>,
+    pub concurrency: usize,
+    pub running: usize,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,6 +76,13 @@ pub trait Store: Send + Sync + 'static {
     /// Claims the right to deliver job `id`'s result: `true` for the first caller only.
     /// This is what makes delivery exactly-once when events are read more than once.
     async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError>;
+
+    /// Records that a worker is alive, with what it is doing; it is listed by `workers`
+    /// until `ttl` passes without another heartbeat.
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError>;
+
+    /// The workers whose last heartbeat has not expired, by name.
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
 
     /// A short description for logs: "in-memory store", "Redis at host:port".
     fn describe(&self) -> String;

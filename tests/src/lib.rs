@@ -1,1 +1,12 @@
-//! End-to-end test harness (in progress).
+//! The harness for Octobox's end-to-end tests: real binaries, real processes.
+//!
+//! - [`binary`]: finds the workspace's built binaries (`scripts/test` builds them first).
+//! - [`console`]: runs `octobox-bot --console`, either fed a whole script through a pipe
+//!   ([`console::Console::run`]) or as a live session a test converses with
+//!   ([`console::Console::start`]).
+//!
+//! Everything a test starts is killed when its handle drops, so a failing test leaves
+//! no process behind.
+
+pub mod binary;
+pub mod console;

@@ -10,6 +10,12 @@ use lexicon::Value;
 /// A task written in Rust and compiled into the worker.
 #[async_trait]
 pub trait NativeTask: Send + Sync + 'static {
+    /// The argument slots the task reads. A command that runs it must declare each, so
+    /// a mismatch is a configuration error at start, not a failed job later.
+    fn params(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Runs the job. The worker applies the timeout; a task only needs to be cancel-safe
     /// (it may be dropped at any `.await`).
     async fn run(&self, ctx: &TaskContext) -> Result<Output, TaskError>;
@@ -85,5 +91,10 @@ impl TaskRegistry {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tasks.keys().map(String::as_str)
+    }
+
+    /// The slots task `name` reads, if there is such a task.
+    pub fn params(&self, name: &str) -> Option<&'static [&'static str]> {
+        self.tasks.get(name).map(|t| t.params())
     }
 }

@@ -40,7 +40,8 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            ConfigErrors(vec![at(e.span(), "", e.message().trim_end().to_string())])
+            let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
+            ConfigErrors(vec![at(e.span(), &key, plain_words(e.message()))])
         })?;
 
         let mut errors = Vec::new();
@@ -149,6 +150,38 @@ impl Config {
             message: message.into(),
         }
     }
+}
+
+/// The dotted key written on the line holding `offset` (`worker.concurrency`), found from
+/// the line itself and the table header above it; empty when the line has no key.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let Some((key, _)) = line.split_once('=') else {
+        return String::new();
+    };
+    let key = key.trim().trim_matches('"');
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    }
+}
+
+/// serde's type names, in the words of the configuration file.
+fn plain_words(message: &str) -> String {
+    message
+        .trim_end()
+        .replace("expected i64", "expected a whole number")
+        .replace("expected usize", "expected a whole number")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a string", "expected a quoted string")
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {

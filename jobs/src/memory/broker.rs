@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex};
@@ -12,8 +13,10 @@ use crate::job::{Job, TaskClass};
 type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
 
 /// Consumers of one class share its receiver, so each job goes to exactly one of them.
+/// Rejected jobs go to the dead-letter queue, with the reason.
 pub struct MemoryBroker {
     queues: HashMap<TaskClass, (mpsc::UnboundedSender<Job>, SharedReceiver)>,
+    dead: (mpsc::UnboundedSender<Job>, SharedReceiver),
 }
 
 impl MemoryBroker {
@@ -25,7 +28,11 @@ impl MemoryBroker {
                 (class, (tx, Arc::new(Mutex::new(rx))))
             })
             .collect();
-        MemoryBroker { queues }
+        let (tx, rx) = mpsc::unbounded_channel();
+        MemoryBroker {
+            queues,
+            dead: (tx, Arc::new(Mutex::new(rx))),
+        }
     }
 
     fn queue(&self, class: TaskClass) -> &(mpsc::UnboundedSender<Job>, SharedReceiver) {
@@ -49,6 +56,16 @@ impl Broker for MemoryBroker {
             .map_err(|_| BrokerError::Closed)
     }
 
+    async fn publish_delayed(&self, job: &Job, delay: Duration) -> Result<(), BrokerError> {
+        let tx = self.queue(job.task.class()).0.clone();
+        let job = job.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(job);
+        });
+        Ok(())
+    }
+
     async fn consume(
         &self,
         class: TaskClass,
@@ -57,7 +74,18 @@ impl Broker for MemoryBroker {
         let (tx, rx) = self.queue(class);
         Ok(Box::new(MemoryStream {
             requeue: tx.clone(),
+            dead: self.dead.0.clone(),
             rx: rx.clone(),
+            dead_letters: false,
+        }))
+    }
+
+    async fn consume_dead_letters(&self) -> Result<Box<dyn JobStream>, BrokerError> {
+        Ok(Box::new(MemoryStream {
+            requeue: self.dead.0.clone(),
+            dead: self.dead.0.clone(),
+            rx: self.dead.1.clone(),
+            dead_letters: true,
         }))
     }
 
@@ -68,24 +96,32 @@ impl Broker for MemoryBroker {
 
 struct MemoryStream {
     requeue: mpsc::UnboundedSender<Job>,
+    dead: mpsc::UnboundedSender<Job>,
     rx: SharedReceiver,
+    dead_letters: bool,
 }
 
 #[async_trait]
 impl JobStream for MemoryStream {
     async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
         let job = self.rx.lock().await.recv().await?;
-        let acker = MemoryAcker {
+        let acker = Box::new(MemoryAcker {
             job: job.clone(),
             requeue: self.requeue.clone(),
-        };
-        Some(Ok(Delivery::new(job, Box::new(acker))))
+            dead: self.dead.clone(),
+        });
+        Some(Ok(if self.dead_letters {
+            Delivery::dead_letter(job, "it was rejected by a worker".to_string(), acker)
+        } else {
+            Delivery::new(job, acker)
+        }))
     }
 }
 
 struct MemoryAcker {
     job: Job,
     requeue: mpsc::UnboundedSender<Job>,
+    dead: mpsc::UnboundedSender<Job>,
 }
 
 #[async_trait]
@@ -95,12 +131,13 @@ impl Acknowledge for MemoryAcker {
     }
 
     async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BrokerError> {
+        let mut job = self.job;
         if requeue {
-            let mut job = self.job;
             job.attempt += 1;
-            self.requeue.send(job).map_err(|_| BrokerError::Closed)?;
+            self.requeue.send(job).map_err(|_| BrokerError::Closed)
+        } else {
+            self.dead.send(job).map_err(|_| BrokerError::Closed)
         }
-        Ok(())
     }
 }
 
@@ -108,7 +145,6 @@ impl Acknowledge for MemoryAcker {
 mod tests {
     use super::*;
     use crate::job::{JobId, Origin, Task};
-    use std::time::Duration;
 
     fn job() -> Job {
         Job {
@@ -146,5 +182,33 @@ mod tests {
         again.ack().await.unwrap();
         let nothing = tokio::time::timeout(Duration::from_millis(50), a.next()).await;
         assert!(nothing.is_err(), "an acked job must not come back");
+    }
+
+    #[tokio::test]
+    async fn rejected_jobs_become_dead_letters_and_delayed_ones_arrive_later() {
+        let broker = MemoryBroker::new();
+        let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+        let mut dead = broker.consume_dead_letters().await.unwrap();
+        let j = job();
+        broker.publish(&j).await.unwrap();
+        work.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .reject(false)
+            .await
+            .unwrap();
+        let d = dead.next().await.unwrap().unwrap();
+        assert_eq!(d.job.id, j.id);
+        assert!(d.dead.is_some());
+
+        let start = tokio::time::Instant::now();
+        broker
+            .publish_delayed(&j, Duration::from_millis(80))
+            .await
+            .unwrap();
+        let again = work.next().await.unwrap().unwrap();
+        assert_eq!(again.job.id, j.id);
+        assert!(start.elapsed() >= Duration::from_millis(80));
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
-use crate::store::{EventId, Store, StoreError};
+use crate::store::{EventId, Store, StoreError, WorkerInfo};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -31,6 +31,7 @@ struct Inner {
     first_seq: u64,
     groups: HashMap<String, Group>,
     delivered: HashSet<JobId>,
+    workers: HashMap<String, (WorkerInfo, tokio::time::Instant)>,
 }
 
 #[derive(Default)]
@@ -202,6 +203,23 @@ impl Store for MemoryStore {
         Ok(self.lock().delivered.insert(id))
     }
 
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {
+        let expires = tokio::time::Instant::now() + ttl;
+        self.lock()
+            .workers
+            .insert(worker.name.clone(), (worker.clone(), expires));
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        let now = tokio::time::Instant::now();
+        let mut inner = self.lock();
+        inner.workers.retain(|_, (_, expires)| *expires > now);
+        let mut list: Vec<_> = inner.workers.values().map(|(w, _)| w.clone()).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list)
+    }
+
     fn describe(&self) -> String {
         "in-memory store".to_string()
     }
@@ -330,5 +348,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.len(), 1, "new events still arrive after a trim");
+    }
+
+    #[tokio::test]
+    async fn workers_are_listed_until_their_heartbeat_expires() {
+        let store = MemoryStore::new();
+        let info = WorkerInfo {
+            name: "w1".into(),
+            host: "h".into(),
+            classes: vec![crate::job::TaskClass::Native],
+            concurrency: 4,
+            running: 1,
+            started_at: Utc::now(),
+            heartbeat_at: Utc::now(),
+        };
+        store
+            .heartbeat(&info, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(store.workers().await.unwrap(), vec![info]);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(store.workers().await.unwrap().is_empty());
     }
 }

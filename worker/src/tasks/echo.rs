@@ -9,6 +9,10 @@ pub struct Echo;
 
 #[async_trait]
 impl NativeTask for Echo {
+    fn params(&self) -> &'static [&'static str] {
+        &["text"]
+    }
+
     async fn run(&self, ctx: &TaskContext) -> Result<Output, TaskError> {
         Ok(Output::text(ctx.text_arg("text")?))
     }

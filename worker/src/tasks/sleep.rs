@@ -9,6 +9,10 @@ pub struct Sleep;
 
 #[async_trait]
 impl NativeTask for Sleep {
+    fn params(&self) -> &'static [&'static str] {
+        &["for"]
+    }
+
     async fn run(&self, ctx: &TaskContext) -> Result<Output, TaskError> {
         let value = ctx
             .arg("for")

@@ -1,0 +1,208 @@
+//! Private instances of the real services, one per test: `redis-server` and a RabbitMQ
+//! node on free ports, with directories of their own, stopped when dropped. Never the
+//! machine's shared instances, so tests run in parallel and leave nothing behind.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn wait_for_port(port: u16, what: &str, deadline: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < deadline,
+            "{what} did not listen on port {port} within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private `redis-server` with append-only persistence.
+pub struct Redis {
+    dir: TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let mut redis = Redis {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            port: free_port(),
+            child: None,
+        };
+        redis.launch();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--dir", &self.dir.path().display().to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--save", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/test installs it)");
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server", Duration::from_secs(20));
+    }
+
+    /// Stops the server (SIGTERM: it flushes its append-only file) and starts it again on
+    /// the same port and data.
+    pub fn restart(&mut self, down_for: Duration) {
+        self.stop();
+        std::thread::sleep(down_for);
+        self.launch();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A private RabbitMQ node: its own node name, ports and directories.
+pub struct RabbitMq {
+    dir: TempDir,
+    pub port: u16,
+    node: String,
+    child: Option<Child>,
+}
+
+const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
+
+impl RabbitMq {
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut mq = RabbitMq {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            port,
+            node: format!("octobox-test-{port}@localhost"),
+            child: None,
+        };
+        std::fs::write(mq.dir.path().join("plugins"), "[].\n").expect("plugins file");
+        std::fs::write(
+            mq.dir.path().join("rabbitmq.conf"),
+            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .expect("rabbitmq.conf");
+        mq.launch();
+        mq
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let d = self.dir.path();
+        let p = |name: &str| d.join(name).display().to_string();
+        cmd.env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_MNESIA_BASE", p("mnesia"))
+            .env("RABBITMQ_LOG_BASE", p("log"))
+            .env("RABBITMQ_PID_FILE", p("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", p("plugins"))
+            .env("RABBITMQ_CONFIG_FILE", p("rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", p("advanced.config"));
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        let mut cmd = Command::new(Path::new(RABBITMQ_BIN).join("rabbitmqctl"));
+        self.env(&mut cmd);
+        cmd.arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = Command::new(Path::new(RABBITMQ_BIN).join("rabbitmq-server"));
+        self.env(&mut cmd);
+        let log = std::fs::File::create(self.dir.path().join("server.out")).expect("log file");
+        let child = cmd
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("rabbitmq-server starts (scripts/test installs it)");
+        self.child = Some(child);
+        let pid: PathBuf = self.dir.path().join("pid");
+        // `rabbitmqctl wait <pidfile>` is the reliable readiness check.
+        let ready = self.ctl(&["wait", &pid.display().to_string(), "--timeout", "90"]);
+        assert!(
+            ready,
+            "RabbitMQ node {} did not start; see {}",
+            self.node,
+            self.dir.path().join("server.out").display()
+        );
+        wait_for_port(self.port, "RabbitMQ", Duration::from_secs(30));
+    }
+
+    /// Stops the node and starts it again with the same data (durable queues survive).
+    pub fn restart(&mut self, down_for: Duration) {
+        self.stop();
+        std::thread::sleep(down_for);
+        self.launch();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if !self.ctl(&["stop"]) {
+                terminate(&mut child);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RabbitMq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGTERM, then SIGKILL if the process has not gone within ten seconds.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

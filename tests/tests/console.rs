@@ -1,0 +1,306 @@
+//! The embedded bot at its console, as a new user meets it: the real `octobox-bot`
+//! binary, commands on standard input, answers on standard output.
+
+use octobox_tests::console::Console;
+use regex::Regex;
+
+const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+
+/// A configuration with an access group, a guarded command and a typed one.
+const OPS: &str = r#"
+[acl]
+default = "allow"
+
+[acl.groups]
+oncall = ["console:alice"]
+
+[[command]]
+pattern = "deploy {text:name}"
+help = "Deploy a service"
+section = "Deploys"
+examples = ["deploy web"]
+native = "echo"
+allow = ["group:oncall"]
+
+[[command]]
+pattern = "add ip {addr:ip} to list {list:name}"
+help = "Add an address to a block list"
+section = "Network"
+examples = ["add ip 10.0.0.1 to list blocked"]
+# Only its wording is under test here: any runner will do.
+builtin = "ping"
+
+[[command]]
+pattern = "nap {for:duration}"
+help = "Sleep with a short leash"
+native = "sleep"
+timeout = "300ms"
+"#;
+
+#[test]
+fn sync_commands_answer_at_once() {
+    let out = Console::new().run(&["ping", "version", "whoami"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<_> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "pong");
+    assert_eq!(lines[1], format!("octobox {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(lines[2], "you are console:tester, in no group");
+}
+
+#[test]
+fn an_async_job_is_queued_then_its_result_arrives_before_exit() {
+    let out = Console::new().run(&["echo   Hello,  World"]);
+    assert!(out.status.success(), "{out:?}");
+    let queued = Regex::new(&format!("^queued as job ({UUID})$")).unwrap();
+    let first = out.stdout.lines().next().unwrap_or_default();
+    let id = &queued
+        .captures(first)
+        .unwrap_or_else(|| panic!("first line is not a queued notice: {}", out.stdout))[1];
+    let result = Regex::new(&format!(
+        r"(?m)^job {id} \(echo\) succeeded in \d+(ms|\.\ds):\nHello,  World$"
+    ))
+    .unwrap();
+    assert!(result.is_match(&out.stdout), "{}", out.stdout);
+}
+
+#[test]
+fn every_outstanding_job_is_waited_for_at_end_of_input() {
+    let out = Console::new().run(&["sleep 300ms", "echo one", "sleep 100ms", "echo two"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = &out.stdout;
+    assert_eq!(text.matches("queued as job").count(), 4, "{text}");
+    assert_eq!(text.matches(") succeeded in").count(), 4, "{text}");
+    assert!(
+        text.contains("(sleep) succeeded in") && text.contains("slept 300ms"),
+        "{text}"
+    );
+    // The quick echo does not wait behind the sleeps.
+    let one = text.find("\none").expect("echo one's result");
+    let slept = text.find("slept 300ms").expect("sleep's result");
+    assert!(one < slept, "{text}");
+}
+
+#[test]
+fn unknown_text_gets_the_nearest_commands() {
+    let out = Console::new().run(&["pnig", "fly me to the moon"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<_> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("unknown command \"pnig\""),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[0].contains("ping"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("unknown command \"fly me to the moon\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].ends_with("Type \"help\" for the list."),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_bad_value_is_named_with_the_usage() {
+    let out = Console::new()
+        .config(OPS)
+        .run(&["add ip 999.1.1.1 to list blocked", "sleep forever"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<_> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "\"999.1.1.1\" is not an IP address — usage: add ip {addr} to list {list}"
+    );
+    assert!(
+        lines[1].starts_with("\"forever\" is not a duration"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].ends_with("usage: sleep {for}"), "{}", out.stdout);
+}
+
+#[test]
+fn literals_ignore_case_and_values_keep_theirs() {
+    let out = Console::new()
+        .config(OPS)
+        .user("alice")
+        .run(&["DEPLOY  Web-Frontend?"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("(deploy) succeeded in") && out.stdout.contains("\nWeb-Frontend"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_refused_user_is_told_which_group_allows() {
+    let out = Console::new()
+        .config(OPS)
+        .user("mallory")
+        .run(&["deploy web"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        "console:mallory may not run \"deploy\": members of group oncall may; ask to be added to it"
+    );
+    let out = Console::new()
+        .config(OPS)
+        .user("alice")
+        .run(&["deploy web", "whoami"]);
+    assert!(out.stdout.contains("queued as job"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("you are console:alice, in groups: oncall"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_job_past_its_timeout_says_so() {
+    let out = Console::new().config(OPS).run(&["nap 10s"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        Regex::new(&format!(r"(?m)^job {UUID} \(nap\) timed out after 300ms$"))
+            .unwrap()
+            .is_match(&out.stdout),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn help_lists_sections_and_explains_one_command() {
+    let out = Console::new().config(OPS).run(&[
+        "help",
+        "help add ip",
+        "explain deploy web",
+        "help frobnicate",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = &out.stdout;
+    for section in ["Built-in", "Jobs", "Tasks", "Deploys", "Network"] {
+        assert!(
+            text.contains(section),
+            "help lacks section {section}:\n{text}"
+        );
+    }
+    assert!(text.contains("add ip {addr} to list {list}"), "{text}");
+    assert!(
+        text.contains("add ip 10.0.0.1 to list blocked"),
+        "help add ip shows examples:\n{text}"
+    );
+    assert!(text.contains("Add an address to a block list"), "{text}");
+    assert!(
+        text.contains("text (a name) = web"),
+        "explain shows the argument:\n{text}"
+    );
+    assert!(
+        text.contains("no command starts with \"frobnicate\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("queued as job"),
+        "explain must not run anything:\n{text}"
+    );
+}
+
+#[test]
+fn jobs_and_job_show_the_history() {
+    let console = Console::new();
+    let mut session = console.start();
+    session.send("echo remember me");
+    let queued = session.expect("queued", |l| l.starts_with("queued as job "));
+    let id = queued.trim_start_matches("queued as job ").to_string();
+    session.expect("with echo's result", |l| l == "remember me");
+
+    session.send("jobs");
+    let row = session.expect("listing the job", |l| l.starts_with(&id));
+    assert!(
+        row.contains("echo") && row.contains("succeeded") && row.contains("console:tester"),
+        "{row}"
+    );
+
+    session.send(&format!("job {id}"));
+    session.expect("with the status", |l| l == "status    succeeded");
+    session.expect("with the output", |l| l == "remember me");
+
+    session.send("job 0192f0c1-7a3e-7cc2-9d1e-2b8f0e6c1a55");
+    session.expect("saying the job is unknown", |l| {
+        l.starts_with("no job 0192f0c1")
+    });
+    let out = session.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_console_says_jobs_are_not_durable_in_embedded_mode() {
+    let out = Console::new().run(&[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.contains("embedded mode"), "{}", out.stderr);
+    assert!(out.stderr.contains("lost when it stops"), "{}", out.stderr);
+}
+
+#[test]
+fn a_configuration_error_names_file_line_and_key() {
+    let bad = "[acl.groups]\nops = [\"console:root\"]\n\n[[command]]\npattern = \"deploy {s:name}\"\nhelp = \"Deploy\"\nnative = \"echo\"\nallow = [\"group:oncall\"]\n\n[worker]\nconcurrency = 0\n";
+    let console = Console::new().config(bad);
+    let path = console.config_path();
+
+    let checked = console.check_config();
+    assert!(!checked.status.success(), "{checked:?}");
+    assert!(
+        checked.stderr.contains(&format!(
+            "{path}:4: command[1].allow: group \"oncall\" is not declared in [acl.groups] (declared: ops)"
+        )),
+        "{}",
+        checked.stderr
+    );
+    assert!(
+        checked.stderr.contains(&format!(
+            "{path}:11: worker.concurrency: 0 is not a whole number"
+        )),
+        "{}",
+        checked.stderr
+    );
+
+    // Starting with it fails the same way, before reading any command.
+    let out = console.run(&["ping"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("{path}:4: command[1].allow")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("pong"));
+}
+
+#[test]
+fn a_missing_secret_is_named_but_never_printed() {
+    let console = Console::new()
+        .config("[broker]\nurl = \"amqp://ops:${OCTOBOX_TEST_PW}@mq:5672\"\n")
+        .env("OCTOBOX_TEST_PW_OTHER", "hunter2");
+    let checked = console.check_config();
+    assert!(!checked.status.success());
+    assert!(
+        checked
+            .stderr
+            .contains("environment variable OCTOBOX_TEST_PW is not set"),
+        "{}",
+        checked.stderr
+    );
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/octobox.example.toml");
+    let text = std::fs::read_to_string(&example).expect("compose/octobox.example.toml exists");
+    let checked = Console::new().config(&text).check_config();
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(checked.stdout.contains("valid"), "{}", checked.stdout);
+}
