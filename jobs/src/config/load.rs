@@ -67,10 +67,44 @@ impl Config {
             }
         }
 
-        if let Some(t) = &raw.jobs.timeout {
-            match parse_timeout(t.get_ref()) {
-                Ok(d) => config.jobs.timeout = d,
-                Err(m) => errors.push(at(Some(t.span()), "jobs.timeout", m)),
+        let mut duration = |raw: &Option<Spanned<String>>, key: &str, slot: &mut Duration| {
+            if let Some(t) = raw {
+                match parse_timeout(t.get_ref()) {
+                    Ok(d) if d > Duration::ZERO => *slot = d,
+                    Ok(_) => errors.push(at(Some(t.span()), key, "must be longer than 0s".into())),
+                    Err(m) => errors.push(at(Some(t.span()), key, m)),
+                }
+            }
+        };
+        duration(&raw.jobs.timeout, "jobs.timeout", &mut config.jobs.timeout);
+        duration(&raw.jobs.retry_backoff, "jobs.retry_backoff", &mut config.jobs.retry_backoff);
+        let mut publish_timeout = BrokerConfig::new(Secret::new("")).publish_timeout;
+        if let Some(b) = &raw.broker {
+            duration(&b.publish_timeout, "broker.publish_timeout", &mut publish_timeout);
+        }
+        let mut retention = StoreConfig::new(Secret::new("")).retention;
+        if let Some(s) = &raw.store {
+            duration(&s.retention, "store.retention", &mut retention);
+        }
+        if let Some(r) = &raw.jobs.retries {
+            match u32::try_from(*r.get_ref()) {
+                Ok(n @ 0..=100) => config.jobs.retries = n,
+                _ => errors.push(at(
+                    Some(r.span()),
+                    "jobs.retries",
+                    format!("{} is not a whole number from 0 to 100", r.get_ref()),
+                )),
+            }
+        }
+        let mut delivery_limit = 5;
+        if let Some(l) = raw.broker.as_ref().and_then(|b| b.delivery_limit.as_ref()) {
+            match u32::try_from(*l.get_ref()) {
+                Ok(n @ 1..=1000) => delivery_limit = n,
+                _ => errors.push(at(
+                    Some(l.span()),
+                    "broker.delivery_limit",
+                    format!("{} is not a whole number from 1 to 1000", l.get_ref()),
+                )),
             }
         }
 
@@ -127,11 +161,15 @@ impl Config {
         config.broker = raw
             .broker
             .and_then(|b| url(&b.url, "broker.url", &["amqp", "amqps"]))
-            .map(|url| BrokerConfig { url });
+            .map(|url| BrokerConfig {
+                url,
+                delivery_limit,
+                publish_timeout,
+            });
         config.store = raw
             .store
             .and_then(|s| url(&s.url, "store.url", &["redis", "rediss"]))
-            .map(|url| StoreConfig { url });
+            .map(|url| StoreConfig { url, retention });
 
         if errors.is_empty() {
             Ok(config)
@@ -298,14 +336,16 @@ struct RawConfig {
     worker: RawWorker,
     #[serde(default)]
     command: Vec<Spanned<RawCommand>>,
-    broker: Option<RawUrl>,
-    store: Option<RawUrl>,
+    broker: Option<RawBroker>,
+    store: Option<RawStore>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawJobs {
     timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<i64>>,
+    retry_backoff: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -332,6 +372,15 @@ struct RawCommand {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUrl {
+struct RawBroker {
     url: Spanned<String>,
+    delivery_limit: Option<Spanned<i64>>,
+    publish_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Spanned<String>,
+    retention: Option<Spanned<String>>,
 }

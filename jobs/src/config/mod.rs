@@ -77,12 +77,18 @@ pub struct AclConfig {
 pub struct JobsConfig {
     /// How long a job may run when its command sets no `timeout`.
     pub timeout: Duration,
+    /// How many times a job whose task failed in a retryable way is tried again.
+    pub retries: u32,
+    /// The wait before the first retry; each further retry waits twice as long.
+    pub retry_backoff: Duration,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
             timeout: Duration::from_secs(600),
+            retries: 2,
+            retry_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -162,12 +168,39 @@ impl std::fmt::Display for AllowEntry {
 pub struct BrokerConfig {
     /// `amqp://user:password@host:5672/vhost`
     pub url: Secret,
+    /// How many times a job may be delivered before it is dead-lettered: a job that
+    /// crashes every worker that takes it stops there.
+    pub delivery_limit: u32,
+    /// How long a publish may wait for the broker (through reconnects) before the
+    /// requester is told the job could not be queued.
+    pub publish_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `redis://host:6379/0`
     pub url: Secret,
+    /// How long job records and results are kept.
+    pub retention: Duration,
+}
+
+impl BrokerConfig {
+    pub fn new(url: Secret) -> Self {
+        BrokerConfig {
+            url,
+            delivery_limit: 5,
+            publish_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn new(url: Secret) -> Self {
+        StoreConfig {
+            url,
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 #[cfg(test)]

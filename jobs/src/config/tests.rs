@@ -31,6 +31,19 @@ fn an_empty_file_is_embedded_with_defaults() {
     assert_eq!(c.acl.default, DefaultPolicy::Allow);
     assert_eq!(c.jobs.timeout, Duration::from_secs(600));
     assert_eq!(c.worker.concurrency, 8);
+    assert_eq!(c.jobs.retries, 2);
+}
+
+#[test]
+fn limits_out_of_range_are_refused() {
+    let e = errors(
+        "[jobs]\nretries = -1\nretry_backoff = \"0s\"\n[broker]\nurl = \"amqp://h\"\ndelivery_limit = 0\n[store]\nurl = \"redis://h\"\nretention = \"forever\"\n",
+    );
+    let all = e.join("\n");
+    assert!(all.contains(":2: jobs.retries: -1 is not a whole number from 0 to 100"), "{all}");
+    assert!(all.contains(":3: jobs.retry_backoff: must be longer than 0s"), "{all}");
+    assert!(all.contains(":6: broker.delivery_limit: 0 is not a whole number from 1 to 1000"), "{all}");
+    assert!(all.contains(":9: store.retention: \"forever\" is not a duration"), "{all}");
 }
 
 #[test]
@@ -47,6 +60,8 @@ oncall = ["console:alice", "slack:U1"]
 
 [jobs]
 timeout = "2m"
+retries = 4
+retry_backoff = "500ms"
 
 [worker]
 concurrency = 3
@@ -62,9 +77,12 @@ timeout = "30s"
 
 [broker]
 url = "amqp://ops:${MQ_PASSWORD}@mq:5672/%2f"
+delivery_limit = 3
+publish_timeout = "10s"
 
 [store]
 url = "redis://redis:6379/0"
+retention = "2d"
 "#,
     )
     .unwrap();
@@ -73,7 +91,7 @@ url = "redis://redis:6379/0"
     assert_eq!(c.jobs.timeout, Duration::from_secs(120));
     assert_eq!(c.worker.concurrency, 3);
     let cmd = &c.commands[0];
-    assert_eq!(cmd.line, 16, "the line of the [[command]] header");
+    assert_eq!(cmd.line, 18, "the line of the [[command]] header");
     assert_eq!(cmd.runs, Runs::Native("deploy".into()));
     assert_eq!(
         cmd.allow,
@@ -83,7 +101,14 @@ url = "redis://redis:6379/0"
         ])
     );
     assert_eq!(cmd.timeout, Some(Duration::from_secs(30)));
-    let url = c.broker.unwrap().url;
+    assert_eq!(c.jobs.retries, 4);
+    assert_eq!(c.jobs.retry_backoff, Duration::from_millis(500));
+    let store = c.store.unwrap();
+    assert_eq!(store.retention, Duration::from_secs(2 * 86_400));
+    let broker = c.broker.unwrap();
+    assert_eq!(broker.delivery_limit, 3);
+    assert_eq!(broker.publish_timeout, Duration::from_secs(10));
+    let url = broker.url;
     assert_eq!(url.expose(), "amqp://ops:hunter2@mq:5672/%2f");
     assert!(!format!("{url:?}").contains("hunter2"));
 }
