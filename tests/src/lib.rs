@@ -4,9 +4,11 @@
 //! - [`console`]: runs `octobox-bot --console`, either fed a whole script through a pipe
 //!   ([`console::Console::run`]) or as a live session a test converses with
 //!   ([`console::Console::start`]).
+//! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //!
 //! Everything a test starts is killed when its handle drops, so a failing test leaves
 //! no process behind.
 
 pub mod binary;
 pub mod console;
+pub mod services;
