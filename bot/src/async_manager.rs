@@ -1,10 +1,17 @@
 //! `AsyncManager`: brings each finished job's result back to where it was asked.
 //!
-//! It follows the store's event stream as a consumer group, so several bot processes
-//! share the work, and an event is acknowledged only after its reply was handed to the
-//! adapter. `claim_delivery` makes the delivery exactly-once even when an event is read
-//! twice. Adapters register a [`ReplySink`] under their name (`console`, `slack`, `ssh`);
-//! a job's `Origin` names the adapter.
+//! It follows the store's event stream as a member of a consumer group, and acknowledges
+//! an event only after its reply was handed to the adapter; `claim_delivery` makes the
+//! delivery exactly-once even when an event is read twice (a redelivered job, a claimed
+//! pending event). Adapters register a [`ReplySink`] under their name (`console`,
+//! `slack`, `ssh`); a job's `Origin` names the adapter.
+//!
+//! Which group: a session that lives in one process (a console, an SSH session) can only
+//! be answered by that process, so such adapters are served by a group named after the
+//! bot instance ([`AsyncManager::instance_group`]). A bot restarted under the same name
+//! resumes that group where it stopped, so replies that finished while it was down still
+//! arrive. Adapters any process can answer for (Slack) will share one group across all
+//! bot processes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -51,21 +58,33 @@ pub struct AsyncManager {
 }
 
 impl AsyncManager {
-    /// The consumer group every bot process joins.
-    pub const GROUP: &'static str = "octobox-bot";
-
-    pub fn new(store: Arc<dyn Store>, sinks: Sinks, consumer: impl Into<String>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sinks: Sinks,
+        group: impl Into<String>,
+        consumer: impl Into<String>,
+    ) -> Self {
         AsyncManager {
             store,
             sinks,
-            group: Self::GROUP.to_string(),
+            group: group.into(),
             consumer: consumer.into(),
         }
     }
 
+    /// The group for the sessions of bot instance `instance`.
+    pub fn instance_group(instance: &str) -> String {
+        format!("octobox-bot@{instance}")
+    }
+
     /// Delivers results until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(consumer = %self.consumer, store = %self.store.describe(), "async manager following job events");
+        tracing::info!(
+            group = %self.group,
+            consumer = %self.consumer,
+            store = %self.store.describe(),
+            "async manager following job events"
+        );
         while !shutdown.is_cancelled() {
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -106,7 +125,7 @@ impl AsyncManager {
         };
         let origin = &record.job.origin;
         let Some(sink) = self.sinks.get(&origin.adapter) else {
-            tracing::warn!(%job, adapter = %origin.adapter, "no such adapter here; result kept in the job history");
+            tracing::debug!(%job, adapter = %origin.adapter, "not an adapter of this group; left to others");
             return;
         };
         match self.store.claim_delivery(job).await {

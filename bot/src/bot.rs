@@ -13,16 +13,20 @@ use jobs::memory::{MemoryBroker, MemoryStore};
 use jobs::{Broker, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use worker::{TaskRegistry, Worker};
+use worker::runtime::hostname;
+use worker::{RetryPolicy, TaskRegistry, Worker};
 
 use crate::acl::AccessPolicy;
 use crate::async_manager::{AsyncManager, Sinks};
 use crate::commands::CommandTable;
+use crate::dead_letters::DeadLetterReporter;
 use crate::router::Router;
 
 pub struct Bot {
     pub router: Arc<Router>,
     pub sinks: Sinks,
+    /// This bot's name among bot processes; sessions and their reply group carry it.
+    pub instance: String,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -37,55 +41,59 @@ impl Bot {
 
     pub async fn start(config: &Config) -> Result<Bot> {
         let table = Self::check(config)?;
-        if !config.is_embedded() {
-            bail!(
-                "{}: [broker] and [store] are set, but this build runs embedded only; \
-                 remove both sections to run with the in-process queue",
-                config.source
-            );
-        }
-        tracing::warn!(
-            "embedded mode: jobs and their results live in this process's memory and are \
-             lost when it stops; configure [broker] and [store] for durable jobs"
-        );
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (broker, store) = services(config).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
-        let worker = Worker::new(
-            config
-                .worker
-                .name
-                .clone()
-                .unwrap_or_else(|| "embedded".to_string()),
-            broker.clone(),
-            store.clone(),
-            TaskRegistry::standard(),
-            config.worker.concurrency,
-        )
-        .with_grace(Duration::from_secs(5));
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = worker.run(stop).await {
-                tracing::error!(error = %e, "embedded worker stopped");
-            }
-        });
+        if config.is_embedded() {
+            let worker = Worker::new(
+                config
+                    .worker
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "embedded".to_string()),
+                broker.clone(),
+                store.clone(),
+                TaskRegistry::standard(),
+                config.worker.concurrency,
+            )
+            .with_retry(RetryPolicy {
+                retries: config.jobs.retries,
+                backoff: config.jobs.retry_backoff,
+            })
+            .with_grace(Duration::from_secs(5));
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = worker.run(stop).await {
+                    tracing::error!(error = %e, "embedded worker stopped");
+                }
+            });
+        }
 
+        let instance = hostname();
         let sinks = Sinks::default();
-        let manager = AsyncManager::new(store.clone(), sinks.clone(), consumer_name());
+        let manager = AsyncManager::new(
+            store.clone(),
+            sinks.clone(),
+            AsyncManager::instance_group(&instance),
+            format!("{instance}-{}", std::process::id()),
+        );
         tasks.spawn(manager.run(shutdown.clone()));
+        let reporter = DeadLetterReporter::new(broker.clone(), store.clone());
+        tasks.spawn(reporter.run(shutdown.clone()));
 
         let policy = AccessPolicy::new(&config.acl);
         let router = Arc::new(Router::new(table, policy, broker, store));
         tracing::info!(
             commands = router.table().catalog.len(),
             config = %config.source,
+            %instance,
             "bot ready"
         );
         Ok(Bot {
             router,
             sinks,
+            instance,
             shutdown,
             tasks,
         })
@@ -99,10 +107,18 @@ impl Bot {
     }
 }
 
-/// This process's name in the event consumer group.
-fn consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
-    format!("bot@{host}-{}", std::process::id())
+/// The broker and store the configuration asks for.
+async fn services(config: &Config) -> Result<(Arc<dyn Broker>, Arc<dyn Store>)> {
+    if !config.is_embedded() {
+        bail!(
+            "{}: [broker] and [store] are set, but this build runs embedded only; \
+             remove both sections to run with the in-process queue",
+            config.source
+        );
+    }
+    tracing::warn!(
+        "embedded mode: jobs and their results live in this process's memory and are \
+         lost when it stops; configure [broker] and [store] for durable jobs"
+    );
+    Ok((Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new())))
 }

@@ -23,6 +23,7 @@ pub enum Builtin {
     Whoami,
     Jobs,
     Job,
+    Workers,
 }
 
 impl FromStr for Builtin {
@@ -36,10 +37,11 @@ impl FromStr for Builtin {
             "whoami" => Builtin::Whoami,
             "jobs" => Builtin::Jobs,
             "job" => Builtin::Job,
+            "workers" => Builtin::Workers,
             other => {
                 return Err(format!(
                     "no built-in command \"{other}\" (there are: help, explain, version, \
-                     ping, whoami, jobs, job)"
+                     ping, whoami, jobs, job, workers)"
                 ))
             }
         })
@@ -107,5 +109,9 @@ pub async fn run(builtin: Builtin, ctx: BuiltinContext<'_>) -> Answer {
                 Err(e) => Answer::new(Outcome::Failed, format!("cannot read job {id}: {e}")),
             }
         }
+        Builtin::Workers => match ctx.store.workers().await {
+            Ok(workers) => done(reply::worker_table(&workers)),
+            Err(e) => Answer::new(Outcome::Failed, format!("cannot list workers: {e}")),
+        },
     }
 }

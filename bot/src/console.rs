@@ -49,23 +49,21 @@ impl ReplySink for ConsoleSink {
     }
 }
 
-/// The person at the console: `console:<login name>`.
-fn origin(session: &str) -> Origin {
-    let user = ["USER", "LOGNAME"]
+/// The login name of the person at the console.
+fn login() -> String {
+    ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string());
-    Origin {
-        adapter: ADAPTER.to_string(),
-        user,
-        channel: Some(session.to_string()),
-        thread: None,
-    }
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Runs the console until end of input (and, on a pipe, until outstanding jobs finish).
+///
+/// The session is named after the bot instance and the user, not the process, so a
+/// console restarted by the same person receives the replies of jobs it queued before.
 pub async fn run(bot: &Bot) -> Result<()> {
-    let session = format!("console-{}", std::process::id());
+    let user = login();
+    let session = format!("{}/{user}", bot.instance);
     let (tx, replies) = mpsc::unbounded_channel();
     bot.sinks.register(
         ADAPTER,
@@ -74,7 +72,12 @@ pub async fn run(bot: &Bot) -> Result<()> {
             tx,
         }),
     );
-    let origin = origin(&session);
+    let origin = Origin {
+        adapter: ADAPTER.to_string(),
+        user,
+        channel: Some(session),
+        thread: None,
+    };
     tracing::info!(user = %origin.identity(), "console session started");
     if std::io::stdin().is_terminal() {
         interactive(bot, origin, replies).await

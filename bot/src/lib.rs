@@ -8,6 +8,8 @@
 //! - [`builtins`]: the commands the bot answers itself (`help`, `explain`, `jobs`, …).
 //! - [`reply`]: the one place replies are worded, for every adapter.
 //! - [`async_manager`]: `AsyncManager` — follows job events, delivers results exactly once.
+//! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed
+//!   results, so their requesters are told.
 //! - [`console`]: the console adapter (standard input and output).
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode).
 
@@ -17,5 +19,6 @@ pub mod bot;
 pub mod builtins;
 pub mod commands;
 pub mod console;
+pub mod dead_letters;
 pub mod reply;
 pub mod router;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use jobs::{JobId, JobRecord, JobStatus, Output};
+use chrono::Utc;
+use jobs::{JobId, JobRecord, JobStatus, Output, WorkerInfo};
 
 /// The final answer to an async request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,10 +80,10 @@ pub fn job_table(records: &[JobRecord]) -> String {
     if records.is_empty() {
         return "no jobs yet".to_string();
     }
-    let rows: Vec<[String; 5]> = records
+    let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.job.id.to_string(),
                 r.job.command.clone(),
                 r.status.to_string(),
@@ -94,18 +95,53 @@ pub fn job_table(records: &[JobRecord]) -> String {
             ]
         })
         .collect();
-    let header = ["job", "command", "status", "asked by", "took"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    table(&["job", "command", "status", "asked by", "took"], &rows)
+}
+
+/// The `workers` listing: one line per live worker.
+pub fn worker_table(workers: &[WorkerInfo]) -> String {
+    if workers.is_empty() {
+        return "no live workers: jobs wait in the queue until one starts".to_string();
+    }
+    let now = Utc::now();
+    let rows: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            let since = |t: chrono::DateTime<Utc>| elapsed((now - t).to_std().unwrap_or_default());
+            vec![
+                w.name.clone(),
+                w.host.clone(),
+                w.classes
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                format!("{}/{}", w.running, w.concurrency),
+                format!("{} ago", since(w.heartbeat_at)),
+                since(w.started_at),
+            ]
+        })
+        .collect();
+    table(
+        &["worker", "host", "takes", "running", "last seen", "up"],
+        &rows,
+    )
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     std::iter::once(&header)
-        .chain(&rows)
+        .chain(rows)
         .map(|row| {
             row.iter()
-                .zip(widths)
+                .zip(&widths)
                 .map(|(cell, w)| format!("{cell:<w$}"))
                 .collect::<Vec<_>>()
                 .join("  ")

@@ -95,6 +95,14 @@ struct Node {
     cmds: Vec<u32>,
     /// Commands with an alternative in this node's subtree (sorted, unique).
     subtree: Vec<u32>,
+    /// [`letter_mask`] of the word leading to this node.
+    mask: u32,
+}
+
+/// Which bytes (folded onto 32 bits) a word contains. Words within `d` edits of each other
+/// differ in at most `2 * d` bits, which makes a cheap filter before an edit distance.
+pub(crate) fn letter_mask(word: &[u8]) -> u32 {
+    word.iter().fold(0u32, |m, &b| m | 1 << (b & 31))
 }
 
 /// A trie on leading literal words; each alternative hangs at the node its leading words reach.
@@ -120,7 +128,10 @@ impl Trie {
                 Some(&next) => next as usize,
                 None => {
                     let next = self.nodes.len();
-                    self.nodes.push(Node::default());
+                    self.nodes.push(Node {
+                        mask: letter_mask(word.as_bytes()),
+                        ..Node::default()
+                    });
                     self.nodes[node]
                         .children
                         .insert(key, u32::try_from(next).unwrap_or(u32::MAX));
@@ -165,6 +176,11 @@ impl Trie {
             .get(node)
             .into_iter()
             .flat_map(|n| n.children.iter().map(|(w, &c)| (&**w, c as usize)))
+    }
+
+    /// The [`letter_mask`] of the word leading to `node`.
+    pub fn mask(&self, node: usize) -> u32 {
+        self.nodes.get(node).map_or(0, |n| n.mask)
     }
 
     /// Commands with an alternative hanging exactly at `node`.
@@ -220,6 +236,15 @@ mod tests {
         seen.clear();
         t.walk(&tokenize("pong"), |d, alts| seen.push((d, alts.to_vec())));
         assert_eq!(seen, [(0, vec![4])]);
+    }
+
+    #[test]
+    fn letter_masks_bound_edit_distance() {
+        let d = |a: &[u8], b: &[u8]| (letter_mask(a) ^ letter_mask(b)).count_ones();
+        assert_eq!(d(b"help", b"hepl"), 0);
+        assert!(d(b"help", b"helm") <= 2);
+        assert!(d(b"restart", b"restarts") <= 2);
+        assert!(d(b"ip", b"dns") > 2);
     }
 
     #[test]

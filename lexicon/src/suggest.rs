@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 
 use crate::catalog::Catalog;
-use crate::index::{Alt, FxMap, Trie};
+use crate::index::{letter_mask, Alt, FxMap, Trie};
 use crate::input::{eq_lower, Tok};
 use crate::pattern::Elem;
 use crate::slot::SlotKind;
@@ -76,8 +76,10 @@ impl Catalog {
             let mut narrowed = false;
             if let Some(second) = words.get(1).map(|w| w.as_bytes()) {
                 let budget = edit_budget(second.len());
+                let mask = letter_mask(second);
                 for (word, child) in self.trie.children(node) {
-                    if osa_capped(second, word, budget) <= budget {
+                    let letters_differ = (mask ^ self.trie.mask(child)).count_ones() as usize;
+                    if letters_differ <= 2 * budget && osa_capped(second, word, budget) <= budget {
                         narrowed = true;
                         cmds.extend_from_slice(self.trie.subtree_cmds(child));
                     }
@@ -130,8 +132,9 @@ fn osa(a: &[u8], b: &[u8]) -> usize {
     osa_capped(a, b, usize::MAX)
 }
 
-/// [`osa`] when it is at most `cap`, else `cap + 1` (found early, without finishing the
-/// table). Allocation-free for words shorter than 64 bytes.
+/// The optimal string alignment distance (Levenshtein plus adjacent transpositions) over
+/// bytes when it is at most `cap`, else `cap + 1` (found early, without finishing the table).
+/// Allocation-free for words shorter than 64 bytes.
 pub(crate) fn osa_capped(a: &[u8], b: &[u8], cap: usize) -> usize {
     const STACK: usize = 64;
     if a.len().abs_diff(b.len()) > cap {
@@ -233,11 +236,15 @@ impl Catalog {
         // Ties go to the command with more literal words (as in classification), then to
         // the one declared first.
         let mut ranked: Vec<(Closeness, Reverse<u16>, u32)> = Vec::new();
+        let mut memo = Memo::default();
         for cmd in self.candidates(&words) {
             let best = self
                 .alts_of(cmd as usize)
                 .iter()
-                .filter_map(|alt| Some((self.closeness(alt, toks, &words)?, Reverse(alt.lits))))
+                .filter_map(|alt| {
+                    let closeness = self.closeness(alt, toks, &words, &mut memo)?;
+                    Some((closeness, Reverse(alt.lits)))
+                })
                 .min();
             if let Some((closeness, lits)) = best {
                 ranked.push((closeness, lits, cmd));
@@ -256,7 +263,13 @@ impl Catalog {
             .collect()
     }
 
-    fn closeness(&self, alt: &Alt, toks: &[Tok<'_>], words: &[String]) -> Option<Closeness> {
+    fn closeness<'s>(
+        &'s self,
+        alt: &'s Alt,
+        toks: &[Tok<'_>],
+        words: &[String],
+        memo: &mut Memo<'s>,
+    ) -> Option<Closeness> {
         let slots = self.defs[alt.cmd as usize].slots();
         let kind = |e: &Elem| match e {
             Elem::Slot(s) => slots.get(usize::from(*s)).map(|d| &d.kind),
@@ -284,7 +297,7 @@ impl Catalog {
             })
             .sum();
         let threshold = (literal_chars / 4).max(1);
-        let distance = word_distance(words, &alt.elems, &kind, threshold + 2);
+        let distance = word_distance(words, &alt.elems, &kind, memo);
         if distance <= threshold {
             return Some(Closeness::Typo(distance));
         }
@@ -304,37 +317,68 @@ impl Catalog {
     }
 }
 
+/// Character distances above this count as this plus one ("very different").
+const MEMO_CAP: usize = 16;
+
+/// Word-to-literal character distances computed for one message (the alternatives of a
+/// command share most of their literal words).
+#[derive(Default)]
+struct Memo<'s> {
+    entries: Vec<(usize, &'s str, usize)>,
+}
+
+impl<'s> Memo<'s> {
+    fn distance(&mut self, words: &[String], i: usize, literal: &'s str) -> usize {
+        if let Some(&(_, _, d)) = self
+            .entries
+            .iter()
+            .find(|(w, l, _)| *w == i && *l == literal)
+        {
+            return d;
+        }
+        let word = words.get(i).map_or(&[][..], |w| w.as_bytes());
+        let d = osa_capped(word, literal.as_bytes(), MEMO_CAP);
+        self.entries.push((i, literal, d));
+        d
+    }
+}
+
 /// Edit distance between message words and an alternative's elements: a literal costs its
 /// character distance, a slot costs 0 when the word fits it (1 otherwise), an extra word
 /// costs 2, a missing literal its length, a missing slot 1; a final `text` slot takes any
 /// number of words for free.
-/// Character distances are capped at `cap + 1` (enough to rank near candidates).
-fn word_distance<'k>(
+fn word_distance<'s, 'k>(
     words: &[String],
-    elems: &[Elem],
+    elems: &'s [Elem],
     kind: &dyn Fn(&Elem) -> Option<&'k SlotKind>,
-    cap: usize,
+    memo: &mut Memo<'s>,
 ) -> usize {
     const EXTRA_WORD: usize = 2;
+    const STACK: usize = 32;
     let insert = |e: &Elem| match e {
         Elem::Lit(l) => l.len().max(1),
         Elem::Slot(_) => 1,
     };
     let m = elems.len();
-    let mut prev: Vec<usize> = std::iter::once(0)
-        .chain(elems.iter().scan(0, |acc, e| {
-            *acc += insert(e);
-            Some(*acc)
-        }))
-        .collect();
-    let mut cur = vec![0usize; m + 1];
+    let (mut heap_prev, mut heap_cur);
+    let (mut stack_prev, mut stack_cur) = ([0usize; STACK + 1], [0usize; STACK + 1]);
+    let (mut prev, mut cur): (&mut [usize], &mut [usize]) = if m <= STACK {
+        (&mut stack_prev[..], &mut stack_cur[..])
+    } else {
+        heap_prev = vec![0usize; m + 1];
+        heap_cur = vec![0usize; m + 1];
+        (&mut heap_prev[..], &mut heap_cur[..])
+    };
+    for j in 1..=m {
+        prev[j] = prev[j - 1] + insert(&elems[j - 1]);
+    }
     for (i, w) in words.iter().enumerate() {
         cur[0] = (i + 1) * EXTRA_WORD;
         for j in 1..=m {
             let e = &elems[j - 1];
             let k = kind(e);
             let sub = match (e, k) {
-                (Elem::Lit(l), _) => osa_capped(w.as_bytes(), l.as_bytes(), cap),
+                (Elem::Lit(l), _) => memo.distance(words, i, l),
                 (_, Some(k)) => usize::from(!k.accepts(w)),
                 (_, None) => 1,
             };
@@ -458,6 +502,19 @@ mod tests {
             suggestions(&cat, "ad ipp 10.0.0.1 blocked"),
             ["add ip {addr} to list {list}"]
         );
+    }
+
+    #[test]
+    fn long_patterns_use_the_heap_rows() {
+        let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+        let cat = Catalog::build(vec![CommandSpec {
+            pattern: words.join(" "),
+            ..CommandSpec::default()
+        }])
+        .unwrap();
+        let mut typo = words.clone();
+        typo[39] = "w3x".into();
+        assert_eq!(suggestions(&cat, &typo.join(" ")), [words.join(" ")]);
     }
 
     #[test]

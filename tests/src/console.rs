@@ -154,7 +154,17 @@ impl Session {
 
     /// Reads output lines until one satisfies `want`, and returns it.
     pub fn expect(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
+        self.expect_within(what, PATIENCE, want)
+    }
+
+    /// As [`Session::expect`], with a patience of the test's choosing.
+    pub fn expect_within(
+        &mut self,
+        what: &str,
+        patience: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + patience;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -165,17 +175,39 @@ impl Session {
                     }
                 }
                 Err(_) => panic!(
-                    "no line {what} within {PATIENCE:?}; the console printed:\n{}",
+                    "no line {what} within {patience:?}; the console printed:\n{}",
                     self.seen.join("\n")
                 ),
             }
         }
     }
 
+    /// Reads output lines until `n` have satisfied `want`, and returns those.
+    pub fn expect_count(
+        &mut self,
+        what: &str,
+        n: usize,
+        want: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        (0..n).map(|_| self.expect(what, &want)).collect()
+    }
+
     /// Closes standard input and waits for the bot to exit.
-    pub fn finish(mut self) -> Finished {
+    pub fn finish(self) -> Finished {
+        self.finish_within(PATIENCE)
+    }
+
+    /// As [`Session::finish`], for a bot that has many jobs to wait for.
+    pub fn finish_within(mut self, patience: Duration) -> Finished {
         drop(self.stdin.take());
-        let rest: Vec<String> = self.lines.iter().collect();
+        let deadline = Instant::now() + patience;
+        let mut rest = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            rest.push(line);
+        }
         let mut finished = self.child.finish();
         self.seen.extend(rest);
         finished.stdout = self.seen.join("\n");

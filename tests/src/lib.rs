@@ -5,10 +5,14 @@
 //!   ([`console::Console::run`]) or as a live session a test converses with
 //!   ([`console::Console::start`]).
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
+//! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
+//! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
 //!
 //! Everything a test starts is killed when its handle drops, so a failing test leaves
 //! no process behind.
 
 pub mod binary;
 pub mod console;
+pub mod pipeline;
+pub mod processes;
 pub mod services;

@@ -4,7 +4,8 @@
 //!   the tasks a worker can run by name.
 //! - [`tasks`]: the native tasks every worker has (`echo`, `sleep`).
 //! - [`runtime`]: `Worker`, the consume loop: bounded concurrency, a timeout per job,
-//!   result stored before the delivery is acknowledged, graceful shutdown.
+//!   retries with backoff (`RetryPolicy`), result stored before the delivery is
+//!   acknowledged, heartbeats, graceful shutdown.
 //!
 //! The worker knows the `jobs` contract and nothing of the bot: the bot's embedded mode
 //! runs a `Worker` in its own process, exactly as `octobox-worker` will run one alone.
@@ -14,4 +15,4 @@ pub mod runtime;
 pub mod tasks;
 
 pub use registry::{NativeTask, TaskContext, TaskError, TaskRegistry};
-pub use runtime::Worker;
+pub use runtime::{RetryPolicy, Worker};

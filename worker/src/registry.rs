@@ -28,6 +28,10 @@ pub enum TaskError {
     BadArgument(String),
     #[error("{0}")]
     Failed(String),
+    /// A failure worth another attempt (a service that was briefly away): the worker
+    /// retries it with backoff, up to its retry policy.
+    #[error("{0}")]
+    Retryable(String),
 }
 
 /// What a running task may see and do.

@@ -77,14 +77,25 @@ impl Config {
             }
         };
         duration(&raw.jobs.timeout, "jobs.timeout", &mut config.jobs.timeout);
-        duration(&raw.jobs.retry_backoff, "jobs.retry_backoff", &mut config.jobs.retry_backoff);
+        duration(
+            &raw.jobs.retry_backoff,
+            "jobs.retry_backoff",
+            &mut config.jobs.retry_backoff,
+        );
         let mut publish_timeout = BrokerConfig::new(Secret::new("")).publish_timeout;
         if let Some(b) = &raw.broker {
-            duration(&b.publish_timeout, "broker.publish_timeout", &mut publish_timeout);
+            duration(
+                &b.publish_timeout,
+                "broker.publish_timeout",
+                &mut publish_timeout,
+            );
         }
-        let mut retention = StoreConfig::new(Secret::new("")).retention;
+        let store_defaults = StoreConfig::new(Secret::new(""));
+        let (mut retention, mut reclaim_after) =
+            (store_defaults.retention, store_defaults.reclaim_after);
         if let Some(s) = &raw.store {
             duration(&s.retention, "store.retention", &mut retention);
+            duration(&s.reclaim_after, "store.reclaim_after", &mut reclaim_after);
         }
         if let Some(r) = &raw.jobs.retries {
             match u32::try_from(*r.get_ref()) {
@@ -169,7 +180,11 @@ impl Config {
         config.store = raw
             .store
             .and_then(|s| url(&s.url, "store.url", &["redis", "rediss"]))
-            .map(|url| StoreConfig { url, retention });
+            .map(|url| StoreConfig {
+                url,
+                retention,
+                reclaim_after,
+            });
 
         if errors.is_empty() {
             Ok(config)
@@ -383,4 +398,5 @@ struct RawBroker {
 struct RawStore {
     url: Spanned<String>,
     retention: Option<Spanned<String>>,
+    reclaim_after: Option<Spanned<String>>,
 }

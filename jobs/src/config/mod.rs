@@ -182,6 +182,9 @@ pub struct StoreConfig {
     pub url: Secret,
     /// How long job records and results are kept.
     pub retention: Duration,
+    /// How long an event read by a bot that then died stays pending before another bot
+    /// process takes it over.
+    pub reclaim_after: Duration,
 }
 
 impl BrokerConfig {
@@ -199,6 +202,7 @@ impl StoreConfig {
         StoreConfig {
             url,
             retention: Duration::from_secs(7 * 86_400),
+            reclaim_after: Duration::from_secs(30),
         }
     }
 }

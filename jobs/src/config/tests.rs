@@ -40,10 +40,22 @@ fn limits_out_of_range_are_refused() {
         "[jobs]\nretries = -1\nretry_backoff = \"0s\"\n[broker]\nurl = \"amqp://h\"\ndelivery_limit = 0\n[store]\nurl = \"redis://h\"\nretention = \"forever\"\n",
     );
     let all = e.join("\n");
-    assert!(all.contains(":2: jobs.retries: -1 is not a whole number from 0 to 100"), "{all}");
-    assert!(all.contains(":3: jobs.retry_backoff: must be longer than 0s"), "{all}");
-    assert!(all.contains(":6: broker.delivery_limit: 0 is not a whole number from 1 to 1000"), "{all}");
-    assert!(all.contains(":9: store.retention: \"forever\" is not a duration"), "{all}");
+    assert!(
+        all.contains(":2: jobs.retries: -1 is not a whole number from 0 to 100"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":3: jobs.retry_backoff: must be longer than 0s"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":6: broker.delivery_limit: 0 is not a whole number from 1 to 1000"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":9: store.retention: \"forever\" is not a duration"),
+        "{all}"
+    );
 }
 
 #[test]

@@ -2,15 +2,40 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::atomic::AtomicU32;
+
 use async_trait::async_trait;
 use jobs::memory::{MemoryBroker, MemoryStore};
-use jobs::{JobId, Origin};
+use jobs::{Job, JobId, JobResult, JobStatus, Origin, Output, Task};
 use lexicon::Value;
 
 use super::*;
-use crate::registry::{NativeTask, TaskError};
+use crate::registry::{NativeTask, TaskContext, TaskError};
 
 struct Panics;
+
+/// Fails retryably until its third call.
+#[derive(Default)]
+struct Flaky(AtomicU32);
+
+#[async_trait]
+impl NativeTask for Flaky {
+    async fn run(&self, _: &TaskContext) -> Result<Output, TaskError> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => Err(TaskError::Retryable("the service blinked".into())),
+            _ => Ok(Output::text("third time lucky")),
+        }
+    }
+}
+
+struct AlwaysDown;
+
+#[async_trait]
+impl NativeTask for AlwaysDown {
+    async fn run(&self, _: &TaskContext) -> Result<Output, TaskError> {
+        Err(TaskError::Retryable("the service is down".into()))
+    }
+}
 
 #[async_trait]
 impl NativeTask for Panics {
@@ -42,7 +67,13 @@ async fn run_jobs(jobs: Vec<Job>) -> Vec<JobResult> {
     let store = Arc::new(MemoryStore::new());
     let mut registry = TaskRegistry::standard();
     registry.register("panics", Panics);
-    let worker = Worker::new("w-test", broker.clone(), store.clone(), registry, 4);
+    registry.register("flaky", Flaky::default());
+    registry.register("down", AlwaysDown);
+    let worker =
+        Worker::new("w-test", broker.clone(), store.clone(), registry, 4).with_retry(RetryPolicy {
+            retries: 2,
+            backoff: Duration::from_millis(20),
+        });
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));
     for j in &jobs {
@@ -110,4 +141,20 @@ async fn a_job_past_its_timeout_is_stopped_and_says_so() {
     assert_eq!(results[0].status, JobStatus::TimedOut);
     assert_eq!(results[0].error.as_deref(), Some("timed out after 100ms"));
     assert!(results[0].duration() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn retryable_failures_are_tried_again_with_backoff() {
+    let results = run_jobs(vec![
+        job("flaky", BTreeMap::new(), Duration::from_secs(5)),
+        job("down", BTreeMap::new(), Duration::from_secs(5)),
+    ])
+    .await;
+    assert_eq!(results[0].status, JobStatus::Succeeded);
+    assert_eq!(results[0].output, Output::text("third time lucky"));
+    assert_eq!(results[1].status, JobStatus::Failed);
+    assert_eq!(
+        results[1].error.as_deref(),
+        Some("failed after 3 attempts: the service is down")
+    );
 }

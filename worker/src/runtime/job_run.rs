@@ -1,0 +1,190 @@
+//! `JobRun`: one delivery, from "started" to acknowledged.
+//!
+//! The task runs in a tokio task of its own, so a panic fails the job and not the worker,
+//! and a timeout can drop it. The delivery is settled only after the store holds the
+//! outcome: a result (then ack), a retry scheduled with the broker (then ack), or nothing
+//! because the store failed (then the job goes back to the queue).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use jobs::{Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, Task};
+
+use crate::registry::{TaskContext, TaskError, TaskRegistry};
+
+/// How failures a task calls retryable are tried again: up to `retries` more attempts,
+/// the first after `backoff`, each later one waiting twice as long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 2,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the attempt after `attempt`, or `None` when no attempts are left.
+    pub fn delay_after(&self, attempt: u32) -> Option<Duration> {
+        (attempt <= self.retries).then(|| {
+            let doublings = attempt.saturating_sub(1).min(16);
+            self.backoff.saturating_mul(1 << doublings)
+        })
+    }
+}
+
+/// What one job's handling needs, moved into its task.
+pub(super) struct JobRun {
+    pub worker: String,
+    pub broker: Arc<dyn Broker>,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<TaskRegistry>,
+    pub retry: RetryPolicy,
+}
+
+/// How a run ended, before it is written down.
+enum Ran {
+    Done(JobStatus, Output, Option<String>),
+    Retry(String),
+}
+
+impl JobRun {
+    pub async fn handle(self, delivery: Delivery) {
+        let job = delivery.job.clone();
+        let started_at = Utc::now();
+        if let Err(e) = self
+            .store
+            .mark_started(job.id, &self.worker, started_at)
+            .await
+        {
+            tracing::error!(job = %job.id, error = %e, "could not record the start; job goes back to the queue");
+            return requeue(delivery).await;
+        }
+        tracing::info!(job = %job.id, command = %job.command, attempt = job.attempt, "job started");
+        let (status, output, error) = match self.execute(&job).await {
+            Ran::Done(status, output, error) => (status, output, error),
+            Ran::Retry(why) => match self.retry.delay_after(job.attempt) {
+                Some(delay) => return self.retry_later(delivery, why, delay).await,
+                None => {
+                    let why = format!("failed after {} attempts: {why}", job.attempt);
+                    (JobStatus::Failed, Output::Empty, Some(why))
+                }
+            },
+        };
+        let result = JobResult {
+            id: job.id,
+            status,
+            output,
+            worker: self.worker.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            error,
+        };
+        match self.store.finish_job(&result).await {
+            Ok(()) => {
+                tracing::info!(
+                    job = %job.id,
+                    status = %status,
+                    ms = result.duration().as_millis() as u64,
+                    "job finished"
+                );
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(job = %job.id, error = %e, "result stored but the ack failed; the job may run again");
+                }
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
+                requeue(delivery).await;
+            }
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> Ran {
+        let Task::Native { name } = &job.task;
+        let Some(task) = self.registry.get(name) else {
+            let known: Vec<_> = self.registry.names().collect();
+            let why = format!(
+                "this worker has no native task \"{name}\" (it has: {})",
+                known.join(", ")
+            );
+            return Ran::Done(JobStatus::Failed, Output::Empty, Some(why));
+        };
+        let ctx = TaskContext::new(job.clone(), self.store.clone());
+        let mut handle = tokio::spawn(async move { task.run(&ctx).await });
+        match tokio::time::timeout(job.timeout, &mut handle).await {
+            Ok(Ok(Ok(output))) => Ran::Done(JobStatus::Succeeded, output, None),
+            Ok(Ok(Err(TaskError::Retryable(why)))) => Ran::Retry(why),
+            Ok(Ok(Err(e))) => Ran::Done(JobStatus::Failed, Output::Empty, Some(e.to_string())),
+            Ok(Err(join)) => {
+                tracing::error!(job = %job.id, error = %join, "native task crashed");
+                let why = format!("the task \"{name}\" crashed; the worker log has details");
+                Ran::Done(JobStatus::Failed, Output::Empty, Some(why))
+            }
+            Err(_) => {
+                handle.abort();
+                let why = format!("timed out after {}", lexicon::format_duration(job.timeout));
+                Ran::Done(JobStatus::TimedOut, Output::Empty, Some(why))
+            }
+        }
+    }
+
+    /// Hands the next attempt to the broker, tells the requester, and only then lets go
+    /// of this delivery.
+    async fn retry_later(&self, delivery: Delivery, why: String, delay: Duration) {
+        let mut next = delivery.job.clone();
+        next.attempt += 1;
+        if let Err(e) = self.broker.publish_delayed(&next, delay).await {
+            tracing::error!(job = %next.id, error = %e, "retry not scheduled; job goes back to the queue");
+            return requeue(delivery).await;
+        }
+        let line = format!(
+            "attempt {} failed: {why}; trying again in {}",
+            delivery.job.attempt,
+            lexicon::format_duration(delay)
+        );
+        tracing::info!(job = %next.id, attempt = delivery.job.attempt, "retry scheduled: {why}");
+        let event = Event::now(next.id, EventKind::Progress { line });
+        if let Err(e) = self.store.append_event(&event).await {
+            tracing::warn!(job = %next.id, error = %e, "retry notice not stored");
+        }
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(job = %next.id, error = %e, "retry scheduled but the ack failed; the attempt may run twice");
+        }
+    }
+}
+
+async fn requeue(delivery: Delivery) {
+    let id = delivery.job.id;
+    if let Err(e) = delivery.reject(true).await {
+        tracing::error!(job = %id, error = %e, "could not return the job to the queue");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_then_stop() {
+        let p = RetryPolicy {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+        };
+        assert_eq!(p.delay_after(1), Some(Duration::from_millis(100)));
+        assert_eq!(p.delay_after(2), Some(Duration::from_millis(200)));
+        assert_eq!(p.delay_after(3), Some(Duration::from_millis(400)));
+        assert_eq!(p.delay_after(4), None);
+        let none = RetryPolicy {
+            retries: 0,
+            backoff: Duration::from_secs(1),
+        };
+        assert_eq!(none.delay_after(1), None);
+    }
+}
