@@ -282,7 +282,7 @@ fn a_configuration_error_names_file_line_and_key() {
 #[test]
 fn a_missing_secret_is_named_but_never_printed() {
     let console = Console::new()
-        .config("[broker]\nurl = \"amqp://ops:${OCTOBOX_TEST_PW}@mq:5672\"\n")
+        .config("[broker]\nurl = \"amqp://ops:${OCTOBOX_TEST_PW}@mq:5672\"\n[store]\nurl = \"redis://r\"\n")
         .env("OCTOBOX_TEST_PW_OTHER", "hunter2");
     let checked = console.check_config();
     assert!(!checked.status.success());

@@ -186,6 +186,23 @@ impl Config {
                 reclaim_after,
             });
 
+        match (&config.broker, &config.store) {
+            (Some(_), None) if errors.is_empty() => errors.push(at(
+                None,
+                "store",
+                "[broker] is set but [store] is not: set both for durable jobs, or neither \
+                 to run embedded"
+                    .into(),
+            )),
+            (None, Some(_)) if errors.is_empty() => errors.push(at(
+                None,
+                "broker",
+                "[store] is set but [broker] is not: set both for durable jobs, or neither \
+                 to run embedded"
+                    .into(),
+            )),
+            _ => {}
+        }
         if errors.is_empty() {
             Ok(config)
         } else {

@@ -192,8 +192,17 @@ timeout = "5 parsecs"
 }
 
 #[test]
+fn a_broker_without_a_store_is_refused() {
+    let e = errors("[broker]\nurl = \"amqp://mq\"\n");
+    assert_eq!(
+        e,
+        vec!["octobox.toml: store: [broker] is set but [store] is not: set both for durable jobs, or neither to run embedded"]
+    );
+}
+
+#[test]
 fn a_missing_environment_variable_is_named() {
-    let e = errors("[broker]\nurl = \"amqp://u:${MQ_PASS}@mq\"\n");
+    let e = errors("[broker]\nurl = \"amqp://u:${MQ_PASS}@mq\"\n[store]\nurl = \"redis://r\"\n");
     assert_eq!(
         e,
         vec!["octobox.toml:2: broker.url: environment variable MQ_PASS is not set (referenced as ${MQ_PASS})"]
@@ -202,7 +211,9 @@ fn a_missing_environment_variable_is_named() {
 
 #[test]
 fn a_url_of_the_wrong_kind_is_refused_without_showing_it() {
-    let e = errors("[store]\nurl = \"http://admin:${MQ_PASSWORD}@redis\"\n");
+    let e = errors(
+        "[broker]\nurl = \"amqp://mq\"\n[store]\nurl = \"http://admin:${MQ_PASSWORD}@redis\"\n",
+    );
     assert!(
         e[0].contains("expected a URL starting with redis:// or rediss://"),
         "{e:?}"
