@@ -64,6 +64,12 @@ impl BlockingReaders {
             .unwrap_or_else(|p| p.into_inner())
             .push(con);
     }
+
+    /// Drops the kept connections after one failed: they went to the same server, and
+    /// after a restart each would fail once more before the read got a fresh one.
+    fn forget_all(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 impl RedisStore {
@@ -189,7 +195,10 @@ impl RedisStore {
                             self.readers.put_back(con);
                             Ok(reply)
                         }
-                        Ok(Err(err)) => Err(err),
+                        Ok(Err(err)) => {
+                            self.readers.forget_all();
+                            Err(err)
+                        }
                         Err(_) => Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
                             "a blocking read outlived its BLOCK time",

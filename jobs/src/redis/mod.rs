@@ -170,8 +170,9 @@ impl RedisStore {
     }
 
     /// Runs `attempt` until it succeeds, retrying failures of the connection class with
-    /// backoff for up to the retry limit (counted from the first failure, so a long
-    /// blocking read does not use it up). Any other error is reported at once.
+    /// backoff for up to the retry limit, counted from the first failure (so a long
+    /// blocking read does not use it up); one try may run past the limit by its own
+    /// timeouts (connect 1 s, answer 3 s). Any other error is reported at once.
     ///
     /// `what` completes "while trying to ..." in logs and errors.
     async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, StoreError>
@@ -205,7 +206,8 @@ impl RedisStore {
             }
             failures += 1;
             let since = *first_failure.get_or_insert_with(Instant::now);
-            if since.elapsed() + backoff > self.retry_limit {
+            let left = self.retry_limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
                 tracing::error!(
                     store = %self.address,
                     failures,
@@ -213,11 +215,10 @@ impl RedisStore {
                     "giving up on the job store while trying to {what}"
                 );
                 return Err(StoreError::Unavailable(format!(
-                    "Redis at {} did not answer for {} while trying to {what} (last error: {err})",
+                    "Redis at {} did not answer within {} ({failures} tries) while trying to \
+                     {what}; the last error was: {err}",
                     self.address,
-                    lexicon::format_duration(Duration::from_millis(
-                        since.elapsed().as_millis() as u64
-                    )),
+                    lexicon::format_duration(self.retry_limit),
                 )));
             }
             if failures == 1 {
@@ -229,7 +230,8 @@ impl RedisStore {
             } else {
                 tracing::debug!(store = %self.address, failures, error = %err, "retrying");
             }
-            tokio::time::sleep(backoff).await;
+            // The last wait ends at the limit, so the last try comes as late as allowed.
+            tokio::time::sleep(backoff.min(left)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
