@@ -641,3 +641,36 @@ async fn a_read_without_block_returns_at_once_and_a_blocked_read_wakes_on_append
     let appended = appender.await.unwrap();
     assert_eq!(ids(&got), vec![appended]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_reader_rides_through_a_restart_and_still_gets_the_event() {
+    let mut redis = start_redis().await;
+    let store = Arc::new(store_on(&redis).await);
+    assert!(drain(&store, "bot").await.is_empty());
+
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .read_events("bot", "c1", 10, Duration::from_secs(30))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis = tokio::task::spawn_blocking(move || {
+        redis.restart(Duration::from_millis(300));
+        redis
+    })
+    .await
+    .unwrap();
+
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    let got = reader
+        .await
+        .unwrap()
+        .expect("the read is retried, not failed");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.job, j.id);
+    stop_redis(redis).await;
+}

@@ -7,6 +7,9 @@
 //! handed but has not acknowledged for longer than the claim idle time: that consumer
 //! is presumed dead, and its events would otherwise never be delivered.
 //!
+//! An entry this version cannot read is logged and acknowledged (so it does not come
+//! back), never an error for the whole read.
+//!
 //! Blocking reads get connections of their own ([`BlockingReaders`]): a multiplexed
 //! connection answers in order, so a read blocked for seconds on the shared one would
 //! hold up every other command behind it.

@@ -9,6 +9,8 @@
 //! - this module: [`RedisStore`], its connections, and the one retry helper every
 //!   operation goes through.
 //!
+//! Needs Redis 7.0 or later (`SET ... NX GET`, `XAUTOCLAIM`).
+//!
 //! # Data layout
 //!
 //! | key | type | holds |
@@ -35,7 +37,7 @@
 //!
 //! # Resilience
 //!
-//! Every operation goes through [`RedisStore::retrying`]: a failure of the connection
+//! Every operation goes through `RedisStore::retrying`: a failure of the connection
 //! class (refused, dropped, timed out, or Redis answering `LOADING` while it replays its
 //! append-only file) is retried with a backoff from 50 ms doubling to 1 s, for up to
 //! the retry limit (30 s unless [`RedisStore::with_retry_limit`] says otherwise); only
@@ -247,8 +249,8 @@ fn is_transient(err: &RedisError) -> bool {
         || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
-/// Milliseconds for a Redis argument (`PX`, `BLOCK`, scores): at least 1 where Redis
-/// requires a positive value.
+/// Whole milliseconds for a Redis argument (`PX`, `BLOCK`, idle times), saturating;
+/// callers raise it to 1 where Redis refuses 0.
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

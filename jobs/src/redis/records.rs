@@ -4,7 +4,12 @@
 //! `mark_started`, `finish_job`) are Lua scripts, so each is atomic and is one command
 //! for the retry helper to repeat. Repeating one is harmless to the record (the same
 //! fields get the same values); it may append the event twice, which delivery
-//! deduplicates (see the module header of `redis`).
+//! deduplicates (see the module header of `redis`). As in the in-memory twin, starting
+//! or finishing a job that is not in the store is `StoreError::UnknownJob`.
+//!
+//! A record this version cannot read is `StoreError::Corrupt`, naming its key, when asked
+//! for by id; `recent_jobs` skips it with a warning so one bad record does not hide the
+//! history.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
