@@ -10,6 +10,8 @@
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
+//! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a
+//!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
 
 pub mod broker;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod event;
 pub mod job;
 pub mod memory;
+pub mod redis;
 pub mod store;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};

@@ -1,0 +1,77 @@
+//! Key names: the one place that knows how the Redis store names what it keeps.
+//!
+//! Every key starts with a prefix (`octobox:` by default), so Octobox can share a Redis
+//! database with other programs, and tests or deployments can share one server under
+//! different prefixes.
+
+use crate::job::JobId;
+
+/// The prefix used unless the store is told otherwise.
+pub const DEFAULT_PREFIX: &str = "octobox:";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: impl Into<String>) -> Self {
+        Keys {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// HASH: one job's record (`job`, `status`, `worker`, `started_at`, `result`).
+    pub(crate) fn job(&self, id: JobId) -> String {
+        format!("{}job:{id}", self.prefix)
+    }
+
+    /// ZSET: job ids scored by creation time in milliseconds, for `recent_jobs`.
+    pub(crate) fn history(&self) -> String {
+        format!("{}jobs", self.prefix)
+    }
+
+    /// STREAM: every event, one field `event` holding the JSON `Event`.
+    pub(crate) fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// STRING: present once a job's result has been claimed for delivery.
+    pub(crate) fn delivered(&self, id: JobId) -> String {
+        format!("{}delivered:{id}", self.prefix)
+    }
+
+    /// STRING with a TTL: one worker's last heartbeat (JSON `WorkerInfo`).
+    pub(crate) fn worker(&self, name: &str) -> String {
+        format!("{}worker:{name}", self.prefix)
+    }
+
+    /// SET: the names of workers that sent a heartbeat, to list them without `SCAN`.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}workers", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_prefix() {
+        let keys = Keys::new(DEFAULT_PREFIX);
+        let id: JobId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+        assert_eq!(
+            keys.job(id),
+            "octobox:job:01890a5d-ac96-774b-bcce-b302099a8057"
+        );
+        assert_eq!(keys.history(), "octobox:jobs");
+        assert_eq!(keys.events(), "octobox:events");
+        assert_eq!(
+            keys.delivered(id),
+            "octobox:delivered:01890a5d-ac96-774b-bcce-b302099a8057"
+        );
+        assert_eq!(keys.worker("w1"), "octobox:worker:w1");
+        assert_eq!(keys.workers(), "octobox:workers");
+        assert_eq!(Keys::new("t1:").events(), "t1:events");
+    }
+}

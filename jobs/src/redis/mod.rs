@@ -1,0 +1,350 @@
+//! `RedisStore`: the [`Store`] that survives restarts. Job records, results, the
+//! event stream, delivery claims and worker heartbeats live in Redis, so the bot, the
+//! workers and the scheduler can be separate processes on separate machines.
+//!
+//! - `keys`: the names of everything below (prefix `octobox:` by default).
+//! - `records`: job records, the history index, delivery claims, worker heartbeats.
+//! - `events`: the event stream, read as a consumer group, and the claim of events a
+//!   dead consumer left pending.
+//! - this module: [`RedisStore`], its connections, and the one retry helper every
+//!   operation goes through.
+//!
+//! Needs Redis 7.0 or later (`SET ... NX GET`, `XAUTOCLAIM`).
+//!
+//! # Data layout
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `octobox:job:<id>` | HASH | `job` (JSON `Job`), `status` (`queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`), `worker`, `started_at` (RFC 3339), `result` (JSON `JobResult`); expires `retention` after it was recorded or finished |
+//! | `octobox:jobs` | ZSET | job ids scored by creation time (ms), for `recent_jobs`; entries older than `retention` are trimmed whenever a job is recorded |
+//! | `octobox:events` | STREAM | one field `event` (JSON `Event`); capped near [`STREAM_MAXLEN`] entries (`MAXLEN ~`) |
+//! | `octobox:delivered:<id>` | STRING | the delivery claim of a job, set with `NX`, expiring after `retention` |
+//! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
+//! | `octobox:workers` | SET | worker names, so `workers` need not `SCAN`; names whose key expired are removed while listing |
+//!
+//! A record is a hash so that each update is one `HSET` of the fields it changes, never
+//! a read-modify-write of a whole JSON document that two processes could race on.
+//!
+//! # Atomicity
+//!
+//! The writes the contract pairs happen in one Lua script each, so no reader ever sees
+//! one half: `record_job` writes the record, its history entry and the `queued` event;
+//! `finish_job` writes the result and status and only then appends `finished`;
+//! `mark_started` writes `running` and appends `started` unless the record already holds
+//! a final status (a late redelivery must not undo a result). Scripts rather than
+//! `MULTI`/`EXEC` because the status check in `mark_started` needs a read inside the
+//! transaction, and one script call is one command for the retry helper to repeat.
+//!
+//! # Resilience
+//!
+//! Every operation goes through `RedisStore::retrying`: a failure of the connection
+//! class (refused, dropped, timed out, or Redis answering `LOADING` while it replays its
+//! append-only file) is retried with a backoff from 50 ms doubling to 1 s, for up to
+//! the retry limit (30 s unless [`RedisStore::with_retry_limit`] says otherwise); only
+//! then does the caller see [`StoreError::Unavailable`], naming the server by its
+//! redacted URL. The shared [`ConnectionManager`] reconnects by itself in between.
+//!
+//! A write whose reply was lost is sent again, so a retried `record_job`, `mark_started`
+//! or `finish_job` may append its event twice. That is acceptable: readers deduplicate
+//! delivery with [`Store::claim_delivery`], and the record writes are idempotent. The
+//! delivery claim itself is made safe to repeat by writing a token unique to the call
+//! and reading back the old value (`SET NX GET`): a retry that finds its own token knows
+//! the first attempt won.
+//!
+//! Blocking stream reads (`XREADGROUP ... BLOCK`) never run on the shared connection:
+//! Redis answers a connection's commands in order, so a blocked read would stall every
+//! other command multiplexed on it. They use connections of their own (see `events`).
+
+mod events;
+mod keys;
+mod records;
+
+use std::future::Future;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{RedisError, RedisResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::config::StoreConfig;
+use crate::event::Event;
+use crate::job::{Job, JobId, JobRecord, JobResult};
+use crate::store::{EventId, Store, StoreError, WorkerInfo};
+
+pub use events::STREAM_MAXLEN;
+pub use keys::DEFAULT_PREFIX;
+
+/// How long commands may take to answer on the shared connection before the attempt
+/// counts as failed (and is retried).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one attempt to open a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The first wait between retries; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The job store in Redis. Cheap to share behind an `Arc`; every method may be called
+/// from many tasks at once.
+pub struct RedisStore {
+    client: ::redis::Client,
+    /// Multiplexed: every non-blocking command of every task goes through it.
+    shared: ConnectionManager,
+    readers: events::BlockingReaders,
+    keys: keys::Keys,
+    retention: Duration,
+    claim_idle: Duration,
+    retry_limit: Duration,
+    /// `redis://host:port`, safe to log.
+    address: String,
+}
+
+impl RedisStore {
+    /// The retry limit unless [`RedisStore::with_retry_limit`] changes it.
+    pub const DEFAULT_RETRY_LIMIT: Duration = Duration::from_secs(30);
+    /// How long an event may stay unacknowledged by the consumer it was handed to
+    /// before another consumer of the group takes it over.
+    pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+
+    /// Connects to the Redis at `config.url`, waiting (within the retry limit) for it to
+    /// answer, so a bot started alongside Redis does not fail on its first seconds.
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let address = config.url.redacted_url();
+        let client = ::redis::Client::open(config.url.expose()).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "the store URL {address} is not a Redis URL (redis://[:password@]host:port/db): {e}"
+            ))
+        })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // One quick second try inside the manager; the longer wait is the retry
+            // helper's, so there is one place that decides how long to keep trying.
+            .set_number_of_retries(1)
+            .set_min_delay(FIRST_BACKOFF)
+            .set_max_delay(MAX_BACKOFF);
+        let shared = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "could not prepare a connection to Redis at {address}: {e}"
+                ))
+            })?;
+        let store = RedisStore {
+            client,
+            shared,
+            readers: events::BlockingReaders::default(),
+            keys: keys::Keys::new(DEFAULT_PREFIX),
+            retention: config.retention,
+            claim_idle: Self::DEFAULT_CLAIM_IDLE,
+            retry_limit: Self::DEFAULT_RETRY_LIMIT,
+            address,
+        };
+        store
+            .retrying("answer a PING", || {
+                let mut con = store.shared.clone();
+                async move { ::redis::cmd("PING").query_async::<()>(&mut con).await }
+            })
+            .await?;
+        tracing::info!(store = %store.address, "connected to the job store");
+        Ok(store)
+    }
+
+    /// Sets how long an event may stay unacknowledged before another consumer of the
+    /// group claims it (the consumer it was handed to is presumed dead).
+    pub fn with_claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+
+    /// Sets how long an operation keeps retrying through connection failures before it
+    /// reports [`StoreError::Unavailable`].
+    pub fn with_retry_limit(mut self, limit: Duration) -> Self {
+        self.retry_limit = limit;
+        self
+    }
+
+    /// Puts every key under `prefix` instead of [`DEFAULT_PREFIX`], so several stores
+    /// (deployments, tests) can share one Redis database without seeing each other.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.keys = keys::Keys::new(prefix);
+        self
+    }
+
+    /// Runs `attempt` until it succeeds, retrying failures of the connection class with
+    /// backoff for up to the retry limit, counted from the first failure (so a long
+    /// blocking read does not use it up); one try may run past the limit by its own
+    /// timeouts (connect 1 s, answer 3 s). Any other error is reported at once.
+    ///
+    /// `what` completes "while trying to ..." in logs and errors.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut first_failure: Option<Instant> = None;
+        let mut backoff = FIRST_BACKOFF;
+        let mut failures = 0u32;
+        loop {
+            let err = match attempt().await {
+                Ok(value) => {
+                    if let Some(since) = first_failure {
+                        tracing::info!(
+                            store = %self.address,
+                            failures,
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "the job store answers again while trying to {what}"
+                        );
+                    }
+                    return Ok(value);
+                }
+                Err(err) => err,
+            };
+            if !is_transient(&err) {
+                return Err(StoreError::Unavailable(format!(
+                    "Redis at {} refused to {what}: {err}",
+                    self.address
+                )));
+            }
+            failures += 1;
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            let left = self.retry_limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                tracing::error!(
+                    store = %self.address,
+                    failures,
+                    error = %err,
+                    "giving up on the job store while trying to {what}"
+                );
+                return Err(StoreError::Unavailable(format!(
+                    "Redis at {} did not answer within {} ({failures} tries) while trying to \
+                     {what}; the last error was: {err}",
+                    self.address,
+                    lexicon::format_duration(self.retry_limit),
+                )));
+            }
+            if failures == 1 {
+                tracing::warn!(
+                    store = %self.address,
+                    error = %err,
+                    "the job store did not answer; retrying while trying to {what}"
+                );
+            } else {
+                tracing::debug!(store = %self.address, failures, error = %err, "retrying");
+            }
+            // The last wait ends at the limit, so the last try comes as late as allowed.
+            tokio::time::sleep(backoff.min(left)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Whether a failure says "Redis is not reachable right now" (worth retrying) rather
+/// than "Redis refused this command" (which will fail again the same way).
+fn is_transient(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+}
+
+/// Whole milliseconds for a Redis argument (`PX`, `BLOCK`, idle times), saturating;
+/// callers raise it to 1 where Redis refuses 0.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn record_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.record(job).await
+    }
+
+    async fn mark_started(
+        &self,
+        id: JobId,
+        worker: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.start(id, worker, at).await
+    }
+
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
+        self.finish(result).await
+    }
+
+    async fn append_event(&self, event: &Event) -> Result<EventId, StoreError> {
+        self.append(event).await
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.record_of(id).await
+    }
+
+    async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        self.history(limit).await
+    }
+
+    async fn read_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<(EventId, Event)>, StoreError> {
+        self.read(group, consumer, max, block).await
+    }
+
+    async fn ack_events(&self, group: &str, ids: &[EventId]) -> Result<(), StoreError> {
+        self.ack(group, ids).await
+    }
+
+    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError> {
+        self.claim(id).await
+    }
+
+    async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {
+        self.beat(worker, ttl).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        self.live_workers().await
+    }
+
+    fn describe(&self) -> String {
+        format!("Redis at {}", self.address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::redis::ErrorKind;
+
+    #[test]
+    fn connection_failures_are_transient_and_refusals_are_not() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let dropped = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let timeout = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(is_transient(&refused));
+        assert!(is_transient(&dropped));
+        assert!(is_transient(&timeout));
+
+        let wrong_type = RedisError::from((ErrorKind::UnexpectedReturnType, "not a hash"));
+        let auth = RedisError::from((ErrorKind::AuthenticationFailed, "bad password"));
+        assert!(!is_transient(&wrong_type));
+        assert!(!is_transient(&auth));
+    }
+
+    #[tokio::test]
+    async fn a_url_that_is_not_redis_is_refused_without_showing_it() {
+        let config = StoreConfig::new(crate::config::Secret::new("http://u:hunter2@h:1/"));
+        let Err(err) = RedisStore::connect(&config).await else {
+            panic!("an http URL must be refused");
+        };
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("http://h:1"), "{text}");
+    }
+}

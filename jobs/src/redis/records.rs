@@ -1,0 +1,454 @@
+//! Job records, the history index, delivery claims and worker heartbeats.
+//!
+//! The three writes that change a record and append an event (`record_job`,
+//! `mark_started`, `finish_job`) are Lua scripts, so each is atomic and is one command
+//! for the retry helper to repeat. Repeating one is harmless to the record (the same
+//! fields get the same values); it may append the event twice, which delivery
+//! deduplicates (see the module header of `redis`). As in the in-memory twin, starting
+//! or finishing a job that is not in the store is `StoreError::UnknownJob`.
+//!
+//! A record this version cannot read is `StoreError::Corrupt`, naming its key, when asked
+//! for by id; `recent_jobs` skips it with a warning so one bad record does not hide the
+//! history.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::redis::Script;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::events::STREAM_MAXLEN;
+use super::{millis, RedisStore};
+use crate::event::{Event, EventKind};
+use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
+use crate::store::{StoreError, WorkerInfo};
+
+/// KEYS: record, history, events.
+/// ARGV: job JSON, job id, created (ms), retention (ms), history cutoff (ms), event JSON,
+/// stream cap.
+static RECORD_JOB: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'job', ARGV[1], 'status', 'queued')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
+return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
+",
+    )
+});
+
+/// KEYS: record, events. ARGV: worker, started at (RFC 3339), event JSON, stream cap.
+/// Answers `started`, `final` (left alone: a result is in) or `unknown`.
+static MARK_STARTED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'unknown' end
+if status ~= 'queued' and status ~= 'running' then return 'final' end
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[1], 'started_at', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
+return 'started'
+",
+    )
+});
+
+/// KEYS: record, events. ARGV: result JSON, status, worker, started at (RFC 3339),
+/// retention (ms), event JSON, stream cap. Answers `finished` or `unknown`.
+static FINISH_JOB: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+redis.call('HSET', KEYS[1], 'result', ARGV[1], 'status', ARGV[2], 'worker', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
+return 'finished'
+",
+    )
+});
+
+impl RedisStore {
+    pub(super) async fn record(&self, job: &Job) -> Result<(), StoreError> {
+        let record_key = self.keys.job(job.id);
+        let (history, events) = (self.keys.history(), self.keys.events());
+        let job_json = to_json(job)?;
+        let event = to_json(&Event::now(job.id, EventKind::Queued))?;
+        let id = job.id.to_string();
+        let created = job.created_at.timestamp_millis();
+        let cutoff = Utc::now().timestamp_millis() - millis(self.retention) as i64;
+        let retention = millis(self.retention).max(1);
+        self.retrying("record a job", || {
+            let mut con = self.shared.clone();
+            let mut call = RECORD_JOB.prepare_invoke();
+            call.key(&record_key).key(&history).key(&events);
+            call.arg(&job_json).arg(&id).arg(created).arg(retention);
+            call.arg(cutoff).arg(&event).arg(STREAM_MAXLEN);
+            async move { call.invoke_async::<String>(&mut con).await }
+        })
+        .await?;
+        tracing::debug!(job = %job.id, "job recorded");
+        Ok(())
+    }
+
+    pub(super) async fn start(
+        &self,
+        id: JobId,
+        worker: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let record_key = self.keys.job(id);
+        let events = self.keys.events();
+        let started_at = timestamp(at);
+        let kind = EventKind::Started {
+            worker: worker.to_string(),
+        };
+        let event = to_json(&Event::now(id, kind))?;
+        let outcome = self
+            .retrying("mark a job started", || {
+                let mut con = self.shared.clone();
+                let mut call = MARK_STARTED.prepare_invoke();
+                call.key(&record_key).key(&events);
+                call.arg(worker)
+                    .arg(&started_at)
+                    .arg(&event)
+                    .arg(STREAM_MAXLEN);
+                async move { call.invoke_async::<String>(&mut con).await }
+            })
+            .await?;
+        match outcome.as_str() {
+            "unknown" => Err(StoreError::UnknownJob(id)),
+            "final" => {
+                tracing::info!(job = %id, worker, "job already has its result; not marked started again");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) async fn finish(&self, result: &JobResult) -> Result<(), StoreError> {
+        let record_key = self.keys.job(result.id);
+        let events = self.keys.events();
+        let result_json = to_json(result)?;
+        let status = status_name(result.status);
+        let started_at = timestamp(result.started_at);
+        let retention = millis(self.retention).max(1);
+        let kind = EventKind::Finished {
+            status: result.status,
+        };
+        let event = to_json(&Event::now(result.id, kind))?;
+        let outcome = self
+            .retrying("store a job's result", || {
+                let mut con = self.shared.clone();
+                let mut call = FINISH_JOB.prepare_invoke();
+                call.key(&record_key).key(&events);
+                call.arg(&result_json).arg(&status).arg(&result.worker);
+                call.arg(&started_at)
+                    .arg(retention)
+                    .arg(&event)
+                    .arg(STREAM_MAXLEN);
+                async move { call.invoke_async::<String>(&mut con).await }
+            })
+            .await?;
+        if outcome == "unknown" {
+            return Err(StoreError::UnknownJob(result.id));
+        }
+        tracing::debug!(job = %result.id, status = %result.status, "job result stored");
+        Ok(())
+    }
+
+    pub(super) async fn record_of(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        let key = self.keys.job(id);
+        let fields = self
+            .retrying("read a job record", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("HGETALL").arg(&key).to_owned();
+                async move { cmd.query_async::<HashMap<String, Vec<u8>>>(&mut con).await }
+            })
+            .await?;
+        decode_record(&key, &fields)
+    }
+
+    /// Newest first. Ids whose record has expired are skipped and dropped from the
+    /// index; records this version cannot read are skipped with a warning, so one bad
+    /// record does not hide the whole history.
+    pub(super) async fn history(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let index = self.keys.history();
+        let mut records = Vec::new();
+        let mut gone = Vec::new();
+        let mut offset = 0usize;
+        while records.len() < limit {
+            let (start, stop) = (offset, offset + limit - 1);
+            let ids = self
+                .retrying("list recent jobs", || {
+                    let mut con = self.shared.clone();
+                    let cmd = ::redis::cmd("ZREVRANGE")
+                        .arg(&index)
+                        .arg(start)
+                        .arg(stop)
+                        .to_owned();
+                    async move { cmd.query_async::<Vec<String>>(&mut con).await }
+                })
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            offset += ids.len();
+            let keys: Vec<(String, String)> = ids
+                .into_iter()
+                .filter_map(|member| match member.parse::<JobId>() {
+                    Ok(id) => Some((member, self.keys.job(id))),
+                    Err(_) => {
+                        tracing::warn!(member, index, "history entry is not a job id; dropping it");
+                        gone.push(member);
+                        None
+                    }
+                })
+                .collect();
+            let all_fields = self
+                .retrying("read job records", || {
+                    let mut con = self.shared.clone();
+                    let mut pipe = ::redis::pipe();
+                    for (_, key) in &keys {
+                        pipe.cmd("HGETALL").arg(key);
+                    }
+                    async move {
+                        pipe.query_async::<Vec<HashMap<String, Vec<u8>>>>(&mut con)
+                            .await
+                    }
+                })
+                .await?;
+            for ((member, key), fields) in keys.into_iter().zip(all_fields) {
+                match decode_record(&key, &fields) {
+                    Ok(Some(record)) if records.len() < limit => records.push(record),
+                    Ok(Some(_)) => {}
+                    Ok(None) => gone.push(member),
+                    Err(err) => tracing::warn!(key, error = %err, "skipping a job record"),
+                }
+            }
+        }
+        if !gone.is_empty() {
+            // Housekeeping only: a failure leaves entries that are skipped next time too.
+            let forgotten = self
+                .retrying("trim the job history", || {
+                    let mut con = self.shared.clone();
+                    let cmd = ::redis::cmd("ZREM").arg(&index).arg(&gone).to_owned();
+                    async move { cmd.query_async::<()>(&mut con).await }
+                })
+                .await;
+            if let Err(err) = forgotten {
+                tracing::warn!(error = %err, "could not drop expired jobs from the history");
+            }
+        }
+        Ok(records)
+    }
+
+    /// `SET NX GET` with a token unique to this call: if the reply to a successful first
+    /// attempt is lost, the retry reads back its own token and still answers `true`.
+    pub(super) async fn claim(&self, id: JobId) -> Result<bool, StoreError> {
+        let key = self.keys.delivered(id);
+        let token = uuid::Uuid::now_v7().to_string();
+        let retention = millis(self.retention).max(1);
+        let previous = self
+            .retrying("claim a job's delivery", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(retention)
+                    .to_owned();
+                async move { cmd.query_async::<Option<String>>(&mut con).await }
+            })
+            .await?;
+        Ok(previous.is_none_or(|held| held == token))
+    }
+
+    pub(super) async fn beat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {
+        let key = self.keys.worker(&worker.name);
+        let index = self.keys.workers();
+        let info = to_json(worker)?;
+        let ttl = millis(ttl).max(1);
+        self.retrying("record a worker heartbeat", || {
+            let mut con = self.shared.clone();
+            let mut pipe = ::redis::pipe();
+            pipe.cmd("SET").arg(&key).arg(&info).arg("PX").arg(ttl);
+            pipe.cmd("SADD").arg(&index).arg(&worker.name);
+            async move { pipe.query_async::<()>(&mut con).await }
+        })
+        .await
+    }
+
+    /// By name. Names whose heartbeat expired are removed from the index on the way.
+    pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        let index = self.keys.workers();
+        let mut names = self
+            .retrying("list workers", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("SMEMBERS").arg(&index).to_owned();
+                async move { cmd.query_async::<Vec<String>>(&mut con).await }
+            })
+            .await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        names.sort();
+        let keys: Vec<String> = names.iter().map(|n| self.keys.worker(n)).collect();
+        let beats = self
+            .retrying("read worker heartbeats", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("MGET").arg(&keys).to_owned();
+                async move { cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut con).await }
+            })
+            .await?;
+        let mut workers = Vec::new();
+        let mut expired = Vec::new();
+        for ((name, key), beat) in names.iter().zip(&keys).zip(beats) {
+            match beat.map(|b| serde_json::from_slice::<WorkerInfo>(&b)) {
+                Some(Ok(info)) => workers.push(info),
+                Some(Err(err)) => {
+                    tracing::warn!(key, error = %err, "skipping a worker heartbeat this version cannot read")
+                }
+                None => expired.push(name.clone()),
+            }
+        }
+        if !expired.is_empty() {
+            let forgotten = self
+                .retrying("forget expired workers", || {
+                    let mut con = self.shared.clone();
+                    let cmd = ::redis::cmd("SREM").arg(&index).arg(&expired).to_owned();
+                    async move { cmd.query_async::<()>(&mut con).await }
+                })
+                .await;
+            if let Err(err) = forgotten {
+                tracing::warn!(error = %err, "could not drop expired workers from the index");
+            }
+        }
+        Ok(workers)
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    // Our own types always serialize; a failure here is a bug worth a clear sentence.
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        what: std::any::type_name::<T>().to_string(),
+        reason: format!("it could not be written as JSON: {e}"),
+    })
+}
+
+/// RFC 3339 with as many fractional digits as needed, so times read back exactly.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The status as the JSON contract spells it (`timed_out`), which is also what the
+/// scripts compare against.
+fn status_name(status: JobStatus) -> String {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => unreachable!("JobStatus serializes as a string"),
+    }
+}
+
+/// A record from its hash fields; `None` when the hash is gone (never recorded, or
+/// expired).
+fn decode_record(
+    key: &str,
+    fields: &HashMap<String, Vec<u8>>,
+) -> Result<Option<JobRecord>, StoreError> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| StoreError::Corrupt {
+        what: key.to_string(),
+        reason,
+    };
+    let text = |name: &str| -> Result<Option<&str>, StoreError> {
+        fields
+            .get(name)
+            .map(|bytes| {
+                std::str::from_utf8(bytes)
+                    .map_err(|_| corrupt(format!("field `{name}` is not UTF-8")))
+            })
+            .transpose()
+    };
+    let json = |name: &str, text: &str, e: serde_json::Error| {
+        corrupt(format!("field `{name}` ({text:.80}) does not read: {e}"))
+    };
+
+    let job_text = text("job")?.ok_or_else(|| corrupt("it has no `job` field".into()))?;
+    let job: Job = serde_json::from_str(job_text).map_err(|e| json("job", job_text, e))?;
+    let status_text = text("status")?.ok_or_else(|| corrupt("it has no `status` field".into()))?;
+    let status: JobStatus =
+        serde_json::from_value(serde_json::Value::String(status_text.to_string()))
+            .map_err(|e| json("status", status_text, e))?;
+    let worker = text("worker")?.map(str::to_string);
+    let started_at = text("started_at")?
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|e| corrupt(format!("field `started_at` ({t:.40}) is not a time: {e}")))
+        })
+        .transpose()?;
+    let result = text("result")?
+        .map(|t| serde_json::from_str::<JobResult>(t).map_err(|e| json("result", t, e)))
+        .transpose()?;
+    Ok(Some(JobRecord {
+        job,
+        status,
+        worker,
+        started_at,
+        result,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn statuses_are_spelled_as_in_json() {
+        assert_eq!(status_name(JobStatus::TimedOut), "timed_out");
+        assert_eq!(status_name(JobStatus::Queued), "queued");
+        assert_eq!(status_name(JobStatus::Running), "running");
+    }
+
+    #[test]
+    fn times_read_back_exactly() {
+        let now = Utc::now();
+        let back = DateTime::parse_from_rfc3339(&timestamp(now)).unwrap();
+        assert_eq!(back.with_timezone(&Utc), now);
+    }
+
+    #[test]
+    fn an_empty_hash_is_no_record() {
+        assert_eq!(decode_record("k", &HashMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_that_does_not_read_names_its_key() {
+        let err = decode_record(
+            "octobox:job:x",
+            &fields(&[("job", "{not json"), ("status", "queued")]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{text}");
+        assert!(text.contains("octobox:job:x"), "{text}");
+        assert!(text.contains("`job`"), "{text}");
+
+        let err = decode_record("k", &fields(&[("status", "queued")])).unwrap_err();
+        assert!(err.to_string().contains("no `job` field"), "{err}");
+    }
+}

@@ -1,0 +1,676 @@
+//! `RedisStore` against a real `redis-server`: each test starts a private one (append-only
+//! on) on a free port, and it is stopped when the test ends.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jobs::config::{Secret, StoreConfig};
+use jobs::redis::RedisStore;
+use jobs::{
+    Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Store,
+    StoreError, Task, TaskClass, WorkerInfo,
+};
+use octobox_tests::services::Redis;
+use tracing::instrument::WithSubscriber;
+
+// ---- setup -------------------------------------------------------------------------
+
+/// The harness starts and stops servers with blocking calls; keep them off the runtime.
+async fn start_redis() -> Redis {
+    tokio::task::spawn_blocking(Redis::start).await.unwrap()
+}
+
+async fn stop_redis(redis: Redis) {
+    tokio::task::spawn_blocking(move || drop(redis))
+        .await
+        .unwrap();
+}
+
+fn config(url: &str, retention: Duration) -> StoreConfig {
+    StoreConfig {
+        retention,
+        ..StoreConfig::new(Secret::new(url))
+    }
+}
+
+const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
+/// A store as tests use it: a one-second claim idle time, a week of retention.
+async fn store_on(redis: &Redis) -> RedisStore {
+    store_with(redis, WEEK).await
+}
+
+async fn store_with(redis: &Redis, retention: Duration) -> RedisStore {
+    RedisStore::connect(&config(&redis.url(), retention))
+        .await
+        .expect("the store connects to a running Redis")
+        .with_claim_idle(Duration::from_secs(1))
+}
+
+fn job() -> Job {
+    Job {
+        id: JobId::new(),
+        command: "echo".into(),
+        args: BTreeMap::new(),
+        task: Task::Native {
+            name: "echo".into(),
+        },
+        origin: Origin {
+            adapter: "console".into(),
+            user: "alice".into(),
+            channel: Some("tty1".into()),
+            thread: None,
+        },
+        created_at: Utc::now(),
+        timeout: Duration::from_secs(5),
+        attempt: 1,
+    }
+}
+
+fn result_of(job: &Job, status: JobStatus) -> JobResult {
+    JobResult {
+        id: job.id,
+        status,
+        output: Output::text(format!("done: {}", job.id)),
+        worker: "w1".into(),
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        error: (status != JobStatus::Succeeded).then(|| "the task gave up".to_string()),
+    }
+}
+
+/// Everything `group` has not been handed yet, without waiting.
+async fn drain(store: &RedisStore, group: &str) -> Vec<(EventId, Event)> {
+    let mut all = Vec::new();
+    loop {
+        let batch = store
+            .read_events(group, "drain", 1000, Duration::ZERO)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return all;
+        }
+        all.extend(batch);
+    }
+}
+
+fn ids(events: &[(EventId, Event)]) -> Vec<EventId> {
+    events.iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// What the store logs, kept to be read back: `dispatch` is attached to the futures
+/// whose logs a test wants to see.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn dispatch(&self) -> tracing::Dispatch {
+        let sink = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish()
+            .into()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---- stories -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_life_reads_back_as_a_record_and_as_events_in_order() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    assert!(store.describe().starts_with("Redis at redis://127.0.0.1:"));
+
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    assert_eq!(
+        store.job(j.id).await.unwrap(),
+        Some(JobRecord::queued(j.clone()))
+    );
+    let started = Utc::now();
+    store.mark_started(j.id, "w1", started).await.unwrap();
+    let result = result_of(&j, JobStatus::Succeeded);
+    store.finish_job(&result).await.unwrap();
+
+    let expected = JobRecord {
+        job: j.clone(),
+        status: JobStatus::Succeeded,
+        worker: Some("w1".into()),
+        started_at: Some(started),
+        result: Some(result),
+    };
+    assert_eq!(store.job(j.id).await.unwrap(), Some(expected));
+    assert_eq!(store.job(JobId::new()).await.unwrap(), None);
+
+    let events = drain(&store, "bot").await;
+    let kinds: Vec<_> = events.iter().map(|(_, e)| e.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Queued,
+            EventKind::Started {
+                worker: "w1".into()
+            },
+            EventKind::Finished {
+                status: JobStatus::Succeeded
+            },
+        ]
+    );
+    assert!(events.iter().all(|(_, e)| e.job == j.id));
+
+    // Starting or finishing a job the store never recorded is an error, as in memory.
+    let stranger = job();
+    assert!(matches!(
+        store.mark_started(stranger.id, "w1", Utc::now()).await,
+        Err(StoreError::UnknownJob(id)) if id == stranger.id
+    ));
+    assert!(matches!(
+        store
+            .finish_job(&result_of(&stranger, JobStatus::Failed))
+            .await,
+        Err(StoreError::UnknownJob(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_lists_newest_first_and_forgets_expired_jobs() {
+    let redis = start_redis().await;
+    let kept = store_on(&redis).await;
+    let short_lived = store_with(&redis, Duration::from_secs(1)).await;
+
+    let fleeting = job();
+    short_lived.record_job(&fleeting).await.unwrap();
+    let mut recorded = Vec::new();
+    for _ in 0..5 {
+        let j = job();
+        kept.record_job(&j).await.unwrap();
+        recorded.push(j.id);
+    }
+    let newest_first: Vec<JobId> = recorded.iter().rev().copied().collect();
+
+    let listed: Vec<JobId> = kept
+        .recent_jobs(3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    assert_eq!(listed, newest_first[..3]);
+    let all: Vec<JobId> = kept
+        .recent_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[5], fleeting.id, "the oldest job comes last");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(kept.job(fleeting.id).await.unwrap(), None);
+    let all: Vec<JobId> = kept
+        .recent_jobs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    assert_eq!(all, newest_first, "the expired job left the history");
+    assert!(kept.recent_jobs(0).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumers_of_a_group_share_events_and_another_group_sees_them_all() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let mut recorded = HashSet::new();
+    for _ in 0..10 {
+        let j = job();
+        store.record_job(&j).await.unwrap();
+        recorded.insert(j.id);
+    }
+
+    let first = store
+        .read_events("bot", "bot-1", 4, Duration::ZERO)
+        .await
+        .unwrap();
+    let second = store
+        .read_events("bot", "bot-2", 100, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 4);
+    assert_eq!(second.len(), 6);
+    let first_ids: HashSet<_> = ids(&first).into_iter().collect();
+    assert!(ids(&second).iter().all(|id| !first_ids.contains(id)));
+    let jobs: HashSet<JobId> = first.iter().chain(&second).map(|(_, e)| e.job).collect();
+    assert_eq!(
+        jobs, recorded,
+        "between them, the consumers saw every event once"
+    );
+
+    store.ack_events("bot", &ids(&first)).await.unwrap();
+    store.ack_events("bot", &ids(&second)).await.unwrap();
+    assert!(drain(&store, "bot").await.is_empty());
+
+    let dashboard = drain(&store, "dashboard").await;
+    assert_eq!(dashboard.len(), 10, "a second group reads the whole stream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_a_dead_consumer_never_acknowledged_go_to_another_after_the_idle_time() {
+    let redis = start_redis().await;
+    let idle = Duration::from_secs(2);
+    let store = store_on(&redis).await.with_claim_idle(idle);
+    for _ in 0..3 {
+        store.record_job(&job()).await.unwrap();
+    }
+
+    let taken = store
+        .read_events("bot", "bot-dies", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 3);
+    // bot-dies never acknowledges. Before the idle time, nobody else gets them.
+    let early = store
+        .read_events("bot", "bot-lives", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "claimed too early: {early:?}");
+
+    tokio::time::sleep(idle + Duration::from_millis(300)).await;
+    let claimed = store
+        .read_events("bot", "bot-lives", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), ids(&taken), "the survivor takes them over");
+    assert_eq!(claimed, taken);
+    store.ack_events("bot", &ids(&claimed)).await.unwrap();
+
+    tokio::time::sleep(idle + Duration::from_millis(300)).await;
+    assert!(store
+        .read_events("bot", "bot-lives", 10, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_is_claimed_once_across_store_instances() {
+    let redis = start_redis().await;
+    let a = store_on(&redis).await;
+    let b = store_on(&redis).await;
+    for _ in 0..20 {
+        let id = JobId::new();
+        let (x, y) = tokio::join!(a.claim_delivery(id), b.claim_delivery(id));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x ^ y, "exactly one of the two instances may deliver {id}");
+        assert!(!a.claim_delivery(id).await.unwrap());
+        assert!(!b.claim_delivery(id).await.unwrap());
+    }
+}
+
+/// How far a run of [`record_and_finish`] calls has got, and its slowest call.
+#[derive(Default)]
+struct Progress {
+    done: AtomicUsize,
+    slowest_ms: AtomicU64,
+}
+
+impl Progress {
+    fn count(&self, started: Instant) {
+        let ms = started.elapsed().as_millis() as u64;
+        self.slowest_ms.fetch_max(ms, Ordering::Relaxed);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Records and finishes `jobs` jobs one after another, paced so that a run is still
+/// going when Redis goes down; the ids of the finished jobs.
+async fn record_and_finish(
+    store: Arc<RedisStore>,
+    jobs: usize,
+    progress: Arc<Progress>,
+) -> Result<Vec<JobId>, StoreError> {
+    let mut finished = Vec::new();
+    for _ in 0..jobs {
+        let j = job();
+        let t = Instant::now();
+        store.record_job(&j).await?;
+        progress.count(t);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let t = Instant::now();
+        store
+            .finish_job(&result_of(&j, JobStatus::Succeeded))
+            .await?;
+        progress.count(t);
+        finished.push(j.id);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    Ok(finished)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_restart_mid_run_loses_no_job_and_surfaces_no_error() {
+    const TASKS: usize = 10;
+    const JOBS_PER_TASK: usize = 25;
+    const OPERATIONS: usize = TASKS * JOBS_PER_TASK * 2;
+
+    let mut redis = start_redis().await;
+    let store = Arc::new(store_on(&redis).await);
+    let progress = Arc::new(Progress::default());
+    let logs = Logs::default();
+
+    let workers: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let run = record_and_finish(store.clone(), JOBS_PER_TASK, progress.clone());
+            tokio::spawn(run.with_subscriber(logs.dispatch()))
+        })
+        .collect();
+
+    let done = || progress.done.load(Ordering::Relaxed);
+    while done() < OPERATIONS / 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = done();
+    redis = tokio::task::spawn_blocking(move || {
+        redis.restart(Duration::from_millis(700));
+        redis
+    })
+    .await
+    .unwrap();
+    let after = done();
+    assert!(
+        before < OPERATIONS && after < OPERATIONS,
+        "the restart happened mid-run ({before} then {after} of {OPERATIONS} done)"
+    );
+
+    let mut all = Vec::new();
+    for w in workers {
+        let ids = w.await.unwrap();
+        all.extend(ids.expect("every call returns Ok through the restart"));
+    }
+    assert_eq!(all.len(), OPERATIONS / 2);
+
+    for id in &all {
+        let record = store.job(*id).await.unwrap().expect("the record survived");
+        assert_eq!(record.status, JobStatus::Succeeded, "job {id}");
+        assert!(record.result.is_some(), "job {id}");
+    }
+    let mut finished: HashMap<JobId, usize> = HashMap::new();
+    for (_, e) in drain(&store, "audit").await {
+        if matches!(e.kind, EventKind::Finished { .. }) {
+            *finished.entry(e.job).or_default() += 1;
+        }
+    }
+    let missing: Vec<_> = all.iter().filter(|id| !finished.contains_key(id)).collect();
+    assert!(missing.is_empty(), "no finished event for {missing:?}");
+    let duplicated = finished.values().filter(|n| **n > 1).count();
+    let logs = logs.text();
+    let retried = logs.matches("retrying while trying to").count();
+    let recovered = logs.matches("answers again").count();
+    assert!(retried > 0, "calls in flight saw Redis go and retried");
+    eprintln!(
+        "restart at {before}/{OPERATIONS} operations (Redis back at {after}); {retried} calls \
+         retried and {recovered} recovered; slowest call {} ms; {duplicated} finished events \
+         duplicated by retries",
+        progress.slowest_ms.load(Ordering::Relaxed)
+    );
+    stop_redis(redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_gone_longer_than_the_retry_limit_a_call_fails_without_its_password() {
+    const PASSWORD: &str = "hunter2-do-not-print";
+    let redis = start_redis().await;
+    {
+        let mut admin = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(PASSWORD)
+            .query::<()>(&mut admin)
+            .unwrap();
+    }
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let logs = Logs::default();
+    let store = RedisStore::connect(&config(&url, WEEK))
+        .with_subscriber(logs.dispatch())
+        .await
+        .expect("the password lets the store in")
+        .with_retry_limit(Duration::from_secs(1));
+    store.record_job(&job()).await.unwrap();
+    let port = redis.port;
+    stop_redis(redis).await;
+
+    let t = Instant::now();
+    let err = store
+        .recent_jobs(5)
+        .with_subscriber(logs.dispatch())
+        .await
+        .unwrap_err();
+    let waited = t.elapsed();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{message}");
+    assert!(!message.contains(PASSWORD), "{message}");
+    assert!(!format!("{err:?}").contains(PASSWORD));
+    assert!(
+        message.contains(&format!("redis://127.0.0.1:{port}")),
+        "{message}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "it retried up to the limit before giving up ({waited:?})"
+    );
+    assert!(!store.describe().contains(PASSWORD));
+    let logs = logs.text();
+    assert!(logs.contains("connected to the job store"), "{logs}");
+    assert!(logs.contains("giving up on the job store"), "{logs}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
+    eprintln!("{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_start_does_not_undo_a_result() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    store.mark_started(j.id, "w1", Utc::now()).await.unwrap();
+    let result = result_of(&j, JobStatus::Failed);
+    store.finish_job(&result).await.unwrap();
+
+    // A redelivery reaches another worker after the result is in.
+    store.mark_started(j.id, "w2", Utc::now()).await.unwrap();
+
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.worker.as_deref(), Some("w1"));
+    assert_eq!(record.result, Some(result));
+    let kinds: Vec<_> = drain(&store, "bot")
+        .await
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    assert_eq!(kinds.len(), 3, "no second started event: {kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_are_listed_until_their_heartbeat_ttl_passes() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let info = |name: &str| WorkerInfo {
+        name: name.into(),
+        host: "h1".into(),
+        classes: vec![TaskClass::Native],
+        concurrency: 4,
+        running: 1,
+        started_at: Utc::now(),
+        heartbeat_at: Utc::now(),
+    };
+    let (steady, fading) = (info("w-steady"), info("w-fading"));
+    store
+        .heartbeat(&steady, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .heartbeat(&fading, Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.workers().await.unwrap(),
+        vec![fading.clone(), steady.clone()],
+        "listed by name"
+    );
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(store.workers().await.unwrap(), vec![steady.clone()]);
+
+    // A heartbeat brings a worker back.
+    store
+        .heartbeat(&fading, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(store.workers().await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_without_block_returns_at_once_and_a_blocked_read_wakes_on_append() {
+    let redis = start_redis().await;
+    let store = Arc::new(store_on(&redis).await);
+
+    let t = Instant::now();
+    let none = store
+        .read_events("bot", "c1", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "block = 0 must not wait ({:?})",
+        t.elapsed()
+    );
+
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let got = store
+                .read_events("bot", "c1", 10, Duration::from_secs(20))
+                .await;
+            (got, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // While the read is blocked, other commands on the same store are not held up.
+    let t = Instant::now();
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    store.job(j.id).await.unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    let (got, waited) = reader.await.unwrap();
+    let got = got.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.job, j.id);
+    assert!(
+        waited < Duration::from_secs(10),
+        "the reader woke on the append, not at the end of its block ({waited:?})"
+    );
+
+    // With nothing to read, a short block returns empty when it runs out.
+    let t = Instant::now();
+    let empty = store
+        .read_events("bot", "c1", 10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(empty.is_empty());
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // An event appended from another task wakes a reader of another group too.
+    let appender = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let line = EventKind::Progress {
+                line: "half way".into(),
+            };
+            store.append_event(&Event::now(j.id, line)).await.unwrap()
+        })
+    };
+    let first = store
+        .read_events("progress", "c2", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        first.len(),
+        1,
+        "the progress group starts with the queued event"
+    );
+    let got = store
+        .read_events("progress", "c2", 10, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let appended = appender.await.unwrap();
+    assert_eq!(ids(&got), vec![appended]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_reader_rides_through_a_restart_and_still_gets_the_event() {
+    let mut redis = start_redis().await;
+    let store = Arc::new(store_on(&redis).await);
+    assert!(drain(&store, "bot").await.is_empty());
+
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .read_events("bot", "c1", 10, Duration::from_secs(30))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis = tokio::task::spawn_blocking(move || {
+        redis.restart(Duration::from_millis(300));
+        redis
+    })
+    .await
+    .unwrap();
+
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    let got = reader
+        .await
+        .unwrap()
+        .expect("the read is retried, not failed");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.job, j.id);
+    stop_redis(redis).await;
+}
