@@ -103,10 +103,6 @@ pub struct RedisStore {
 impl RedisStore {
     /// The retry limit unless [`RedisStore::with_retry_limit`] changes it.
     pub const DEFAULT_RETRY_LIMIT: Duration = Duration::from_secs(30);
-    /// How long an event may stay unacknowledged by the consumer it was handed to
-    /// before another consumer of the group takes it over.
-    pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
-
     /// Connects to the Redis at `config.url`, waiting (within the retry limit) for it to
     /// answer, so a bot started alongside Redis does not fail on its first seconds.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
@@ -136,7 +132,7 @@ impl RedisStore {
             readers: events::BlockingReaders::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
-            claim_idle: Self::DEFAULT_CLAIM_IDLE,
+            claim_idle: config.reclaim_after,
             retry_limit: Self::DEFAULT_RETRY_LIMIT,
             address,
         };
