@@ -105,6 +105,42 @@ async fn a_published_job_is_consumed_once_and_gone_after_ack() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn many_tasks_publishing_at_once_are_all_confirmed() {
+    const JOBS: usize = 500;
+    let node = node().await;
+    let broker = Arc::new(broker(&config(&node)).await);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..JOBS)
+        .map(|_| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let job = job();
+                broker.publish(&job).await.map(|()| job.id)
+            })
+        })
+        .collect();
+    let mut sent = HashSet::new();
+    for task in tasks {
+        sent.insert(task.await.unwrap().expect("confirmed"));
+    }
+    eprintln!(
+        "{JOBS} concurrent publishes confirmed in {:?}",
+        start.elapsed()
+    );
+
+    let mut stream = broker.consume(TaskClass::Native, 50).await.unwrap();
+    let mut seen = HashSet::new();
+    while seen.len() < JOBS {
+        let delivery = next(&mut stream).await;
+        seen.insert(delivery.job.id);
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(seen, sent);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_job_left_unacknowledged_when_its_consumer_goes_is_delivered_again_as_attempt_2() {
     let node = node().await;
     let config = config(&node);
