@@ -539,3 +539,31 @@ async fn connecting_to_a_broker_that_is_not_there_fails_at_once_without_the_pass
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_gets_through_after_someone_deleted_the_exchange() {
+    use lapin::options::ExchangeDeleteOptions;
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+
+    let admin = lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    admin
+        .create_channel()
+        .await
+        .unwrap()
+        .exchange_delete("octobox.jobs".into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+
+    // RabbitMQ closes the publishing channel (no such exchange); the broker opens another,
+    // declares the topology again, and publishes.
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    assert_eq!(next(&mut work).await.job.id, sent.id);
+    admin.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}

@@ -16,7 +16,16 @@
 //! Reconnection never gives up: the backoff between attempts grows to
 //! [`RECONNECT_MAX_DELAY`] and stays there, so a worker outlives a long broker outage.
 //! Only the first connection fails fast (a broker that is not there at start is a
-//! configuration problem to report, not to wait out).
+//! configuration problem to report, not to wait out): a plain TCP connection is tried
+//! first, because lapin applies its never-ending retries to the first connection too.
+//!
+//! A lost connection is noticed when the socket fails or RabbitMQ says it is shutting
+//! down; a silent network cut only by the heartbeat (RabbitMQ proposes 60 s; the URL's
+//! `?heartbeat=10` shortens it).
+//!
+//! [`RabbitBroker::close`] closes the connection on purpose, which ends the streams.
+//! Dropping the broker and all its streams and deliveries closes it as well: lapin closes
+//! a connection when its last handle goes.
 //!
 //! - [`topology`]: the exchanges and queues, their names and arguments.
 //! - [`consume`]: job streams, acknowledgements, dead letters and their reasons.
@@ -85,7 +94,10 @@ pub struct RabbitBroker {
 }
 
 impl RabbitBroker {
-    /// Connects to `config.url` and declares the topology (see [`topology`]).
+    /// Connects to `config.url` and declares the topology (see [`topology`]). Fails with
+    /// `BrokerError::Unavailable` within `publish_timeout` (at least five seconds) when
+    /// RabbitMQ cannot be reached, refuses the login, or refuses the topology (a queue
+    /// declared with other arguments).
     pub async fn connect(config: &BrokerConfig) -> Result<Self, BrokerError> {
         let target = config.url.redacted_url();
         let deadline = Instant::now() + config.publish_timeout.max(Duration::from_secs(5));
@@ -200,7 +212,7 @@ impl RabbitBroker {
                             tracing::info!(
                                 target_url = %self.shared.target, job = %job.id, tries,
                                 waited_ms = started.elapsed().as_millis() as u64,
-                                "published after the connection recovered"
+                                "published on a later try"
                             );
                         }
                         return confirmed(job, confirmation);
@@ -209,7 +221,7 @@ impl RabbitBroker {
                 };
                 tracing::warn!(
                     target_url = %self.shared.target, job = %job.id, %error,
-                    "publishing failed; waiting for the connection to recover"
+                    "publishing failed; publishing again once the connection or the channel is back"
                 );
                 if self.shared.connection_lost() {
                     return Err(if self.shared.is_closed() {
