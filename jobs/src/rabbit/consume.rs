@@ -312,10 +312,16 @@ pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u
             .and_then(as_text)
     });
     match reason.as_deref() {
-        Some("delivery_limit") => format!(
-            "it was delivered {delivery_limit} times without being acknowledged (the delivery \
-             limit): it may crash the workers that take it"
-        ),
+        Some("delivery_limit") => {
+            let times = match delivery_limit {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
+            format!(
+                "it was delivered {times} without being acknowledged (the delivery limit): \
+                 it may crash the workers that take it"
+            )
+        }
         Some("rejected") => "it was rejected by a worker".to_string(),
         Some("expired") => "it expired".to_string(),
         Some("maxlen") => "its queue was full".to_string(),
@@ -382,6 +388,7 @@ mod tests {
             "it was delivered 5 times without being acknowledged (the delivery limit): \
              it may crash the workers that take it"
         );
+        assert!(dead_letter_reason(Some(&h), 1).starts_with("it was delivered once without"));
         let h = headers(vec![death("rejected", "octobox.jobs.native")], "rejected");
         assert_eq!(
             dead_letter_reason(Some(&h), 5),
