@@ -48,14 +48,23 @@ impl DeadLetterReporter {
                 }
                 Some(Ok(d)) => d,
             };
-            let job = &delivery.job;
+            let job = delivery.job.clone();
             let reason = delivery
                 .dead
                 .clone()
                 .unwrap_or_else(|| "the job queue gave up on it".to_string());
-            tracing::warn!(job = %job.id, command = %job.command, %reason, "job dead-lettered");
+
             // Its last start, where there was one, so "failed after" tells how long ago.
             let record = self.store.job(job.id).await.ok().flatten();
+            if record.as_ref().is_some_and(|r| r.status.is_final()) {
+                // A worker already recorded its outcome (it set the job aside itself, or
+                // the job finished and only its acknowledgement was lost).
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(job = %job.id, error = %e, "dead letter not acknowledged");
+                }
+                continue;
+            }
+            tracing::warn!(job = %job.id, command = %job.command, %reason, "job dead-lettered");
             let now = Utc::now();
             let result = JobResult {
                 id: job.id,

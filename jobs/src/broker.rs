@@ -57,6 +57,9 @@ pub trait JobStream: Send {
 /// One received job and the means to settle it with the broker.
 pub struct Delivery {
     pub job: Job,
+    /// The broker handed this job out before and it was never acknowledged: the worker
+    /// that held it died, or its acknowledgement was lost.
+    pub redelivered: bool,
     /// For a dead letter: why the broker gave up on it, as a sentence.
     pub dead: Option<String>,
     acker: Box<dyn Acknowledge>,
@@ -66,6 +69,7 @@ impl Delivery {
     pub fn new(job: Job, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             job,
+            redelivered: false,
             dead: None,
             acker,
         }
@@ -74,6 +78,7 @@ impl Delivery {
     pub fn dead_letter(job: Job, reason: String, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             job,
+            redelivered: false,
             dead: Some(reason),
             acker,
         }

@@ -60,6 +60,7 @@ async fn run(args: Args) -> Result<()> {
             config.source
         );
     };
+    let delivery_limit = broker.delivery_limit;
     let broker = RabbitBroker::connect(broker)
         .await
         .context("cannot reach the job queue")?;
@@ -87,6 +88,7 @@ async fn run(args: Args) -> Result<()> {
         retries: config.jobs.retries,
         backoff: config.jobs.retry_backoff,
     })
+    .with_delivery_limit(delivery_limit)
     .with_grace(GRACE);
 
     let shutdown = CancellationToken::new();

@@ -10,13 +10,15 @@ use tokio::sync::{mpsc, Mutex};
 use crate::broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 use crate::job::{Job, TaskClass};
 
-type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Job>>>;
+/// A queued job, and whether it was handed out before (requeued after a reject).
+type Queued = (Job, bool);
+type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>;
 
 /// Consumers of one class share its receiver, so each job goes to exactly one of them.
 /// Rejected jobs go to the dead-letter queue, with the reason.
 pub struct MemoryBroker {
-    queues: HashMap<TaskClass, (mpsc::UnboundedSender<Job>, SharedReceiver)>,
-    dead: (mpsc::UnboundedSender<Job>, SharedReceiver),
+    queues: HashMap<TaskClass, (mpsc::UnboundedSender<Queued>, SharedReceiver)>,
+    dead: (mpsc::UnboundedSender<Queued>, SharedReceiver),
 }
 
 impl MemoryBroker {
@@ -35,7 +37,7 @@ impl MemoryBroker {
         }
     }
 
-    fn queue(&self, class: TaskClass) -> &(mpsc::UnboundedSender<Job>, SharedReceiver) {
+    fn queue(&self, class: TaskClass) -> &(mpsc::UnboundedSender<Queued>, SharedReceiver) {
         // Every class gets a queue in `new`.
         &self.queues[&class]
     }
@@ -52,7 +54,7 @@ impl Broker for MemoryBroker {
     async fn publish(&self, job: &Job) -> Result<(), BrokerError> {
         self.queue(job.task.class())
             .0
-            .send(job.clone())
+            .send((job.clone(), false))
             .map_err(|_| BrokerError::Closed)
     }
 
@@ -61,7 +63,7 @@ impl Broker for MemoryBroker {
         let job = job.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = tx.send(job);
+            let _ = tx.send((job, false));
         });
         Ok(())
     }
@@ -95,8 +97,8 @@ impl Broker for MemoryBroker {
 }
 
 struct MemoryStream {
-    requeue: mpsc::UnboundedSender<Job>,
-    dead: mpsc::UnboundedSender<Job>,
+    requeue: mpsc::UnboundedSender<Queued>,
+    dead: mpsc::UnboundedSender<Queued>,
     rx: SharedReceiver,
     dead_letters: bool,
 }
@@ -104,7 +106,7 @@ struct MemoryStream {
 #[async_trait]
 impl JobStream for MemoryStream {
     async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
-        let job = self.rx.lock().await.recv().await?;
+        let (job, redelivered) = self.rx.lock().await.recv().await?;
         let acker = Box::new(MemoryAcker {
             job: job.clone(),
             requeue: self.requeue.clone(),
@@ -113,15 +115,17 @@ impl JobStream for MemoryStream {
         Some(Ok(if self.dead_letters {
             Delivery::dead_letter(job, "it was rejected by a worker".to_string(), acker)
         } else {
-            Delivery::new(job, acker)
+            let mut d = Delivery::new(job, acker);
+            d.redelivered = redelivered;
+            d
         }))
     }
 }
 
 struct MemoryAcker {
     job: Job,
-    requeue: mpsc::UnboundedSender<Job>,
-    dead: mpsc::UnboundedSender<Job>,
+    requeue: mpsc::UnboundedSender<Queued>,
+    dead: mpsc::UnboundedSender<Queued>,
 }
 
 #[async_trait]
@@ -134,9 +138,13 @@ impl Acknowledge for MemoryAcker {
         let mut job = self.job;
         if requeue {
             job.attempt += 1;
-            self.requeue.send(job).map_err(|_| BrokerError::Closed)
+            self.requeue
+                .send((job, true))
+                .map_err(|_| BrokerError::Closed)
         } else {
-            self.dead.send(job).map_err(|_| BrokerError::Closed)
+            self.dead
+                .send((job, false))
+                .map_err(|_| BrokerError::Closed)
         }
     }
 }
@@ -179,6 +187,7 @@ mod tests {
         let again = b.next().await.unwrap().unwrap();
         assert_eq!(again.job.id, j.id);
         assert_eq!(again.job.attempt, 2);
+        assert!(again.redelivered);
         again.ack().await.unwrap();
         let nothing = tokio::time::timeout(Duration::from_millis(50), a.next()).await;
         assert!(nothing.is_err(), "an acked job must not come back");

@@ -132,6 +132,7 @@ impl RabbitStream {
                 return None;
             }
         };
+        let redelivered = delivery.redelivered;
         let acker = Box::new(RabbitAcker {
             acker: delivery.acker,
             _channel: channel.clone(),
@@ -140,8 +141,11 @@ impl RabbitStream {
         });
         Some(match self.kind {
             StreamKind::Jobs => {
-                job.attempt = job.attempt.saturating_add(delivery_count(headers));
-                Delivery::new(job, acker)
+                let count = delivery_count(headers);
+                job.attempt = job.attempt.saturating_add(count);
+                let mut d = Delivery::new(job, acker);
+                d.redelivered = redelivered || count > 0;
+                d
             }
             StreamKind::DeadLetters => {
                 let reason = dead_letter_reason(headers, self.shared.delivery_limit);

@@ -4,6 +4,14 @@
 //! and a timeout can drop it. The delivery is settled only after the store holds the
 //! outcome: a result (then ack), a retry scheduled with the broker (then ack), or nothing
 //! because the store failed (then the job goes back to the queue).
+//!
+//! A *redelivered* job was handed out before and never acknowledged: its worker died —
+//! perhaps because of that very job — or the acknowledgement was lost. If its result is
+//! already stored it is only acknowledged. Otherwise it is moved to the back of the queue
+//! after a delay that grows with each attempt, instead of running again beside the jobs
+//! it was delivered with: a job that crashes its worker then meets other neighbours each
+//! time, so one poison job cannot use up the delivery limit of the jobs around it. Past
+//! the delivery limit it is set aside in the dead letters and its requester told why.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +55,8 @@ pub(super) struct JobRun {
     pub store: Arc<dyn Store>,
     pub registry: Arc<TaskRegistry>,
     pub retry: RetryPolicy,
+    /// How many deliveries a job gets before it is set aside.
+    pub delivery_limit: u32,
 }
 
 /// How a run ended, before it is written down.
@@ -57,6 +67,9 @@ enum Ran {
 
 impl JobRun {
     pub async fn handle(self, delivery: Delivery) {
+        if delivery.redelivered {
+            return self.recover(delivery).await;
+        }
         let job = delivery.job.clone();
         let started_at = Utc::now();
         if let Err(e) = self
@@ -135,27 +148,89 @@ impl JobRun {
         }
     }
 
-    /// Hands the next attempt to the broker, tells the requester, and only then lets go
-    /// of this delivery.
+    /// Schedules the next attempt after a retryable failure.
     async fn retry_later(&self, delivery: Delivery, why: String, delay: Duration) {
         let mut next = delivery.job.clone();
         next.attempt += 1;
-        if let Err(e) = self.broker.publish_delayed(&next, delay).await {
-            tracing::error!(job = %next.id, error = %e, "retry not scheduled; job goes back to the queue");
-            return requeue(delivery).await;
-        }
         let line = format!(
             "attempt {} failed: {why}; trying again in {}",
             delivery.job.attempt,
             lexicon::format_duration(delay)
         );
-        tracing::info!(job = %next.id, attempt = delivery.job.attempt, "retry scheduled: {why}");
-        let event = Event::now(next.id, EventKind::Progress { line });
+        self.reschedule(delivery, next, delay, line).await;
+    }
+}
+
+impl JobRun {
+    /// Settles a redelivered job: acknowledged if already done, else moved or set aside.
+    async fn recover(&self, delivery: Delivery) {
+        let job = delivery.job.clone();
+        let record = match self.store.job(job.id).await {
+            Ok(Some(r)) if r.status.is_final() => {
+                tracing::info!(job = %job.id, "redelivered job had already finished; acknowledging it");
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(job = %job.id, error = %e, "ack failed");
+                }
+                return;
+            }
+            Ok(record) => record,
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "cannot check a redelivered job; it goes back to the queue");
+                return requeue(delivery).await;
+            }
+        };
+        let deliveries = job.attempt.saturating_sub(1);
+        if deliveries >= self.delivery_limit {
+            let times = match deliveries {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
+            let why = format!(
+                "was set aside: it was delivered {times} and never finished (the delivery \
+                 limit); it may crash the workers that take it"
+            );
+            tracing::warn!(job = %job.id, deliveries, "job set aside after repeated lost deliveries");
+            let now = Utc::now();
+            let result = JobResult {
+                id: job.id,
+                status: JobStatus::Failed,
+                output: Output::Empty,
+                worker: self.worker.clone(),
+                started_at: record.and_then(|r| r.started_at).unwrap_or(now),
+                finished_at: now,
+                error: Some(why),
+            };
+            if let Err(e) = self.store.finish_job(&result).await {
+                tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
+                return requeue(delivery).await;
+            }
+            if let Err(e) = delivery.reject(false).await {
+                tracing::warn!(job = %job.id, error = %e, "could not move the job to the dead letters");
+            }
+            return;
+        }
+        let delay = self.retry.backoff.saturating_mul(job.attempt);
+        let line = format!(
+            "the worker running it stopped before it finished; trying again in {}",
+            lexicon::format_duration(delay)
+        );
+        self.reschedule(delivery, job, delay, line).await;
+    }
+
+    /// Publishes `job` again after `delay`, tells the requester `line`, and only then
+    /// lets go of `delivery`.
+    async fn reschedule(&self, delivery: Delivery, job: Job, delay: Duration, line: String) {
+        if let Err(e) = self.broker.publish_delayed(&job, delay).await {
+            tracing::error!(job = %job.id, error = %e, "not rescheduled; job goes back to the queue");
+            return requeue(delivery).await;
+        }
+        tracing::info!(job = %job.id, attempt = job.attempt, "{line}");
+        let event = Event::now(job.id, EventKind::Progress { line });
         if let Err(e) = self.store.append_event(&event).await {
-            tracing::warn!(job = %next.id, error = %e, "retry notice not stored");
+            tracing::warn!(job = %job.id, error = %e, "progress line not stored");
         }
         if let Err(e) = delivery.ack().await {
-            tracing::warn!(job = %next.id, error = %e, "retry scheduled but the ack failed; the attempt may run twice");
+            tracing::warn!(job = %job.id, error = %e, "rescheduled but the ack failed; the attempt may run twice");
         }
     }
 }

@@ -29,6 +29,7 @@ pub struct Worker {
     concurrency: usize,
     grace: Duration,
     retry: RetryPolicy,
+    delivery_limit: u32,
 }
 
 /// How often a worker reports itself, and how long a report stays valid: a worker that
@@ -52,7 +53,15 @@ impl Worker {
             concurrency: concurrency.max(1),
             grace: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            delivery_limit: 5,
         }
+    }
+
+    /// How many deliveries a job gets before it is set aside as one that crashes its
+    /// workers (the broker's `delivery_limit`).
+    pub fn with_delivery_limit(mut self, limit: u32) -> Self {
+        self.delivery_limit = limit.max(1);
+        self
     }
 
     /// How failures the task calls retryable are tried again.
@@ -114,6 +123,7 @@ impl Worker {
                         store: self.store.clone(),
                         registry: self.registry.clone(),
                         retry: self.retry,
+                        delivery_limit: self.delivery_limit,
                     };
                     let busy = busy.clone();
                     busy.fetch_add(1, Ordering::Relaxed);

@@ -158,3 +158,119 @@ async fn retryable_failures_are_tried_again_with_backoff() {
         Some("failed after 3 attempts: the service is down")
     );
 }
+
+/// Counts its runs.
+#[derive(Clone, Default)]
+struct Counted(Arc<AtomicU32>);
+
+#[async_trait]
+impl NativeTask for Counted {
+    async fn run(&self, _: &TaskContext) -> Result<Output, TaskError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Output::text("counted"))
+    }
+}
+
+/// Publishes `job` and hands it out once without settling it, as a worker that died
+/// would: it comes back redelivered.
+async fn lose_one_delivery(broker: &MemoryBroker, store: &MemoryStore, job: &Job) {
+    store.record_job(job).await.unwrap();
+    broker.publish(job).await.unwrap();
+    let mut thief = broker.consume(jobs::TaskClass::Native, 1).await.unwrap();
+    let d = thief.next().await.unwrap().unwrap();
+    d.reject(true).await.unwrap();
+}
+
+async fn worker_with(
+    broker: &Arc<MemoryBroker>,
+    store: &Arc<MemoryStore>,
+    task: Counted,
+    delivery_limit: u32,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), jobs::BrokerError>>,
+) {
+    let mut registry = TaskRegistry::new();
+    registry.register("counted", task);
+    let worker = Worker::new("w", broker.clone(), store.clone(), registry, 2)
+        .with_retry(RetryPolicy {
+            retries: 0,
+            backoff: Duration::from_millis(10),
+        })
+        .with_delivery_limit(delivery_limit);
+    let stop = CancellationToken::new();
+    (stop.clone(), tokio::spawn(worker.run(stop)))
+}
+
+async fn final_record(store: &MemoryStore, id: JobId) -> jobs::JobRecord {
+    for _ in 0..500 {
+        if let Some(r) = store.job(id).await.unwrap().filter(|r| r.status.is_final()) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("job {id} never finished")
+}
+
+#[tokio::test]
+async fn a_redelivered_job_that_already_finished_is_not_run_again() {
+    let (broker, store) = (Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new()));
+    let j = job("counted", BTreeMap::new(), Duration::from_secs(5));
+    lose_one_delivery(&broker, &store, &j).await;
+    let done = JobResult {
+        id: j.id,
+        status: JobStatus::Succeeded,
+        output: Output::text("first run"),
+        worker: "gone".into(),
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        error: None,
+    };
+    store.finish_job(&done).await.unwrap();
+    let runs = Counted::default();
+    let (stop, handle) = worker_with(&broker, &store, runs.clone(), 5).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(runs.0.load(Ordering::SeqCst), 0, "not run again");
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.result.unwrap().output, Output::text("first run"));
+}
+
+#[tokio::test]
+async fn a_redelivered_job_is_moved_then_runs_once() {
+    let (broker, store) = (Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new()));
+    let j = job("counted", BTreeMap::new(), Duration::from_secs(5));
+    lose_one_delivery(&broker, &store, &j).await;
+    let runs = Counted::default();
+    let (stop, handle) = worker_with(&broker, &store, runs.clone(), 5).await;
+    let record = final_record(&store, j.id).await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(runs.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_job_past_the_delivery_limit_is_set_aside_unrun() {
+    let (broker, store) = (Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new()));
+    let j = job("counted", BTreeMap::new(), Duration::from_secs(5));
+    lose_one_delivery(&broker, &store, &j).await;
+    let mut dead = broker.consume_dead_letters().await.unwrap();
+    let runs = Counted::default();
+    let (stop, handle) = worker_with(&broker, &store, runs.clone(), 1).await;
+    let record = final_record(&store, j.id).await;
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(
+        record.result.unwrap().error.as_deref(),
+        Some("was set aside: it was delivered once and never finished (the delivery limit); it may crash the workers that take it")
+    );
+    assert_eq!(
+        dead.next().await.unwrap().unwrap().job.id,
+        j.id,
+        "kept in the dead letters"
+    );
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(runs.0.load(Ordering::SeqCst), 0);
+}
