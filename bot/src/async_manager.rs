@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jobs::{EventId, EventKind, JobId, Origin, Store};
+use jobs::{EventId, EventKind, JobId, Origin, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::reply::{self, Reply};
@@ -101,7 +101,11 @@ impl AsyncManager {
             let mut done: Vec<EventId> = Vec::with_capacity(events.len());
             for (id, event) in events {
                 if let EventKind::Finished { .. } = event.kind {
-                    self.deliver(event.job).await;
+                    if let Err(e) = self.deliver(event.job).await {
+                        // Left pending: taken over again after the store's reclaim time.
+                        tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
+                        continue;
+                    }
                 }
                 done.push(id);
             }
@@ -111,34 +115,25 @@ impl AsyncManager {
         }
     }
 
-    async fn deliver(&self, job: JobId) {
-        let record = match self.store.job(job).await {
-            Ok(Some(record)) => record,
-            Ok(None) => {
-                tracing::warn!(%job, "finished job has no record; nothing to deliver");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(%job, error = %e, "cannot read finished job");
-                return;
-            }
+    /// Delivers job `job`'s reply if this manager serves its adapter. An error means the
+    /// store could not be read, and the event must stay pending.
+    async fn deliver(&self, job: JobId) -> Result<(), StoreError> {
+        let Some(record) = self.store.job(job).await? else {
+            tracing::warn!(%job, "finished job has no record (expired?); nothing to deliver");
+            return Ok(());
         };
         let origin = &record.job.origin;
         let Some(sink) = self.sinks.get(&origin.adapter) else {
             tracing::debug!(%job, adapter = %origin.adapter, "not an adapter of this group; left to others");
-            return;
+            return Ok(());
         };
-        match self.store.claim_delivery(job).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(%job, error = %e, "cannot claim delivery");
-                return;
-            }
+        if !self.store.claim_delivery(job).await? {
+            return Ok(());
         }
         let reply = reply::result(&record);
         if let Err(e) = sink.deliver(origin, reply).await {
             tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
         }
+        Ok(())
     }
 }
