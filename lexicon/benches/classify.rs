@@ -280,36 +280,5 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-fn tmp_parts(c: &mut Criterion) {
-    let mut group = c.benchmark_group("tmp");
-    for n in [20usize, 200, 2000] {
-        let cmds = commands(n);
-        let cat = catalog(&cmds);
-        let mut rng = Rng(9);
-        let bad: Vec<String> = (0..200)
-            .map(|_| bad_value(&cmds[rng.below(cmds.len())], &mut rng))
-            .collect();
-        let unk: Vec<String> = (0..200)
-            .map(|_| unknown(&cmds[rng.below(cmds.len())], &mut rng))
-            .collect();
-        group.throughput(Throughput::Elements(200));
-        group.bench_with_input(BenchmarkId::new("bad", n), &bad, |b, msgs| {
-            b.iter(|| {
-                for m in msgs {
-                    black_box(cat.classify(black_box(m)));
-                }
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("unknown", n), &unk, |b, msgs| {
-            b.iter(|| {
-                for m in msgs {
-                    black_box(cat.classify(black_box(m)));
-                }
-            })
-        });
-    }
-    group.finish();
-}
-
-criterion_group!(benches, bench, tmp_parts);
+criterion_group!(benches, bench);
 criterion_main!(benches);

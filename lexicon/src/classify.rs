@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::index::Alt;
 use crate::input::{eq_lower, normalize, tokenize, Tok};
 use crate::pattern::Elem;
-use crate::slot::{Reject, SlotKind, Value};
+use crate::slot::{Parsed, Reject, SlotKind, Value};
 
 /// How a message classifies.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,10 +119,13 @@ impl Catalog {
             return (Verdict::Empty, Classification::Empty);
         }
         let toks = tokenize(msg);
-        let verdict = self.decide(msg, &toks);
+        let mut kept = Kept::NONE;
+        let verdict = self.decide(msg, &toks, &mut kept);
         let classification = match verdict {
             Verdict::Empty => Classification::Empty,
-            Verdict::Matched { alt } => Classification::Matched(self.build_match(alt, msg, &toks)),
+            Verdict::Matched { alt } => {
+                Classification::Matched(self.build_match(alt, msg, &toks, &kept))
+            }
             Verdict::Bad {
                 alt,
                 elem,
@@ -140,8 +143,10 @@ impl Catalog {
     }
 
     /// Picks the winning alternative: the full match with the most literal words (ties: the
-    /// earlier command), else the best "bad value" alternative, else unknown.
-    pub(crate) fn decide(&self, msg: &str, toks: &[Tok<'_>]) -> Verdict {
+    /// earlier command), else the best "bad value" alternative, else unknown. The winner's
+    /// parsed values are left in `kept`.
+    pub(crate) fn decide(&self, msg: &str, toks: &[Tok<'_>], kept: &mut Kept) -> Verdict {
+        let mut scratch = Kept::NONE;
         let mut best_full: Option<(u64, usize)> = None;
         let mut best_bad: Option<(u64, Verdict)> = None;
         self.trie.walk(toks, |depth, ids| {
@@ -152,8 +157,11 @@ impl Catalog {
                 if best_full.is_some_and(|(k, _)| key >= k) {
                     continue;
                 }
-                match self.evaluate(alt, msg, toks, depth) {
-                    Outcome::Full => best_full = Some((key, id)),
+                match self.evaluate(alt, msg, toks, depth, &mut scratch) {
+                    Outcome::Full => {
+                        best_full = Some((key, id));
+                        *kept = scratch;
+                    }
                     Outcome::Bad { elem, tok, reject } => {
                         if best_bad.is_none_or(|(k, _)| key < k) {
                             let v = Verdict::Bad {
@@ -177,7 +185,15 @@ impl Catalog {
     }
 
     /// Matches one alternative; the first `from` tokens are known to equal its leading words.
-    pub(crate) fn evaluate(&self, alt: &Alt, msg: &str, toks: &[Tok<'_>], from: usize) -> Outcome {
+    /// Parsed values are written to `kept` by element position.
+    pub(crate) fn evaluate(
+        &self,
+        alt: &Alt,
+        msg: &str,
+        toks: &[Tok<'_>],
+        from: usize,
+        kept: &mut Kept,
+    ) -> Outcome {
         let elems = &alt.elems;
         let (n, m) = (toks.len(), elems.len());
         if n > m && !alt.text_last {
@@ -202,12 +218,15 @@ impl Catalog {
                     return Outcome::NoMatch;
                 };
                 let value = slot_text(&def.kind, msg, toks, i);
-                if let Err(reject) = def.kind.check(value) {
-                    return Outcome::Bad {
-                        elem: i,
-                        tok: Some(i),
-                        reject,
-                    };
+                match def.kind.check(value) {
+                    Ok(parsed) => kept.set(i, parsed),
+                    Err(reject) => {
+                        return Outcome::Bad {
+                            elem: i,
+                            tok: Some(i),
+                            reject,
+                        }
+                    }
                 }
             }
         }
@@ -221,7 +240,14 @@ impl Catalog {
         Outcome::Full
     }
 
-    pub(crate) fn build_match(&self, alt_id: usize, msg: &str, toks: &[Tok<'_>]) -> Match {
+    /// The match for a winning alternative; values already parsed in `kept` are reused.
+    pub(crate) fn build_match(
+        &self,
+        alt_id: usize,
+        msg: &str,
+        toks: &[Tok<'_>],
+        kept: &Kept,
+    ) -> Match {
         let alt = &self.alts[alt_id];
         let def = &self.defs[alt.cmd as usize];
         let mut args = BTreeMap::new();
@@ -229,8 +255,9 @@ impl Catalog {
             if let Elem::Slot(s) = elem {
                 if let Some(slot) = def.slots().get(usize::from(*s)) {
                     let text = slot_text(&slot.kind, msg, toks, i);
-                    if let Ok(value) = slot.kind.parse(text) {
-                        args.insert(slot.name.clone(), value);
+                    let parsed = kept.get(i).map_or_else(|| slot.kind.check(text), Ok);
+                    if let Ok(parsed) = parsed {
+                        args.insert(slot.name.clone(), slot.kind.value_of(text, parsed));
                     }
                 }
             }
@@ -283,6 +310,27 @@ impl Catalog {
             value,
             problem,
             usage: def.usage_str().to_string(),
+        }
+    }
+}
+
+/// Element positions whose parsed values are kept while matching.
+const KEPT: usize = 12;
+
+/// Values parsed while matching, by element position, so the winner is not parsed twice.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept([Option<Parsed>; KEPT]);
+
+impl Kept {
+    pub const NONE: Kept = Kept([None; KEPT]);
+
+    fn get(&self, i: usize) -> Option<Parsed> {
+        self.0.get(i).copied().flatten()
+    }
+
+    fn set(&mut self, i: usize, parsed: Parsed) {
+        if let Some(cell) = self.0.get_mut(i) {
+            *cell = Some(parsed);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::catalog::{Catalog, CommandDef};
-use crate::classify::{Outcome, Verdict};
+use crate::classify::{Kept, Match, Outcome, Verdict};
 use crate::input::{eq_lower, normalize, tokenize, Tok};
 use crate::pattern::Elem;
 use crate::slot::{SlotDef, SlotKind};
@@ -78,10 +78,14 @@ impl Catalog {
         let toks = tokenize(msg);
         let shown: Vec<&str> = toks.iter().map(|t| t.text).collect();
         let _ = writeln!(out, "words: {}", shown.join(" | "));
-        let verdict = self.decide(msg, &toks);
+        let mut kept = Kept::NONE;
+        let verdict = self.decide(msg, &toks, &mut kept);
         let outcomes = self.all_outcomes(msg, &toks);
         match verdict {
-            Verdict::Matched { alt } => self.explain_match(&mut out, alt, msg, &toks, &outcomes),
+            Verdict::Matched { alt } => {
+                let m = self.build_match(alt, msg, &toks, &kept);
+                self.explain_match(&mut out, alt, &m, &outcomes)
+            }
             Verdict::Bad {
                 alt,
                 elem,
@@ -117,15 +121,13 @@ impl Catalog {
         &self,
         out: &mut String,
         alt_id: usize,
-        msg: &str,
-        toks: &[Tok<'_>],
+        m: &Match,
         outcomes: &[(usize, Outcome)],
     ) {
         let alt = &self.alts[alt_id];
         let def = &self.defs[alt.cmd as usize];
         let _ = writeln!(out, "result: command \"{}\"", def.name());
         let _ = writeln!(out, "pattern: {}", def.pattern());
-        let m = self.build_match(alt_id, msg, toks);
         if !def.slots().is_empty() {
             out.push_str("arguments:\n");
         }
@@ -204,10 +206,11 @@ impl Catalog {
     /// Every alternative the trie offers for this message and how it fares, best first.
     fn all_outcomes(&self, msg: &str, toks: &[Tok<'_>]) -> Vec<(usize, Outcome)> {
         let mut found = Vec::new();
+        let mut scratch = Kept::NONE;
         self.trie.walk(toks, |depth, ids| {
             for &id in ids {
                 let id = id as usize;
-                let outcome = self.evaluate(&self.alts[id], msg, toks, depth);
+                let outcome = self.evaluate(&self.alts[id], msg, toks, depth, &mut scratch);
                 if outcome != Outcome::NoMatch {
                     found.push((id, outcome));
                 }

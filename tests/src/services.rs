@@ -63,6 +63,29 @@ impl Redis {
             .expect("redis-server starts (scripts/test installs it)");
         self.child = Some(child);
         wait_for_port(self.port, "redis-server", Duration::from_secs(20));
+        // Listening is not ready: after a restart Redis answers LOADING while it replays
+        // its append-only file.
+        let start = Instant::now();
+        while !self.answers_ping() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "redis-server on port {} did not answer PING",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut reply = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
     }
 
     /// Stops the server (SIGTERM: it flushes its append-only file) and starts it again on

@@ -69,7 +69,7 @@ impl Config {
 
         let mut duration = |raw: &Option<Spanned<String>>, key: &str, slot: &mut Duration| {
             if let Some(t) = raw {
-                match parse_timeout(t.get_ref()) {
+                match lexicon::parse_duration(t.get_ref()) {
                     Ok(d) if d > Duration::ZERO => *slot = d,
                     Ok(_) => errors.push(at(Some(t.span()), key, "must be longer than 0s".into())),
                     Err(m) => errors.push(at(Some(t.span()), key, m)),
@@ -254,10 +254,6 @@ fn plain_words(message: &str) -> String {
         .replace("expected a string", "expected a quoted string")
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    lexicon::parse_duration(text).map_err(|e| format!("\"{text}\" is not a duration: {e}"))
-}
-
 fn is_identity(s: &str) -> bool {
     matches!(s.split_once(':'), Some((a, u)) if !a.is_empty() && !u.is_empty())
 }
@@ -309,7 +305,7 @@ fn command(
             })
             .collect()
     });
-    let timeout = raw.timeout.and_then(|t| match parse_timeout(&t) {
+    let timeout = raw.timeout.and_then(|t| match lexicon::parse_duration(&t) {
         Ok(d) if d > Duration::ZERO => Some(d),
         Ok(_) => {
             problems.push((".timeout".into(), "must be longer than 0s".into()));
