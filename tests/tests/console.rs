@@ -304,3 +304,63 @@ fn the_example_configuration_is_valid() {
     assert!(checked.status.success(), "{checked:?}");
     assert!(checked.stdout.contains("valid"), "{}", checked.stdout);
 }
+
+#[test]
+fn on_a_terminal_there_is_a_prompt_line_editing_and_history() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    // `script` gives the bot a pseudo-terminal, as a person's terminal would.
+    let bot = octobox_tests::binary::path("octobox-bot");
+    let mut child = Command::new("script")
+        .args([
+            "-qfec",
+            &format!("{} --console", bot.display()),
+            "/dev/null",
+        ])
+        .env("USER", "alice")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) runs the bot on a pseudo-terminal");
+    let mut keyboard = child.stdin.take().unwrap();
+    let typist = std::thread::spawn(move || {
+        // Typed like a person: a command, Up-arrow and Enter to repeat it, a job, Ctrl-D.
+        for keys in ["ping\r", "\x1b[A", "\r", "echo on a terminal\r", "\x04"] {
+            std::thread::sleep(Duration::from_millis(700));
+            keyboard.write_all(keys.as_bytes()).unwrap();
+            keyboard.flush().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    });
+    let mut raw = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut raw)
+        .unwrap();
+    typist.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    let screen = Regex::new(r"\x1b\[[0-9;?]*[a-zA-Z]")
+        .unwrap()
+        .replace_all(&raw, "")
+        .replace('\r', "");
+    assert!(screen.contains("Octobox "), "a greeting:\n{screen}");
+    assert!(
+        screen.contains("octobox> ping\npong"),
+        "a prompt:\n{screen}"
+    );
+    assert_eq!(
+        screen.matches("pong").count(),
+        2,
+        "Up-arrow recalled ping:\n{screen}"
+    );
+    assert!(
+        screen.contains("(echo) succeeded") && screen.contains("on a terminal"),
+        "the job's result is shown:\n{screen}"
+    );
+}

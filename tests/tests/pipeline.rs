@@ -205,6 +205,11 @@ fn graceful_shutdown_returns_unstarted_jobs_to_the_queue() {
     wait_until("worker-a to start two jobs", LONG, || {
         first.log().matches("job started").count() >= 2
     });
+    console.send("workers");
+    let listed = console.expect("worker-a in the workers list", |l| {
+        l.starts_with("worker-a ")
+    });
+    assert!(listed.contains("native"), "{listed}");
     let status = first.terminate(Duration::from_secs(30));
     assert!(
         status.success(),
