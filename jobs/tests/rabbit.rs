@@ -341,6 +341,7 @@ async fn every_job_gets_through_a_broker_restart_while_publishing_and_consuming(
     .await
     .unwrap();
     let restarted_in = restart.elapsed();
+    eprintln!("the node was stopped and back up in {restarted_in:?}");
 
     let mut sent = Vec::new();
     let mut slowest = Duration::ZERO;

@@ -45,6 +45,11 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::Mutex;
 use tokio::time::{timeout, timeout_at, Instant};
 
+/// How long one publish try waits for RabbitMQ's confirmation before publishing again.
+/// A duplicate is harmless (workers skip jobs whose result is stored; replies are claimed
+/// once); a confirmation lost with a connection is not.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
+
 use crate::broker::{Broker, BrokerError, JobStream};
 use crate::config::{BrokerConfig, Secret};
 use crate::job::{Job, TaskClass};
@@ -205,8 +210,19 @@ impl RabbitBroker {
                         .await?
                         .await
                 };
-                let error = match timeout_at(deadline, sent).await {
-                    Err(_) => return Err(self.gave_up(job, started)),
+                // One try waits for its confirmation at most CONFIRM_WAIT: a confirmation
+                // pending when the connection dropped may never be answered, and the job
+                // must then be published again rather than wait out the whole timeout.
+                let attempt_deadline = deadline.min(Instant::now() + CONFIRM_WAIT);
+                let error = match timeout_at(attempt_deadline, sent).await {
+                    Err(_) if Instant::now() >= deadline => return Err(self.gave_up(job, started)),
+                    Err(_) => {
+                        tracing::warn!(
+                            target_url = %self.shared.target, job = %job.id,
+                            "no confirmation within {CONFIRM_WAIT:?}; publishing again"
+                        );
+                        continue;
+                    }
                     Ok(Ok(confirmation)) => {
                         if tries > 1 {
                             tracing::info!(
