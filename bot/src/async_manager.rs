@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use jobs::{EventId, EventKind, JobId, Origin, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,9 @@ impl Sinks {
             .cloned()
     }
 }
+
+/// How many replies one async manager delivers at once.
+const DELIVERIES_AT_ONCE: usize = 64;
 
 pub struct AsyncManager {
     store: Arc<dyn Store>,
@@ -98,17 +102,22 @@ impl AsyncManager {
                     continue;
                 }
             };
-            let mut done: Vec<EventId> = Vec::with_capacity(events.len());
-            for (id, event) in events {
-                if let EventKind::Finished { .. } = event.kind {
-                    if let Err(e) = self.deliver(event.job).await {
-                        // Left pending: taken over again after the store's reclaim time.
-                        tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
-                        continue;
+            // The replies of one batch are delivered concurrently: each costs store round
+            // trips, and one at a time they would cap the whole pipeline's throughput.
+            let this = &self;
+            let settled = futures::stream::iter(events)
+                .map(|(id, event)| async move {
+                    if let EventKind::Finished { .. } = event.kind {
+                        if let Err(e) = this.deliver(event.job).await {
+                            // Left pending: taken over again after the store's reclaim time.
+                            tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
+                            return None;
+                        }
                     }
-                }
-                done.push(id);
-            }
+                    Some(id)
+                })
+                .buffer_unordered(DELIVERIES_AT_ONCE);
+            let done: Vec<EventId> = settled.filter_map(|id| async move { id }).collect().await;
             if let Err(e) = self.store.ack_events(&self.group, &done).await {
                 tracing::warn!(error = %e, "could not acknowledge job events; they will be read again");
             }
