@@ -94,7 +94,8 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
     let mut confirms = tokio::task::JoinSet::new();
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
-        .with_content_type("application/json".into());
+        .with_content_type("application/json".into())
+        .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0));
     let publishing = async {
         for i in 0..c.messages {
             let slot = in_flight.clone().acquire_owned().await?;
@@ -132,10 +133,22 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
     };
     tokio::time::timeout(c.patience, publishing)
         .await
-        .map_err(|_| anyhow!("publishing {} messages took over {:?}", c.messages, c.patience))??;
+        .map_err(|_| {
+            anyhow!(
+                "publishing {} messages took over {:?}",
+                c.messages,
+                c.patience
+            )
+        })??;
     let last = tokio::time::timeout_at(first + c.patience, consuming)
         .await
-        .map_err(|_| anyhow!("consuming {} messages took over {:?}", c.messages, c.patience))???;
+        .map_err(|_| {
+            anyhow!(
+                "consuming {} messages took over {:?}",
+                c.messages,
+                c.patience
+            )
+        })???;
 
     channel
         .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
@@ -149,12 +162,15 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
 }
 
 async fn connect(url: &str, role: &str) -> Result<Connection> {
-    let properties =
-        ConnectionProperties::default().with_connection_name(format!("octobox-bench {role}").into());
-    tokio::time::timeout(Duration::from_secs(30), Connection::connect(url, properties))
-        .await
-        .map_err(|_| anyhow!("RabbitMQ did not accept the {role} connection within 30 s"))?
-        .with_context(|| format!("connecting the {role} to RabbitMQ"))
+    let properties = ConnectionProperties::default()
+        .with_connection_name(format!("octobox-bench {role}").into());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        Connection::connect(url, properties),
+    )
+    .await
+    .map_err(|_| anyhow!("RabbitMQ did not accept the {role} connection within 30 s"))?
+    .with_context(|| format!("connecting the {role} to RabbitMQ"))
 }
 
 /// The arguments `jobs::rabbit::topology` gives a job queue (kept in step by hand: the

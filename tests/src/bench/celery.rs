@@ -58,12 +58,13 @@ impl Celery {
             "octobox-bench: installing Celery into {} (once; this takes a minute)",
             self.venv.display()
         );
-        run(Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&self.venv))
-        .context("creating the Celery virtual environment (is python3-venv installed?)")?;
-        run(Command::new(self.venv.join("bin/pip"))
-            .args(["install", "--quiet", "celery[redis]==5.*"]))
+        run(Command::new("python3").args(["-m", "venv"]).arg(&self.venv))
+            .context("creating the Celery virtual environment (is python3-venv installed?)")?;
+        run(Command::new(self.venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "celery[redis]==5.*",
+        ]))
         .context("installing celery[redis] from PyPI")
     }
 

@@ -17,8 +17,8 @@
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
 
-pub mod celery;
 pub mod ceiling;
+pub mod celery;
 pub mod load;
 pub mod stats;
 
