@@ -1,15 +1,19 @@
 //! `Bot`: one bot process, assembled from a configuration.
 //!
-//! It owns the router, the async manager and the shutdown of both. In embedded mode (no
-//! `[broker]` and `[store]`) it also runs a worker in-process over the in-memory broker
-//! and store, so a new user has a working bot with nothing else installed.
+//! It owns the router, the async manager, the dead-letter reporter and their shutdown.
+//! With `[broker]` and `[store]` it uses RabbitMQ and Redis, and workers are separate
+//! `octobox-worker` processes. Without them (embedded mode) it also runs a worker
+//! in-process over the in-memory broker and store, so a new user has a working bot with
+//! nothing else installed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use jobs::config::Config;
 use jobs::memory::{MemoryBroker, MemoryStore};
+use jobs::rabbit::RabbitBroker;
+use jobs::redis::RedisStore;
 use jobs::{Broker, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -107,18 +111,22 @@ impl Bot {
     }
 }
 
-/// The broker and store the configuration asks for.
+/// The broker and store the configuration asks for: RabbitMQ and Redis, or the
+/// in-memory twins in embedded mode.
 async fn services(config: &Config) -> Result<(Arc<dyn Broker>, Arc<dyn Store>)> {
-    if !config.is_embedded() {
-        bail!(
-            "{}: [broker] and [store] are set, but this build runs embedded only; \
-             remove both sections to run with the in-process queue",
-            config.source
+    let (Some(broker), Some(store)) = (&config.broker, &config.store) else {
+        tracing::warn!(
+            "embedded mode: jobs and their results live in this process's memory and are \
+             lost when it stops; configure [broker] and [store] for durable jobs"
         );
-    }
-    tracing::warn!(
-        "embedded mode: jobs and their results live in this process's memory and are \
-         lost when it stops; configure [broker] and [store] for durable jobs"
-    );
-    Ok((Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new())))
+        return Ok((Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new())));
+    };
+    let broker = RabbitBroker::connect(broker)
+        .await
+        .context("cannot reach the job queue")?;
+    let store = RedisStore::connect(store)
+        .await
+        .context("cannot reach the job store")?;
+    tracing::info!(broker = %broker.describe(), store = %store.describe(), "durable jobs");
+    Ok((Arc::new(broker), Arc::new(store)))
 }

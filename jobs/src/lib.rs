@@ -10,6 +10,8 @@
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
+//! - [`rabbit`]: `RabbitBroker`, the `Broker` on RabbitMQ: confirmed publishes, quorum
+//!   queues with a delivery limit, dead letters, delayed jobs, recovery after a broker restart.
 //! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
@@ -19,6 +21,7 @@ pub mod config;
 pub mod event;
 pub mod job;
 pub mod memory;
+pub mod rabbit;
 pub mod redis;
 pub mod store;
 

@@ -1,0 +1,428 @@
+//! Consuming from RabbitMQ: job streams, their acknowledgements, and dead letters.
+//!
+//! Each stream has a channel of its own, so its prefetch (`basic.qos`) bounds only its own
+//! unacknowledged deliveries, and acknowledges manually.
+//!
+//! A stream outlives connection losses. lapin's auto-recovery re-creates the consumer on
+//! the new connection, and the stream simply goes on receiving; deliveries received before
+//! the loss can no longer be acknowledged (their delivery tags belonged to the old
+//! connection), so their `ack` returns an error and RabbitMQ delivers them again
+//! (at-least-once). Where no reconnect helps — RabbitMQ closed the channel, or cancelled
+//! the consumer — the stream subscribes again on a new channel. `next()` returns `None`
+//! only once the broker was closed on purpose ([`super::RabbitBroker::close`]).
+//!
+//! What a delivery carries besides the job:
+//! - `attempt`: the job's own attempt plus the quorum queue's `x-delivery-count` (how many
+//!   times this message was delivered before and not acknowledged);
+//! - for a dead letter, why RabbitMQ gave up on it, from the most recent `x-death` entry.
+//!
+//! A message that is not a job is logged and rejected without requeue: from a job queue it
+//! goes to the dead letters; from the dead-letter queue it is dropped, since nothing could
+//! show it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_lite::StreamExt;
+use lapin::message::Delivery as AmqpDelivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Acker, Channel, Consumer};
+
+use super::{is_dead, Shared, RECONNECT_MAX_DELAY};
+use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
+use crate::job::{Job, JobId};
+
+/// How often a waiting stream checks that its channel is still alive.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
+/// What a stream reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    Jobs,
+    DeadLetters,
+}
+
+/// One consumer of one queue, on its own channel.
+pub(crate) struct RabbitStream {
+    shared: Arc<Shared>,
+    queue: String,
+    prefetch: u16,
+    kind: StreamKind,
+    subscription: Option<(Channel, Consumer)>,
+    ended: bool,
+}
+
+impl RabbitStream {
+    pub(crate) async fn start(
+        shared: Arc<Shared>,
+        queue: String,
+        prefetch: u16,
+        kind: StreamKind,
+    ) -> Result<Self, BrokerError> {
+        let prefetch = prefetch.max(1); // 0 would mean "no limit" to RabbitMQ.
+        let subscription = subscribe(&shared, &queue, prefetch).await?;
+        tracing::info!(target_url = %shared.target, %queue, prefetch, "consuming");
+        Ok(RabbitStream {
+            shared,
+            queue,
+            prefetch,
+            kind,
+            subscription: Some(subscription),
+            ended: false,
+        })
+    }
+
+    /// Subscribes again on a new channel, retrying until it works, the broker is closed,
+    /// or the connection is gone for good.
+    async fn resubscribe(&mut self) -> Result<(), BrokerError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if self.shared.is_closed() {
+                return Err(BrokerError::Closed);
+            }
+            if self.shared.connection_lost() {
+                return Err(BrokerError::Unavailable(format!(
+                    "the connection to RabbitMQ at {} is lost for good; no more jobs from {}",
+                    self.shared.target, self.queue
+                )));
+            }
+            if self.shared.connection.status().connected() {
+                match subscribe(&self.shared, &self.queue, self.prefetch).await {
+                    Ok(subscription) => {
+                        tracing::info!(target_url = %self.shared.target, queue = %self.queue, "consuming again on a new channel");
+                        self.subscription = Some(subscription);
+                        return Ok(());
+                    }
+                    Err(error) => {
+                        tracing::warn!(queue = %self.queue, %error, "could not consume again yet")
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+        }
+    }
+
+    /// Turns an AMQP delivery into a job delivery; `None` for a message that is not a job
+    /// (logged and rejected here).
+    async fn receive(&self, channel: &Channel, delivery: AmqpDelivery) -> Option<Delivery> {
+        let headers = delivery.properties.headers().as_ref();
+        let mut job: Job = match serde_json::from_slice(&delivery.data) {
+            Ok(job) => job,
+            Err(error) => {
+                let message_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(
+                    queue = %self.queue, %message_id, bytes = delivery.data.len(), %error,
+                    "a message is not a job; rejecting it without requeue"
+                );
+                let rejected = delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await;
+                if let Err(error) = rejected {
+                    tracing::warn!(queue = %self.queue, %error, "could not reject the message");
+                }
+                return None;
+            }
+        };
+        let acker = Box::new(RabbitAcker {
+            acker: delivery.acker,
+            _channel: channel.clone(),
+            shared: self.shared.clone(),
+            job: job.id,
+        });
+        Some(match self.kind {
+            StreamKind::Jobs => {
+                job.attempt = job.attempt.saturating_add(delivery_count(headers));
+                Delivery::new(job, acker)
+            }
+            StreamKind::DeadLetters => {
+                let reason = dead_letter_reason(headers, self.shared.delivery_limit);
+                Delivery::dead_letter(job, reason, acker)
+            }
+        })
+    }
+}
+
+enum Event {
+    Received(Option<lapin::Result<Box<AmqpDelivery>>>),
+    Check,
+}
+
+#[async_trait]
+impl JobStream for RabbitStream {
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        loop {
+            if self.ended || self.shared.is_closed() {
+                return None;
+            }
+            let Some((channel, consumer)) = self.subscription.as_mut() else {
+                match self.resubscribe().await {
+                    Ok(()) => continue,
+                    Err(BrokerError::Closed) => return None,
+                    Err(error) => {
+                        self.ended = true;
+                        return Some(Err(error));
+                    }
+                }
+            };
+            let channel = channel.clone();
+            let event = tokio::select! {
+                received = consumer.next() => Event::Received(received.map(|r| r.map(Box::new))),
+                _ = tokio::time::sleep(HEALTH_CHECK) => Event::Check,
+            };
+            match event {
+                Event::Received(Some(Ok(delivery))) => {
+                    if let Some(delivery) = self.receive(&channel, *delivery).await {
+                        return Some(Ok(delivery));
+                    }
+                }
+                Event::Check => {
+                    // A channel RabbitMQ closed; one that is reconnecting is left to lapin,
+                    // which retries a failed recovery as a whole.
+                    if is_dead(&channel) {
+                        tracing::warn!(queue = %self.queue, "the consuming channel no longer delivers; consuming again");
+                        self.subscription = None;
+                    }
+                }
+                Event::Received(Some(Err(error))) => {
+                    if self.shared.is_closed() {
+                        return None;
+                    }
+                    tracing::warn!(queue = %self.queue, %error, "consuming was interrupted; waiting for the connection to recover");
+                    if channel.wait_for_recovery(error).await.is_ok() {
+                        tracing::info!(queue = %self.queue, "the connection recovered; consuming again");
+                    } else {
+                        self.subscription = None;
+                    }
+                }
+                Event::Received(None) => {
+                    if self.shared.is_closed() {
+                        return None;
+                    }
+                    tracing::warn!(queue = %self.queue, "RabbitMQ cancelled the consumer; consuming again");
+                    self.subscription = None;
+                }
+            }
+        }
+    }
+}
+
+/// A channel with its prefetch, consuming `queue` with manual acknowledgement.
+async fn subscribe(
+    shared: &Shared,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(Channel, Consumer), BrokerError> {
+    let channel = shared
+        .connection
+        .create_channel()
+        .await
+        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| shared.unavailable("could not set the prefetch", &e))?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), &e))?;
+    Ok((channel, consumer))
+}
+
+/// Settles one delivery. Holds its channel, so a delivery can still be settled after its
+/// stream is dropped.
+struct RabbitAcker {
+    acker: Acker,
+    _channel: Channel,
+    shared: Arc<Shared>,
+    job: JobId,
+}
+
+impl RabbitAcker {
+    fn settled(&self, what: &str, result: lapin::Result<bool>) -> Result<(), BrokerError> {
+        let error = match result {
+            Ok(true) => return Ok(()),
+            // The acker was poisoned: its channel closed or reconnected since the delivery.
+            Ok(false) => BrokerError::Unavailable(format!(
+                "job {} could not be {what}: the connection to RabbitMQ at {} was lost after \
+                 it was delivered, so RabbitMQ will deliver it again",
+                self.job, self.shared.target
+            )),
+            Err(error) => BrokerError::Unavailable(format!(
+                "job {} could not be {what}: RabbitMQ at {}: {error}; it will be delivered again",
+                self.job, self.shared.target
+            )),
+        };
+        tracing::warn!(job = %self.job, %error, "settling a delivery failed");
+        Err(error)
+    }
+}
+
+#[async_trait]
+impl Acknowledge for RabbitAcker {
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
+        let result = self.acker.ack(BasicAckOptions::default()).await;
+        self.settled("acknowledged", result)
+    }
+
+    async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BrokerError> {
+        let result = self.acker.reject(BasicRejectOptions { requeue }).await;
+        self.settled("rejected", result)
+    }
+}
+
+/// How many times a quorum queue delivered this message before without an acknowledgement.
+fn delivery_count(headers: Option<&FieldTable>) -> u32 {
+    headers
+        .and_then(|h| h.inner().get("x-delivery-count"))
+        .and_then(as_integer)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// Why RabbitMQ dead-lettered a message, as a sentence. The most recent `x-death` entry
+/// comes first; a delayed job carries an older `expired` entry from its delay queue.
+pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> String {
+    let latest = headers
+        .and_then(|h| h.inner().get("x-death"))
+        .and_then(|deaths| match deaths {
+            AMQPValue::FieldArray(deaths) => deaths.as_slice().first().cloned(),
+            _ => None,
+        })
+        .and_then(|death| match death {
+            AMQPValue::FieldTable(death) => death.inner().get("reason").and_then(as_text),
+            _ => None,
+        });
+    let reason = latest.or_else(|| {
+        headers
+            .and_then(|h| h.inner().get("x-first-death-reason"))
+            .and_then(as_text)
+    });
+    match reason.as_deref() {
+        Some("delivery_limit") => {
+            let times = match delivery_limit {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
+            format!(
+                "it was delivered {times} without being acknowledged (the delivery limit): \
+                 it may crash the workers that take it"
+            )
+        }
+        Some("rejected") => "it was rejected by a worker".to_string(),
+        Some("expired") => "it expired".to_string(),
+        Some("maxlen") => "its queue was full".to_string(),
+        Some(other) => format!("RabbitMQ dead-lettered it ({other})"),
+        None => "RabbitMQ dead-lettered it without saying why".to_string(),
+    }
+}
+
+fn as_text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+fn as_integer(value: &AMQPValue) -> Option<i64> {
+    Some(match *value {
+        AMQPValue::ShortShortInt(n) => n.into(),
+        AMQPValue::ShortShortUInt(n) => n.into(),
+        AMQPValue::ShortInt(n) => n.into(),
+        AMQPValue::ShortUInt(n) => n.into(),
+        AMQPValue::LongInt(n) => n.into(),
+        AMQPValue::LongUInt(n) => n.into(),
+        AMQPValue::LongLongInt(n) => n,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::FieldArray;
+
+    fn death(reason: &str, queue: &str) -> AMQPValue {
+        let mut entry = FieldTable::default();
+        entry.insert("reason".into(), AMQPValue::LongString(reason.into()));
+        entry.insert("queue".into(), AMQPValue::LongString(queue.into()));
+        entry.insert("count".into(), AMQPValue::LongLongInt(1));
+        AMQPValue::FieldTable(entry)
+    }
+
+    fn headers(deaths: Vec<AMQPValue>, first: &str) -> FieldTable {
+        let mut h = FieldTable::default();
+        h.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(FieldArray::from(deaths)),
+        );
+        h.insert(
+            "x-first-death-reason".into(),
+            AMQPValue::LongString(first.into()),
+        );
+        h
+    }
+
+    #[test]
+    fn dead_letter_reasons_read_as_sentences() {
+        let h = headers(
+            vec![death("delivery_limit", "octobox.jobs.native")],
+            "delivery_limit",
+        );
+        assert_eq!(
+            dead_letter_reason(Some(&h), 5),
+            "it was delivered 5 times without being acknowledged (the delivery limit): \
+             it may crash the workers that take it"
+        );
+        assert!(dead_letter_reason(Some(&h), 1).starts_with("it was delivered once without"));
+        let h = headers(vec![death("rejected", "octobox.jobs.native")], "rejected");
+        assert_eq!(
+            dead_letter_reason(Some(&h), 5),
+            "it was rejected by a worker"
+        );
+        assert_eq!(
+            dead_letter_reason(None, 5),
+            "RabbitMQ dead-lettered it without saying why"
+        );
+    }
+
+    #[test]
+    fn the_latest_death_wins_over_the_delay_that_expired_first() {
+        let h = headers(
+            vec![
+                death("rejected", "octobox.jobs.native"),
+                death("expired", "octobox.delay.native"),
+            ],
+            "expired",
+        );
+        assert_eq!(
+            dead_letter_reason(Some(&h), 5),
+            "it was rejected by a worker"
+        );
+    }
+
+    #[test]
+    fn delivery_count_reads_any_integer_and_defaults_to_zero() {
+        let mut h = FieldTable::default();
+        assert_eq!(delivery_count(Some(&h)), 0);
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(2));
+        assert_eq!(delivery_count(Some(&h)), 2);
+        h.insert("x-delivery-count".into(), AMQPValue::LongInt(3));
+        assert_eq!(delivery_count(Some(&h)), 3);
+        assert_eq!(delivery_count(None), 0);
+    }
+}

@@ -1,0 +1,472 @@
+//! `RabbitBroker`: the [`Broker`] on RabbitMQ, through lapin.
+//!
+//! One AMQP connection per process, with lapin's auto-recovery on: after a connection
+//! loss (a network cut, a broker restart) lapin reconnects by itself, reopens the channels,
+//! puts the publishing channel back in confirm mode, re-applies each consumer's prefetch,
+//! declares the topology again and re-creates the consumers. This module adds what lapin
+//! leaves to its user:
+//! - publishing waits for that recovery and publishes again, up to
+//!   `BrokerConfig::publish_timeout`, then tells the requester the job could not be queued
+//!   (`BrokerError::Unavailable`). A job whose confirmation was lost with the connection is
+//!   published again, so it may be queued twice (at-least-once; its `message_id` is the job
+//!   id);
+//! - a publishing channel that RabbitMQ closed (a channel error, which no reconnect
+//!   repairs) is replaced, and the topology declared again on the new one.
+//!
+//! Reconnection never gives up: the backoff between attempts grows to
+//! [`RECONNECT_MAX_DELAY`] and stays there, so a worker outlives a long broker outage.
+//! Only the first connection fails fast (a broker that is not there at start is a
+//! configuration problem to report, not to wait out): a plain TCP connection is tried
+//! first, because lapin applies its never-ending retries to the first connection too.
+//!
+//! A lost connection is noticed when the socket fails or RabbitMQ says it is shutting
+//! down; a silent network cut only by the heartbeat (RabbitMQ proposes 60 s; the URL's
+//! `?heartbeat=10` shortens it).
+//!
+//! [`RabbitBroker::close`] closes the connection on purpose, which ends the streams.
+//! Dropping the broker and all its streams and deliveries closes it as well: lapin closes
+//! a connection when its last handle goes.
+//!
+//! - [`topology`]: the exchanges and queues, their names and arguments.
+//! - [`consume`]: job streams, acknowledgements, dead letters and their reasons.
+//!
+//! The URL holds the password: only [`Secret::redacted_url`] reaches logs and errors.
+
+pub mod consume;
+pub mod topology;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use crate::broker::{Broker, BrokerError, JobStream};
+use crate::config::{BrokerConfig, Secret};
+use crate::job::{Job, TaskClass};
+
+use consume::{RabbitStream, StreamKind};
+use topology::{delay_queue, DeclareError, JOBS_EXCHANGE};
+
+/// The longest wait between two reconnection attempts.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// The first wait between reconnection attempts; it doubles up to [`RECONNECT_MAX_DELAY`].
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+
+/// What the broker and its streams share: the connection, and whether it was closed on
+/// purpose (then streams end instead of waiting for a reconnect).
+pub(crate) struct Shared {
+    pub connection: Connection,
+    /// `amqp://host:port`, safe to log.
+    pub target: String,
+    pub delivery_limit: u32,
+    pub closed: AtomicBool,
+}
+
+impl Shared {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The connection is gone for good (lapin gave up, or it was closed): no wait helps.
+    pub fn connection_lost(&self) -> bool {
+        let status = self.connection.status();
+        self.is_closed() || status.closed() || status.errored()
+    }
+
+    /// A sentence for an error that has no better one.
+    pub fn unavailable(&self, doing: &str, error: &lapin::Error) -> BrokerError {
+        BrokerError::Unavailable(format!("RabbitMQ at {}: {doing}: {error}", self.target))
+    }
+}
+
+/// The job queue on RabbitMQ. See the module documentation for how it recovers.
+pub struct RabbitBroker {
+    shared: Arc<Shared>,
+    /// The one channel publishes go through, in confirm mode. Replaced when RabbitMQ
+    /// closes it; lapin's recovery repairs it after a connection loss.
+    publisher: Mutex<Channel>,
+    publish_timeout: Duration,
+}
+
+impl RabbitBroker {
+    /// Connects to `config.url` and declares the topology (see [`topology`]). Fails with
+    /// `BrokerError::Unavailable` within `publish_timeout` (at least five seconds) when
+    /// RabbitMQ cannot be reached, refuses the login, or refuses the topology (a queue
+    /// declared with other arguments).
+    pub async fn connect(config: &BrokerConfig) -> Result<Self, BrokerError> {
+        let target = config.url.redacted_url();
+        let deadline = Instant::now() + config.publish_timeout.max(Duration::from_secs(5));
+        let connection = first_connection(&config.url, &target, deadline).await?;
+        let shared = Arc::new(Shared {
+            connection,
+            target,
+            delivery_limit: config.delivery_limit,
+            closed: AtomicBool::new(false),
+        });
+        let publisher = open_publisher(&shared).await?;
+        tracing::info!(
+            target_url = %shared.target,
+            delivery_limit = config.delivery_limit,
+            "connected to RabbitMQ and declared the job queues"
+        );
+        Ok(RabbitBroker {
+            shared,
+            publisher: Mutex::new(publisher),
+            publish_timeout: config.publish_timeout,
+        })
+    }
+
+    /// Closes the connection: unacknowledged deliveries go back to their queues, and every
+    /// stream of this broker ends (`next()` gives `None`). During a reconnect, the
+    /// connection is closed as soon as it is back (lapin can only close an open one).
+    pub async fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if self.shared.connection.status().connected() {
+            close_connection(&self.shared).await;
+        } else {
+            tracing::info!(target_url = %self.shared.target, "closing the RabbitMQ connection once it is back");
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    let status = shared.connection.status();
+                    if status.connected() {
+                        return close_connection(&shared).await;
+                    }
+                    if status.closed() || status.errored() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        }
+    }
+
+    /// The publishing channel, replaced if RabbitMQ closed it.
+    async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
+        let mut channel = self.publisher.lock().await;
+        if is_dead(&channel) && self.shared.connection.status().connected() {
+            tracing::warn!(target_url = %self.shared.target, "the publishing channel was closed by RabbitMQ; opening another");
+            *channel = open_publisher(&self.shared).await?;
+        }
+        Ok(channel.clone())
+    }
+
+    /// Publishes `job` and waits for RabbitMQ's confirmation, through reconnects, until
+    /// the publish timeout.
+    async fn publish_confirmed(
+        &self,
+        job: &Job,
+        exchange: &str,
+        routing_key: &str,
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let body = serde_json::to_vec(job).map_err(|e| BrokerError::Refused {
+            job: job.id.to_string(),
+            reason: format!("it could not be written as JSON: {e}"),
+        })?;
+        let started = Instant::now();
+        let deadline = started + self.publish_timeout;
+        let mut pause = RECONNECT_MIN_DELAY;
+        let mut tries = 0u32;
+        loop {
+            if self.shared.is_closed() {
+                return Err(BrokerError::Closed);
+            }
+            tries += 1;
+            let channel = match timeout_at(deadline, self.publishing_channel()).await {
+                Err(_) => return Err(self.gave_up(job, started)),
+                Ok(Ok(channel)) => Some(channel),
+                Ok(Err(error)) => {
+                    tracing::warn!(target_url = %self.shared.target, job = %job.id, %error, "no publishing channel; trying again");
+                    None
+                }
+            };
+            if let Some(channel) = channel {
+                let sent = async {
+                    channel
+                        .basic_publish(
+                            exchange.into(),
+                            routing_key.into(),
+                            // Mandatory: a job no queue takes comes back instead of vanishing.
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..BasicPublishOptions::default()
+                            },
+                            &body,
+                            properties.clone(),
+                        )
+                        .await?
+                        .await
+                };
+                let error = match timeout_at(deadline, sent).await {
+                    Err(_) => return Err(self.gave_up(job, started)),
+                    Ok(Ok(confirmation)) => {
+                        if tries > 1 {
+                            tracing::info!(
+                                target_url = %self.shared.target, job = %job.id, tries,
+                                waited_ms = started.elapsed().as_millis() as u64,
+                                "published on a later try"
+                            );
+                        }
+                        return confirmed(job, confirmation);
+                    }
+                    Ok(Err(error)) => error,
+                };
+                tracing::warn!(
+                    target_url = %self.shared.target, job = %job.id, %error,
+                    "publishing failed; publishing again once the connection or the channel is back"
+                );
+                if self.shared.connection_lost() {
+                    return Err(if self.shared.is_closed() {
+                        BrokerError::Closed
+                    } else {
+                        self.shared
+                            .unavailable("the connection is lost for good", &error)
+                    });
+                }
+                // With a recovery under way this returns once it is done; otherwise at
+                // once with the error, and the pause below keeps retries from spinning.
+                match timeout_at(deadline, channel.wait_for_recovery(error)).await {
+                    Err(_) => return Err(self.gave_up(job, started)),
+                    Ok(Ok(())) => {
+                        pause = RECONNECT_MIN_DELAY;
+                        continue;
+                    }
+                    Ok(Err(_)) => {}
+                }
+            }
+            if timeout_at(deadline, tokio::time::sleep(pause))
+                .await
+                .is_err()
+            {
+                return Err(self.gave_up(job, started));
+            }
+            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+        }
+    }
+
+    fn gave_up(&self, job: &Job, started: Instant) -> BrokerError {
+        tracing::error!(
+            target_url = %self.shared.target, job = %job.id,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "gave up publishing: RabbitMQ did not confirm the job in time"
+        );
+        BrokerError::Unavailable(format!(
+            "job {} could not be queued: RabbitMQ at {} did not confirm it within {} seconds",
+            job.id,
+            self.shared.target,
+            self.publish_timeout.as_secs_f32()
+        ))
+    }
+
+    async fn consume_queue(
+        &self,
+        queue: String,
+        prefetch: u16,
+        kind: StreamKind,
+    ) -> Result<Box<dyn JobStream>, BrokerError> {
+        if self.shared.is_closed() {
+            return Err(BrokerError::Closed);
+        }
+        let stream = RabbitStream::start(self.shared.clone(), queue, prefetch, kind).await?;
+        Ok(Box::new(stream))
+    }
+}
+
+#[async_trait]
+impl Broker for RabbitBroker {
+    async fn publish(&self, job: &Job) -> Result<(), BrokerError> {
+        let class = job.task.class();
+        self.publish_confirmed(job, JOBS_EXCHANGE, class.as_str(), properties(job))
+            .await
+    }
+
+    async fn publish_delayed(&self, job: &Job, delay: Duration) -> Result<(), BrokerError> {
+        // Through the default exchange straight into the delay queue; when the message
+        // expires, the queue dead-letters it to `octobox.jobs` with the class as key.
+        let queue = delay_queue(job.task.class());
+        let expiration = delay.as_millis().max(1).to_string();
+        let properties = properties(job).with_expiration(expiration.into());
+        self.publish_confirmed(job, "", &queue, properties).await
+    }
+
+    async fn consume(
+        &self,
+        class: TaskClass,
+        prefetch: u16,
+    ) -> Result<Box<dyn JobStream>, BrokerError> {
+        self.consume_queue(topology::job_queue(class), prefetch, StreamKind::Jobs)
+            .await
+    }
+
+    async fn consume_dead_letters(&self) -> Result<Box<dyn JobStream>, BrokerError> {
+        // Dead letters are read one at a time, by a person or a reporting task.
+        self.consume_queue(topology::DEAD_QUEUE.to_string(), 1, StreamKind::DeadLetters)
+            .await
+    }
+
+    fn describe(&self) -> String {
+        format!("RabbitMQ at {}", self.shared.target)
+    }
+}
+
+/// Persistent JSON, identified by the job id.
+fn properties(job: &Job) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(job.id.to_string().into())
+        .with_timestamp(u64::try_from(job.created_at.timestamp()).unwrap_or(0))
+}
+
+fn confirmed(job: &Job, confirmation: Confirmation) -> Result<(), BrokerError> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(BrokerError::Refused {
+            job: job.id.to_string(),
+            reason: format!(
+                "no queue takes jobs of class {} (RabbitMQ returned it: {})",
+                job.task.class().as_str(),
+                returned.reply_text
+            ),
+        }),
+        Confirmation::Nack(_) => Err(BrokerError::Refused {
+            job: job.id.to_string(),
+            reason: "RabbitMQ could not store it (it answered with a negative confirmation)"
+                .to_string(),
+        }),
+        Confirmation::NotRequested => Err(BrokerError::Unavailable(
+            "the publishing channel is not in confirm mode, so the job may not be queued"
+                .to_string(),
+        )),
+    }
+}
+
+async fn close_connection(shared: &Shared) {
+    match shared
+        .connection
+        .close(200, "octobox closed the broker".into())
+        .await
+    {
+        Ok(()) => tracing::info!(target_url = %shared.target, "closed the RabbitMQ connection"),
+        Err(error) => {
+            tracing::warn!(target_url = %shared.target, %error, "closing the RabbitMQ connection failed")
+        }
+    }
+}
+
+/// A channel RabbitMQ closed (or that errored); reconnecting does not bring it back.
+pub(crate) fn is_dead(channel: &Channel) -> bool {
+    let status = channel.status();
+    !(status.connected() || status.closing() || status.initializing())
+}
+
+/// The first connection, with auto-recovery on. Fails within `deadline` if the broker is
+/// not there: lapin's own retries never give up, so a broker that is down at start is
+/// checked with a plain TCP connection first.
+async fn first_connection(
+    url: &Secret,
+    target: &str,
+    deadline: Instant,
+) -> Result<Connection, BrokerError> {
+    let uri: lapin::uri::AMQPUri = url.expose().parse().map_err(|_| {
+        // The parser's message may quote the whole URL, password included.
+        BrokerError::Unavailable(format!(
+            "the broker URL for {target} is not a valid AMQP URL \
+             (amqp://user:password@host:port/vhost)"
+        ))
+    })?;
+    let address = (uri.authority.host.clone(), uri.authority.port);
+    match timeout_at(deadline, tokio::net::TcpStream::connect(address)).await {
+        Err(_) => {
+            return Err(BrokerError::Unavailable(format!(
+                "RabbitMQ at {target} did not accept a connection in time"
+            )))
+        }
+        Ok(Err(error)) => {
+            return Err(BrokerError::Unavailable(format!(
+                "could not connect to RabbitMQ at {target}: {error}"
+            )))
+        }
+        Ok(Ok(_probe)) => {}
+    }
+    let properties = ConnectionProperties::default()
+        .with_connection_name(connection_name().into())
+        .enable_auto_recover()
+        .configure_backoff(|backoff| {
+            backoff
+                .with_min_delay(RECONNECT_MIN_DELAY)
+                .with_max_delay(RECONNECT_MAX_DELAY)
+                .with_jitter()
+                .without_max_times()
+        });
+    match timeout_at(deadline, Connection::connect_uri(uri, properties)).await {
+        Err(_) => Err(BrokerError::Unavailable(format!(
+            "RabbitMQ at {target} did not complete the AMQP handshake in time"
+        ))),
+        Ok(Err(error)) => Err(BrokerError::Unavailable(format!(
+            "could not connect to RabbitMQ at {target}: {error}"
+        ))),
+        Ok(Ok(connection)) => Ok(connection),
+    }
+}
+
+/// How the connection shows in RabbitMQ's management UI: `octobox-worker (pid 4242)`.
+fn connection_name() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "octobox".to_string());
+    format!("{program} (pid {})", std::process::id())
+}
+
+/// A channel in confirm mode, with the topology declared on it (so that lapin declares it
+/// again after a reconnect).
+async fn open_publisher(shared: &Shared) -> Result<Channel, BrokerError> {
+    let channel = shared
+        .connection
+        .create_channel()
+        .await
+        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| shared.unavailable("could not turn on publisher confirms", &e))?;
+    let declared = timeout(
+        Duration::from_secs(60),
+        topology::declare(&channel, shared.delivery_limit),
+    )
+    .await;
+    match declared {
+        Ok(Ok(())) => Ok(channel),
+        Ok(Err(DeclareError { what, error })) => {
+            let hint = if is_precondition_failed(&error) {
+                ": it already exists with other arguments (another delivery_limit, or an \
+                 older layout); align the configuration, or delete it if it holds nothing to keep"
+            } else {
+                ""
+            };
+            Err(BrokerError::Unavailable(format!(
+                "RabbitMQ at {} refused to declare the {what}: {error}{hint}",
+                shared.target
+            )))
+        }
+        Err(_) => Err(BrokerError::Unavailable(format!(
+            "RabbitMQ at {} did not declare the job queues within a minute",
+            shared.target
+        ))),
+    }
+}
+
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(e)
+        if *e.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+}

@@ -1,0 +1,569 @@
+//! `RabbitBroker` against a real RabbitMQ node: each test starts a private node of its own
+//! (`octobox_tests::services::RabbitMq`), so tests run in parallel and leave nothing behind.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs::config::{BrokerConfig, Secret};
+use jobs::rabbit::RabbitBroker;
+use jobs::{Broker, BrokerError, Job, JobId, JobStream, Origin, Task, TaskClass};
+use octobox_tests::services::RabbitMq;
+use tokio::time::{timeout, Instant};
+
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "jobs=info,lapin=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A private RabbitMQ node; the harness blocks, so it runs off the async threads.
+async fn node() -> RabbitMq {
+    logs();
+    tokio::task::spawn_blocking(RabbitMq::start)
+        .await
+        .expect("RabbitMQ starts")
+}
+
+async fn stop(node: RabbitMq) {
+    tokio::task::spawn_blocking(move || drop(node))
+        .await
+        .expect("RabbitMQ stops");
+}
+
+fn config(node: &RabbitMq) -> BrokerConfig {
+    let mut config = BrokerConfig::new(Secret::new(node.url()));
+    config.publish_timeout = Duration::from_secs(60);
+    config
+}
+
+async fn broker(config: &BrokerConfig) -> RabbitBroker {
+    RabbitBroker::connect(config)
+        .await
+        .expect("connects to RabbitMQ")
+}
+
+fn job() -> Job {
+    Job {
+        id: JobId::new(),
+        command: "echo".into(),
+        args: Default::default(),
+        task: Task::Native {
+            name: "echo".into(),
+        },
+        origin: Origin {
+            adapter: "console".into(),
+            user: "alice".into(),
+            channel: None,
+            thread: None,
+        },
+        created_at: chrono::Utc::now(),
+        timeout: Duration::from_secs(5),
+        attempt: 1,
+    }
+}
+
+async fn next(stream: &mut Box<dyn JobStream>) -> jobs::Delivery {
+    timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("a delivery within 20 seconds")
+        .expect("the stream goes on")
+        .expect("a delivery, not an error")
+}
+
+async fn nothing_within(stream: &mut Box<dyn JobStream>, wait: Duration) -> bool {
+    timeout(wait, stream.next()).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_job_is_consumed_once_and_gone_after_ack() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    assert_eq!(
+        broker.describe(),
+        format!("RabbitMQ at amqp://127.0.0.1:{}", node.port)
+    );
+    let mut first = broker.consume(TaskClass::Native, 4).await.unwrap();
+
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    let got = next(&mut first).await;
+    assert_eq!(got.job, sent, "the job arrives as it was published");
+    assert_eq!(got.dead, None);
+    got.ack().await.unwrap();
+
+    let mut second = broker.consume(TaskClass::Native, 4).await.unwrap();
+    assert!(nothing_within(&mut second, Duration::from_secs(1)).await);
+    assert!(nothing_within(&mut first, Duration::from_millis(200)).await);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_tasks_publishing_at_once_are_all_confirmed() {
+    const JOBS: usize = 500;
+    let node = node().await;
+    let broker = Arc::new(broker(&config(&node)).await);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..JOBS)
+        .map(|_| {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let job = job();
+                broker.publish(&job).await.map(|()| job.id)
+            })
+        })
+        .collect();
+    let mut sent = HashSet::new();
+    for task in tasks {
+        sent.insert(task.await.unwrap().expect("confirmed"));
+    }
+    eprintln!(
+        "{JOBS} concurrent publishes confirmed in {:?}",
+        start.elapsed()
+    );
+
+    let mut stream = broker.consume(TaskClass::Native, 50).await.unwrap();
+    let mut seen = HashSet::new();
+    while seen.len() < JOBS {
+        let delivery = next(&mut stream).await;
+        seen.insert(delivery.job.id);
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(seen, sent);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_left_unacknowledged_when_its_consumer_goes_is_delivered_again_as_attempt_2() {
+    let node = node().await;
+    let config = config(&node);
+    let leaving = broker(&config).await;
+    let staying = broker(&config).await;
+    let mut taken = leaving.consume(TaskClass::Native, 1).await.unwrap();
+
+    let sent = job();
+    staying.publish(&sent).await.unwrap();
+    let first = next(&mut taken).await;
+    assert_eq!((first.job.id, first.job.attempt), (sent.id, 1));
+
+    // The worker's process goes away without acknowledging.
+    leaving.close().await;
+    assert!(
+        timeout(Duration::from_secs(5), taken.next())
+            .await
+            .expect("a closed broker's stream ends at once")
+            .is_none(),
+        "a stream ends when its broker was closed on purpose"
+    );
+    assert!(
+        first.ack().await.is_err(),
+        "a delivery of a closed connection cannot be acknowledged"
+    );
+
+    let mut other = staying.consume(TaskClass::Native, 1).await.unwrap();
+    let again = next(&mut other).await;
+    assert_eq!(again.job.id, sent.id);
+    assert_eq!(again.job.attempt, 2, "the redelivery counts as attempt 2");
+    again.ack().await.unwrap();
+    staying.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefetch_bounds_the_unacknowledged_deliveries() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut stream = broker.consume(TaskClass::Native, 2).await.unwrap();
+    for _ in 0..5 {
+        broker.publish(&job()).await.unwrap();
+    }
+    let one = next(&mut stream).await;
+    let _two = next(&mut stream).await;
+    assert!(
+        nothing_within(&mut stream, Duration::from_secs(1)).await,
+        "a third delivery waits while two are unacknowledged"
+    );
+    one.ack().await.unwrap();
+    let _three = next(&mut stream).await;
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_rejected_without_requeue_arrives_in_the_dead_letters_with_a_reason() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+    let mut dead = broker.consume_dead_letters().await.unwrap();
+
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    next(&mut work).await.reject(false).await.unwrap();
+
+    let letter = next(&mut dead).await;
+    assert_eq!(letter.job.id, sent.id);
+    assert_eq!(letter.dead.as_deref(), Some("it was rejected by a worker"));
+    letter.ack().await.unwrap();
+    assert!(nothing_within(&mut dead, Duration::from_millis(500)).await);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_requeued_past_the_delivery_limit_is_dead_lettered_with_that_reason() {
+    let node = node().await;
+    let mut config = config(&node);
+    config.delivery_limit = 2;
+    let broker = broker(&config).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+    let mut dead = broker.consume_dead_letters().await.unwrap();
+
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    let mut attempts = Vec::new();
+    let letter = loop {
+        tokio::select! {
+            delivery = work.next() => {
+                let delivery = delivery.unwrap().unwrap();
+                attempts.push(delivery.job.attempt);
+                assert!(attempts.len() <= 2, "delivered more often than the limit: {attempts:?}");
+                delivery.reject(true).await.unwrap();
+            }
+            letter = dead.next() => break letter.unwrap().unwrap(),
+            _ = tokio::time::sleep(Duration::from_secs(20)) => panic!("no dead letter; attempts {attempts:?}"),
+        }
+    };
+    assert_eq!(attempts, [1, 2], "each delivery counts as an attempt");
+    assert_eq!(letter.job.id, sent.id);
+    assert_eq!(
+        letter.dead.as_deref(),
+        Some(
+            "it was delivered 2 times without being acknowledged (the delivery limit): \
+             it may crash the workers that take it"
+        )
+    );
+    letter.ack().await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delayed_job_arrives_no_earlier_than_its_delay() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+
+    let mut retry = job();
+    retry.attempt = 2;
+    let delay = Duration::from_millis(1500);
+    let start = Instant::now();
+    broker.publish_delayed(&retry, delay).await.unwrap();
+    let got = next(&mut work).await;
+    let waited = start.elapsed();
+    assert_eq!(got.job.id, retry.id);
+    assert_eq!(got.job.attempt, 2, "the attempt travels with the job");
+    assert!(
+        waited >= delay,
+        "arrived after {waited:?}, before {delay:?}"
+    );
+    assert!(
+        waited < delay + Duration::from_secs(5),
+        "arrived after {waited:?}"
+    );
+    got.ack().await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_job_gets_through_a_broker_restart_while_publishing_and_consuming() {
+    const JOBS: usize = 300;
+    const PUBLISHERS: usize = 3;
+    let node = node().await;
+    let broker = Arc::new(broker(&config(&node)).await);
+    let mut stream = broker.consume(TaskClass::Native, 10).await.unwrap();
+
+    let published = Arc::new(AtomicUsize::new(0));
+    let mut publishers = Vec::new();
+    for _ in 0..PUBLISHERS {
+        let broker = broker.clone();
+        let published = published.clone();
+        publishers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            let mut slowest = Duration::ZERO;
+            for _ in 0..JOBS / PUBLISHERS {
+                let job = job();
+                let start = Instant::now();
+                let result = broker.publish(&job).await;
+                slowest = slowest.max(start.elapsed());
+                assert!(result.is_ok(), "publish failed: {result:?}");
+                ids.push(job.id);
+                published.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            (ids, slowest)
+        }));
+    }
+
+    let consumer = tokio::spawn(async move {
+        let mut seen = HashSet::new();
+        let (mut deliveries, mut failed_acks) = (0, 0);
+        while seen.len() < JOBS {
+            let delivery = match timeout(Duration::from_secs(120), stream.next()).await {
+                Ok(Some(Ok(delivery))) => delivery,
+                other => panic!("the stream stopped after {} jobs: {other:?}", seen.len()),
+            };
+            deliveries += 1;
+            seen.insert(delivery.job.id);
+            if delivery.ack().await.is_err() {
+                failed_acks += 1;
+            }
+        }
+        (seen, deliveries, failed_acks)
+    });
+
+    while published.load(Ordering::SeqCst) < JOBS / 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restart = Instant::now();
+    let node = tokio::task::spawn_blocking(move || {
+        let mut node = node;
+        node.restart(Duration::from_secs(2));
+        node
+    })
+    .await
+    .unwrap();
+    let restarted_in = restart.elapsed();
+
+    let mut sent = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for publisher in publishers {
+        let (ids, slow) = publisher.await.expect("every publish returned Ok");
+        sent.extend(ids);
+        slowest = slowest.max(slow);
+    }
+    let (seen, deliveries, failed_acks) = consumer.await.expect("every job was received");
+    let missing: Vec<_> = sent.iter().filter(|id| !seen.contains(id)).collect();
+    assert!(missing.is_empty(), "never received: {missing:?}");
+    eprintln!(
+        "restart took {restarted_in:?}; slowest publish {slowest:?}; {deliveries} deliveries \
+         for {JOBS} jobs; {failed_acks} acknowledgements failed"
+    );
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_from_before_a_restart_cannot_be_acked_and_is_delivered_again() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut stream = broker.consume(TaskClass::Native, 1).await.unwrap();
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    let before = next(&mut stream).await;
+
+    let node = tokio::task::spawn_blocking(move || {
+        let mut node = node;
+        node.restart(Duration::from_secs(1));
+        node
+    })
+    .await
+    .unwrap();
+
+    let again = timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("the stream delivers again after the restart")
+        .expect("the stream goes on after a restart")
+        .expect("a delivery, not an error");
+    assert_eq!(again.job.id, sent.id);
+    assert_eq!(again.job.attempt, 2);
+    let error = before.ack().await.expect_err("its delivery tag is gone");
+    assert!(matches!(error, BrokerError::Unavailable(_)), "{error:?}");
+    eprintln!("{error}");
+    again.ack().await.unwrap();
+    assert!(nothing_within(&mut stream, Duration::from_secs(1)).await);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishing_while_the_broker_is_down_fails_in_time_and_names_no_password() {
+    let node = node().await;
+    let port = node.port;
+    let mut config = config(&node);
+    config.publish_timeout = Duration::from_secs(2);
+    let broker = broker(&config).await;
+    broker.publish(&job()).await.unwrap();
+
+    let outage = tokio::task::spawn_blocking(move || {
+        let mut node = node;
+        node.restart(Duration::from_secs(12));
+        node
+    });
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let start = Instant::now();
+    let error = broker.publish(&job()).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(error, BrokerError::Unavailable(_)),
+        "unexpected {error:?}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let message = error.to_string();
+    eprintln!("after {took:?}: {message}");
+    assert!(!message.contains("guest"), "{message}");
+    assert!(
+        message.contains(&format!("amqp://127.0.0.1:{port}")),
+        "{message}"
+    );
+
+    let node = outage.await.unwrap();
+    let back = Instant::now();
+    while let Err(error) = broker.publish(&job()).await {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "publishing does not work again: {error}"
+        );
+    }
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_broker_accepts_the_topology_the_first_declared() {
+    let node = node().await;
+    let config = config(&node);
+    let first = broker(&config).await;
+    let second = broker(&config).await;
+
+    let mut stream = first.consume(TaskClass::Native, 1).await.unwrap();
+    let sent = job();
+    second.publish(&sent).await.unwrap();
+    assert_eq!(next(&mut stream).await.job.id, sent.id);
+
+    // A process with another delivery limit is refused, with a sentence that says why.
+    let mut other = config.clone();
+    other.delivery_limit = config.delivery_limit + 1;
+    let error = RabbitBroker::connect(&other)
+        .await
+        .err()
+        .expect("a different delivery limit is refused");
+    let message = error.to_string();
+    assert!(message.contains("queue octobox.jobs.native"), "{message}");
+    assert!(message.contains("other arguments"), "{message}");
+    assert!(!message.contains("guest"), "{message}");
+
+    first.close().await;
+    second.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_is_not_a_job_goes_to_the_dead_letters_and_consuming_goes_on() {
+    use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+
+    let raw = lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    channel
+        .basic_publish(
+            "octobox.jobs".into(),
+            "native".into(),
+            BasicPublishOptions::default(),
+            b"not a job",
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    assert_eq!(next(&mut work).await.job.id, sent.id);
+
+    let mut dead = None;
+    for _ in 0..50 {
+        dead = channel
+            .basic_get("octobox.dead".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        if dead.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.expect("a dead letter").delivery.data, b"not a job");
+    raw.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connecting_to_a_broker_that_is_not_there_fails_at_once_without_the_password() {
+    logs();
+    let port = octobox_tests::services::free_port();
+    let config = BrokerConfig::new(Secret::new(format!(
+        "amqp://octo:hunter2@127.0.0.1:{port}/%2f"
+    )));
+    let start = Instant::now();
+    let error = RabbitBroker::connect(&config)
+        .await
+        .err()
+        .expect("no broker");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    let message = error.to_string();
+    assert!(
+        !message.contains("hunter2") && !message.contains("octo:"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("amqp://127.0.0.1:{port}")),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_gets_through_after_someone_deleted_the_exchange() {
+    use lapin::options::ExchangeDeleteOptions;
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut work = broker.consume(TaskClass::Native, 1).await.unwrap();
+
+    let admin = lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    admin
+        .create_channel()
+        .await
+        .unwrap()
+        .exchange_delete("octobox.jobs".into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+
+    // RabbitMQ closes the publishing channel (no such exchange); the broker opens another,
+    // declares the topology again, and publishes.
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    assert_eq!(next(&mut work).await.job.id, sent.id);
+    admin.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}

@@ -1,0 +1,110 @@
+//! `octobox-worker`: a worker process. Consumes native jobs from RabbitMQ, runs them,
+//! stores results in Redis. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones
+//! finish within the grace period, and leaves the rest in the queue.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use jobs::config::Config;
+use jobs::rabbit::RabbitBroker;
+use jobs::redis::RedisStore;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use worker::runtime::hostname;
+use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
+
+/// An Octobox worker: runs the jobs the bot queues.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The configuration file; it must have [broker] and [store] sections.
+    #[arg(long, value_name = "PATH")]
+    config: PathBuf,
+
+    /// This worker's name in results and `workers` (default: [worker] name, else
+    /// worker@<host>-<pid>).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// How long running jobs may take to finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("octobox-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let (Some(broker), Some(store)) = (&config.broker, &config.store) else {
+        bail!(
+            "{}: octobox-worker needs [broker] and [store] sections; to run everything in \
+             one process, start octobox-bot without them instead",
+            config.source
+        );
+    };
+    let broker = RabbitBroker::connect(broker)
+        .await
+        .context("cannot reach the job queue")?;
+    let store = RedisStore::connect(store)
+        .await
+        .context("cannot reach the job store")?;
+
+    let mut registry = TaskRegistry::standard();
+    if std::env::var("OCTOBOX_CHAOS_TASKS").as_deref() == Ok("1") {
+        tracing::warn!("OCTOBOX_CHAOS_TASKS=1: the \"abort\" task can end this process");
+        registry.register("abort", tasks::Abort);
+    }
+    let name = args
+        .name
+        .or(config.worker.name.clone())
+        .unwrap_or_else(|| format!("worker@{}-{}", hostname(), std::process::id()));
+    let worker = Worker::new(
+        name,
+        Arc::new(broker),
+        Arc::new(store),
+        registry,
+        config.worker.concurrency,
+    )
+    .with_retry(RetryPolicy {
+        retries: config.jobs.retries,
+        backoff: config.jobs.retry_backoff,
+    })
+    .with_grace(GRACE);
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    worker.run(shutdown).await.context("the worker stopped")?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        tracing::error!("cannot listen for SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing running jobs, taking no more"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: finishing running jobs, taking no more"),
+    }
+    shutdown.cancel();
+}
