@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use futures_lite::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
@@ -86,7 +86,9 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
             delivery.ack(BasicAckOptions::default()).await?;
             acked += 1;
         }
-        anyhow::Ok(Instant::now())
+        // The consumer is handed back, so that it is cancelled in order below, not by a
+        // drop racing the queue's deletion.
+        anyhow::Ok((Instant::now(), deliveries))
     });
 
     let first = Instant::now();
@@ -140,7 +142,7 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
                 c.patience
             )
         })??;
-    let last = tokio::time::timeout_at(first + c.patience, consuming)
+    let (last, deliveries) = tokio::time::timeout_at(first + c.patience, consuming)
         .await
         .map_err(|_| {
             anyhow!(
@@ -150,11 +152,15 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
             )
         })???;
 
+    receiving
+        .basic_cancel("bench".into(), BasicCancelOptions::default())
+        .await?;
+    let _ = consumer.close(200, "done".into()).await;
+    drop(deliveries);
     channel
         .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
         .await?;
     let _ = publisher.close(200, "done".into()).await;
-    let _ = consumer.close(200, "done".into()).await;
     Ok(super::stats::rate(
         c.messages,
         last.saturating_duration_since(first),
