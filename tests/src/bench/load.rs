@@ -64,12 +64,15 @@ pub struct Phase {
     /// From the start of the first submission to the last reply.
     pub elapsed: Duration,
     pub round_trips: Vec<Duration>,
+    /// How long each `handle` call took: classify, record in Redis, publish confirmed.
+    pub submissions: Vec<Duration>,
 }
 
 /// A submission that the router accepted, with the window slot it holds.
 struct Submitted {
     job: JobId,
     started: Instant,
+    took: Duration,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -114,6 +117,7 @@ pub async fn run_phase(
                     (Outcome::Queued, Some(job)) => Ok(Submitted {
                         job,
                         started,
+                        took: started.elapsed(),
                         _slot: slot,
                     }),
                     _ => Err(anyhow!(
@@ -134,6 +138,7 @@ pub async fn run_phase(
     // Replies can overtake the end of their `handle` call.
     let mut early: HashMap<JobId, Arrival> = HashMap::new();
     let mut round_trips = Vec::with_capacity(count);
+    let mut submissions = Vec::with_capacity(count);
     let mut failed: Vec<(JobId, JobStatus)> = Vec::new();
     let mut last = first;
     let mut last_progress = Instant::now();
@@ -171,6 +176,7 @@ pub async fn run_phase(
             last = last.max(arrival.at);
             if arrival.status == JobStatus::Succeeded {
                 round_trips.push(arrival.at.saturating_duration_since(submitted.started));
+                submissions.push(submitted.took);
             } else {
                 failed.push((arrival.job, arrival.status));
             }
@@ -186,6 +192,7 @@ pub async fn run_phase(
         jobs: count,
         elapsed: last.saturating_duration_since(first),
         round_trips,
+        submissions,
     })
 }
 

@@ -13,15 +13,20 @@
 //! - [`load`]: submitting through the router, receiving through a reply sink, one phase.
 //! - [`ceiling`]: the raw broker rate, through lapin.
 //! - [`celery`]: the Celery script and its virtual environment.
+//! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
+//! - [`redis_calls`]: Redis commands per job in the throughput phase.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
 
 pub mod ceiling;
 pub mod celery;
+pub mod cpu;
 pub mod load;
+pub mod redis_calls;
 pub mod stats;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -80,9 +85,16 @@ pub fn run(options: &Options) -> Result<Value> {
         &[("RUST_LOG", options.log_level.as_str())],
     );
     let runtime = tokio::runtime::Runtime::new().context("a Tokio runtime")?;
+    let services = [("redis", redis.pid()), ("rabbitmq", mq.pid())];
 
     let pipeline = runtime
-        .block_on(measure_pipeline(options, &config_path, &worker))
+        .block_on(measure_pipeline(
+            options,
+            &config_path,
+            &worker,
+            &services,
+            redis.port,
+        ))
         .map_err(|e| {
             anyhow!(
                 "{e:#}\n--- the worker's log (last lines) ---\n{}",
@@ -93,7 +105,13 @@ pub fn run(options: &Options) -> Result<Value> {
 
     let messages = options.ceiling_messages.unwrap_or(options.jobs);
     eprintln!("octobox-bench: broker ceiling: {messages} messages straight through RabbitMQ");
-    let ceiling = runtime
+    let me = std::process::id();
+    let cpu_at = || {
+        let rabbit = mq.pid().map_or(0.0, |pid| cpu::seconds(pid, true));
+        (cpu::seconds(me, false), rabbit)
+    };
+    let (clients_before, rabbit_before) = cpu_at();
+    let msgs_per_s = runtime
         .block_on(ceiling::measure(ceiling::Ceiling {
             url: &mq.url(),
             body: &pipeline.job_body,
@@ -104,6 +122,16 @@ pub fn run(options: &Options) -> Result<Value> {
             patience: options.patience,
         }))
         .context("measuring the broker ceiling")?;
+    let (clients_after, rabbit_after) = cpu_at();
+    let per_msg = |spent: f64| round3(spent * 1000.0 / messages.max(1) as f64);
+    let ceiling = CeilingFigures {
+        messages,
+        msgs_per_s,
+        cpu_ms_per_msg: json!({
+            "rabbitmq": per_msg(rabbit_after - rabbit_before),
+            "publisher_and_consumer": per_msg(clients_after - clients_before),
+        }),
+    };
     drop(runtime);
 
     let celery = if options.celery {
@@ -122,13 +150,25 @@ pub fn run(options: &Options) -> Result<Value> {
     } else {
         None
     };
-    Ok(report(options, &pipeline, messages, ceiling, celery))
+    Ok(report(options, &pipeline, &ceiling, celery))
+}
+
+/// What the broker ceiling measured.
+struct CeilingFigures {
+    messages: usize,
+    msgs_per_s: f64,
+    /// CPU per message: RabbitMQ's, and this process's (lapin publishing and consuming).
+    cpu_ms_per_msg: Value,
 }
 
 /// What the Octobox phases measured.
 struct Pipeline {
     low: Phase,
     high: Phase,
+    /// CPU milliseconds per job in the throughput phase, by process.
+    cpu_ms_per_job: Vec<(&'static str, f64)>,
+    /// Redis commands per job in the throughput phase, by command.
+    redis_calls_per_job: BTreeMap<String, f64>,
     bot_rss_mb: f64,
     worker_rss_mb: f64,
     /// One serialized job as the router makes it, for the ceiling's message size.
@@ -139,6 +179,8 @@ async fn measure_pipeline(
     options: &Options,
     config_path: &Path,
     worker: &WorkerProcess,
+    services: &[(&'static str, Option<u32>)],
+    redis_port: u16,
 ) -> Result<Pipeline> {
     let config = Config::load(config_path)?;
     let bot = Bot::start(&config).await.context("starting the bot")?;
@@ -177,6 +219,24 @@ async fn measure_pipeline(
             "octobox-bench: throughput: {} jobs, window {}",
             options.jobs, options.window
         );
+        let worker_pid = worker
+            .pid()
+            .ok_or_else(|| anyhow!("the worker is not running"))?;
+        // The bench process is the bot; the others are counted with their descendants.
+        let mut counted = vec![
+            ("bot", std::process::id(), false),
+            ("worker", worker_pid, true),
+        ];
+        counted.extend(
+            services
+                .iter()
+                .filter_map(|(name, pid)| Some((*name, (*pid)?, true))),
+        );
+        let before: Vec<f64> = counted
+            .iter()
+            .map(|&(_, pid, tree)| cpu::seconds(pid, tree))
+            .collect();
+        let redis_before = redis_calls::calls(redis_port)?;
         let high = load::run_phase(
             bot.router.clone(),
             &mut arrivals,
@@ -187,12 +247,21 @@ async fn measure_pipeline(
         )
         .await
         .context("throughput phase")?;
-        let worker_pid = worker
-            .pid()
-            .ok_or_else(|| anyhow!("the worker is not running"))?;
+        let redis_calls_per_job =
+            redis_calls::per_job(&redis_before, &redis_calls::calls(redis_port)?, high.jobs);
+        let cpu_ms_per_job = counted
+            .iter()
+            .zip(before)
+            .map(|(&(name, pid, tree), before)| {
+                let spent = cpu::seconds(pid, tree) - before;
+                (name, round3(spent * 1000.0 / high.jobs.max(1) as f64))
+            })
+            .collect();
         anyhow::Ok(Pipeline {
             low,
             high,
+            cpu_ms_per_job,
+            redis_calls_per_job,
             bot_rss_mb: rss_mb(std::process::id())?,
             worker_rss_mb: rss_mb(worker_pid)?,
             job_body,
@@ -270,15 +339,15 @@ fn tail(text: &str, lines: usize) -> String {
 fn report(
     options: &Options,
     pipeline: &Pipeline,
-    ceiling_messages: usize,
-    ceiling: f64,
+    ceiling: &CeilingFigures,
     celery: Option<Value>,
 ) -> Value {
     let high = Percentiles::of(&pipeline.high.round_trips);
     let low = Percentiles::of(&pipeline.low.round_trips);
+    let low_submit = Percentiles::of(&pipeline.low.submissions);
     let jobs_per_s = rate(pipeline.high.jobs, pipeline.high.elapsed);
-    let fraction = if ceiling > 0.0 {
-        round3(jobs_per_s / ceiling)
+    let fraction = if ceiling.msgs_per_s > 0.0 {
+        round3(jobs_per_s / ceiling.msgs_per_s)
     } else {
         0.0
     };
@@ -313,13 +382,19 @@ fn report(
             "p50_ms": low.map(|p| p.p50_ms),
             "p95_ms": low.map(|p| p.p95_ms),
             "p99_ms": low.map(|p| p.p99_ms),
+            // The part of the round trip spent in `handle` (record + confirmed publish).
+            "submit_p50_ms": low_submit.map(|p| p.p50_ms),
+            "submit_p99_ms": low_submit.map(|p| p.p99_ms),
         },
         "bot_rss_mb": pipeline.bot_rss_mb,
         "worker_rss_mb": pipeline.worker_rss_mb,
         "worker_concurrency": options.concurrency,
         "log_level": options.log_level,
-        "broker_ceiling_msgs_per_s": ceiling,
-        "ceiling_messages": ceiling_messages,
+        "cpu_ms_per_job": cpu_report(&pipeline.cpu_ms_per_job, jobs_per_s),
+        "redis_calls_per_job": pipeline.redis_calls_per_job,
+        "broker_ceiling_msgs_per_s": ceiling.msgs_per_s,
+        "ceiling_messages": ceiling.messages,
+        "ceiling_cpu_ms_per_msg": ceiling.cpu_ms_per_msg,
         "ceiling_message_bytes": pipeline.job_body.len(),
         "fraction_of_ceiling": fraction,
         "celery": celery,
@@ -334,6 +409,23 @@ fn report(
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "date": Utc::now().format("%Y-%m-%d").to_string(),
     })
+}
+
+/// CPU per job by process in the throughput phase, their total, and how busy that kept
+/// the machine's cores (1.0: every core busy all the time).
+fn cpu_report(per_job: &[(&str, f64)], jobs_per_s: f64) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, ms) in per_job {
+        map.insert(name.to_string(), json!(ms));
+    }
+    let total: f64 = per_job.iter().map(|(_, ms)| ms).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    map.insert("total".into(), json!(round3(total)));
+    map.insert(
+        "cores_busy".into(),
+        json!(round3(total * jobs_per_s / 1000.0 / cores)),
+    );
+    Value::Object(map)
 }
 
 fn round3(x: f64) -> f64 {
