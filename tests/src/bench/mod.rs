@@ -14,7 +14,8 @@
 //! - [`ceiling`]: the raw broker rate, through lapin.
 //! - [`celery`]: the Celery script and its virtual environment.
 //! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
-//! - [`redis_calls`]: Redis commands per job in the throughput phase.
+//! - [`redis_probe`]: Redis commands per job, and the events waiting for the async
+//!   manager, during the throughput phase.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
@@ -23,7 +24,7 @@ pub mod ceiling;
 pub mod celery;
 pub mod cpu;
 pub mod load;
-pub mod redis_calls;
+pub mod redis_probe;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bot::async_manager::AsyncManager;
 use bot::bot::Bot;
 use bot::commands::Action;
 use chrono::Utc;
@@ -167,6 +169,8 @@ struct Pipeline {
     high: Phase,
     /// CPU milliseconds per job in the throughput phase, by process.
     cpu_ms_per_job: Vec<(&'static str, f64)>,
+    /// Events waiting for the async manager during the throughput phase: mean and most.
+    event_backlog: (f64, u64),
     /// Redis commands per job in the throughput phase, by command.
     redis_calls_per_job: BTreeMap<String, f64>,
     bot_rss_mb: f64,
@@ -236,7 +240,12 @@ async fn measure_pipeline(
             .iter()
             .map(|&(_, pid, tree)| cpu::seconds(pid, tree))
             .collect();
-        let redis_before = redis_calls::calls(redis_port)?;
+        let redis_before = redis_probe::calls(redis_port)?;
+        let backlog = redis_probe::BacklogProbe::start(
+            redis_port,
+            format!("{}events", jobs::redis::DEFAULT_PREFIX),
+            AsyncManager::instance_group(&bot.instance),
+        )?;
         let high = load::run_phase(
             bot.router.clone(),
             &mut arrivals,
@@ -247,8 +256,9 @@ async fn measure_pipeline(
         )
         .await
         .context("throughput phase")?;
+        let event_backlog = backlog.finish();
         let redis_calls_per_job =
-            redis_calls::per_job(&redis_before, &redis_calls::calls(redis_port)?, high.jobs);
+            redis_probe::per_job(&redis_before, &redis_probe::calls(redis_port)?, high.jobs);
         let cpu_ms_per_job = counted
             .iter()
             .zip(before)
@@ -262,6 +272,7 @@ async fn measure_pipeline(
             high,
             cpu_ms_per_job,
             redis_calls_per_job,
+            event_backlog,
             bot_rss_mb: rss_mb(std::process::id())?,
             worker_rss_mb: rss_mb(worker_pid)?,
             job_body,
@@ -392,6 +403,11 @@ fn report(
         "log_level": options.log_level,
         "cpu_ms_per_job": cpu_report(&pipeline.cpu_ms_per_job, jobs_per_s),
         "redis_calls_per_job": pipeline.redis_calls_per_job,
+        // Events (each job appends three) unread or unacknowledged by the bot's group.
+        "event_backlog": {
+            "mean": pipeline.event_backlog.0,
+            "max": pipeline.event_backlog.1,
+        },
         "broker_ceiling_msgs_per_s": ceiling.msgs_per_s,
         "ceiling_messages": ceiling.messages,
         "ceiling_cpu_ms_per_msg": ceiling.cpu_ms_per_msg,
