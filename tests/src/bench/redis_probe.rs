@@ -24,7 +24,8 @@ pub fn calls(port: u16) -> Result<BTreeMap<String, u64>> {
     Ok(parse_commandstats(&info))
 }
 
-/// Calls per job between two snapshots (two decimals); rarer commands are left out.
+/// Calls per job between two snapshots (two decimals); rarer commands, and the probes'
+/// own (`info`, `xinfo`), are left out.
 pub fn per_job(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
@@ -32,6 +33,7 @@ pub fn per_job(
 ) -> BTreeMap<String, f64> {
     after
         .iter()
+        .filter(|(name, _)| !(name.starts_with("info") || name.starts_with("xinfo")))
         .filter_map(|(name, &n)| {
             let made = n - before.get(name).copied().unwrap_or(0).min(n);
             let per = (made as f64 / jobs.max(1) as f64 * 100.0).round() / 100.0;
@@ -176,12 +178,13 @@ mod tests {
             "# Commandstats\r\ncmdstat_hset:calls=10,usec=5,usec_per_call=0.5\r\n",
         );
         let after = parse_commandstats(
-            "# Commandstats\r\ncmdstat_hset:calls=30,usec=9\r\ncmdstat_xadd:calls=10,usec=1\r\ncmdstat_ping:calls=0\r\n",
+            "# Commandstats\r\ncmdstat_hset:calls=30,usec=9\r\ncmdstat_xadd:calls=10,usec=1\r\ncmdstat_ping:calls=0\r\ncmdstat_xinfo|groups:calls=9\r\n",
         );
         let per = per_job(&before, &after, 10);
         assert_eq!(per.get("hset"), Some(&2.0));
         assert_eq!(per.get("xadd"), Some(&1.0));
         assert_eq!(per.get("ping"), None);
+        assert_eq!(per.get("xinfo|groups"), None, "the probe's own calls");
     }
 
     #[test]
