@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+/// The longest the virtual environment or the installation of Celery may take.
+const SETUP_LIMIT: Duration = Duration::from_secs(600);
+
 /// Where the script and the virtual environment live.
 pub struct Celery {
     pub script: PathBuf,
@@ -118,8 +121,21 @@ impl Celery {
     }
 }
 
+/// Runs `cmd` to its end, killing it if it takes longer than [`SETUP_LIMIT`].
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.stdout(Stdio::null()).status()?;
+    let mut child = cmd.stdout(Stdio::null()).spawn()?;
+    let deadline = Instant::now() + SETUP_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{cmd:?} took over {SETUP_LIMIT:?} and was stopped");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     if !status.success() {
         bail!("{cmd:?} failed ({status})");
     }

@@ -279,7 +279,12 @@ async fn measure_pipeline(
         })
     }
     .await;
-    bot.stop().await;
+    if tokio::time::timeout(Duration::from_secs(30), bot.stop())
+        .await
+        .is_err()
+    {
+        eprintln!("octobox-bench: the bot did not stop within 30 s; going on");
+    }
     measured
 }
 
