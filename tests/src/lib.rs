@@ -7,10 +7,13 @@
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
+//! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
+//!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
 //! Everything a test starts is killed when its handle drops, so a failing test leaves
 //! no process behind.
 
+pub mod bench;
 pub mod binary;
 pub mod console;
 pub mod pipeline;

@@ -50,6 +50,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn launch(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -140,6 +145,12 @@ impl RabbitMq {
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// The id of the process started for the node (`rabbitmq-server`; the Erlang VM runs
+    /// under it), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn env(&self, cmd: &mut Command) {

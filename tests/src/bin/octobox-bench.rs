@@ -1,0 +1,79 @@
+//! `octobox-bench`: measures Octobox's job pipeline end to end (and, with `--celery`,
+//! Celery on the same services), and prints one JSON line on standard output. Progress
+//! and logs go to standard error. See `octobox_tests::bench` for what is measured.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use octobox_tests::bench::{self, Options};
+use tracing_subscriber::EnvFilter;
+
+/// Octobox's job pipeline under load: round trips, throughput, memory, the broker
+/// ceiling, and Celery for comparison.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Jobs in the throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    jobs: usize,
+    /// Jobs outstanding at most in the throughput phase.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Jobs in the low-load phase, sent one at a time.
+    #[arg(long, default_value_t = 1_000)]
+    low_load: usize,
+    /// `[worker] concurrency` of the worker process (also the ceiling consumer's prefetch).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Messages for the broker ceiling (default: --jobs).
+    #[arg(long)]
+    ceiling_messages: Option<usize>,
+    /// Also run Celery on the same RabbitMQ and Redis (scripts/celery_bench.py).
+    #[arg(long)]
+    celery: bool,
+    /// Tasks in Celery's throughput phase (default: --jobs).
+    #[arg(long)]
+    celery_jobs: Option<usize>,
+    /// Log filter for the bot (this process) and the worker, as RUST_LOG. Celery runs
+    /// at its default, WARNING; "warn" keeps per-job log lines out of all three.
+    #[arg(long, default_value = "warn")]
+    log_level: String,
+    /// The longest any one phase may take, in seconds.
+    #[arg(long, default_value_t = 600)]
+    patience: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&args.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let options = Options {
+        jobs: args.jobs,
+        window: args.window,
+        low_load: args.low_load,
+        concurrency: args.concurrency,
+        ceiling_messages: args.ceiling_messages,
+        celery: args.celery,
+        celery_jobs: args.celery_jobs,
+        log_level: args.log_level,
+        patience: Duration::from_secs(args.patience),
+        workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the tests crate lives in the workspace")
+            .to_path_buf(),
+    };
+    match bench::run(&options) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("octobox-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
