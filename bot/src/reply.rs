@@ -235,23 +235,13 @@ mod tests {
     use jobs::{Job, JobResult, Origin, Task};
 
     fn record(status: JobStatus, output: Output, error: Option<&str>) -> JobRecord {
-        let job = Job {
-            id: JobId::new(),
-            command: "echo".into(),
-            args: Default::default(),
-            task: Task::Native {
-                name: "echo".into(),
-            },
-            origin: Origin {
-                adapter: "console".into(),
-                user: "alice".into(),
-                channel: None,
-                thread: None,
-            },
-            created_at: Utc::now(),
-            timeout: Duration::from_secs(5),
-            attempt: 1,
-        };
+        let job = Job::new(
+            "echo",
+            Default::default(),
+            Task::native("echo"),
+            Origin::new("console", "alice"),
+            Duration::from_secs(5),
+        );
         let now = Utc::now();
         let mut r = JobRecord::queued(job);
         r.status = status;

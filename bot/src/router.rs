@@ -6,7 +6,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
 use jobs::{Broker, Job, JobId, Origin, Store, Task};
 use lexicon::{Classification, Match};
 
@@ -141,16 +140,7 @@ impl Router {
         action: &CommandAction,
         origin: &Origin,
     ) -> Answer {
-        let job = Job {
-            id: JobId::new(),
-            command: m.command,
-            args: m.args,
-            task,
-            origin: origin.clone(),
-            created_at: Utc::now(),
-            timeout: action.timeout,
-            attempt: 1,
-        };
+        let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
         if let Err(e) = self.store.record_job(&job).await {
             tracing::error!(job = %job.id, error = %e, "job not recorded");
             return Answer::new(Outcome::Failed, format!("could not queue the job: {e}"));

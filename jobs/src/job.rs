@@ -64,6 +64,16 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// An origin with no channel or thread.
+    pub fn new(adapter: impl Into<String>, user: impl Into<String>) -> Self {
+        Origin {
+            adapter: adapter.into(),
+            user: user.into(),
+            channel: None,
+            thread: None,
+        }
+    }
+
     /// The identity the access policy knows: `adapter:user`, e.g. `console:alice`.
     pub fn identity(&self) -> String {
         format!("{}:{}", self.adapter, self.user)
@@ -79,6 +89,10 @@ pub enum Task {
 }
 
 impl Task {
+    pub fn native(name: impl Into<String>) -> Self {
+        Task::Native { name: name.into() }
+    }
+
     pub fn class(&self) -> TaskClass {
         match self {
             Task::Native { .. } => TaskClass::Native,
@@ -120,6 +134,28 @@ pub struct Job {
     pub timeout: Duration,
     /// 1 for the first delivery; raised each time the job is retried.
     pub attempt: u32,
+}
+
+impl Job {
+    /// A new job: a fresh id, created now, on its first attempt.
+    pub fn new(
+        command: impl Into<String>,
+        args: BTreeMap<String, Value>,
+        task: Task,
+        origin: Origin,
+        timeout: Duration,
+    ) -> Self {
+        Job {
+            id: JobId::new(),
+            command: command.into(),
+            args,
+            task,
+            origin,
+            created_at: Utc::now(),
+            timeout,
+            attempt: 1,
+        }
+    }
 }
 
 /// The life of a job. The last four are final.
@@ -267,23 +303,16 @@ mod tests {
     fn sample() -> Job {
         let mut args = BTreeMap::new();
         args.insert("text".to_string(), Value::Text("hello  world".into()));
-        Job {
-            id: JobId::new(),
-            command: "echo".into(),
+        Job::new(
+            "echo",
             args,
-            task: Task::Native {
-                name: "echo".into(),
-            },
-            origin: Origin {
-                adapter: "console".into(),
-                user: "alice".into(),
+            Task::native("echo"),
+            Origin {
                 channel: Some("c1".into()),
-                thread: None,
+                ..Origin::new("console", "alice")
             },
-            created_at: Utc::now(),
-            timeout: Duration::from_millis(1500),
-            attempt: 1,
-        }
+            Duration::from_millis(1500),
+        )
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jobs::config::{BrokerConfig, Secret};
 use jobs::rabbit::RabbitBroker;
-use jobs::{Broker, BrokerError, Job, JobId, JobStream, Origin, Task, TaskClass};
+use jobs::{Broker, BrokerError, Job, JobStream, Origin, Task, TaskClass};
 use octobox_tests::services::RabbitMq;
 use tokio::time::{timeout, Instant};
 
@@ -49,23 +49,13 @@ async fn broker(config: &BrokerConfig) -> RabbitBroker {
 }
 
 fn job() -> Job {
-    Job {
-        id: JobId::new(),
-        command: "echo".into(),
-        args: Default::default(),
-        task: Task::Native {
-            name: "echo".into(),
-        },
-        origin: Origin {
-            adapter: "console".into(),
-            user: "alice".into(),
-            channel: None,
-            thread: None,
-        },
-        created_at: chrono::Utc::now(),
-        timeout: Duration::from_secs(5),
-        attempt: 1,
-    }
+    Job::new(
+        "echo",
+        Default::default(),
+        Task::native("echo"),
+        Origin::new("console", "alice"),
+        Duration::from_secs(5),
+    )
 }
 
 async fn next(stream: &mut Box<dyn JobStream>) -> jobs::Delivery {

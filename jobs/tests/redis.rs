@@ -51,23 +51,16 @@ async fn store_with(redis: &Redis, retention: Duration) -> RedisStore {
 }
 
 fn job() -> Job {
-    Job {
-        id: JobId::new(),
-        command: "echo".into(),
-        args: BTreeMap::new(),
-        task: Task::Native {
-            name: "echo".into(),
-        },
-        origin: Origin {
-            adapter: "console".into(),
-            user: "alice".into(),
+    Job::new(
+        "echo",
+        BTreeMap::new(),
+        Task::native("echo"),
+        Origin {
             channel: Some("tty1".into()),
-            thread: None,
+            ..Origin::new("console", "alice")
         },
-        created_at: Utc::now(),
-        timeout: Duration::from_secs(5),
-        attempt: 1,
-    }
+        Duration::from_secs(5),
+    )
 }
 
 fn result_of(job: &Job, status: JobStatus) -> JobResult {

@@ -152,26 +152,16 @@ impl Acknowledge for MemoryAcker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobId, Origin, Task};
+    use crate::job::{Origin, Task};
 
     fn job() -> Job {
-        Job {
-            id: JobId::new(),
-            command: "echo".into(),
-            args: Default::default(),
-            task: Task::Native {
-                name: "echo".into(),
-            },
-            origin: Origin {
-                adapter: "console".into(),
-                user: "u".into(),
-                channel: None,
-                thread: None,
-            },
-            created_at: chrono::Utc::now(),
-            timeout: Duration::from_secs(1),
-            attempt: 1,
-        }
+        Job::new(
+            "echo",
+            Default::default(),
+            Task::native("echo"),
+            Origin::new("console", "u"),
+            Duration::from_secs(1),
+        )
     }
 
     #[tokio::test]

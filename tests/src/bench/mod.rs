@@ -37,7 +37,7 @@ use bot::bot::Bot;
 use bot::commands::Action;
 use chrono::Utc;
 use jobs::config::Config;
-use jobs::{Job, JobId, Task};
+use jobs::{Job, Task};
 use lexicon::Classification;
 use serde_json::{json, Value};
 
@@ -301,16 +301,13 @@ fn sample_job(bot: &Bot, session: &str) -> Result<Job> {
     let Action::Native(task) = &action.runs else {
         bail!("\"{}\" is not a native job", request.text);
     };
-    Ok(Job {
-        id: JobId::new(),
-        command: m.command,
-        args: m.args,
-        task: Task::Native { name: task.clone() },
-        origin: request.origin,
-        created_at: Utc::now(),
-        timeout: action.timeout,
-        attempt: 1,
-    })
+    Ok(Job::new(
+        m.command,
+        m.args,
+        Task::native(task.clone()),
+        request.origin,
+        action.timeout,
+    ))
 }
 
 fn write_config(dir: &Path, mq: &RabbitMq, redis: &Redis, concurrency: usize) -> Result<PathBuf> {

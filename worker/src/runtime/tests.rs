@@ -45,21 +45,13 @@ impl NativeTask for Panics {
 }
 
 fn job(task: &str, args: BTreeMap<String, Value>, timeout: Duration) -> Job {
-    Job {
-        id: JobId::new(),
-        command: task.into(),
+    Job::new(
+        task,
         args,
-        task: Task::Native { name: task.into() },
-        origin: Origin {
-            adapter: "console".into(),
-            user: "t".into(),
-            channel: None,
-            thread: None,
-        },
-        created_at: Utc::now(),
+        Task::native(task),
+        Origin::new("console", "t"),
         timeout,
-        attempt: 1,
-    }
+    )
 }
 
 async fn run_jobs(jobs: Vec<Job>) -> Vec<JobResult> {
