@@ -31,6 +31,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, Channel, Consumer};
 
 use super::{is_dead, Shared, RECONNECT_MAX_DELAY};
+
+/// How long acknowledging or rejecting a delivery may take before it counts as failed.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
 use crate::job::{Job, JobId};
 
@@ -256,16 +259,27 @@ struct RabbitAcker {
 }
 
 impl RabbitAcker {
-    fn settled(&self, what: &str, result: lapin::Result<bool>) -> Result<(), BrokerError> {
+    fn settled(
+        &self,
+        what: &str,
+        result: Result<lapin::Result<bool>, tokio::time::error::Elapsed>,
+    ) -> Result<(), BrokerError> {
         let error = match result {
-            Ok(true) => return Ok(()),
+            Ok(Ok(true)) => return Ok(()),
+            // A settlement sent on a channel that died unnoticed may never be answered; the
+            // worker must not wait for it (it would hold a slot for ever).
+            Err(_) => BrokerError::Unavailable(format!(
+                "job {} could not be {what}: RabbitMQ at {} did not answer within {:?}, so it \
+                 will deliver it again",
+                self.job, self.shared.target, SETTLE_WAIT
+            )),
             // The acker was poisoned: its channel closed or reconnected since the delivery.
-            Ok(false) => BrokerError::Unavailable(format!(
+            Ok(Ok(false)) => BrokerError::Unavailable(format!(
                 "job {} could not be {what}: the connection to RabbitMQ at {} was lost after \
                  it was delivered, so RabbitMQ will deliver it again",
                 self.job, self.shared.target
             )),
-            Err(error) => BrokerError::Unavailable(format!(
+            Ok(Err(error)) => BrokerError::Unavailable(format!(
                 "job {} could not be {what}: RabbitMQ at {}: {error}; it will be delivered again",
                 self.job, self.shared.target
             )),
@@ -278,12 +292,17 @@ impl RabbitAcker {
 #[async_trait]
 impl Acknowledge for RabbitAcker {
     async fn ack(self: Box<Self>) -> Result<(), BrokerError> {
-        let result = self.acker.ack(BasicAckOptions::default()).await;
+        let result =
+            tokio::time::timeout(SETTLE_WAIT, self.acker.ack(BasicAckOptions::default())).await;
         self.settled("acknowledged", result)
     }
 
     async fn reject(self: Box<Self>, requeue: bool) -> Result<(), BrokerError> {
-        let result = self.acker.reject(BasicRejectOptions { requeue }).await;
+        let result = tokio::time::timeout(
+            SETTLE_WAIT,
+            self.acker.reject(BasicRejectOptions { requeue }),
+        )
+        .await;
         self.settled("rejected", result)
     }
 }
