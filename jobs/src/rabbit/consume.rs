@@ -163,6 +163,29 @@ enum Event {
     Check,
 }
 
+impl RabbitStream {
+    /// How many messages wait in the queue while this stream, idle for a whole health
+    /// check, receives none of them; `None` when that is not the case (or the queue
+    /// cannot be asked).
+    async fn stalled(&self, channel: &Channel) -> Option<u32> {
+        if !channel.status().connected() {
+            return None;
+        }
+        let asked = channel.queue_declare(
+            self.queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        );
+        match tokio::time::timeout(SETTLE_WAIT, asked).await {
+            Ok(Ok(queue)) if queue.message_count() > 0 => Some(queue.message_count()),
+            _ => None,
+        }
+    }
+}
+
 #[async_trait]
 impl JobStream for RabbitStream {
     async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
@@ -196,6 +219,17 @@ impl JobStream for RabbitStream {
                     // which retries a failed recovery as a whole.
                     if is_dead(&channel) {
                         tracing::warn!(queue = %self.queue, "the consuming channel no longer delivers; consuming again");
+                        self.subscription = None;
+                    } else if let Some(ready) = self.stalled(&channel).await {
+                        // Back after a broker restart, yet the consumer was not restored
+                        // (the queue may have had no leader yet): jobs wait while this
+                        // stream, with room for them, gets nothing.
+                        tracing::warn!(queue = %self.queue, ready, "jobs are waiting but none arrive; consuming again");
+                        let _ = tokio::time::timeout(
+                            SETTLE_WAIT,
+                            channel.close(200, "consuming again".into()),
+                        )
+                        .await;
                         self.subscription = None;
                     }
                 }
