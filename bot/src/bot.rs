@@ -9,11 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use jobs::config::Config;
 use jobs::memory::{MemoryBroker, MemoryStore};
-use jobs::rabbit::RabbitBroker;
-use jobs::redis::RedisStore;
 use jobs::{Broker, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -121,12 +119,5 @@ async fn services(config: &Config) -> Result<(Arc<dyn Broker>, Arc<dyn Store>)> 
         );
         return Ok((Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new())));
     };
-    let broker = RabbitBroker::connect(broker)
-        .await
-        .context("cannot reach the job queue")?;
-    let store = RedisStore::connect(store)
-        .await
-        .context("cannot reach the job store")?;
-    tracing::info!(broker = %broker.describe(), store = %store.describe(), "durable jobs");
-    Ok((Arc::new(broker), Arc::new(store)))
+    Ok(jobs::connect::connect(broker, store).await?)
 }

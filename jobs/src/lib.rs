@@ -14,10 +14,12 @@
 //!   queues with a delivery limit, dead letters, delayed jobs, recovery after a broker restart.
 //! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
+//! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
 
 pub mod broker;
 pub mod config;
+pub mod connect;
 pub mod event;
 pub mod job;
 pub mod memory;

@@ -4,14 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use jobs::config::Config;
-use jobs::rabbit::RabbitBroker;
-use jobs::redis::RedisStore;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use worker::runtime::hostname;
@@ -61,12 +58,7 @@ async fn run(args: Args) -> Result<()> {
         );
     };
     let delivery_limit = broker.delivery_limit;
-    let broker = RabbitBroker::connect(broker)
-        .await
-        .context("cannot reach the job queue")?;
-    let store = RedisStore::connect(store)
-        .await
-        .context("cannot reach the job store")?;
+    let (broker, store) = jobs::connect::connect(broker, store).await?;
 
     let mut registry = TaskRegistry::standard();
     if std::env::var("OCTOBOX_CHAOS_TASKS").as_deref() == Ok("1") {
@@ -77,19 +69,13 @@ async fn run(args: Args) -> Result<()> {
         .name
         .or(config.worker.name.clone())
         .unwrap_or_else(|| format!("worker@{}-{}", hostname(), std::process::id()));
-    let worker = Worker::new(
-        name,
-        Arc::new(broker),
-        Arc::new(store),
-        registry,
-        config.worker.concurrency,
-    )
-    .with_retry(RetryPolicy {
-        retries: config.jobs.retries,
-        backoff: config.jobs.retry_backoff,
-    })
-    .with_delivery_limit(delivery_limit)
-    .with_grace(GRACE);
+    let worker = Worker::new(name, broker, store, registry, config.worker.concurrency)
+        .with_retry(RetryPolicy {
+            retries: config.jobs.retries,
+            backoff: config.jobs.retry_backoff,
+        })
+        .with_delivery_limit(delivery_limit)
+        .with_grace(GRACE);
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

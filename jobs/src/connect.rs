@@ -1,0 +1,28 @@
+//! Opening the durable broker and store a configuration names: the one way every role
+//! (bot, worker) connects to RabbitMQ and Redis.
+
+use std::sync::Arc;
+
+use crate::config::{BrokerConfig, StoreConfig};
+use crate::rabbit::RabbitBroker;
+use crate::redis::RedisStore;
+use crate::{Broker, BrokerError, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot reach the job queue: {0}")]
+    Broker(#[from] BrokerError),
+    #[error("cannot reach the job store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Connects to RabbitMQ and Redis, declaring the job topology on the way.
+pub async fn connect(
+    broker: &BrokerConfig,
+    store: &StoreConfig,
+) -> Result<(Arc<dyn Broker>, Arc<dyn Store>), ConnectError> {
+    let broker = RabbitBroker::connect(broker).await?;
+    let store = RedisStore::connect(store).await?;
+    tracing::info!(broker = %broker.describe(), store = %store.describe(), "durable jobs");
+    Ok((Arc::new(broker), Arc::new(store)))
+}
