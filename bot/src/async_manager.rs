@@ -12,6 +12,11 @@
 //! resumes that group where it stopped, so replies that finished while it was down still
 //! arrive. Adapters any process can answer for (Slack) will share one group across all
 //! bot processes.
+//!
+//! Progress (`started`, `progress` events) is forwarded too, to the sinks that ask for it
+//! ([`ReplySink::follows_progress`]). It is best effort: never claimed, never retried; the
+//! result is what is guaranteed. Looking up a job's origin costs a store read, so it is
+//! made only when some registered sink follows progress.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,12 +27,22 @@ use futures::StreamExt;
 use jobs::{EventId, EventKind, JobId, Origin, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
-use crate::reply::{self, Reply};
+use crate::reply::{self, JobUpdate, Reply};
 
 /// Where an adapter receives the replies for the requests it took.
 #[async_trait]
 pub trait ReplySink: Send + Sync + 'static {
     async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String>;
+
+    /// Whether this adapter shows jobs' progress; `progress` is called only if so.
+    fn follows_progress(&self) -> bool {
+        false
+    }
+
+    /// A job asked from `origin` advanced. Best effort: an error is logged and forgotten.
+    async fn progress(&self, _origin: &Origin, _update: JobUpdate) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The sinks by adapter name. Adapters may register after the manager has started.
@@ -40,6 +55,15 @@ impl Sinks {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(adapter.to_string(), sink);
+    }
+
+    /// Whether any registered sink shows progress.
+    fn any_follow_progress(&self) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.follows_progress())
     }
 
     fn get(&self, adapter: &str) -> Option<Arc<dyn ReplySink>> {
@@ -107,12 +131,21 @@ impl AsyncManager {
             let this = &self;
             let settled = futures::stream::iter(events)
                 .map(|(id, event)| async move {
-                    if let EventKind::Finished { .. } = event.kind {
-                        if let Err(e) = this.deliver(event.job).await {
-                            // Left pending: taken over again after the store's reclaim time.
-                            tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
-                            return None;
+                    let update = match event.kind {
+                        EventKind::Finished { .. } => {
+                            if let Err(e) = this.deliver(event.job).await {
+                                // Left pending: taken over again after the store's reclaim time.
+                                tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
+                                return None;
+                            }
+                            return Some(id);
                         }
+                        EventKind::Queued => return Some(id),
+                        EventKind::Started { worker } => JobUpdate::Started { job: event.job, worker },
+                        EventKind::Progress { line } => JobUpdate::Progress { job: event.job, line },
+                    };
+                    if this.sinks.any_follow_progress() {
+                        this.forward(update).await;
                     }
                     Some(id)
                 })
@@ -121,6 +154,30 @@ impl AsyncManager {
             if let Err(e) = self.store.ack_events(&self.group, &done).await {
                 tracing::warn!(error = %e, "could not acknowledge job events; they will be read again");
             }
+        }
+    }
+
+    /// Hands a progress update to the sink of the job's adapter, if it follows progress.
+    async fn forward(&self, update: JobUpdate) {
+        let job = update.job();
+        let record = match self.store.job(job).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%job, error = %e, "progress not forwarded: job record unreadable");
+                return;
+            }
+        };
+        let origin = &record.job.origin;
+        let Some(sink) = self
+            .sinks
+            .get(&origin.adapter)
+            .filter(|s| s.follows_progress())
+        else {
+            return;
+        };
+        if let Err(e) = sink.progress(origin, update).await {
+            tracing::debug!(%job, adapter = %origin.adapter, error = %e, "progress not shown");
         }
     }
 
@@ -144,5 +201,113 @@ impl AsyncManager {
             tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs::memory::MemoryStore;
+    use jobs::{Event, Job, JobResult, JobStatus, Output, Task};
+    use std::sync::Mutex;
+
+    /// Records what it is shown, as an adapter's screen would.
+    #[derive(Default)]
+    struct Screen {
+        follows: bool,
+        lines: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ReplySink for Screen {
+        async fn deliver(&self, _origin: &Origin, reply: Reply) -> Result<(), String> {
+            self.lines.lock().unwrap().push(reply.text);
+            Ok(())
+        }
+        fn follows_progress(&self) -> bool {
+            self.follows
+        }
+        async fn progress(&self, _origin: &Origin, update: JobUpdate) -> Result<(), String> {
+            self.lines.lock().unwrap().push(reply::update(&update));
+            Ok(())
+        }
+    }
+
+    /// Runs one job's life through the store and returns what the screen showed.
+    async fn shown(follows: bool) -> Vec<String> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let screen = Arc::new(Screen {
+            follows,
+            ..Screen::default()
+        });
+        let sinks = Sinks::default();
+        sinks.register("screen", screen.clone());
+        let job = Job::new(
+            "echo",
+            Default::default(),
+            Task::native("echo"),
+            Origin::new("screen", "alice"),
+            Duration::from_secs(60),
+        );
+        store.record_job(&job).await.unwrap();
+        for kind in [
+            EventKind::Started {
+                worker: "worker-2".into(),
+            },
+            EventKind::Progress {
+                line: "half way".into(),
+            },
+        ] {
+            store.append_event(&Event::now(job.id, kind)).await.unwrap();
+        }
+        let result = JobResult {
+            id: job.id,
+            status: JobStatus::Succeeded,
+            output: Output::text("hi"),
+            worker: "worker-2".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: chrono::Utc::now(),
+            error: None,
+        };
+        store.finish_job(&result).await.unwrap();
+
+        let stop = CancellationToken::new();
+        let manager = AsyncManager::new(store, sinks, "g", "c");
+        let run = tokio::spawn(manager.run(stop.clone()));
+        for _ in 0..200 {
+            if screen
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("succeeded"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let lines = screen.lines.lock().unwrap().clone();
+        lines
+    }
+
+    #[tokio::test]
+    async fn an_adapter_that_follows_progress_sees_the_job_advance_then_its_result() {
+        let lines = shown(true).await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].ends_with("running on worker-2"), "{lines:?}");
+        assert!(lines[1].ends_with(": half way"), "{lines:?}");
+        assert!(
+            lines[2].contains("succeeded") && lines[2].ends_with("hi"),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_adapter_that_does_not_follow_progress_sees_only_the_result() {
+        let lines = shown(false).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("succeeded"), "{lines:?}");
     }
 }

@@ -21,6 +21,32 @@ pub fn queued(id: JobId) -> String {
     format!("queued as job {id}")
 }
 
+/// A job's progress on its way to a result, for adapters that show it (a Slack status
+/// message, an SSH session's stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobUpdate {
+    /// A worker took the job.
+    Started { job: JobId, worker: String },
+    /// The task reported a line of progress.
+    Progress { job: JobId, line: String },
+}
+
+impl JobUpdate {
+    pub fn job(&self) -> JobId {
+        match self {
+            JobUpdate::Started { job, .. } | JobUpdate::Progress { job, .. } => *job,
+        }
+    }
+}
+
+/// How an update reads.
+pub fn update(update: &JobUpdate) -> String {
+    match update {
+        JobUpdate::Started { job, worker } => format!("job {job} running on {worker}"),
+        JobUpdate::Progress { job, line } => format!("job {job}: {}", line.trim_end()),
+    }
+}
+
 /// The reply for a finished job.
 pub fn result(record: &JobRecord) -> Reply {
     let job = &record.job;
