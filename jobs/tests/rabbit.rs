@@ -273,9 +273,6 @@ async fn a_delayed_job_arrives_no_earlier_than_its_delay() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "intermittent under load: the node is back within seconds, yet lapin's automatic \
-            recovery sometimes never reconnects and every publish waits out its timeout; \
-            needs a connection watchdog in jobs::rabbit. Run with --ignored."]
 async fn every_job_gets_through_a_broker_restart_while_publishing_and_consuming() {
     const JOBS: usize = 300;
     const PUBLISHERS: usize = 3;

@@ -51,9 +51,6 @@ fn worker_killed_with_200_jobs_in_flight_loses_nothing() {
 }
 
 #[test]
-#[ignore = "intermittent under load (about one run in three): after the node restarts, \
-            lapin's automatic recovery sometimes never reconnects, in the bot and the \
-            worker alike; needs a connection watchdog in jobs::rabbit. Run with --ignored."]
 fn rabbitmq_restart_during_2000_jobs_loses_none() {
     let mut p = Pipeline::start(Options {
         concurrency: 32,

@@ -3,13 +3,13 @@
 //! Each stream has a channel of its own, so its prefetch (`basic.qos`) bounds only its own
 //! unacknowledged deliveries, and acknowledges manually.
 //!
-//! A stream outlives connection losses. lapin's auto-recovery re-creates the consumer on
-//! the new connection, and the stream simply goes on receiving; deliveries received before
-//! the loss can no longer be acknowledged (their delivery tags belonged to the old
-//! connection), so their `ack` returns an error and RabbitMQ delivers them again
-//! (at-least-once). Where no reconnect helps — RabbitMQ closed the channel, or cancelled
-//! the consumer — the stream subscribes again on a new channel. `next()` returns `None`
-//! only once the broker was closed on purpose ([`super::RabbitBroker::close`]).
+//! A stream outlives connection losses: when its channel stops working — the connection
+//! was lost (and [`super::link`] opens a new one), RabbitMQ closed the channel, or
+//! cancelled the consumer — it subscribes again on a new channel of the current
+//! connection. Deliveries received before a loss can no longer be acknowledged (their
+//! delivery tags belonged to the old connection), so their `ack` returns an error and
+//! RabbitMQ delivers them again (at-least-once). `next()` returns `None` only once the
+//! broker was closed on purpose ([`super::RabbitBroker::close`]).
 //!
 //! What a delivery carries besides the job:
 //! - `attempt`: the job's own attempt plus the quorum queue's `x-delivery-count` (how many
@@ -30,7 +30,8 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, Basi
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, Channel, Consumer};
 
-use super::{is_dead, Shared, RECONNECT_MAX_DELAY};
+use super::is_dead;
+use super::link::{Shared, RECONNECT_MAX_DELAY};
 
 /// How long acknowledging or rejecting a delivery may take before it counts as failed.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
@@ -53,7 +54,8 @@ pub(crate) struct RabbitStream {
     queue: String,
     prefetch: u16,
     kind: StreamKind,
-    subscription: Option<(Channel, Consumer)>,
+    /// The channel and consumer, with the generation of the connection they are on.
+    subscription: Option<(u64, Channel, Consumer)>,
     ended: bool,
 }
 
@@ -77,21 +79,14 @@ impl RabbitStream {
         })
     }
 
-    /// Subscribes again on a new channel, retrying until it works, the broker is closed,
-    /// or the connection is gone for good.
+    /// Subscribes again on a new channel, retrying until it works or the broker is closed.
     async fn resubscribe(&mut self) -> Result<(), BrokerError> {
         let mut pause = Duration::from_millis(100);
         loop {
             if self.shared.is_closed() {
                 return Err(BrokerError::Closed);
             }
-            if self.shared.connection_lost() {
-                return Err(BrokerError::Unavailable(format!(
-                    "the connection to RabbitMQ at {} is lost for good; no more jobs from {}",
-                    self.shared.target, self.queue
-                )));
-            }
-            if self.shared.connection.status().connected() {
+            if self.shared.is_connected() {
                 match subscribe(&self.shared, &self.queue, self.prefetch).await {
                     Ok(subscription) => {
                         tracing::info!(target_url = %self.shared.target, queue = %self.queue, "consuming again on a new channel");
@@ -193,7 +188,7 @@ impl JobStream for RabbitStream {
             if self.ended || self.shared.is_closed() {
                 return None;
             }
-            let Some((channel, consumer)) = self.subscription.as_mut() else {
+            let Some((generation, channel, consumer)) = self.subscription.as_mut() else {
                 match self.resubscribe().await {
                     Ok(()) => continue,
                     Err(BrokerError::Closed) => return None,
@@ -203,7 +198,7 @@ impl JobStream for RabbitStream {
                     }
                 }
             };
-            let channel = channel.clone();
+            let (generation, channel) = (*generation, channel.clone());
             let event = tokio::select! {
                 received = consumer.next() => Event::Received(received.map(|r| r.map(Box::new))),
                 _ = tokio::time::sleep(HEALTH_CHECK) => Event::Check,
@@ -215,15 +210,15 @@ impl JobStream for RabbitStream {
                     }
                 }
                 Event::Check => {
-                    // A channel RabbitMQ closed; one that is reconnecting is left to lapin,
-                    // which retries a failed recovery as a whole.
-                    if is_dead(&channel) {
+                    if generation != self.shared.generation() {
+                        tracing::info!(queue = %self.queue, "a new connection to RabbitMQ; consuming on it");
+                        self.subscription = None;
+                    } else if is_dead(&channel) {
                         tracing::warn!(queue = %self.queue, "the consuming channel no longer delivers; consuming again");
                         self.subscription = None;
                     } else if let Some(ready) = self.stalled(&channel).await {
-                        // Back after a broker restart, yet the consumer was not restored
-                        // (the queue may have had no leader yet): jobs wait while this
-                        // stream, with room for them, gets nothing.
+                        // Jobs wait while this stream, with room for them, gets nothing
+                        // (a consumer RabbitMQ lost track of): subscribing again is cheap.
                         tracing::warn!(queue = %self.queue, ready, "jobs are waiting but none arrive; consuming again");
                         let _ = tokio::time::timeout(
                             SETTLE_WAIT,
@@ -237,12 +232,8 @@ impl JobStream for RabbitStream {
                     if self.shared.is_closed() {
                         return None;
                     }
-                    tracing::warn!(queue = %self.queue, %error, "consuming was interrupted; waiting for the connection to recover");
-                    if channel.wait_for_recovery(error).await.is_ok() {
-                        tracing::info!(queue = %self.queue, "the connection recovered; consuming again");
-                    } else {
-                        self.subscription = None;
-                    }
+                    tracing::warn!(queue = %self.queue, %error, "consuming was interrupted; consuming again once the connection is back");
+                    self.subscription = None;
                 }
                 Event::Received(None) => {
                     if self.shared.is_closed() {
@@ -261,9 +252,9 @@ async fn subscribe(
     shared: &Shared,
     queue: &str,
     prefetch: u16,
-) -> Result<(Channel, Consumer), BrokerError> {
-    let channel = shared
-        .connection
+) -> Result<(u64, Channel, Consumer), BrokerError> {
+    let (generation, connection) = shared.connection();
+    let channel = connection
         .create_channel()
         .await
         .map_err(|e| shared.unavailable("could not open a channel", &e))?;
@@ -280,7 +271,7 @@ async fn subscribe(
         )
         .await
         .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), &e))?;
-    Ok((channel, consumer))
+    Ok((generation, channel, consumer))
 }
 
 /// Settles one delivery. Holds its channel, so a delivery can still be settled after its

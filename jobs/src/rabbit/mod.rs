@@ -1,23 +1,14 @@
 //! `RabbitBroker`: the [`Broker`] on RabbitMQ, through lapin.
 //!
-//! One AMQP connection per process, with lapin's auto-recovery on: after a connection
-//! loss (a network cut, a broker restart) lapin reconnects by itself, reopens the channels,
-//! puts the publishing channel back in confirm mode, re-applies each consumer's prefetch,
-//! declares the topology again and re-creates the consumers. This module adds what lapin
-//! leaves to its user:
-//! - publishing waits for that recovery and publishes again, up to
+//! One AMQP connection per process, kept up by [`link`]: when it fails, a new one is
+//! opened (never giving up) and everything built on it is rebuilt. This module adds:
+//! - publishing waits for that reconnect and publishes again, up to
 //!   `BrokerConfig::publish_timeout`, then tells the requester the job could not be queued
 //!   (`BrokerError::Unavailable`). A job whose confirmation was lost with the connection is
 //!   published again, so it may be queued twice (at-least-once; its `message_id` is the job
 //!   id);
-//! - a publishing channel that RabbitMQ closed (a channel error, which no reconnect
-//!   repairs) is replaced, and the topology declared again on the new one.
-//!
-//! Reconnection never gives up: the backoff between attempts grows to
-//! [`RECONNECT_MAX_DELAY`] and stays there, so a worker outlives a long broker outage.
-//! Only the first connection fails fast (a broker that is not there at start is a
-//! configuration problem to report, not to wait out): a plain TCP connection is tried
-//! first, because lapin applies its never-ending retries to the first connection too.
+//! - the publishing channel, in confirm mode, is opened again on each new connection, and
+//!   when RabbitMQ closed it (a channel error); the topology is declared again on it.
 //!
 //! A lost connection is noticed when the socket fails or RabbitMQ says it is shutting
 //! down; a silent network cut only by the heartbeat (RabbitMQ proposes 60 s; the URL's
@@ -27,21 +18,22 @@
 //! Dropping the broker and all its streams and deliveries closes it as well: lapin closes
 //! a connection when its last handle goes.
 //!
+//! - [`link`]: the connection, its generations, the supervisor that reconnects.
 //! - [`topology`]: the exchanges and queues, their names and arguments.
 //! - [`consume`]: job streams, acknowledgements, dead letters and their reasons.
 //!
 //! The URL holds the password: only [`Secret::redacted_url`] reaches logs and errors.
 
 pub mod consume;
+pub mod link;
 pub mod topology;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Mutex;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -51,50 +43,21 @@ use tokio::time::{timeout, timeout_at, Instant};
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 use crate::broker::{Broker, BrokerError, JobStream};
-use crate::config::{BrokerConfig, Secret};
+use crate::config::BrokerConfig;
 use crate::job::{Job, TaskClass};
 
 use consume::{RabbitStream, StreamKind};
 use topology::{delay_queue, DeclareError, JOBS_EXCHANGE};
 
-/// The longest wait between two reconnection attempts.
-pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
-/// The first wait between reconnection attempts; it doubles up to [`RECONNECT_MAX_DELAY`].
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
-
-/// What the broker and its streams share: the connection, and whether it was closed on
-/// purpose (then streams end instead of waiting for a reconnect).
-pub(crate) struct Shared {
-    pub connection: Connection,
-    /// `amqp://host:port`, safe to log.
-    pub target: String,
-    pub delivery_limit: u32,
-    pub closed: AtomicBool,
-}
-
-impl Shared {
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    /// The connection is gone for good (lapin gave up, or it was closed): no wait helps.
-    pub fn connection_lost(&self) -> bool {
-        let status = self.connection.status();
-        self.is_closed() || status.closed() || status.errored()
-    }
-
-    /// A sentence for an error that has no better one.
-    pub fn unavailable(&self, doing: &str, error: &lapin::Error) -> BrokerError {
-        BrokerError::Unavailable(format!("RabbitMQ at {}: {doing}: {error}", self.target))
-    }
-}
+pub use link::RECONNECT_MAX_DELAY;
+use link::{Shared, RECONNECT_MIN_DELAY};
 
 /// The job queue on RabbitMQ. See the module documentation for how it recovers.
 pub struct RabbitBroker {
     shared: Arc<Shared>,
-    /// The one channel publishes go through, in confirm mode. Replaced when RabbitMQ
-    /// closes it; lapin's recovery repairs it after a connection loss.
-    publisher: Mutex<Channel>,
+    /// The one channel publishes go through, in confirm mode, with the generation of the
+    /// connection it is on. Replaced on a new connection, and when RabbitMQ closes it.
+    publisher: Mutex<Option<(u64, Channel)>>,
     publish_timeout: Duration,
 }
 
@@ -104,16 +67,10 @@ impl RabbitBroker {
     /// RabbitMQ cannot be reached, refuses the login, or refuses the topology (a queue
     /// declared with other arguments).
     pub async fn connect(config: &BrokerConfig) -> Result<Self, BrokerError> {
-        let target = config.url.redacted_url();
         let deadline = Instant::now() + config.publish_timeout.max(Duration::from_secs(5));
-        let connection = first_connection(&config.url, &target, deadline).await?;
-        let shared = Arc::new(Shared {
-            connection,
-            target,
-            delivery_limit: config.delivery_limit,
-            closed: AtomicBool::new(false),
-        });
-        let publisher = open_publisher(&shared).await?;
+        let shared = Shared::connect(&config.url, config.delivery_limit, deadline).await?;
+        let (generation, connection) = shared.connection();
+        let publisher = open_publisher(&shared, &connection).await?;
         tracing::info!(
             target_url = %shared.target,
             delivery_limit = config.delivery_limit,
@@ -121,46 +78,41 @@ impl RabbitBroker {
         );
         Ok(RabbitBroker {
             shared,
-            publisher: Mutex::new(publisher),
+            publisher: Mutex::new(Some((generation, publisher))),
             publish_timeout: config.publish_timeout,
         })
     }
 
     /// Closes the connection: unacknowledged deliveries go back to their queues, and every
-    /// stream of this broker ends (`next()` gives `None`). During a reconnect, the
-    /// connection is closed as soon as it is back (lapin can only close an open one).
+    /// stream of this broker ends (`next()` gives `None`).
     pub async fn close(&self) {
-        if self.shared.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if self.shared.connection.status().connected() {
-            close_connection(&self.shared).await;
-        } else {
-            tracing::info!(target_url = %self.shared.target, "closing the RabbitMQ connection once it is back");
-            let shared = self.shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let status = shared.connection.status();
-                    if status.connected() {
-                        return close_connection(&shared).await;
-                    }
-                    if status.closed() || status.errored() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            });
-        }
+        self.shared.close().await;
     }
 
-    /// The publishing channel, replaced if RabbitMQ closed it.
+    /// The publishing channel on the current connection: opened again after a reconnect
+    /// or when RabbitMQ closed it.
     async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
-        let mut channel = self.publisher.lock().await;
-        if is_dead(&channel) && self.shared.connection.status().connected() {
-            tracing::warn!(target_url = %self.shared.target, "the publishing channel was closed by RabbitMQ; opening another");
-            *channel = open_publisher(&self.shared).await?;
+        let mut publisher = self.publisher.lock().await;
+        let (generation, connection) = self.shared.connection();
+        match &*publisher {
+            Some((g, channel)) if *g == generation && !is_dead(channel) => {
+                return Ok(channel.clone())
+            }
+            Some((g, _)) if *g == generation => {
+                tracing::warn!(target_url = %self.shared.target, "the publishing channel was closed by RabbitMQ; opening another");
+            }
+            _ => {}
         }
-        Ok(channel.clone())
+        *publisher = None;
+        if !connection.status().connected() {
+            return Err(BrokerError::Unavailable(format!(
+                "RabbitMQ at {} is not reachable; reconnecting",
+                self.shared.target
+            )));
+        }
+        let channel = open_publisher(&self.shared, &connection).await?;
+        *publisher = Some((generation, channel.clone()));
+        Ok(channel)
     }
 
     /// Publishes `job` and waits for RabbitMQ's confirmation, through reconnects, until
@@ -185,6 +137,7 @@ impl RabbitBroker {
                 return Err(BrokerError::Closed);
             }
             tries += 1;
+            let generation = self.shared.generation();
             let channel = match timeout_at(deadline, self.publishing_channel()).await {
                 Err(_) => return Err(self.gave_up(job, started)),
                 Ok(Ok(channel)) => Some(channel),
@@ -239,24 +192,18 @@ impl RabbitBroker {
                     target_url = %self.shared.target, job = %job.id, %error,
                     "publishing failed; publishing again once the connection or the channel is back"
                 );
-                if self.shared.connection_lost() {
-                    return Err(if self.shared.is_closed() {
-                        BrokerError::Closed
-                    } else {
-                        self.shared
-                            .unavailable("the connection is lost for good", &error)
-                    });
+            }
+            // Returns at once while the connection is up (a channel error): the pause
+            // below keeps those retries from spinning.
+            match self.shared.wait_connected(deadline).await {
+                Err(BrokerError::Closed) => return Err(BrokerError::Closed),
+                Err(_) => return Err(self.gave_up(job, started)),
+                Ok(()) if self.shared.generation() != generation => {
+                    // A new connection: publish on it at once.
+                    pause = RECONNECT_MIN_DELAY;
+                    continue;
                 }
-                // With a recovery under way this returns once it is done; otherwise at
-                // once with the error, and the pause below keeps retries from spinning.
-                match timeout_at(deadline, channel.wait_for_recovery(error)).await {
-                    Err(_) => return Err(self.gave_up(job, started)),
-                    Ok(Ok(())) => {
-                        pause = RECONNECT_MIN_DELAY;
-                        continue;
-                    }
-                    Ok(Err(_)) => {}
-                }
+                Ok(()) => {}
             }
             if timeout_at(deadline, tokio::time::sleep(pause))
                 .await
@@ -365,89 +312,19 @@ fn confirmed(job: &Job, confirmation: Confirmation) -> Result<(), BrokerError> {
     }
 }
 
-async fn close_connection(shared: &Shared) {
-    match shared
-        .connection
-        .close(200, "octobox closed the broker".into())
-        .await
-    {
-        Ok(()) => tracing::info!(target_url = %shared.target, "closed the RabbitMQ connection"),
-        Err(error) => {
-            tracing::warn!(target_url = %shared.target, %error, "closing the RabbitMQ connection failed")
-        }
-    }
-}
-
-/// A channel RabbitMQ closed (or that errored); reconnecting does not bring it back.
+/// A channel that no longer works: RabbitMQ closed it, or its connection is gone.
 pub(crate) fn is_dead(channel: &Channel) -> bool {
     let status = channel.status();
     !(status.connected() || status.closing() || status.initializing())
 }
 
-/// The first connection, with auto-recovery on. Fails within `deadline` if the broker is
-/// not there: lapin's own retries never give up, so a broker that is down at start is
-/// checked with a plain TCP connection first.
-async fn first_connection(
-    url: &Secret,
-    target: &str,
-    deadline: Instant,
-) -> Result<Connection, BrokerError> {
-    let uri: lapin::uri::AMQPUri = url.expose().parse().map_err(|_| {
-        // The parser's message may quote the whole URL, password included.
-        BrokerError::Unavailable(format!(
-            "the broker URL for {target} is not a valid AMQP URL \
-             (amqp://user:password@host:port/vhost)"
-        ))
-    })?;
-    let address = (uri.authority.host.clone(), uri.authority.port);
-    match timeout_at(deadline, tokio::net::TcpStream::connect(address)).await {
-        Err(_) => {
-            return Err(BrokerError::Unavailable(format!(
-                "RabbitMQ at {target} did not accept a connection in time"
-            )))
-        }
-        Ok(Err(error)) => {
-            return Err(BrokerError::Unavailable(format!(
-                "could not connect to RabbitMQ at {target}: {error}"
-            )))
-        }
-        Ok(Ok(_probe)) => {}
-    }
-    let properties = ConnectionProperties::default()
-        .with_connection_name(connection_name().into())
-        .enable_auto_recover()
-        .configure_backoff(|backoff| {
-            backoff
-                .with_min_delay(RECONNECT_MIN_DELAY)
-                .with_max_delay(RECONNECT_MAX_DELAY)
-                .with_jitter()
-                .without_max_times()
-        });
-    match timeout_at(deadline, Connection::connect_uri(uri, properties)).await {
-        Err(_) => Err(BrokerError::Unavailable(format!(
-            "RabbitMQ at {target} did not complete the AMQP handshake in time"
-        ))),
-        Ok(Err(error)) => Err(BrokerError::Unavailable(format!(
-            "could not connect to RabbitMQ at {target}: {error}"
-        ))),
-        Ok(Ok(connection)) => Ok(connection),
-    }
-}
-
-/// How the connection shows in RabbitMQ's management UI: `octobox-worker (pid 4242)`.
-fn connection_name() -> String {
-    let program = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "octobox".to_string());
-    format!("{program} (pid {})", std::process::id())
-}
-
-/// A channel in confirm mode, with the topology declared on it (so that lapin declares it
-/// again after a reconnect).
-async fn open_publisher(shared: &Shared) -> Result<Channel, BrokerError> {
-    let channel = shared
-        .connection
+/// A channel in confirm mode on `connection`, with the topology declared on it (so that a
+/// broker that lost its queues gets them back with the first publish after a reconnect).
+async fn open_publisher(
+    shared: &Shared,
+    connection: &lapin::Connection,
+) -> Result<Channel, BrokerError> {
+    let channel = connection
         .create_channel()
         .await
         .map_err(|e| shared.unavailable("could not open a channel", &e))?;

@@ -1,0 +1,243 @@
+//! `Link`: the one AMQP connection of a process, and the supervisor that replaces it.
+//!
+//! Why not lapin's own auto-recovery: under load, after a broker restart, it sometimes
+//! never came back (the node answered again within seconds, yet no channel recovered and
+//! no publish was confirmed for minutes). Recovery is therefore ours and simple: when the
+//! connection fails (the socket breaks, RabbitMQ shuts down, the heartbeat times out), the
+//! supervisor opens a brand-new connection, retrying with a backoff that grows to
+//! [`RECONNECT_MAX_DELAY`] and never gives up, and bumps the link's *generation*. Users
+//! of the link notice the new generation and rebuild what they hold on it: the publisher
+//! opens a new confirm channel (declaring the topology again), each stream subscribes
+//! again. Deliveries received on the old connection can no longer be acknowledged; RabbitMQ
+//! delivers them again (at-least-once).
+//!
+//! Only the first connection fails fast: a broker that is not there at start is a
+//! configuration problem to report, not to wait out.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
+
+use crate::broker::BrokerError;
+use crate::config::Secret;
+
+/// The longest wait between two reconnection attempts.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+/// The first wait between reconnection attempts; it doubles up to [`RECONNECT_MAX_DELAY`].
+pub(crate) const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+/// How long one reconnection attempt may take (TCP, then the AMQP handshake).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+/// How often the supervisor looks at the connection.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+/// What the broker and its streams share: the current connection, its generation, and
+/// whether the broker was closed on purpose (then streams end instead of waiting).
+pub(crate) struct Shared {
+    current: RwLock<(u64, Arc<Connection>)>,
+    generation: watch::Sender<u64>,
+    uri: AMQPUri,
+    /// `amqp://host:port`, safe to log.
+    pub target: String,
+    pub delivery_limit: u32,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    /// Connects (failing by `deadline` if RabbitMQ is not there) and starts the supervisor.
+    pub async fn connect(
+        url: &Secret,
+        delivery_limit: u32,
+        deadline: Instant,
+    ) -> Result<Arc<Shared>, BrokerError> {
+        let target = url.redacted_url();
+        let uri: AMQPUri = url.expose().parse().map_err(|_| {
+            // The parser's message may quote the whole URL, password included.
+            BrokerError::Unavailable(format!(
+                "the broker URL for {target} is not a valid AMQP URL \
+                 (amqp://user:password@host:port/vhost)"
+            ))
+        })?;
+        let connection = open(&uri, &target, deadline).await?;
+        let shared = Arc::new(Shared {
+            current: RwLock::new((0, Arc::new(connection))),
+            generation: watch::Sender::new(0),
+            uri,
+            target,
+            delivery_limit,
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&shared)));
+        Ok(shared)
+    }
+
+    /// The current connection and its generation.
+    pub fn connection(&self) -> (u64, Arc<Connection>) {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (current.0, current.1.clone())
+    }
+
+    /// The generation of the current connection; it changes with every reconnect.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection().1.status().connected()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the connection is up (at once if it is), or `deadline`. `Err(Closed)`
+    /// once the broker was closed on purpose; `Err(Unavailable)` at the deadline.
+    pub async fn wait_connected(&self, deadline: Instant) -> Result<(), BrokerError> {
+        let mut changes = self.generation.subscribe();
+        loop {
+            if self.is_closed() {
+                return Err(BrokerError::Closed);
+            }
+            if self.is_connected() {
+                return Ok(());
+            }
+            // A new generation wakes us at once; the poll covers a connection that is
+            // still handshaking.
+            let waited = timeout_at(
+                deadline,
+                tokio::time::timeout(WATCH_EVERY, changes.changed()),
+            )
+            .await;
+            if waited.is_err() {
+                return Err(BrokerError::Unavailable(format!(
+                    "RabbitMQ at {} is not reachable; reconnecting",
+                    self.target
+                )));
+            }
+        }
+    }
+
+    /// Closes the connection on purpose: streams end, unacknowledged deliveries go back
+    /// to their queues, the supervisor stops.
+    pub async fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        close_connection(&self.connection().1, &self.target).await;
+    }
+
+    /// A sentence for an error that has no better one.
+    pub fn unavailable(&self, doing: &str, error: &lapin::Error) -> BrokerError {
+        BrokerError::Unavailable(format!("RabbitMQ at {}: {doing}: {error}", self.target))
+    }
+}
+
+/// Replaces the connection whenever it fails, until the broker is closed or dropped.
+async fn supervise(shared: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(link) = shared.upgrade() else { return };
+        if link.is_closed() {
+            return;
+        }
+        let (generation, connection) = link.connection();
+        let status = connection.status();
+        if !(status.errored() || status.closed()) {
+            continue;
+        }
+        tracing::warn!(target_url = %link.target, generation, "the connection to RabbitMQ is lost; reconnecting");
+        let lost_at = Instant::now();
+        let (uri, target) = (link.uri.clone(), link.target.clone());
+        // Not holding the link while waiting: dropping the broker must still end this.
+        drop((link, connection));
+        let mut pause = RECONNECT_MIN_DELAY;
+        let mut attempts = 0u32;
+        let fresh = loop {
+            attempts += 1;
+            match open(&uri, &target, Instant::now() + ATTEMPT_LIMIT).await {
+                Ok(fresh) => break fresh,
+                Err(error) => {
+                    if attempts == 1 || attempts % 10 == 0 {
+                        tracing::warn!(target_url = %target, attempts, %error, "reconnecting to RabbitMQ");
+                    }
+                }
+            }
+            match shared.upgrade() {
+                Some(link) if !link.is_closed() => {}
+                _ => return,
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+        };
+        let Some(link) = shared.upgrade() else { return };
+        if link.is_closed() {
+            close_connection(&fresh, &target).await;
+            return;
+        }
+        let generation = generation + 1;
+        *link.current.write().unwrap_or_else(|p| p.into_inner()) = (generation, Arc::new(fresh));
+        link.generation.send_replace(generation);
+        tracing::info!(
+            target_url = %target, generation, attempts,
+            down_ms = lost_at.elapsed().as_millis() as u64,
+            "reconnected to RabbitMQ"
+        );
+    }
+}
+
+/// One connection attempt, failing by `deadline`. lapin's own retries would never give
+/// up, so the broker is probed with a plain TCP connection first.
+async fn open(uri: &AMQPUri, target: &str, deadline: Instant) -> Result<Connection, BrokerError> {
+    let address = (uri.authority.host.clone(), uri.authority.port);
+    match timeout_at(deadline, tokio::net::TcpStream::connect(address)).await {
+        Err(_) => {
+            return Err(BrokerError::Unavailable(format!(
+                "RabbitMQ at {target} did not accept a connection in time"
+            )))
+        }
+        Ok(Err(error)) => {
+            return Err(BrokerError::Unavailable(format!(
+                "could not connect to RabbitMQ at {target}: {error}"
+            )))
+        }
+        Ok(Ok(_probe)) => {}
+    }
+    let properties = ConnectionProperties::default().with_connection_name(connection_name().into());
+    match timeout_at(deadline, Connection::connect_uri(uri.clone(), properties)).await {
+        Err(_) => Err(BrokerError::Unavailable(format!(
+            "RabbitMQ at {target} did not complete the AMQP handshake in time"
+        ))),
+        Ok(Err(error)) => Err(BrokerError::Unavailable(format!(
+            "could not connect to RabbitMQ at {target}: {error}"
+        ))),
+        Ok(Ok(connection)) => Ok(connection),
+    }
+}
+
+async fn close_connection(connection: &Connection, target: &str) {
+    if !connection.status().connected() {
+        return;
+    }
+    match connection
+        .close(200, "octobox closed the broker".into())
+        .await
+    {
+        Ok(()) => tracing::info!(target_url = %target, "closed the RabbitMQ connection"),
+        Err(error) => {
+            tracing::warn!(target_url = %target, %error, "closing the RabbitMQ connection failed")
+        }
+    }
+}
+
+/// How the connection shows in RabbitMQ's management UI: `octobox-worker (pid 4242)`.
+fn connection_name() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "octobox".to_string());
+    format!("{program} (pid {})", std::process::id())
+}
