@@ -352,6 +352,39 @@ async fn every_job_gets_through_a_broker_restart_while_publishing_and_consuming(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn publishing_and_consuming_go_on_after_the_broker_drops_every_connection() {
+    let node = node().await;
+    let broker = broker(&config(&node)).await;
+    let mut stream = broker.consume(TaskClass::Native, 1).await.unwrap();
+    let first = job();
+    broker.publish(&first).await.unwrap();
+    next(&mut stream).await.ack().await.unwrap();
+
+    let node = tokio::task::spawn_blocking(move || {
+        node.close_all_connections();
+        node
+    })
+    .await
+    .unwrap();
+
+    let second = job();
+    broker
+        .publish(&second)
+        .await
+        .expect("the publish waits for a new connection");
+    let got = timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("the stream consumes again on the new connection")
+        .expect("the stream goes on")
+        .expect("a delivery, not an error");
+    assert_eq!(got.job.id, second.id);
+    got.ack().await.unwrap();
+    assert!(nothing_within(&mut stream, Duration::from_secs(1)).await);
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_from_before_a_restart_cannot_be_acked_and_is_delivered_again() {
     let node = node().await;
     let broker = broker(&config(&node)).await;

@@ -202,6 +202,16 @@ impl RabbitMq {
         wait_for_port(self.port, "RabbitMQ", Duration::from_secs(30));
     }
 
+    /// Closes every client connection from the broker's side, as an operator or a load
+    /// balancer would; the node stays up.
+    pub fn close_all_connections(&self) {
+        assert!(
+            self.ctl(&["close_all_connections", "closed by the test"]),
+            "rabbitmqctl close_all_connections failed on {}",
+            self.node
+        );
+    }
+
     /// Stops the node and starts it again with the same data (durable queues survive).
     pub fn restart(&mut self, down_for: Duration) {
         self.stop();
