@@ -161,7 +161,7 @@ async fn supervise(shared: Weak<Shared>) {
             match open(&uri, &target, Instant::now() + ATTEMPT_LIMIT).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
-                    if attempts == 1 || attempts % 10 == 0 {
+                    if attempts == 1 || attempts.is_multiple_of(10) {
                         tracing::warn!(target_url = %target, attempts, %error, "reconnecting to RabbitMQ");
                     }
                 }
