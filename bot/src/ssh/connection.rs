@@ -161,13 +161,19 @@ impl russh::server::Handler for Connection {
 
     async fn auth_publickey_offered(
         &mut self,
-        _user: &str,
+        user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(match self.known(offer.public_key) {
-            Some(_) => Auth::Accept,
-            None => Self::only_public_keys(),
-        })
+        if self.known(offer.public_key).is_some() {
+            return Ok(Auth::Accept);
+        }
+        tracing::warn!(
+            peer = %self.peer(),
+            login = %user,
+            fingerprint = %offer.public_key.fingerprint(Default::default()),
+            "ssh key refused: not in authorized_keys"
+        );
+        Ok(Self::only_public_keys())
     }
 
     async fn auth_publickey(
