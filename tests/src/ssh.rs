@@ -328,6 +328,22 @@ impl TerminalSession {
         }
     }
 
+    /// Types `command` and Enter, and returns the id of the job it queued.
+    pub fn queue(&mut self, command: &str) -> String {
+        let before = self.text().matches("queued as job ").count();
+        self.type_keys(&format!("{command}\r"));
+        let screen = self.expect("a queued job", |s| {
+            s.matches("queued as job ").count() > before
+        });
+        let re = regex::Regex::new(r"queued as job ([0-9a-f-]{36})").expect("a valid pattern");
+        let id = re
+            .captures_iter(&screen)
+            .nth(before)
+            .map(|c| c[1].to_string())
+            .expect("the queued line names the job");
+        id
+    }
+
     /// Waits for the session to end; returns ssh's exit status.
     pub fn wait(mut self) -> Option<i32> {
         let deadline = Instant::now() + PATIENCE;

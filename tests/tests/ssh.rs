@@ -174,8 +174,7 @@ fn an_interactive_session_has_a_prompt_completion_history_and_async_results() {
     term.type_keys("pi\t\r");
     term.expect("pong", |s| s.contains("octobox> ping \npong\n"));
     // A job: its result arrives while the next line is being typed, which survives.
-    term.type_keys("sleep 500ms\r");
-    term.expect("queued", |s| s.contains("queued as job "));
+    term.queue("sleep 500ms");
     term.type_keys("ech");
     let screen = term.expect("the result", |s| s.contains("slept 500ms\n"));
     assert!(
@@ -201,13 +200,7 @@ fn ctrl_c_sends_cancel_for_the_job_being_waited_for() {
     let bot = SshBotSetup::new(&["alice"]).start();
     let mut term = bot.terminal("alice");
     term.expect("a prompt", |s| s.ends_with("octobox> "));
-    term.type_keys("sleep 20s\r");
-    let screen = term.expect("queued", |s| s.contains("queued as job "));
-    let id = Regex::new(&format!("queued as job ({UUID})"))
-        .unwrap()
-        .captures(&screen)
-        .unwrap()[1]
-        .to_string();
+    let id = term.queue("sleep 20s");
     term.type_keys("\x03");
     // The text "cancel <id>" goes through the router from this session's origin; what
     // it answers depends on the `cancel` built-in.
@@ -228,13 +221,7 @@ fn a_client_that_leaves_while_its_job_runs_finds_the_result_later() {
     let bot = SshBotSetup::new(&["alice"]).start();
     let mut term = bot.terminal("alice");
     term.expect("a prompt", |s| s.ends_with("octobox> "));
-    term.type_keys("sleep 1s\r");
-    let screen = term.expect("queued", |s| s.contains("queued as job "));
-    let id = Regex::new(&format!("queued as job ({UUID})"))
-        .unwrap()
-        .captures(&screen)
-        .unwrap()[1]
-        .to_string();
+    let id = term.queue("sleep 1s");
     drop(term); // The client is killed mid-job.
     let shown = eventually(|| {
         let run = bot.exec("alice", &format!("job {id}"));

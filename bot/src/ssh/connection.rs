@@ -61,6 +61,16 @@ impl Connection {
         self.shared.keys.find(key)
     }
 
+    fn refuse_key(&self, login: &str, key: &PublicKey) -> Auth {
+        tracing::warn!(
+            peer = %self.peer(),
+            %login,
+            fingerprint = %key.fingerprint(Default::default()),
+            "ssh key refused: not in authorized_keys"
+        );
+        Self::only_public_keys()
+    }
+
     /// Starts the session asked for on `channel`: one command, or a shell.
     fn start(
         &mut self,
@@ -164,16 +174,10 @@ impl russh::server::Handler for Connection {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.known(offer.public_key).is_some() {
-            return Ok(Auth::Accept);
-        }
-        tracing::warn!(
-            peer = %self.peer(),
-            login = %user,
-            fingerprint = %offer.public_key.fingerprint(Default::default()),
-            "ssh key refused: not in authorized_keys"
-        );
-        Ok(Self::only_public_keys())
+        Ok(match self.known(offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => self.refuse_key(user, offer.public_key),
+        })
     }
 
     async fn auth_publickey(
@@ -182,13 +186,7 @@ impl russh::server::Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let Some(entry) = self.known(key.public_key).cloned() else {
-            tracing::warn!(
-                peer = %self.peer(),
-                login = %user,
-                fingerprint = %key.public_key.fingerprint(Default::default()),
-                "ssh key refused: not in authorized_keys"
-            );
-            return Ok(Self::only_public_keys());
+            return Ok(self.refuse_key(user, key.public_key));
         };
         tracing::info!(peer = %self.peer(), user = %format!("{ADAPTER}:{}", entry.name), "ssh login");
         self.key = Some(entry);

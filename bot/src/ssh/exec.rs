@@ -88,8 +88,9 @@ async fn wait(session: &mut Session, job: jobs::JobId) -> u32 {
                 }
                 Some(Notice::Progress(u)) if u.job() == job => {
                     session.term.error_line(&reply::update(&u)).await;
+                    continue;
                 }
-                Some(_) => {}
+                Some(_) => continue,
                 None => return status::FAILED,
             },
             input = session.input.recv() => match input {
@@ -98,25 +99,18 @@ async fn wait(session: &mut Session, job: jobs::JobId) -> u32 {
                     tracing::info!(user = %session.origin.identity(), %job, "ssh client left while its job runs");
                     return status::FAILED;
                 }
-                Some(Input::Interrupt) => {
-                    if interrupted {
-                        return status::INTERRUPTED;
-                    }
-                    interrupted = true;
-                    let answer = session.cancel(job).await;
-                    session.term.error_line(&answer.text).await;
-                }
-                Some(Input::Data(bytes)) if bytes.contains(&0x03) => {
-                    if interrupted {
-                        return status::INTERRUPTED;
-                    }
-                    interrupted = true;
-                    let answer = session.cancel(job).await;
-                    session.term.error_line(&answer.text).await;
-                }
-                Some(_) => {}
+                // SIGINT from the client, or Ctrl-C typed on a terminal (`ssh -t`).
+                Some(Input::Interrupt) => {}
+                Some(Input::Data(bytes)) if bytes.contains(&0x03) => {}
+                Some(_) => continue,
             },
         }
+        if interrupted {
+            return status::INTERRUPTED;
+        }
+        interrupted = true;
+        let answer = session.cancel(job).await;
+        session.term.error_line(&answer.text).await;
     }
 }
 
