@@ -206,9 +206,14 @@ impl SshBot {
 
     /// A session on a pseudo-terminal (`ssh -tt`), typed into by the test.
     pub fn terminal(&self, user: &str) -> TerminalSession {
+        self.terminal_running(user, None)
+    }
+
+    /// `ssh -tt bot "<command>"` (or a session, for `None`), typed into by the test.
+    pub fn terminal_running(&self, user: &str, command: Option<&str>) -> TerminalSession {
         let mut cmd = self.ssh(user);
-        cmd.arg("-tt")
-            .stdin(Stdio::piped())
+        cmd.arg("-tt").args(command);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
@@ -216,17 +221,21 @@ impl SshBot {
             .expect("ssh runs (Debian package openssh-client)");
         let keyboard = child.stdin.take();
         let screen = Arc::new(Mutex::new(Vec::new()));
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let sink = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
+        // The client's own messages (stderr) show on the same screen, as on a terminal.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        for mut stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let sink = screen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
                 }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+            });
+        }
         TerminalSession {
             child,
             keyboard,
@@ -332,6 +341,11 @@ impl TerminalSession {
     pub fn queue(&mut self, command: &str) -> String {
         let before = self.text().matches("queued as job ").count();
         self.type_keys(&format!("{command}\r"));
+        self.queued_after(before)
+    }
+
+    /// Waits for the `before + 1`th "queued as job <id>" line; returns the id.
+    pub fn queued_after(&self, before: usize) -> String {
         let screen = self.expect("a queued job", |s| {
             s.matches("queued as job ").count() > before
         });

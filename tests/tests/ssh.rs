@@ -217,6 +217,31 @@ fn ctrl_c_sends_cancel_for_the_job_being_waited_for() {
 }
 
 #[test]
+fn ctrl_c_while_a_command_waits_asks_to_cancel_and_a_second_one_stops_waiting() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal_running("alice", Some("sleep 20s"));
+    let id = term.queued_after(0);
+    term.type_keys("\x03");
+    term.expect("the router's answer", |s| {
+        s.contains(&format!("cancel {id}")) || s.contains("cancelled")
+    });
+    term.type_keys("\x03");
+    assert_eq!(term.wait(), Some(130));
+}
+
+#[test]
+fn an_idle_session_is_closed_with_a_message() {
+    let bot = SshBotSetup::new(&["alice"])
+        .ssh_option("idle_timeout = \"1s\"")
+        .start();
+    let term = bot.terminal("alice");
+    term.expect("the idle notice", |s| {
+        s.contains("no input for 1s: closing the session")
+    });
+    assert_eq!(term.wait(), Some(0));
+}
+
+#[test]
 fn a_client_that_leaves_while_its_job_runs_finds_the_result_later() {
     let bot = SshBotSetup::new(&["alice"]).start();
     let mut term = bot.terminal("alice");

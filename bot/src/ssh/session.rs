@@ -57,10 +57,14 @@ impl Terminal {
         }
     }
 
-    /// `text` and a line break on standard error.
+    /// `text` and a line break on standard error. A terminal has one stream, as a
+    /// program's standard error on a pty is the pty: there it goes with the output.
     pub async fn error_line(&self, text: &str) {
         if text.is_empty() {
             return;
+        }
+        if self.pty {
+            return self.line(text).await;
         }
         let text = self.for_screen(&format!("{text}\n"));
         let _ = self

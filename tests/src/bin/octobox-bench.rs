@@ -70,16 +70,7 @@ fn main() -> ExitCode {
             sessions: args.ssh_sessions,
             commands: args.ssh_commands,
         };
-        return match bench::ssh::run(&options) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("octobox-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return print(bench::ssh::run(&options));
     }
     let options = Options {
         jobs: args.jobs,
@@ -96,7 +87,12 @@ fn main() -> ExitCode {
             .expect("the tests crate lives in the workspace")
             .to_path_buf(),
     };
-    match bench::run(&options) {
+    print(bench::run(&options))
+}
+
+/// The report as one JSON line on standard output, or the error on standard error.
+fn print(result: anyhow::Result<impl std::fmt::Display>) -> ExitCode {
+    match result {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS
