@@ -286,6 +286,19 @@ mod tests {
     }
 
     #[test]
+    fn the_host_key_is_created_private_once_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("octobox-host-key-{}", std::process::id()));
+        let path = dir.join("keys/host_key");
+        let made = host_key(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let read = host_key(&path).unwrap();
+        assert_eq!(made.public_key(), read.public_key());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_key_without_a_name_or_garbage_is_an_error() {
         let e = AuthorizedKeys::parse("k", &format!("ssh-ed25519 {ED}\nssh-ed25519 AAAA x\n"))
             .unwrap_err()
