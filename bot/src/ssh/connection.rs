@@ -23,7 +23,8 @@ use super::{exec, shell, Shared, ADAPTER};
 
 #[derive(Default)]
 struct ChannelState {
-    pty: bool,
+    /// The width of the pseudo-terminal the client asked for, if it did.
+    pty: Option<u32>,
     /// The running session's input; `None` until exec or shell is requested.
     input: Option<mpsc::UnboundedSender<Input>>,
 }
@@ -208,7 +209,7 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: ChannelId,
         _term: &str,
-        _cols: u32,
+        cols: u32,
         _rows: u32,
         _pix_width: u32,
         _pix_height: u32,
@@ -218,7 +219,7 @@ impl russh::server::Handler for Connection {
         let allowed = self.key.as_ref().is_some_and(|k| !k.no_pty);
         match self.channels.get_mut(&channel) {
             Some(state) if allowed => {
-                state.pty = true;
+                state.pty = Some(cols);
                 wire.channel_success(channel)
             }
             _ => wire.channel_failure(channel),
@@ -281,6 +282,19 @@ impl russh::server::Handler for Connection {
         if matches!(signal, Sig::INT) {
             self.forward(channel, Input::Interrupt);
         }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _wire: &mut Wire,
+    ) -> Result<(), Self::Error> {
+        self.forward(channel, Input::Resize(cols));
         Ok(())
     }
 

@@ -39,6 +39,10 @@ pub struct LineEditor {
     after_cr: bool,
     max_len: usize,
     warned: bool,
+    /// The terminal's width in columns (0: unknown, taken as unlimited).
+    cols: usize,
+    /// The row of the cursor below the prompt's row, as last drawn.
+    rows_above: usize,
 }
 
 impl LineEditor {
@@ -54,23 +58,74 @@ impl LineEditor {
             after_cr: false,
             max_len,
             warned: false,
+            cols: 0,
+            rows_above: 0,
         }
     }
 
-    /// The prompt and the line being typed, cursor in place.
-    pub fn redraw(&self) -> String {
+    /// The terminal's width, from the pty request and each window change.
+    pub fn set_width(&mut self, cols: u32) {
+        self.cols = cols as usize;
+    }
+
+    /// The prompt and the line being typed, cursor in place, over what was drawn
+    /// before (which may span several rows of a narrow terminal).
+    pub fn redraw(&mut self) -> String {
         let line: String = self.line.iter().collect();
-        let back = self.line.len() - self.cursor;
-        let mut s = format!("\r{}{line}\x1b[K", self.prompt);
-        if back > 0 {
-            s.push_str(&format!("\x1b[{back}D"));
+        let mut s = self.to_prompt_row();
+        s.push_str(&format!("\r{}{line}\x1b[J", self.prompt));
+        let width = self.prompt.chars().count();
+        if self.cols == 0 {
+            let back = self.line.len() - self.cursor;
+            if back > 0 {
+                s.push_str(&format!("\x1b[{back}D"));
+            }
+            return s;
         }
+        let end = width + self.line.len();
+        if end > 0 && end % self.cols == 0 {
+            // The cursor waits at the right margin; a space moves it to the next row.
+            s.push_str(" \r");
+        }
+        let at = width + self.cursor;
+        let up = end / self.cols - at / self.cols;
+        if up > 0 {
+            s.push_str(&format!("\x1b[{up}A"));
+        }
+        s.push('\r');
+        if at % self.cols > 0 {
+            s.push_str(&format!("\x1b[{}C", at % self.cols));
+        }
+        self.rows_above = at / self.cols;
+        s
+    }
+
+    /// Moves the cursor up to the row the prompt is on.
+    fn to_prompt_row(&mut self) -> String {
+        let up = std::mem::take(&mut self.rows_above);
+        if up > 0 {
+            format!("\x1b[{up}A")
+        } else {
+            String::new()
+        }
+    }
+
+    /// Leaves the line as typed and moves below it (Enter, Ctrl-C).
+    fn finish_line(&mut self, mark: &str) -> String {
+        self.cursor = self.line.len();
+        let mut s = self.redraw();
+        self.rows_above = 0;
+        s.push_str(mark);
+        s.push_str("\r\n");
         s
     }
 
     /// Shows `text` above the line being typed, then the line again.
-    pub fn print_above(&self, text: &str) -> String {
-        format!("\r\x1b[K{}\r\n{}", crlf(text), self.redraw())
+    pub fn print_above(&mut self, text: &str) -> String {
+        let mut s = self.to_prompt_row();
+        s.push_str(&format!("\r\x1b[J{}\r\n", crlf(text)));
+        s.push_str(&self.redraw());
+        s
     }
 
     /// Handles what the client sent. `complete` gives the next words for a partial line
@@ -112,6 +167,7 @@ impl LineEditor {
                         continue;
                     }
                     self.after_cr = b == b'\r';
+                    screen.push_str(&self.finish_line(""));
                     let line: String = self.line.drain(..).collect();
                     self.cursor = 0;
                     self.browsing = None;
@@ -119,16 +175,15 @@ impl LineEditor {
                     if !line.trim().is_empty() && self.history.last() != Some(&line) {
                         self.history.push(line.clone());
                     }
-                    screen.push_str("\r\n");
                     actions.push(Action::Submit(line));
                 }
                 0x03 => {
                     let discarded = !self.line.is_empty();
+                    screen.push_str(&self.finish_line("^C"));
                     self.line.clear();
                     self.cursor = 0;
                     self.browsing = None;
                     self.warned = false;
-                    screen.push_str("^C\r\n");
                     actions.push(Action::Interrupt { discarded });
                 }
                 0x04 if self.line.is_empty() => actions.push(Action::Leave),
@@ -153,7 +208,10 @@ impl LineEditor {
                     self.cursor = 0;
                     screen.push_str(&self.redraw());
                 }
-                0x0c => screen.push_str(&format!("\x1b[H\x1b[2J{}", self.redraw())),
+                0x0c => {
+                    self.rows_above = 0;
+                    screen.push_str(&format!("\x1b[H\x1b[2J{}", self.redraw()));
+                }
                 b'\t' => self.complete(complete, &mut screen),
                 b if b < 0x20 => {}
                 b => {
@@ -198,8 +256,13 @@ impl LineEditor {
         }
         self.line.insert(self.cursor, c);
         self.cursor += 1;
-        if self.cursor == self.line.len() {
+        let at = self.prompt.chars().count() + self.cursor;
+        let wraps = self.cols > 0 && at % self.cols == 0;
+        if self.cursor == self.line.len() && !wraps {
             screen.push(c);
+            if self.cols > 0 {
+                self.rows_above = at / self.cols;
+            }
         } else {
             screen.push_str(&self.redraw());
         }
@@ -394,6 +457,25 @@ mod tests {
         let mut e = LineEditor::new("> ", 100);
         typed(&mut e, "pin");
         let screen = e.print_above("job 1 done\nok");
-        assert_eq!(screen, "\r\x1b[Kjob 1 done\r\nok\r\n\r> pin\x1b[K");
+        assert_eq!(screen, "\r\x1b[Jjob 1 done\r\nok\r\n\r> pin\x1b[J");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_terminal_is_redrawn_from_its_first_row() {
+        let mut e = LineEditor::new("> ", 100);
+        e.set_width(10);
+        typed(&mut e, "echo abcdefghij");
+        // 2 + 15 characters: the cursor is on the second row.
+        assert_eq!(e.rows_above, 1);
+        let screen = e.print_above("done");
+        assert!(screen.starts_with("\x1b[1A\r\x1b[Jdone\r\n"), "{screen:?}");
+        // Home goes up to the prompt's row, two columns in.
+        let (screen, _) = e.feed(b"\x01", &words);
+        assert!(screen.ends_with("\x1b[1A\r\x1b[2C"), "{screen:?}");
+        assert_eq!(e.rows_above, 0);
+        // Enter leaves the whole line above the answer.
+        let (screen, actions) = e.feed(b"\r", &words);
+        assert!(screen.ends_with("\r\x1b[7C\r\n"), "{screen:?}");
+        assert_eq!(actions, vec![Action::Submit("echo abcdefghij".into())]);
     }
 }

@@ -23,6 +23,8 @@ pub enum Input {
     Eof,
     /// An interrupt signal (`SIGINT`) from the client.
     Interrupt,
+    /// The client's terminal is now this many columns wide.
+    Resize(u32),
 }
 
 /// What the async manager hands a session.
@@ -38,14 +40,18 @@ pub struct Terminal {
     channel: ChannelId,
     /// A pseudo-terminal in raw mode: line breaks are written as CR LF.
     pub pty: bool,
+    /// The terminal's width when the session started (0: unknown).
+    pub cols: u32,
 }
 
 impl Terminal {
-    pub fn new(handle: Handle, channel: ChannelId, pty: bool) -> Self {
+    /// `pty`: the width of the client's pseudo-terminal, if it asked for one.
+    pub fn new(handle: Handle, channel: ChannelId, pty: Option<u32>) -> Self {
         Terminal {
             handle,
             channel,
-            pty,
+            pty: pty.is_some(),
+            cols: pty.unwrap_or(0),
         }
     }
 

@@ -35,6 +35,7 @@ fn idle_deadline(session: &Session) -> Instant {
 
 async fn on_terminal(session: &mut Session) -> u32 {
     let mut editor = LineEditor::new(PROMPT, session.limits.max_line_length);
+    editor.set_width(session.term.cols);
     let greeting = reply::ssh_greeting(&session.origin.identity());
     session.term.line(&greeting).await;
     session.term.raw(editor.redraw()).await;
@@ -47,6 +48,10 @@ async fn on_terminal(session: &mut Session) -> u32 {
                     None => return status::SUCCESS,
                     Some(Input::Eof) => break,
                     Some(Input::Interrupt) => vec![0x03],
+                    Some(Input::Resize(cols)) => {
+                        editor.set_width(cols);
+                        continue;
+                    }
                     Some(Input::Data(bytes)) => bytes,
                 };
                 let table = session.router.table();
@@ -145,6 +150,7 @@ async fn piped(session: &mut Session) -> u32 {
                         }
                     }
                     Some(Input::Interrupt) => return status::INTERRUPTED,
+                    Some(Input::Resize(_)) => {}
                     Some(Input::Data(_)) if !input_open => {}
                     Some(Input::Data(bytes)) => {
                         for b in bytes {
