@@ -147,6 +147,12 @@ impl SshServer {
         let sessions = Arc::new(SshSessions::default());
         sinks.register(ADAPTER, sessions.clone());
         tracing::info!(%addr, keys = keys.len(), "SSH server listening");
+        if keys.is_empty() {
+            tracing::warn!(
+                file = %config.authorized_keys.display(),
+                "no SSH key is authorized: nobody can log in until one is added and the bot restarted"
+            );
+        }
 
         let russh_config = Arc::new(russh::server::Config {
             methods: russh::MethodSet::from(&[MethodKind::PublicKey][..]),
