@@ -23,12 +23,15 @@ use crate::async_manager::{AsyncManager, Sinks};
 use crate::commands::CommandTable;
 use crate::dead_letters::DeadLetterReporter;
 use crate::router::Router;
+use crate::ssh::SshServer;
 
 pub struct Bot {
     pub router: Arc<Router>,
     pub sinks: Sinks,
     /// This bot's name among bot processes; sessions and their reply group carry it.
     pub instance: String,
+    /// Where the SSH server listens, when `[ssh]` is configured.
+    pub ssh_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -38,7 +41,11 @@ impl Bot {
     /// `--check-config` runs.
     pub fn check(config: &Config) -> Result<CommandTable, jobs::config::ConfigErrors> {
         let registry = TaskRegistry::standard();
-        CommandTable::build(config, config.is_embedded().then_some(&registry))
+        let table = CommandTable::build(config, config.is_embedded().then_some(&registry))?;
+        if let Some(ssh) = &config.ssh {
+            SshServer::check(ssh)?;
+        }
+        Ok(table)
     }
 
     pub async fn start(config: &Config) -> Result<Bot> {
@@ -86,6 +93,13 @@ impl Bot {
 
         let policy = AccessPolicy::new(&config.acl);
         let router = Arc::new(Router::new(table, policy, broker, store));
+        let mut ssh_addr = None;
+        if let Some(ssh) = &config.ssh {
+            let (addr, serve) =
+                SshServer::start(ssh, router.clone(), &sinks, &instance, shutdown.clone()).await?;
+            tasks.spawn(serve);
+            ssh_addr = Some(addr);
+        }
         tracing::info!(
             commands = router.table().catalog.len(),
             config = %config.source,
@@ -96,6 +110,7 @@ impl Bot {
             router,
             sinks,
             instance,
+            ssh_addr,
             shutdown,
             tasks,
         })

@@ -59,15 +59,34 @@ async fn run(args: Args) -> Result<ExitCode> {
             ..Config::default()
         },
     };
-    if !args.console {
-        bail!("nothing to serve: start with --console to talk to the bot on this terminal");
+    if !args.console && config.ssh.is_none() {
+        bail!(
+            "nothing to serve: start with --console to talk to the bot on this terminal, \
+             or configure [ssh]"
+        );
     }
     let bot = Bot::start(&config)
         .await
         .with_context(|| format!("cannot start with {}", config.source))?;
-    let result = bot::console::run(&bot).await;
+    let result = if args.console {
+        bot::console::run(&bot).await
+    } else {
+        stop_signal().await
+    };
     bot.stop().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM: how a served bot (no console) is stopped.
+async fn stop_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.

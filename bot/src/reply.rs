@@ -254,6 +254,54 @@ fn size(bytes: usize) -> String {
     }
 }
 
+/// The greeting of an interactive SSH session.
+pub fn ssh_greeting(identity: &str) -> String {
+    format!(
+        "Octobox {} — you are {identity}. Type \"help\" for commands, Tab to complete, \
+         Ctrl-C to cancel the job you wait for, Ctrl-D or \"exit\" to leave.",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// An SSH session refused because a session limit is reached: one identity's, or the
+/// server's (`identity` is `None`).
+pub fn too_many_sessions(identity: Option<&str>, max: usize) -> String {
+    match identity {
+        Some(who) => format!(
+            "{who} already has {max} sessions open, the most one identity may have; \
+             close one and try again"
+        ),
+        None => format!("the bot already serves {max} sessions, its limit; try again shortly"),
+    }
+}
+
+/// A command line past the length limit.
+pub fn line_too_long(max: usize) -> String {
+    format!("line too long: a command may have at most {max} characters")
+}
+
+/// An interactive session closed for want of input.
+pub fn idle_closed(after: Duration) -> String {
+    format!(
+        "no input for {}: closing the session",
+        lexicon::format_duration(after)
+    )
+}
+
+/// Leaving a session whose jobs have not finished yet.
+pub fn still_running(jobs: usize) -> String {
+    format!(
+        "{jobs} job{} still running; \"jobs\" and \"job <id>\" show the result{} later",
+        if jobs == 1 { "" } else { "s" },
+        if jobs == 1 { "" } else { "s" }
+    )
+}
+
+/// Ctrl-C on a session with no job to cancel.
+pub fn nothing_to_cancel() -> String {
+    "no job to cancel".to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

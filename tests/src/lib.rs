@@ -4,6 +4,8 @@
 //! - [`console`]: runs `octobox-bot --console`, either fed a whole script through a pipe
 //!   ([`console::Console::run`]) or as a live session a test converses with
 //!   ([`console::Console::start`]).
+//! - [`ssh`]: `SshBot` — `octobox-bot` serving SSH, reached with the OpenSSH client
+//!   (exec, piped sessions, sessions on a pseudo-terminal).
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
@@ -19,3 +21,4 @@ pub mod console;
 pub mod pipeline;
 pub mod processes;
 pub mod services;
+pub mod ssh;

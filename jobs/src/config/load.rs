@@ -186,6 +186,15 @@ impl Config {
                 reclaim_after,
             });
 
+        if let Some(raw_ssh) = raw.ssh {
+            match super::ssh::ssh(raw_ssh, source) {
+                Ok(ssh) => config.ssh = Some(ssh),
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(|(span, key, m)| at(span, &key, m)))
+                }
+            }
+        }
+
         match (&config.broker, &config.store) {
             (Some(_), None) if errors.is_empty() => errors.push(at(
                 None,
@@ -366,6 +375,7 @@ struct RawConfig {
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
+    ssh: Option<super::ssh::RawSsh>,
 }
 
 #[derive(Deserialize, Default)]

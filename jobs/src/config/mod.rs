@@ -10,6 +10,7 @@
 mod error;
 mod load;
 mod secret;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
+pub use ssh::{SshConfig, SshLimits};
 
 /// A validated configuration.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub commands: Vec<CommandConfig>,
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
+    /// `[ssh]`: the SSH server; `None` means no SSH listener.
+    pub ssh: Option<SshConfig>,
 }
 
 impl Config {

@@ -43,6 +43,19 @@ struct Args {
     /// The longest any one phase may take, in seconds.
     #[arg(long, default_value_t = 600)]
     patience: u64,
+    /// Measure the SSH adapter instead (with the OpenSSH client): time to the first
+    /// answer, and many sessions at once. Needs no RabbitMQ or Redis.
+    #[arg(long)]
+    ssh: bool,
+    /// With --ssh: connections, one at a time, for the first-answer phase.
+    #[arg(long, default_value_t = 50)]
+    ssh_connections: usize,
+    /// With --ssh: sessions at once in the throughput phase.
+    #[arg(long, default_value_t = 100)]
+    ssh_sessions: usize,
+    /// With --ssh: commands per session.
+    #[arg(long, default_value_t = 20)]
+    ssh_commands: usize,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +64,14 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::new(&args.log_level))
         .with_writer(std::io::stderr)
         .init();
+    if args.ssh {
+        let options = bench::ssh::SshOptions {
+            connections: args.ssh_connections,
+            sessions: args.ssh_sessions,
+            commands: args.ssh_commands,
+        };
+        return print(bench::ssh::run(&options));
+    }
     let options = Options {
         jobs: args.jobs,
         window: args.window,
@@ -66,7 +87,12 @@ fn main() -> ExitCode {
             .expect("the tests crate lives in the workspace")
             .to_path_buf(),
     };
-    match bench::run(&options) {
+    print(bench::run(&options))
+}
+
+/// The report as one JSON line on standard output, or the error on standard error.
+fn print(result: anyhow::Result<impl std::fmt::Display>) -> ExitCode {
+    match result {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

@@ -1,0 +1,481 @@
+//! `LineEditor`: the command line of an interactive SSH session on a terminal.
+//!
+//! The client's terminal is in raw mode, so the server does what a shell's line editor
+//! does: echo, cursor movement, history (Up/Down), Tab completion, and printing output
+//! above the line being typed without losing it. It is pure — bytes in, screen bytes and
+//! [`Action`]s out — so it is tested without a terminal.
+
+/// What a key press asks the session to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Enter: run this line.
+    Submit(String),
+    /// Ctrl-C; `discarded` is whether it threw away text being typed.
+    Interrupt { discarded: bool },
+    /// Ctrl-D on an empty line.
+    Leave,
+    /// The line is at its length limit; typing more was ignored. Once per line.
+    TooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    None,
+    /// After ESC.
+    Start,
+    /// After `ESC [` or `ESC O`, with the digits read so far.
+    Sequence(u32),
+}
+
+pub struct LineEditor {
+    prompt: String,
+    line: Vec<char>,
+    cursor: usize,
+    history: Vec<String>,
+    /// Which history entry is shown while browsing, and the line typed before browsing.
+    browsing: Option<(usize, Vec<char>)>,
+    escape: Escape,
+    utf8: Vec<u8>,
+    after_cr: bool,
+    max_len: usize,
+    warned: bool,
+    /// The terminal's width in columns (0: unknown, taken as unlimited).
+    cols: usize,
+    /// The row of the cursor below the prompt's row, as last drawn.
+    rows_above: usize,
+}
+
+impl LineEditor {
+    pub fn new(prompt: &str, max_len: usize) -> Self {
+        LineEditor {
+            prompt: prompt.to_string(),
+            line: Vec::new(),
+            cursor: 0,
+            history: Vec::new(),
+            browsing: None,
+            escape: Escape::None,
+            utf8: Vec::new(),
+            after_cr: false,
+            max_len,
+            warned: false,
+            cols: 0,
+            rows_above: 0,
+        }
+    }
+
+    /// The terminal's width, from the pty request and each window change.
+    pub fn set_width(&mut self, cols: u32) {
+        self.cols = cols as usize;
+    }
+
+    /// The prompt and the line being typed, cursor in place, over what was drawn
+    /// before (which may span several rows of a narrow terminal).
+    pub fn redraw(&mut self) -> String {
+        let line: String = self.line.iter().collect();
+        let mut s = self.to_prompt_row();
+        s.push_str(&format!("\r{}{line}\x1b[J", self.prompt));
+        let width = self.prompt.chars().count();
+        if self.cols == 0 {
+            let back = self.line.len() - self.cursor;
+            if back > 0 {
+                s.push_str(&format!("\x1b[{back}D"));
+            }
+            return s;
+        }
+        let end = width + self.line.len();
+        if end > 0 && end % self.cols == 0 {
+            // The cursor waits at the right margin; a space moves it to the next row.
+            s.push_str(" \r");
+        }
+        let at = width + self.cursor;
+        let up = end / self.cols - at / self.cols;
+        if up > 0 {
+            s.push_str(&format!("\x1b[{up}A"));
+        }
+        s.push('\r');
+        if at % self.cols > 0 {
+            s.push_str(&format!("\x1b[{}C", at % self.cols));
+        }
+        self.rows_above = at / self.cols;
+        s
+    }
+
+    /// Moves the cursor up to the row the prompt is on.
+    fn to_prompt_row(&mut self) -> String {
+        let up = std::mem::take(&mut self.rows_above);
+        if up > 0 {
+            format!("\x1b[{up}A")
+        } else {
+            String::new()
+        }
+    }
+
+    /// Leaves the line as typed and moves below it (Enter, Ctrl-C).
+    fn finish_line(&mut self, mark: &str) -> String {
+        self.cursor = self.line.len();
+        let mut s = self.redraw();
+        self.rows_above = 0;
+        s.push_str(mark);
+        s.push_str("\r\n");
+        s
+    }
+
+    /// Shows `text` above the line being typed, then the line again.
+    pub fn print_above(&mut self, text: &str) -> String {
+        let mut s = self.to_prompt_row();
+        s.push_str(&format!("\r\x1b[J{}\r\n", crlf(text)));
+        s.push_str(&self.redraw());
+        s
+    }
+
+    /// Handles what the client sent. `complete` gives the next words for a partial line
+    /// (the lexicon's completion). Returns what to write to the screen and what to do.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        complete: &dyn Fn(&str) -> Vec<String>,
+    ) -> (String, Vec<Action>) {
+        let mut screen = String::new();
+        let mut actions = Vec::new();
+        for &b in bytes {
+            let after_cr = std::mem::replace(&mut self.after_cr, false);
+            match self.escape {
+                Escape::Start => {
+                    self.escape = match b {
+                        b'[' | b'O' => Escape::Sequence(0),
+                        _ => Escape::None,
+                    };
+                    continue;
+                }
+                Escape::Sequence(n) => {
+                    if b.is_ascii_digit() {
+                        self.escape = Escape::Sequence(n * 10 + u32::from(b - b'0'));
+                    } else if b == b';' {
+                        self.escape = Escape::Sequence(0);
+                    } else {
+                        self.escape = Escape::None;
+                        self.sequence(b, n, &mut screen);
+                    }
+                    continue;
+                }
+                Escape::None => {}
+            }
+            match b {
+                0x1b => self.escape = Escape::Start,
+                b'\r' | b'\n' => {
+                    if b == b'\n' && after_cr {
+                        continue;
+                    }
+                    self.after_cr = b == b'\r';
+                    screen.push_str(&self.finish_line(""));
+                    let line: String = self.line.drain(..).collect();
+                    self.cursor = 0;
+                    self.browsing = None;
+                    self.warned = false;
+                    if !line.trim().is_empty() && self.history.last() != Some(&line) {
+                        self.history.push(line.clone());
+                    }
+                    actions.push(Action::Submit(line));
+                }
+                0x03 => {
+                    let discarded = !self.line.is_empty();
+                    screen.push_str(&self.finish_line("^C"));
+                    self.line.clear();
+                    self.cursor = 0;
+                    self.browsing = None;
+                    self.warned = false;
+                    actions.push(Action::Interrupt { discarded });
+                }
+                0x04 if self.line.is_empty() => actions.push(Action::Leave),
+                0x04 => self.delete_at_cursor(&mut screen),
+                0x7f | 0x08 => {
+                    if self.cursor > 0 {
+                        self.cursor -= 1;
+                        self.line.remove(self.cursor);
+                        screen.push_str(&self.redraw());
+                    }
+                }
+                0x01 => self.move_to(0, &mut screen),
+                0x05 => self.move_to(self.line.len(), &mut screen),
+                0x02 => self.move_to(self.cursor.saturating_sub(1), &mut screen),
+                0x06 => self.move_to((self.cursor + 1).min(self.line.len()), &mut screen),
+                0x0b => {
+                    self.line.truncate(self.cursor);
+                    screen.push_str(&self.redraw());
+                }
+                0x15 => {
+                    self.line.drain(..self.cursor);
+                    self.cursor = 0;
+                    screen.push_str(&self.redraw());
+                }
+                0x0c => {
+                    self.rows_above = 0;
+                    screen.push_str(&format!("\x1b[H\x1b[2J{}", self.redraw()));
+                }
+                b'\t' => self.complete(complete, &mut screen),
+                b if b < 0x20 => {}
+                b => {
+                    self.utf8.push(b);
+                    match std::str::from_utf8(&self.utf8) {
+                        Ok(s) => {
+                            let chars: Vec<char> = s.chars().collect();
+                            self.utf8.clear();
+                            for c in chars {
+                                self.insert(c, &mut screen, &mut actions);
+                            }
+                        }
+                        Err(e) if e.error_len().is_some() => self.utf8.clear(),
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        (screen, actions)
+    }
+
+    fn sequence(&mut self, last: u8, n: u32, screen: &mut String) {
+        match (last, n) {
+            (b'A', _) => self.history_step(true, screen),
+            (b'B', _) => self.history_step(false, screen),
+            (b'C', _) => self.move_to((self.cursor + 1).min(self.line.len()), screen),
+            (b'D', _) => self.move_to(self.cursor.saturating_sub(1), screen),
+            (b'H', _) | (b'~', 1 | 7) => self.move_to(0, screen),
+            (b'F', _) | (b'~', 4 | 8) => self.move_to(self.line.len(), screen),
+            (b'~', 3) => self.delete_at_cursor(screen),
+            _ => {}
+        }
+    }
+
+    fn insert(&mut self, c: char, screen: &mut String, actions: &mut Vec<Action>) {
+        if self.line.len() >= self.max_len {
+            if !self.warned {
+                self.warned = true;
+                actions.push(Action::TooLong);
+            }
+            return;
+        }
+        self.line.insert(self.cursor, c);
+        self.cursor += 1;
+        let at = self.prompt.chars().count() + self.cursor;
+        let wraps = self.cols > 0 && at % self.cols == 0;
+        if self.cursor == self.line.len() && !wraps {
+            screen.push(c);
+            if self.cols > 0 {
+                self.rows_above = at / self.cols;
+            }
+        } else {
+            screen.push_str(&self.redraw());
+        }
+    }
+
+    fn insert_str(&mut self, s: &str, screen: &mut String) {
+        let mut ignored = Vec::new();
+        for c in s.chars() {
+            self.insert(c, screen, &mut ignored);
+        }
+    }
+
+    fn move_to(&mut self, at: usize, screen: &mut String) {
+        if at != self.cursor {
+            self.cursor = at;
+            screen.push_str(&self.redraw());
+        }
+    }
+
+    fn delete_at_cursor(&mut self, screen: &mut String) {
+        if self.cursor < self.line.len() {
+            self.line.remove(self.cursor);
+            screen.push_str(&self.redraw());
+        }
+    }
+
+    /// Up (`older`) or Down through this session's history.
+    fn history_step(&mut self, older: bool, screen: &mut String) {
+        if self.history.is_empty() {
+            return;
+        }
+        let next = match (&self.browsing, older) {
+            (None, true) => Some(self.history.len() - 1),
+            (None, false) => return,
+            (Some((0, _)), true) => Some(0),
+            (Some((i, _)), true) => Some(i - 1),
+            (Some((i, _)), false) if i + 1 < self.history.len() => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        match next {
+            Some(i) => {
+                if self.browsing.is_none() {
+                    self.browsing = Some((i, self.line.clone()));
+                }
+                if let Some((at, _)) = &mut self.browsing {
+                    *at = i;
+                }
+                self.line = self.history[i].chars().collect();
+            }
+            None => {
+                let (_, typed) = self.browsing.take().unwrap_or_default();
+                self.line = typed;
+            }
+        }
+        self.cursor = self.line.len();
+        screen.push_str(&self.redraw());
+    }
+
+    /// Tab: completes the word before the cursor, or lists the choices.
+    fn complete(&mut self, complete: &dyn Fn(&str) -> Vec<String>, screen: &mut String) {
+        let before: String = self.line[..self.cursor].iter().collect();
+        let words = complete(&before);
+        let partial = if before.ends_with(char::is_whitespace) || before.is_empty() {
+            ""
+        } else {
+            before.split_whitespace().last().unwrap_or("")
+        };
+        let lower = partial.to_lowercase();
+        let candidates: Vec<&String> = words
+            .iter()
+            .filter(|w| w.to_lowercase().starts_with(&lower))
+            .collect();
+        match candidates.as_slice() {
+            [] => {}
+            [one] => {
+                let rest: String = one.chars().skip(partial.chars().count()).collect();
+                self.insert_str(&format!("{rest} "), screen);
+            }
+            many => {
+                let common = common_prefix(many);
+                if common.chars().count() > partial.chars().count() {
+                    let rest: String = common.chars().skip(partial.chars().count()).collect();
+                    self.insert_str(&rest, screen);
+                } else {
+                    let list = many
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("  ");
+                    screen.push_str(&self.print_above(&list));
+                }
+            }
+        }
+    }
+}
+
+fn common_prefix(words: &[&String]) -> String {
+    let first = words[0];
+    let mut len = first.chars().count();
+    for w in &words[1..] {
+        len = len.min(
+            first
+                .chars()
+                .zip(w.chars())
+                .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                .count(),
+        );
+    }
+    first.chars().take(len).collect()
+}
+
+/// Text for a raw-mode terminal: every line break as CR LF.
+pub fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(partial: &str) -> Vec<String> {
+        let all = ["help", "hello", "ping", "sleep"];
+        all.iter()
+            .filter(|w| w.starts_with(partial.trim()))
+            .map(|w| w.to_string())
+            .collect()
+    }
+
+    fn typed(editor: &mut LineEditor, keys: &str) -> Vec<Action> {
+        editor.feed(keys.as_bytes(), &words).1
+    }
+
+    #[test]
+    fn enter_submits_what_was_typed_after_editing() {
+        let mut e = LineEditor::new("> ", 100);
+        // "pigx", Backspace, Left, "n", End, Enter (CR LF counts once).
+        let actions = typed(&mut e, "pigx\x7f\x1b[Dn\x1b[F\r\n");
+        assert_eq!(actions, vec![Action::Submit("ping".into())]);
+    }
+
+    #[test]
+    fn up_and_down_walk_the_history() {
+        let mut e = LineEditor::new("> ", 100);
+        typed(&mut e, "ping\r");
+        typed(&mut e, "sleep 1s\r");
+        typed(&mut e, "ech");
+        assert_eq!(
+            typed(&mut e, "\x1b[A\x1b[A\r"),
+            vec![Action::Submit("ping".into())]
+        );
+        typed(&mut e, "ech");
+        assert_eq!(
+            typed(&mut e, "\x1b[A\x1b[B\x1b[B\r"),
+            vec![Action::Submit("ech".into())]
+        );
+    }
+
+    #[test]
+    fn tab_completes_a_single_word_and_lists_several() {
+        let mut e = LineEditor::new("> ", 100);
+        assert!(typed(&mut e, "pi\t").is_empty());
+        assert_eq!(typed(&mut e, "\r"), vec![Action::Submit("ping ".into())]);
+        let (screen, _) = e.feed(b"he\t", &words);
+        assert!(screen.ends_with("l"), "common prefix kept: {screen:?}");
+        let (screen, _) = e.feed(b"\t", &words);
+        assert!(screen.contains("help  hello"), "{screen:?}");
+    }
+
+    #[test]
+    fn ctrl_c_discards_the_line_and_ctrl_d_leaves_on_an_empty_one() {
+        let mut e = LineEditor::new("> ", 100);
+        assert_eq!(
+            typed(&mut e, "pin\x03"),
+            vec![Action::Interrupt { discarded: true }]
+        );
+        assert_eq!(
+            typed(&mut e, "\x03"),
+            vec![Action::Interrupt { discarded: false }]
+        );
+        assert_eq!(typed(&mut e, "\x04"), vec![Action::Leave]);
+    }
+
+    #[test]
+    fn the_length_limit_is_said_once_and_holds() {
+        let mut e = LineEditor::new("> ", 3);
+        assert_eq!(typed(&mut e, "abcdef"), vec![Action::TooLong]);
+        assert_eq!(typed(&mut e, "\r"), vec![Action::Submit("abc".into())]);
+    }
+
+    #[test]
+    fn output_above_keeps_the_line_being_typed() {
+        let mut e = LineEditor::new("> ", 100);
+        typed(&mut e, "pin");
+        let screen = e.print_above("job 1 done\nok");
+        assert_eq!(screen, "\r\x1b[Jjob 1 done\r\nok\r\n\r> pin\x1b[J");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_terminal_is_redrawn_from_its_first_row() {
+        let mut e = LineEditor::new("> ", 100);
+        e.set_width(10);
+        typed(&mut e, "echo abcdefghij");
+        // 2 + 15 characters: the cursor is on the second row.
+        assert_eq!(e.rows_above, 1);
+        let screen = e.print_above("done");
+        assert!(screen.starts_with("\x1b[1A\r\x1b[Jdone\r\n"), "{screen:?}");
+        // Home goes up to the prompt's row, two columns in.
+        let (screen, _) = e.feed(b"\x01", &words);
+        assert!(screen.ends_with("\x1b[1A\r\x1b[2C"), "{screen:?}");
+        assert_eq!(e.rows_above, 0);
+        // Enter leaves the whole line above the answer.
+        let (screen, actions) = e.feed(b"\r", &words);
+        assert!(screen.ends_with("\r\x1b[7C\r\n"), "{screen:?}");
+        assert_eq!(actions, vec![Action::Submit("echo abcdefghij".into())]);
+    }
+}

@@ -1,0 +1,385 @@
+//! Reaching `octobox-bot`'s SSH server with the real OpenSSH client (`ssh` from
+//! openssh-client), as an operator would: keys made by `ssh-keygen`, one command per
+//! connection (exec), commands piped into a session, or a session on a pseudo-terminal
+//! (`ssh -tt`) typed into key by key.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::console::PATIENCE;
+use crate::services::free_port;
+
+/// A key pair made by `ssh-keygen` (Ed25519, no passphrase), commented with its name.
+pub struct SshKey {
+    pub path: PathBuf,
+    pub public: String,
+}
+
+impl SshKey {
+    pub fn generate(dir: &Path, name: &str) -> SshKey {
+        let path = dir.join(format!("key-{name}"));
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen runs (Debian package openssh-client)");
+        assert!(out.status.success(), "ssh-keygen: {out:?}");
+        let public = std::fs::read_to_string(path.with_extension("pub"))
+            .expect("ssh-keygen wrote the public key");
+        SshKey {
+            path,
+            public: public.trim().to_string(),
+        }
+    }
+}
+
+/// What one `ssh` run ended with.
+#[derive(Debug)]
+pub struct SshRun {
+    /// The exit status; `None` if killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An `octobox-bot` serving SSH on a free port of 127.0.0.1, embedded mode.
+pub struct SshBot {
+    dir: TempDir,
+    child: Child,
+    pub port: u16,
+}
+
+/// What to start an [`SshBot`] with.
+pub struct SshBotSetup {
+    /// More configuration (commands, `[acl]`); must not contain `[ssh]`.
+    pub config: String,
+    /// Extra `key = value` lines for `[ssh]` (limits).
+    pub ssh_options: Vec<String>,
+    /// The users with a key in authorized_keys (each key's comment is its name).
+    pub users: Vec<String>,
+}
+
+impl SshBotSetup {
+    pub fn new(users: &[&str]) -> Self {
+        SshBotSetup {
+            config: String::new(),
+            ssh_options: Vec::new(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+        }
+    }
+
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_string();
+        self
+    }
+
+    pub fn ssh_option(mut self, line: &str) -> Self {
+        self.ssh_options.push(line.to_string());
+        self
+    }
+
+    pub fn start(self) -> SshBot {
+        SshBot::start(self)
+    }
+}
+
+impl SshBot {
+    fn start(setup: SshBotSetup) -> SshBot {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut authorized = String::new();
+        for user in &setup.users {
+            let key = SshKey::generate(dir.path(), user);
+            authorized.push_str(&key.public);
+            authorized.push('\n');
+        }
+        std::fs::write(dir.path().join("authorized_keys"), authorized).expect("keys written");
+        let port = free_port();
+        let config = format!(
+            "{}\n\n[ssh]\nlisten = \"127.0.0.1:{port}\"\nhost_key = \"host_key\"\nauthorized_keys = \"authorized_keys\"\n{}\n",
+            setup.config,
+            setup.ssh_options.join("\n")
+        );
+        let config_path = dir.path().join("octobox.toml");
+        std::fs::write(&config_path, config).expect("config written");
+        let log = std::fs::File::create(dir.path().join("bot.log")).expect("log file");
+        let child = Command::new(crate::binary::path("octobox-bot"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("octobox-bot starts");
+        let mut bot = SshBot { dir, child, port };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = bot.child.try_wait() {
+                panic!(
+                    "octobox-bot exited ({status}) before listening:\n{}",
+                    bot.log()
+                );
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "octobox-bot did not listen for SSH on {port}:\n{}",
+                bot.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bot
+    }
+
+    /// The bot's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bot.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The private key of `user`, made at start.
+    pub fn key(&self, user: &str) -> PathBuf {
+        self.dir.path().join(format!("key-{user}"))
+    }
+
+    /// `ssh` to this bot with `key`: no known-hosts file, no agent, no prompts.
+    pub fn ssh_with_key(&self, key: &Path) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            &self.port.to_string(),
+            "-i",
+        ])
+        .arg(key)
+        .env_remove("SSH_AUTH_SOCK");
+        cmd
+    }
+
+    /// `ssh` to this bot as `user`; add the command (or nothing for a session).
+    pub fn ssh(&self, user: &str) -> Command {
+        let mut cmd = self.ssh_with_key(&self.key(user));
+        cmd.arg(format!("{user}@127.0.0.1"));
+        cmd
+    }
+
+    /// `ssh bot "<command>"` as `user`, with no input; waits for it to end.
+    pub fn exec(&self, user: &str, command: &str) -> SshRun {
+        let mut cmd = self.ssh(user);
+        cmd.arg(command).stdin(Stdio::null());
+        finish(cmd)
+    }
+
+    /// `printf 'lines…' | ssh bot` as `user`: a session fed its commands on a pipe.
+    pub fn piped(&self, user: &str, lines: &[String]) -> SshRun {
+        let mut cmd = self.ssh(user);
+        cmd.arg("-T").stdin(Stdio::piped());
+        let mut child = spawn(cmd);
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(text.as_bytes());
+        });
+        let run = wait(child);
+        let _ = writer.join();
+        run
+    }
+
+    /// A session on a pseudo-terminal (`ssh -tt`), typed into by the test.
+    pub fn terminal(&self, user: &str) -> TerminalSession {
+        self.terminal_running(user, None)
+    }
+
+    /// `ssh -tt bot "<command>"` (or a session, for `None`), typed into by the test.
+    pub fn terminal_running(&self, user: &str, command: Option<&str>) -> TerminalSession {
+        let mut cmd = self.ssh(user);
+        cmd.arg("-tt").args(command);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("ssh runs (Debian package openssh-client)");
+        let keyboard = child.stdin.take();
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        // The client's own messages (stderr) show on the same screen, as on a terminal.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        for mut stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let sink = screen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        TerminalSession {
+            child,
+            keyboard,
+            screen,
+        }
+    }
+}
+
+impl Drop for SshBot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs (Debian package openssh-client)")
+}
+
+/// Runs `cmd` to its end (killed past [`PATIENCE`]).
+pub fn finish(cmd: Command) -> SshRun {
+    wait(spawn(cmd))
+}
+
+fn wait(mut child: Child) -> SshRun {
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let out = std::thread::spawn(move || read_all(out.as_mut()));
+    let err = std::thread::spawn(move || read_all(err.as_mut()));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("ssh can be waited for") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ssh did not end within {PATIENCE:?}; stdout:\n{}\nstderr:\n{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    SshRun {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+fn read_all(r: Option<&mut impl Read>) -> String {
+    let mut s = String::new();
+    if let Some(r) = r {
+        let _ = r.read_to_string(&mut s);
+    }
+    s
+}
+
+/// An interactive session on a pseudo-terminal: keys in, screen out.
+pub struct TerminalSession {
+    child: Child,
+    keyboard: Option<ChildStdin>,
+    screen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl TerminalSession {
+    /// Types `keys` (raw bytes: `\r` is Enter, `\t` Tab, `\x03` Ctrl-C, `\x04` Ctrl-D).
+    pub fn type_keys(&mut self, keys: &str) {
+        let k = self.keyboard.as_mut().expect("the session is open");
+        k.write_all(keys.as_bytes()).expect("ssh takes input");
+        k.flush().expect("ssh takes input");
+    }
+
+    /// The screen so far as text: escape sequences and carriage returns removed.
+    pub fn text(&self) -> String {
+        let raw = String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned();
+        let re = regex::Regex::new(r"\x1b\[[0-9;?]*[a-zA-Z]").expect("a valid pattern");
+        re.replace_all(&raw, "").replace('\r', "")
+    }
+
+    /// Waits until the screen satisfies `want`; returns the screen.
+    pub fn expect(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.text();
+            if want(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what} within {PATIENCE:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Types `command` and Enter, and returns the id of the job it queued.
+    pub fn queue(&mut self, command: &str) -> String {
+        let before = self.text().matches("queued as job ").count();
+        self.type_keys(&format!("{command}\r"));
+        self.queued_after(before)
+    }
+
+    /// Waits for the `before + 1`th "queued as job <id>" line; returns the id.
+    pub fn queued_after(&self, before: usize) -> String {
+        let screen = self.expect("a queued job", |s| {
+            s.matches("queued as job ").count() > before
+        });
+        let re = regex::Regex::new(r"queued as job ([0-9a-f-]{36})").expect("a valid pattern");
+        let id = re
+            .captures_iter(&screen)
+            .nth(before)
+            .map(|c| c[1].to_string())
+            .expect("the queued line names the job");
+        id
+    }
+
+    /// Waits for the session to end; returns ssh's exit status.
+    pub fn wait(mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("ssh can be waited for") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session did not end:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for TerminalSession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The bot over SSH, reached with the real OpenSSH client and keys made by `ssh-keygen`:
+//! one command per connection with its exit status, piped sessions, a session on a
+//! pseudo-terminal, refusals, limits, and a client that leaves while its job runs.
+
+use std::time::{Duration, Instant};
+
+use octobox_tests::ssh::{finish, SshBotSetup, SshKey};
+use regex::Regex;
+
+const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+
+/// An access group and a command only it may run.
+const GUARDED: &str = r#"
+[acl.groups]
+oncall = ["ssh:alice"]
+
+[[command]]
+pattern = "deploy {text:name}"
+help = "Deploy a service"
+examples = ["deploy web"]
+native = "echo"
+allow = ["group:oncall"]
+"#;
+
+#[test]
+fn a_sync_command_prints_its_answer_and_exits_zero() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "pong\n");
+    let run = bot.exec("alice", "whoami");
+    assert_eq!(run.stdout, "you are ssh:alice, in no group\n", "{run:?}");
+}
+
+#[test]
+fn an_async_job_shows_progress_on_stderr_and_its_result_on_stdout() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let run = bot.exec("alice", "sleep 1s");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let result = Regex::new(&format!(
+        r"^job {UUID} \(sleep\) succeeded in 1\.\ds:\nslept 1s\n$"
+    ))
+    .unwrap();
+    assert!(result.is_match(&run.stdout), "{run:?}");
+    let queued = Regex::new(&format!("(?m)^queued as job {UUID}$")).unwrap();
+    assert!(queued.is_match(&run.stderr), "{run:?}");
+    assert!(run.stderr.contains("running on embedded"), "{run:?}");
+
+    let run = bot.exec("alice", "echo Hello,  SSH");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.ends_with(":\nHello,  SSH\n"), "{run:?}");
+}
+
+#[test]
+fn exit_statuses_tell_unknown_refused_and_timed_out_apart() {
+    let config = format!(
+        "{GUARDED}\n[[command]]\npattern = \"nap {{for:duration}}\"\nhelp = \"Sleep on a short leash\"\nnative = \"sleep\"\ntimeout = \"300ms\"\n"
+    );
+    let bot = SshBotSetup::new(&["alice", "bob"]).config(&config).start();
+
+    let run = bot.exec("alice", "pnig");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr.starts_with("unknown command \"pnig\""),
+        "{run:?}"
+    );
+    let run = bot.exec("alice", "sleep forever");
+    assert_eq!(run.code, Some(2), "bad argument: {run:?}");
+
+    let run = bot.exec("bob", "deploy web");
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "ssh:bob may not run \"deploy\": members of group oncall may; ask to be added to it\n"
+    );
+    let run = bot.exec("alice", "deploy web");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.ends_with("\nweb\n"), "{run:?}");
+
+    let run = bot.exec("alice", "nap 10s");
+    assert_eq!(run.code, Some(124), "{run:?}");
+    assert!(run.stdout.ends_with("timed out after 300ms\n"), "{run:?}");
+}
+
+#[test]
+fn detach_returns_the_job_id_at_once_and_job_shows_it_later() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    for command in ["sleep 300ms --detach", "echo later &"] {
+        let run = bot.exec("alice", command);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let id = run.stdout.trim().to_string();
+        assert!(
+            Regex::new(&format!("^{UUID}$")).unwrap().is_match(&id),
+            "{run:?}"
+        );
+        let shown = eventually(|| {
+            let run = bot.exec("alice", &format!("job {id}"));
+            run.stdout
+                .contains("status    succeeded")
+                .then_some(run.stdout)
+        });
+        assert!(shown.contains("asked by  ssh:alice"), "{shown}");
+    }
+}
+
+#[test]
+fn a_key_not_in_authorized_keys_and_a_password_are_refused() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let stranger = SshKey::generate(bot.dir(), "mallory");
+    let mut cmd = bot.ssh_with_key(&stranger.path);
+    cmd.args(["mallory@127.0.0.1", "ping"]);
+    let run = finish(cmd);
+    assert_eq!(run.code, Some(255), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr.contains("Permission denied (publickey)"),
+        "{run:?}"
+    );
+
+    // A client that will only use a password (or keyboard-interactive) is turned away:
+    // the server offers public keys and nothing else.
+    let mut cmd = bot.ssh("alice");
+    cmd.args([
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "ping",
+    ]);
+    let run = finish(cmd);
+    assert_eq!(run.code, Some(255), "{run:?}");
+    assert!(
+        run.stderr.contains("Permission denied (publickey)"),
+        "{run:?}"
+    );
+    assert!(bot.log().contains("ssh key refused"), "{}", bot.log());
+}
+
+#[test]
+fn an_unsupported_authorized_keys_option_stops_the_bot_with_its_line() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let key = SshKey::generate(bot.dir(), "bob");
+    let keys = bot.dir().join("authorized_keys");
+    std::fs::write(
+        &keys,
+        format!("# team\nfrom=\"10.0.0.0/8\" {}\n", key.public),
+    )
+    .unwrap();
+    let out = std::process::Command::new(octobox_tests::binary::path("octobox-bot"))
+        .arg("--check-config")
+        .arg(bot.dir().join("octobox.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: from: option \"from\" is not supported",
+            keys.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_interactive_session_has_a_prompt_completion_history_and_async_results() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal("alice");
+    term.expect("a greeting and a prompt", |s| {
+        s.contains("you are ssh:alice") && s.ends_with("octobox> ")
+    });
+    // Tab completes "pi" to "ping".
+    term.type_keys("pi\t\r");
+    term.expect("pong", |s| s.contains("octobox> ping \npong\n"));
+    // A job: its result arrives while the next line is being typed, which survives.
+    term.queue("sleep 500ms");
+    term.type_keys("ech");
+    let screen = term.expect("the result", |s| s.contains("slept 500ms\n"));
+    assert!(
+        screen.ends_with("octobox> ech"),
+        "the line is kept:\n{screen}"
+    );
+    term.type_keys("o typed around\r");
+    term.expect("the echo", |s| s.contains("\ntyped around\n"));
+    // Up-arrow recalls the last command.
+    term.type_keys("\x1b[A\r");
+    term.expect("the echo again", |s| {
+        s.matches("\ntyped around\n").count() == 2
+    });
+    // Ctrl-C on an empty line with no job: nothing to cancel.
+    term.type_keys("\x03");
+    term.expect("no job to cancel", |s| s.contains("no job to cancel"));
+    term.type_keys("exit\r");
+    assert_eq!(term.wait(), Some(0));
+}
+
+#[test]
+fn ctrl_c_sends_cancel_for_the_job_being_waited_for() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal("alice");
+    term.expect("a prompt", |s| s.ends_with("octobox> "));
+    let id = term.queue("sleep 20s");
+    term.type_keys("\x03");
+    // The text "cancel <id>" goes through the router from this session's origin; what
+    // it answers depends on the `cancel` built-in.
+    term.expect("the router's answer", |s| {
+        s.contains(&format!("cancel {id}")) || s.contains("cancelled")
+    });
+    term.type_keys("\x04");
+    assert_eq!(term.wait(), Some(0));
+    assert!(
+        bot.log().contains(&format!("command=cancel {id}")),
+        "{}",
+        bot.log()
+    );
+}
+
+#[test]
+fn ctrl_c_while_a_command_waits_asks_to_cancel_and_a_second_one_stops_waiting() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal_running("alice", Some("sleep 20s"));
+    let id = term.queued_after(0);
+    term.type_keys("\x03");
+    term.expect("the router's answer", |s| {
+        s.contains(&format!("cancel {id}")) || s.contains("cancelled")
+    });
+    term.type_keys("\x03");
+    assert_eq!(term.wait(), Some(130));
+}
+
+#[test]
+fn an_idle_session_is_closed_with_a_message() {
+    let bot = SshBotSetup::new(&["alice"])
+        .ssh_option("idle_timeout = \"1s\"")
+        .start();
+    let term = bot.terminal("alice");
+    term.expect("the idle notice", |s| {
+        s.contains("no input for 1s: closing the session")
+    });
+    assert_eq!(term.wait(), Some(0));
+}
+
+#[test]
+fn a_client_that_leaves_while_its_job_runs_finds_the_result_later() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal("alice");
+    term.expect("a prompt", |s| s.ends_with("octobox> "));
+    let id = term.queue("sleep 1s");
+    drop(term); // The client is killed mid-job.
+    let shown = eventually(|| {
+        let run = bot.exec("alice", &format!("job {id}"));
+        run.stdout
+            .contains("status    succeeded")
+            .then_some(run.stdout)
+    });
+    assert!(shown.contains("slept 1s"), "{shown}");
+}
+
+#[test]
+fn sessions_past_the_limit_are_told_why() {
+    let bot = SshBotSetup::new(&["alice"])
+        .ssh_option("max_sessions_per_identity = 1")
+        .ssh_option("max_line_length = 20")
+        .start();
+    let mut term = bot.terminal("alice");
+    term.expect("a prompt", |s| s.ends_with("octobox> "));
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("ssh:alice already has 1 sessions open"),
+        "{run:?}"
+    );
+    term.type_keys("echo this line is far too long\r");
+    term.expect("the length limit", |s| {
+        s.contains("line too long: a command may have at most 20 characters")
+    });
+    term.type_keys("\x04");
+    assert_eq!(term.wait(), Some(0));
+    // The place is given back when the session ends.
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+#[test]
+fn a_hundred_sessions_of_twenty_commands_each_get_every_answer_right() {
+    let bot = SshBotSetup::new(&["alice", "bob"])
+        .ssh_option("max_sessions_per_identity = 100")
+        .start();
+    let started = Instant::now();
+    let results: Vec<(usize, octobox_tests::ssh::SshRun)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let bot = &bot;
+                s.spawn(move || {
+                    let lines: Vec<String> = (0..20)
+                        .map(|j| {
+                            if j % 2 == 0 {
+                                "ping".to_string()
+                            } else {
+                                format!("echo session {i} command {j}")
+                            }
+                        })
+                        .collect();
+                    let user = if i % 2 == 0 { "alice" } else { "bob" };
+                    (i, bot.piped(user, &lines))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, run) in &results {
+        assert_eq!(run.code, Some(0), "session {i}: {run:?}");
+        assert_eq!(
+            run.stdout.matches("pong\n").count(),
+            10,
+            "session {i}: {run:?}"
+        );
+        for j in (1..20).step_by(2) {
+            assert_eq!(
+                run.stdout
+                    .matches(&format!(":\nsession {i} command {j}\n"))
+                    .count(),
+                1,
+                "session {i} command {j}: {run:?}"
+            );
+        }
+        assert_eq!(run.stdout.matches("queued as job").count(), 10, "{run:?}");
+    }
+    eprintln!("100 sessions x 20 commands in {:?}", started.elapsed());
+}
+
+/// Retries `check` until it gives a value (or fails the test after a while).
+fn eventually<T>(check: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
