@@ -186,6 +186,15 @@ impl Config {
                 reclaim_after,
             });
 
+        let raw_timed = super::schedule::RawTimed {
+            scheduler: raw.scheduler,
+            schedule: raw.schedule,
+            shipper: raw.shipper,
+        };
+        let timed = super::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
+        (config.scheduler, config.schedules, config.shippers) =
+            (timed.scheduler, timed.schedules, timed.shippers);
+
         match (&config.broker, &config.store) {
             (Some(_), None) if errors.is_empty() => errors.push(at(
                 None,
@@ -366,6 +375,12 @@ struct RawConfig {
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
+    #[serde(default)]
+    scheduler: super::schedule::RawScheduler,
+    #[serde(default)]
+    schedule: Vec<Spanned<super::schedule::RawSchedule>>,
+    #[serde(default)]
+    shipper: Vec<Spanned<super::schedule::RawShipper>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -9,6 +9,7 @@
 
 mod error;
 mod load;
+mod schedule;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use schedule::{
+    parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
+    SinkConfig, SourceConfig,
+};
 pub use secret::Secret;
 
 /// A validated configuration.
@@ -31,6 +36,10 @@ pub struct Config {
     pub commands: Vec<CommandConfig>,
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
+    /// `[scheduler]`, `[[schedule]]` and `[[shipper]]`.
+    pub scheduler: SchedulerConfig,
+    pub schedules: Vec<ScheduleConfig>,
+    pub shippers: Vec<ShipperConfig>,
 }
 
 impl Config {
