@@ -11,6 +11,8 @@
 //! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed
 //!   results, so their requesters are told.
 //! - [`console`]: the console adapter (standard input and output).
+//! - [`scheduling`]: the catalog as the scheduler's `CommandJobs`, `ScheduleDesk` for the
+//!   schedule built-ins, and the assembly of a `Scheduler` (embedded and `octobox-scheduler`).
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode).
 
 pub mod acl;
@@ -22,3 +24,5 @@ pub mod console;
 pub mod dead_letters;
 pub mod reply;
 pub mod router;
+mod schedule_builtins;
+pub mod scheduling;
