@@ -75,6 +75,7 @@ impl Sink for S3Sink {
             credentials: self.credentials.clone(),
             key: format!("{}{}", self.prefix, object_name(shipper, window, self.gzip)),
             lines: JsonLines::new(self.gzip),
+            gzip: self.gzip,
             client: self.client.clone(),
         }))
     }
@@ -85,6 +86,7 @@ struct S3Window {
     credentials: Credentials,
     key: String,
     lines: JsonLines,
+    gzip: bool,
     client: reqwest::Client,
 }
 
@@ -102,7 +104,13 @@ impl WindowWriter for S3Window {
             .bucket
             .put_object(Some(&self.credentials), &self.key)
             .sign(SIGNATURE_VALID);
-        let make = || self.client.put(url.clone()).body(bytes.clone());
+        let media_type = if self.gzip { "application/gzip" } else { "application/x-ndjson" };
+        let make = || {
+            self.client
+                .put(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, media_type)
+                .body(bytes.clone())
+        };
         let what = format!("PUT of object {}", self.key);
         HttpRetry::default()
             .send(&what, make, retries)
