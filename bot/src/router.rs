@@ -86,6 +86,11 @@ impl Router {
         self
     }
 
+    /// The schedules this bot lists and steers, if it was given them.
+    pub fn schedules(&self) -> Option<&ScheduleDesk> {
+        self.schedules.as_ref()
+    }
+
     /// The command table in force.
     pub fn table(&self) -> Arc<CommandTable> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
