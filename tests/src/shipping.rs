@@ -41,7 +41,8 @@ async fn serve(app: Router) -> SocketAddr {
 }
 
 struct SourceState {
-    records: Vec<Value>,
+    /// Sorted by time, so a window is found by binary search.
+    records: Vec<(DateTime<Utc>, Value)>,
     token: String,
     page_delay: Duration,
     pages_served: AtomicU64,
@@ -58,6 +59,16 @@ pub struct EventSource {
 
 impl EventSource {
     pub async fn start(records: Vec<Value>, token: &str, page_delay: Duration) -> Self {
+        let mut records: Vec<(DateTime<Utc>, Value)> = records
+            .into_iter()
+            .map(|r| {
+                let at = DateTime::parse_from_rfc3339(r["at"].as_str().unwrap_or_default())
+                    .expect("records have an RFC 3339 \"at\"")
+                    .to_utc();
+                (at, r)
+            })
+            .collect();
+        records.sort_by_key(|(at, _)| *at);
         let state = Arc::new(SourceState {
             records,
             token: token.to_string(),
@@ -115,16 +126,10 @@ async fn page(
     while state.pages_served.load(Ordering::SeqCst) >= state.stall_after.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let matching: Vec<&Value> = state
-        .records
-        .iter()
-        .filter(|r| {
-            let at = DateTime::parse_from_rfc3339(r["at"].as_str().unwrap_or_default())
-                .map(|t| t.to_utc());
-            at.is_ok_and(|at| since <= at && at < until)
-        })
-        .collect();
-    let records: Vec<&Value> = matching.iter().skip(cursor).take(limit).copied().collect();
+    let first = state.records.partition_point(|(at, _)| *at < since);
+    let end = state.records.partition_point(|(at, _)| *at < until);
+    let matching = &state.records[first..end.max(first)];
+    let records: Vec<&Value> = matching.iter().skip(cursor).take(limit).map(|(_, r)| r).collect();
     let next = (cursor + limit < matching.len()).then(|| {
         format!(
             "events?since={}&until={}&limit={limit}&cursor={}",

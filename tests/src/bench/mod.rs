@@ -16,6 +16,7 @@
 //! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
 //! - [`redis_probe`]: Redis commands per job, and the events waiting for the async
 //!   manager, during the throughput phase.
+//! - [`shipping`]: shipper throughput by sink (`octobox-ship-bench`), a separate tool.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
@@ -25,6 +26,7 @@ pub mod celery;
 pub mod cpu;
 pub mod load;
 pub mod redis_probe;
+pub mod shipping;
 pub mod stats;
 
 use std::collections::BTreeMap;
