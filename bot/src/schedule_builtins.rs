@@ -13,7 +13,8 @@ use crate::scheduling::ScheduleDesk;
 
 pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
     let done = |text: String| Answer::new(Outcome::Done, text);
-    let failed = |e: &dyn std::fmt::Display| Answer::new(Outcome::Failed, reply::schedules_unavailable(e));
+    let failed =
+        |e: &dyn std::fmt::Display| Answer::new(Outcome::Failed, reply::schedules_unavailable(e));
     let Some(desk) = ctx.schedules.filter(|d| !d.table.is_empty()) else {
         return done(reply::no_schedules());
     };
@@ -25,7 +26,12 @@ pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
     }
     let name = ctx.text("name").unwrap_or_default();
     let Some(schedule) = desk.table.get(name) else {
-        let known: Vec<&str> = desk.table.schedules().iter().map(|s| s.name.as_str()).collect();
+        let known: Vec<&str> = desk
+            .table
+            .schedules()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         return Answer::new(Outcome::Unknown, reply::unknown_schedule(name, &known));
     };
     let store = &desk.store;
@@ -34,9 +40,10 @@ pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
             .set_paused(name, true)
             .await
             .map(|changed| reply::schedule_paused(name, changed)),
-        Builtin::ResumeSchedule => store.set_paused(name, false).await.map(|changed| {
-            reply::schedule_resumed(name, changed, schedule.next_after(Utc::now()))
-        }),
+        Builtin::ResumeSchedule => store
+            .set_paused(name, false)
+            .await
+            .map(|changed| reply::schedule_resumed(name, changed, schedule.next_after(Utc::now()))),
         _ => store
             .request_run(name)
             .await
@@ -51,7 +58,10 @@ pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
     }
 }
 
-async fn list(desk: &ScheduleDesk, store: &dyn Store) -> Result<Vec<ScheduleLine>, jobs::StoreError> {
+async fn list(
+    desk: &ScheduleDesk,
+    store: &dyn Store,
+) -> Result<Vec<ScheduleLine>, jobs::StoreError> {
     let paused = desk.store.paused().await?;
     let now = Utc::now();
     let mut lines = Vec::new();

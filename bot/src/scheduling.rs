@@ -52,7 +52,10 @@ pub struct ScheduleDesk {
 
 /// Compiles the configuration's schedules against the command table: what
 /// `--check-config` and every role that fires or lists schedules runs.
-pub fn schedule_table(config: &Config, commands: &CommandTable) -> Result<ScheduleTable, ConfigErrors> {
+pub fn schedule_table(
+    config: &Config,
+    commands: &CommandTable,
+) -> Result<ScheduleTable, ConfigErrors> {
     let jobs = CatalogJobs(Arc::new(commands.clone()));
     ScheduleTable::build(config, &jobs)
 }

@@ -143,11 +143,17 @@ impl Firing {
         };
         let _one_at_a_time = lock.lock().await;
         let started_at = Utc::now();
-        if let Err(e) = self.store.mark_started(job.id, &self.holder, started_at).await {
+        if let Err(e) = self
+            .store
+            .mark_started(job.id, &self.holder, started_at)
+            .await
+        {
             tracing::warn!(job = %job.id, error = %e, "shipper job not marked started");
         }
         let outcome = match self.table.shipper(name) {
-            None => Err(format!("no shipper \"{name}\" in this scheduler's configuration")),
+            None => Err(format!(
+                "no shipper \"{name}\" in this scheduler's configuration"
+            )),
             Some(config) => {
                 let shipper = Shipper::new(config.clone(), self.schedules.clone());
                 match tokio::time::timeout(job.timeout, shipper.run(Utc::now())).await {

@@ -64,7 +64,8 @@ impl Scheduler {
 
     /// How late a slot may fire and still count as on time.
     fn late_limit(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.lease.ttl() + 2 * self.tick).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.lease.ttl() + 2 * self.tick)
+            .unwrap_or(chrono::Duration::MAX)
     }
 
     /// Fires schedules until `shutdown`, then gives the lease up.
@@ -99,7 +100,9 @@ impl Scheduler {
         let store = &self.firing.schedules;
         let paused = store.paused().await?;
         for schedule in self.firing.table.schedules() {
-            let result = self.step(schedule, now, paused.contains(&schedule.name)).await;
+            let result = self
+                .step(schedule, now, paused.contains(&schedule.name))
+                .await;
             if let Err(e) = result {
                 tracing::warn!(schedule = %schedule.name, error = %e, "schedule not fired");
             }
@@ -115,7 +118,12 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn step(&self, schedule: &Schedule, now: DateTime<Utc>, paused: bool) -> Result<(), FireError> {
+    async fn step(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+        paused: bool,
+    ) -> Result<(), FireError> {
         let store = &self.firing.schedules;
         let Some(last) = store.last_slot(&schedule.name).await? else {
             // Never seen: start from now, with no backlog.
@@ -140,7 +148,9 @@ impl Scheduler {
                 }
                 Missed::CatchUp => {
                     tracing::info!(schedule = %schedule.name, missed = missed.len(), "slots missed while no scheduler ran; catching up once");
-                    self.firing.fire(schedule, last_missed, FireKind::CatchUp).await?;
+                    self.firing
+                        .fire(schedule, last_missed, FireKind::CatchUp)
+                        .await?;
                 }
             }
         }

@@ -41,7 +41,12 @@ impl Schedule {
     }
 
     /// The slots in `(after, until]`, oldest first, at most `limit`.
-    pub fn slots(&self, after: DateTime<Utc>, until: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
+    pub fn slots(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut slots = Vec::new();
         let mut t = after;
         while slots.len() < limit {

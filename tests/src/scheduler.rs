@@ -104,7 +104,9 @@ impl ScheduleProbe {
             .build()
             .expect("a tokio runtime");
         let store = runtime
-            .block_on(RedisStore::connect(&StoreConfig::new(Secret::new(redis_url))))
+            .block_on(RedisStore::connect(&StoreConfig::new(Secret::new(
+                redis_url,
+            ))))
             .expect("the private Redis answers");
         ScheduleProbe {
             runtime,

@@ -129,7 +129,12 @@ async fn page(
     let first = state.records.partition_point(|(at, _)| *at < since);
     let end = state.records.partition_point(|(at, _)| *at < until);
     let matching = &state.records[first..end.max(first)];
-    let records: Vec<&Value> = matching.iter().skip(cursor).take(limit).map(|(_, r)| r).collect();
+    let records: Vec<&Value> = matching
+        .iter()
+        .skip(cursor)
+        .take(limit)
+        .map(|(_, r)| r)
+        .collect();
     let next = (cursor + limit < matching.len()).then(|| {
         format!(
             "events?since={}&until={}&limit={limit}&cursor={}",
@@ -199,7 +204,12 @@ async fn ingest(
         return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
     }
     if state.fail_every > 0 && n % state.fail_every == 1 && n > 1 {
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "0")],
+            "slow down",
+        )
+            .into_response();
     }
     let key = headers
         .get("idempotency-key")
@@ -227,7 +237,8 @@ impl Moto {
         std::env::var_os("OCTOBOX_MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/moto-venv/bin/moto_server")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target/moto-venv/bin/moto_server")
             })
     }
 
@@ -239,7 +250,7 @@ impl Moto {
             server.display()
         );
         let port = crate::services::free_port();
-        let child = Command::new(server)
+        let mut child = Command::new(server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -253,28 +264,41 @@ impl Moto {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("moto_server did not answer on port {port}");
     }
 
     /// A bucket handle and credentials (moto takes any) to sign requests with.
     fn bucket(&self, bucket: &str) -> (rusty_s3::Bucket, rusty_s3::Credentials) {
         let url = self.endpoint.parse().expect("a URL");
-        let bucket = rusty_s3::Bucket::new(url, rusty_s3::UrlStyle::Path, bucket.to_string(), "us-east-1")
-            .expect("a bucket");
+        let bucket = rusty_s3::Bucket::new(
+            url,
+            rusty_s3::UrlStyle::Path,
+            bucket.to_string(),
+            "us-east-1",
+        )
+        .expect("a bucket");
         (bucket, rusty_s3::Credentials::new("test", "test"))
     }
 
     pub async fn create_bucket(&self, name: &str) {
         use rusty_s3::S3Action;
         let (bucket, credentials) = self.bucket(name);
-        let url = bucket.create_bucket(&credentials).sign(Duration::from_secs(60));
+        let url = bucket
+            .create_bucket(&credentials)
+            .sign(Duration::from_secs(60));
         let r = reqwest::Client::new()
             .put(url)
             .header(reqwest::header::CONTENT_LENGTH, "0")
             .send()
             .await
             .expect("moto answers");
-        assert!(r.status().is_success(), "bucket not created: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "bucket not created: {}",
+            r.status()
+        );
     }
 
     /// Every object of `bucket`, by key.
@@ -286,16 +310,25 @@ impl Moto {
             let client = client.clone();
             async move {
                 let r = client.get(url).send().await.expect("moto answers");
-                assert!(r.status().is_success(), "moto refused a read: {}", r.status());
+                assert!(
+                    r.status().is_success(),
+                    "moto refused a read: {}",
+                    r.status()
+                );
                 r.bytes().await.expect("a body").to_vec()
             }
         };
-        let listing = get(bucket.list_objects_v2(Some(&credentials)).sign(Duration::from_secs(60))).await;
+        let listing = get(bucket
+            .list_objects_v2(Some(&credentials))
+            .sign(Duration::from_secs(60)))
+        .await;
         let listing = String::from_utf8(listing).expect("an XML listing");
         let keys = regex::Regex::new("<Key>([^<]+)</Key>").expect("a regex");
         let mut objects = BTreeMap::new();
         for key in keys.captures_iter(&listing).map(|c| c[1].to_string()) {
-            let url = bucket.get_object(Some(&credentials), &key).sign(Duration::from_secs(60));
+            let url = bucket
+                .get_object(Some(&credentials), &key)
+                .sign(Duration::from_secs(60));
             objects.insert(key, get(url).await);
         }
         objects

@@ -25,7 +25,9 @@ struct Recorder(mpsc::UnboundedSender<(Origin, Reply)>);
 #[async_trait]
 impl ReplySink for Recorder {
     async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
-        self.0.send((origin.clone(), reply)).map_err(|e| e.to_string())
+        self.0
+            .send((origin.clone(), reply))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -36,7 +38,10 @@ fn assert_every_slot_once(fires: &[Fire]) {
             pair[1].slot - pair[0].slot,
             chrono::Duration::seconds(1),
             "a slot was skipped or fired twice: {:#?}",
-            fires.iter().map(|f| (f.slot, &f.by, f.kind)).collect::<Vec<_>>()
+            fires
+                .iter()
+                .map(|f| (f.slot, &f.by, f.kind))
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -80,10 +85,16 @@ deliver = "slack:#ops"
     let desk = bot.router.schedules().expect("the bot knows its schedules");
     let fires = desk.store.fires("heartbeat", 100).await.unwrap();
     for job in &delivered {
-        let fire = fires.iter().find(|f| f.job == *job).expect("each delivery was a fire");
+        let fire = fires
+            .iter()
+            .find(|f| f.job == *job)
+            .expect("each delivery was a fire");
         assert_eq!(fire.kind, FireKind::OnTime);
         let late = fire.at - fire.slot;
-        assert!(late < chrono::Duration::seconds(2), "fired {late} after its slot");
+        assert!(
+            late < chrono::Duration::seconds(2),
+            "fired {late} after its slot"
+        );
     }
 
     let ask = |user: &str, text: &str| Request {
@@ -94,11 +105,21 @@ deliver = "slack:#ops"
     assert!(listing.text.contains("heartbeat"), "{}", listing.text);
     assert!(listing.text.contains("slack:#ops"), "{}", listing.text);
     assert!(listing.text.contains("succeeded (job "), "{}", listing.text);
-    let refused = bot.router.handle(&ask("alice", "pause schedule heartbeat")).await;
+    let refused = bot
+        .router
+        .handle(&ask("alice", "pause schedule heartbeat"))
+        .await;
     assert_eq!(refused.outcome, Outcome::Refused, "{}", refused.text);
     assert!(refused.text.contains("admins"), "{}", refused.text);
-    let unknown = bot.router.handle(&ask("root", "run schedule nightly now")).await;
-    assert!(unknown.text.contains("there are: heartbeat"), "{}", unknown.text);
+    let unknown = bot
+        .router
+        .handle(&ask("root", "run schedule nightly now"))
+        .await;
+    assert!(
+        unknown.text.contains("there are: heartbeat"),
+        "{}",
+        unknown.text
+    );
     bot.stop().await;
 }
 
@@ -128,17 +149,27 @@ fn leader_killed_every_slot_still_fires_exactly_once() {
         probe.lease_holder().as_deref() == Some("sched-a")
     });
     let _b = SchedulerProcess::start(&p.config_path(), "sched-b");
-    wait_until("sched-a to fire 3 slots", PATIENCE, || probe.fires("tick").len() >= 3);
+    wait_until("sched-a to fire 3 slots", PATIENCE, || {
+        probe.fires("tick").len() >= 3
+    });
 
     a.kill();
     wait_until("sched-b to take over and fire 3 slots", PATIENCE, || {
-        probe.fires("tick").iter().filter(|f| f.by == "sched-b").count() >= 3
+        probe
+            .fires("tick")
+            .iter()
+            .filter(|f| f.by == "sched-b")
+            .count()
+            >= 3
     });
 
     let fires = probe.fires("tick");
     assert_every_slot_once(&fires);
     assert!(fires.iter().any(|f| f.by == "sched-a"));
-    assert!(fires.iter().all(|f| f.kind == FireKind::OnTime), "{fires:#?}");
+    assert!(
+        fires.iter().all(|f| f.kind == FireKind::OnTime),
+        "{fires:#?}"
+    );
     for fire in &fires {
         let record = probe.job(fire.job).expect("every fire's job is recorded");
         assert_eq!(record.job.command, "echo");
@@ -161,15 +192,25 @@ fn paused_schedule_stays_quiet_across_a_restart_until_resumed() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(probe.fires("tick").len(), before, "no fire while paused");
     console.send("schedules");
-    console.expect("the listing", |l| l.starts_with("tick") && l.contains("paused"));
+    console.expect("the listing", |l| {
+        l.starts_with("tick") && l.contains("paused")
+    });
 
     console.send("resume schedule tick");
     console.expect("the resume", |l| l.starts_with("resumed schedule tick"));
-    wait_until("fires again", PATIENCE, || probe.fires("tick").len() > before);
+    wait_until("fires again", PATIENCE, || {
+        probe.fires("tick").len() > before
+    });
     let fires = probe.fires("tick");
-    assert!(fires.iter().all(|f| f.kind == FireKind::OnTime), "the pause is not caught up");
+    assert!(
+        fires.iter().all(|f| f.kind == FireKind::OnTime),
+        "the pause is not caught up"
+    );
     let gap = fires[before].slot - fires[before - 1].slot;
-    assert!(gap >= chrono::Duration::seconds(3), "the paused slots were skipped");
+    assert!(
+        gap >= chrono::Duration::seconds(3),
+        "the paused slots were skipped"
+    );
 }
 
 #[test]
@@ -203,12 +244,25 @@ missed = "skip"
     });
 
     let catching = probe.fires("catching-up");
-    let caught: Vec<_> = catching.iter().filter(|f| f.kind == FireKind::CatchUp).collect();
-    assert_eq!(caught.len(), 1, "one catch-up for the downtime: {catching:#?}");
+    let caught: Vec<_> = catching
+        .iter()
+        .filter(|f| f.kind == FireKind::CatchUp)
+        .collect();
+    assert_eq!(
+        caught.len(),
+        1,
+        "one catch-up for the downtime: {catching:#?}"
+    );
     let skipping = probe.fires("skipping");
-    assert!(skipping.iter().all(|f| f.kind == FireKind::OnTime), "{skipping:#?}");
+    assert!(
+        skipping.iter().all(|f| f.kind == FireKind::OnTime),
+        "{skipping:#?}"
+    );
     let gap = skipping[before].slot - skipping[before - 1].slot;
-    assert!(gap >= chrono::Duration::seconds(2), "missed slots were skipped");
+    assert!(
+        gap >= chrono::Duration::seconds(2),
+        "missed slots were skipped"
+    );
     for fires in [&catching, &skipping] {
         for pair in fires.windows(2) {
             assert!(pair[1].slot > pair[0].slot, "no slot fired twice");

@@ -9,13 +9,17 @@ use jobs::config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::ScheduleStore;
 use octobox_tests::services::Redis;
-use octobox_tests::shipping::{id_counts, read_json_lines, sample_records, Collector, EventSource, Moto};
+use octobox_tests::shipping::{
+    id_counts, read_json_lines, sample_records, Collector, EventSource, Moto,
+};
 use scheduler::Shipper;
 
 const TOKEN: &str = "s3cret-token";
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().to_utc()
+    DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+        .unwrap()
+        .to_utc()
 }
 
 /// A shipper of 1-hour windows from `t0()`, reading its token from the environment.
@@ -30,25 +34,37 @@ source = {{ url = "{source}", page_size = 7, headers = {{ Authorization = "Beare
 sink = {sink}
 "#
     );
-    let config = Config::parse("test.toml", &text, |n| (n == "HALO_TOKEN").then(|| TOKEN.into()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::parse("test.toml", &text, |n| {
+        (n == "HALO_TOKEN").then(|| TOKEN.into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     config.shippers[0].clone()
 }
 
 async fn checkpoints(redis: &Redis) -> Arc<dyn ScheduleStore> {
-    Arc::new(RedisStore::connect(&StoreConfig::new(Secret::new(redis.url()))).await.unwrap())
+    Arc::new(
+        RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
+            .await
+            .unwrap(),
+    )
 }
 
 /// 3 windows of 1 hour, 100 records each side of nothing: 300 records.
 fn three_hours() -> (Vec<serde_json::Value>, DateTime<Utc>) {
     let records = sample_records(t0(), Duration::from_secs(3 * 3600), 300);
-    (records, t0() + chrono::Duration::hours(3) + chrono::Duration::minutes(5))
+    (
+        records,
+        t0() + chrono::Duration::hours(3) + chrono::Duration::minutes(5),
+    )
 }
 
 fn assert_each_once(records: &[serde_json::Value], want: u64) {
     let counts = id_counts(records);
     assert_eq!(counts.len() as u64, want, "every record arrived");
-    assert!(counts.values().all(|&c| c == 1), "a record arrived twice: {counts:?}");
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "a record arrived twice: {counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,7 +73,10 @@ async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once(
     let (records, now) = three_hours();
     let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let sink = format!("{{ kind = \"files\", dir = \"{}\", gzip = true }}", dir.path().display());
+    let sink = format!(
+        "{{ kind = \"files\", dir = \"{}\", gzip = true }}",
+        dir.path().display()
+    );
     let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
 
     let report = shipper.run(now).await.unwrap();
@@ -67,7 +86,10 @@ async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once(
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().to_string()).collect();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
     assert_eq!(
         names,
         [
@@ -76,9 +98,18 @@ async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once(
             "20261101T020000Z-20261101T030000Z.jsonl.gz"
         ]
     );
-    let all: Vec<_> = files.iter().flat_map(|f| read_json_lines(&std::fs::read(f).unwrap())).collect();
+    let all: Vec<_> = files
+        .iter()
+        .flat_map(|f| read_json_lines(&std::fs::read(f).unwrap()))
+        .collect();
     assert_each_once(&all, 300);
-    assert_eq!(report.bytes, files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>());
+    assert_eq!(
+        report.bytes,
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum::<u64>()
+    );
 
     // Nothing new has ended: a second run ships nothing and leaves the files alone.
     let again = shipper.run(now).await.unwrap();
@@ -92,14 +123,20 @@ async fn shipper_retries_a_failing_collector_and_delivers_every_record_once() {
     let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
     // Every 4th request answers 503, the one after 429.
     let collector = Collector::start(4).await;
-    let sink = format!("{{ kind = \"http\", url = \"{}\", batch = 5 }}", collector.url);
+    let sink = format!(
+        "{{ kind = \"http\", url = \"{}\", batch = 5 }}",
+        collector.url
+    );
     let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
     assert!(report.retries > 10, "the failures were retried: {report}");
     assert_each_once(&collector.records(), 300);
-    assert!(collector.batches().values().all(|&n| n == 1), "no batch accepted twice");
+    assert!(
+        collector.batches().values().all(|&n| n == 1),
+        "no batch accepted twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +176,10 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     // and the shipper is killed there, waiting for page 23.
     source.stall_after(22);
     let collector = Collector::start(0).await;
-    let sink = format!("{{ kind = \"http\", url = \"{}\", batch = 7 }}", collector.url);
+    let sink = format!(
+        "{{ kind = \"http\", url = \"{}\", batch = 7 }}",
+        collector.url
+    );
     let config = shipper(&source.url, &sink);
 
     let first = Shipper::new(config.clone(), checkpoints(&redis).await);
@@ -151,7 +191,10 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     let before = collector.records().len();
-    assert!(before > 100 && before < 300, "killed half way: {before} records in");
+    assert!(
+        before > 100 && before < 300,
+        "killed half way: {before} records in"
+    );
 
     source.release();
     let second = Shipper::new(config, checkpoints(&redis).await);

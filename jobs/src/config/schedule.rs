@@ -177,7 +177,10 @@ pub(super) fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, 
         (Some(text), None) if !text.trim().is_empty() => Some(ScheduleRuns::Command(text)),
         (None, Some(shipper)) => Some(ScheduleRuns::Shipper(shipper)),
         (Some(_), None) => {
-            problem(".run", "is empty: write a command, e.g. \"echo hello\"".into());
+            problem(
+                ".run",
+                "is empty: write a command, e.g. \"echo hello\"".into(),
+            );
             None
         }
         (None, None) => {
@@ -253,18 +256,19 @@ pub(super) fn shipper(
             Duration::from_secs(1)
         }
     };
-    let first_window = raw.first_window.as_deref().and_then(|t| {
-        match DateTime::parse_from_rfc3339(t) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(e) => {
-                problems.push((
-                    ".first_window".into(),
-                    format!("\"{t}\" is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"),
-                ));
-                None
-            }
-        }
-    });
+    let first_window =
+        raw.first_window
+            .as_deref()
+            .and_then(|t| match DateTime::parse_from_rfc3339(t) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(e) => {
+                    problems.push((
+                        ".first_window".into(),
+                        format!("\"{t}\" is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"),
+                    ));
+                    None
+                }
+            });
     let mut secret = |key: &str, raw: &str| match expand_env(raw, env) {
         Ok(v) => Secret::new(v),
         Err(e) => {
@@ -334,18 +338,27 @@ pub(super) fn shipper(
         ));
         return Err(problems);
     };
-    for (key, url) in [(".source.url", Some(&source.url)), (".sink.url", k.url.as_ref())]
-        .into_iter()
-        .chain([(".sink.endpoint", k.endpoint.as_ref())])
+    for (key, url) in [
+        (".source.url", Some(&source.url)),
+        (".sink.url", k.url.as_ref()),
+    ]
+    .into_iter()
+    .chain([(".sink.endpoint", k.endpoint.as_ref())])
     {
         if let Some(u) = url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                problems.push((key.into(), format!("\"{u}\" is not an http:// or https:// URL")));
+                problems.push((
+                    key.into(),
+                    format!("\"{u}\" is not an http:// or https:// URL"),
+                ));
             }
         }
     }
     if source.page_size == 0 || matches!(sink, SinkConfig::Http { batch: 0, .. }) {
-        problems.push((".source.page_size".into(), "sizes must be at least 1".into()));
+        problems.push((
+            ".source.page_size".into(),
+            "sizes must be at least 1".into(),
+        ));
     }
     if problems.is_empty() {
         Ok(ShipperConfig {
@@ -375,12 +388,15 @@ pub(super) struct Timed {
     pub(super) shippers: Vec<ShipperConfig>,
 }
 
-/// Checks the timed sections; `at` makes an error from a span, a key and a message.
+/// Makes an error from the span of an entry, a key and a message.
+type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> super::ConfigError;
+
+/// Checks the timed sections.
 pub(super) fn load(
     raw: RawTimed,
     line_of: &dyn Fn(usize) -> usize,
     env: &dyn Fn(&str) -> Option<String>,
-    at: &dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> super::ConfigError,
+    at: ErrorAt<'_>,
     errors: &mut Vec<super::ConfigError>,
 ) -> Timed {
     let mut timed = Timed {
@@ -403,9 +419,18 @@ pub(super) fn load(
         let span = entry.span();
         let key = format!("shipper[{}]", i + 1);
         match shipper(entry.into_inner(), line_of(span.start), env) {
-            Ok(s) if timed.shippers.iter().any(|o: &ShipperConfig| o.name == s.name) => errors.push(
-                at(Some(span), &format!("{key}.name"), format!("\"{}\" is declared twice", s.name)),
-            ),
+            Ok(s)
+                if timed
+                    .shippers
+                    .iter()
+                    .any(|o: &ShipperConfig| o.name == s.name) =>
+            {
+                errors.push(at(
+                    Some(span),
+                    &format!("{key}.name"),
+                    format!("\"{}\" is declared twice", s.name),
+                ))
+            }
             Ok(s) => timed.shippers.push(s),
             Err(problems) => errors.extend(
                 problems
@@ -418,11 +443,22 @@ pub(super) fn load(
         let span = entry.span();
         let key = format!("schedule[{}]", i + 1);
         match schedule(entry.into_inner(), line_of(span.start)) {
-            Ok(s) if timed.schedules.iter().any(|o: &ScheduleConfig| o.name == s.name) => errors.push(
-                at(Some(span), &format!("{key}.name"), format!("\"{}\" is declared twice", s.name)),
-            ),
+            Ok(s)
+                if timed
+                    .schedules
+                    .iter()
+                    .any(|o: &ScheduleConfig| o.name == s.name) =>
+            {
+                errors.push(at(
+                    Some(span),
+                    &format!("{key}.name"),
+                    format!("\"{}\" is declared twice", s.name),
+                ))
+            }
             Ok(s) => match &s.runs {
-                ScheduleRuns::Shipper(name) if !timed.shippers.iter().any(|sh| &sh.name == name) => {
+                ScheduleRuns::Shipper(name)
+                    if !timed.shippers.iter().any(|sh| &sh.name == name) =>
+                {
                     errors.push(at(
                         Some(span),
                         &format!("{key}.ship"),
@@ -443,8 +479,7 @@ pub(super) fn load(
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -525,7 +560,10 @@ mod tests {
         assert!(e.contains("octobox.toml:2: schedule[1].cron: "), "{e}");
         assert!(e.contains("has 3 fields"), "{e}");
         let e = errors("[[schedule]]\nname = \"n\"\ncron = \"61 * * * *\"\nrun = \"x\"\n");
-        assert!(e.contains("schedule[1].cron: \"61 * * * *\" is not a cron"), "{e}");
+        assert!(
+            e.contains("schedule[1].cron: \"61 * * * *\" is not a cron"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ impl ScheduleStore for MemoryScheduleStore {
             return Ok(false);
         }
         if !manual {
-            let last = s.last_slot.entry(fire.schedule.clone()).or_insert(fire.slot);
+            let last = s
+                .last_slot
+                .entry(fire.schedule.clone())
+                .or_insert(fire.slot);
             *last = (*last).max(fire.slot);
         }
         let log = s.log.entry(fire.schedule.clone()).or_default();

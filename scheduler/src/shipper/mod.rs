@@ -147,7 +147,9 @@ impl Shipper {
             report.pages += 1;
             report.records += fetched.records.len() as u64;
             let key = format!("{name}:{}:{page}", window.key());
-            report.bytes += writer.write(&fetched.records, &key, &mut report.retries).await?;
+            report.bytes += writer
+                .write(&fetched.records, &key, &mut report.retries)
+                .await?;
             page += 1;
             let Some(next) = fetched.next else { break };
             if self.sink.takes_pages() {

@@ -44,7 +44,10 @@ impl HttpRetry {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    (after.unwrap_or(backoff).min(self.max_backoff), format!("answered {}", r.status()))
+                    (
+                        after.unwrap_or(backoff).min(self.max_backoff),
+                        format!("answered {}", r.status()),
+                    )
                 }
                 Ok(r) => {
                     let status = r.status();

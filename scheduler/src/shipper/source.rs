@@ -36,22 +36,24 @@ impl HttpSource {
 
     /// The link of a window's first page.
     pub(super) fn first_page(&self, window: &Window) -> Result<String, ShipError> {
-        let mut url = Url::parse(&self.config.url).map_err(|e| {
-            ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url))
-        })?;
+        let mut url = Url::parse(&self.config.url)
+            .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
         url.query_pairs_mut()
             .append_pair(&self.config.since_param, &Window::rfc3339(window.start))
             .append_pair(&self.config.until_param, &Window::rfc3339(window.end))
-            .append_pair(&self.config.page_size_param, &self.config.page_size.to_string());
+            .append_pair(
+                &self.config.page_size_param,
+                &self.config.page_size.to_string(),
+            );
         Ok(url.to_string())
     }
 
     pub(super) async fn fetch(&self, link: &str, retries: &mut u64) -> Result<Page, ShipError> {
         let base = Url::parse(&self.config.url)
             .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
-        let url = base
-            .join(link)
-            .map_err(|e| ShipError::Source(format!("the page link \"{link}\" is not a URL: {e}")))?;
+        let url = base.join(link).map_err(|e| {
+            ShipError::Source(format!("the page link \"{link}\" is not a URL: {e}"))
+        })?;
         let make = || {
             let mut request = self.client.get(url.clone());
             for (name, value) in &self.config.headers {
@@ -65,10 +67,9 @@ impl HttpSource {
             .send(&what, make, retries)
             .await
             .map_err(ShipError::Source)?;
-        let mut body: Value = response
-            .json()
-            .await
-            .map_err(|e| ShipError::Source(format!("a page from {} is not JSON: {e}", url.path())))?;
+        let mut body: Value = response.json().await.map_err(|e| {
+            ShipError::Source(format!("a page from {} is not JSON: {e}", url.path()))
+        })?;
         let records = match body.get_mut(&self.config.records).map(Value::take) {
             Some(Value::Array(records)) => records,
             _ => {

@@ -43,7 +43,12 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}, {})", Self::rfc3339(self.start), Self::rfc3339(self.end))
+        write!(
+            f,
+            "[{}, {})",
+            Self::rfc3339(self.start),
+            Self::rfc3339(self.end)
+        )
     }
 }
 
@@ -53,9 +58,14 @@ mod tests {
 
     #[test]
     fn windows_align_to_the_epoch_and_name_themselves() {
-        let t = DateTime::parse_from_rfc3339("2026-11-22T13:45:10Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-11-22T13:45:10Z")
+            .unwrap()
+            .to_utc();
         let w = Window::containing(t, Duration::from_secs(86_400));
         assert_eq!(w.key(), "20261122T000000Z-20261123T000000Z");
-        assert_eq!(w.to_string(), "[2026-11-22T00:00:00Z, 2026-11-23T00:00:00Z)");
+        assert_eq!(
+            w.to_string(),
+            "[2026-11-22T00:00:00Z, 2026-11-23T00:00:00Z)"
+        );
     }
 }

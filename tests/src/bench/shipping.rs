@@ -45,7 +45,8 @@ source = {{ url = "{source}", page_size = {page_size}, headers = {{ Authorizatio
 sink = {sink}
 "#
     );
-    let config = Config::parse("bench.toml", &text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config =
+        Config::parse("bench.toml", &text, |_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(config.shippers[0].clone())
 }
 
@@ -89,11 +90,20 @@ pub async fn run(options: &Options) -> Result<Value> {
             .context("the private Redis")?,
     );
     let span = Duration::from_secs(3600 * options.windows);
-    let source = EventSource::start(sample_records(start(), span, options.records), TOKEN, Duration::ZERO).await;
+    let source = EventSource::start(
+        sample_records(start(), span, options.records),
+        TOKEN,
+        Duration::ZERO,
+    )
+    .await;
     let now = start() + chrono::Duration::hours(options.windows as i64);
     let dir = tempfile::tempdir()?;
     let collector = Collector::start(0).await;
-    let moto = if options.s3 { Some(Moto::start().await) } else { None };
+    let moto = if options.s3 {
+        Some(Moto::start().await)
+    } else {
+        None
+    };
     if let Some(m) = &moto {
         m.create_bucket("bench").await;
     }
@@ -101,17 +111,38 @@ pub async fn run(options: &Options) -> Result<Value> {
     let (base_records, base_took) = baseline(&source.url, options).await?;
     let base_rate = base_records as f64 / base_took.as_secs_f64();
     let mut sinks = vec![
-        ("files", format!("{{ kind = \"files\", dir = \"{}\" }}", dir.path().display())),
-        ("files_gzip", format!("{{ kind = \"files\", dir = \"{}\", gzip = true }}", dir.path().display())),
-        ("http_collector", format!("{{ kind = \"http\", url = \"{}\", batch = {} }}", collector.url, options.page_size)),
+        (
+            "files",
+            format!("{{ kind = \"files\", dir = \"{}\" }}", dir.path().display()),
+        ),
+        (
+            "files_gzip",
+            format!(
+                "{{ kind = \"files\", dir = \"{}\", gzip = true }}",
+                dir.path().display()
+            ),
+        ),
+        (
+            "http_collector",
+            format!(
+                "{{ kind = \"http\", url = \"{}\", batch = {} }}",
+                collector.url, options.page_size
+            ),
+        ),
     ];
     if let Some(m) = &moto {
         sinks.push(("s3", format!("{{ kind = \"s3\", endpoint = \"{}\", bucket = \"bench\", access_key = \"k\", secret_key = \"s\" }}", m.endpoint)));
     }
     let mut results = serde_json::Map::new();
     for (name, sink) in sinks {
-        let shipper = Shipper::new(config(name, &source.url, options.page_size, &sink)?, store.clone());
-        let report = shipper.run(now).await.with_context(|| format!("shipping into {name}"))?;
+        let shipper = Shipper::new(
+            config(name, &source.url, options.page_size, &sink)?,
+            store.clone(),
+        );
+        let report = shipper
+            .run(now)
+            .await
+            .with_context(|| format!("shipping into {name}"))?;
         let rate = report.records as f64 / report.took.as_secs_f64();
         tracing::warn!(sink = name, %report, records_per_s = rate as u64, "measured");
         results.insert(

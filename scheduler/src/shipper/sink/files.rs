@@ -28,7 +28,11 @@ impl Sink for FileSink {
         false
     }
 
-    async fn open(&self, shipper: &str, window: &Window) -> Result<Box<dyn WindowWriter>, ShipError> {
+    async fn open(
+        &self,
+        shipper: &str,
+        window: &Window,
+    ) -> Result<Box<dyn WindowWriter>, ShipError> {
         Ok(Box::new(FileWindow {
             path: self.dir.join(object_name(shipper, window, self.gzip)),
             lines: JsonLines::new(self.gzip),
@@ -43,7 +47,12 @@ struct FileWindow {
 
 #[async_trait]
 impl WindowWriter for FileWindow {
-    async fn write(&mut self, records: &[Value], _key: &str, _retries: &mut u64) -> Result<u64, ShipError> {
+    async fn write(
+        &mut self,
+        records: &[Value],
+        _key: &str,
+        _retries: &mut u64,
+    ) -> Result<u64, ShipError> {
         self.lines.push(records)?;
         Ok(0)
     }

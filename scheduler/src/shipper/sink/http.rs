@@ -23,7 +23,12 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    pub fn new(url: String, batch: usize, headers: BTreeMap<String, Secret>, client: reqwest::Client) -> Self {
+    pub fn new(
+        url: String,
+        batch: usize,
+        headers: BTreeMap<String, Secret>,
+        client: reqwest::Client,
+    ) -> Self {
         HttpSink {
             url,
             batch: batch.max(1),
@@ -40,14 +45,23 @@ impl Sink for HttpSink {
         true
     }
 
-    async fn open(&self, _shipper: &str, _window: &Window) -> Result<Box<dyn WindowWriter>, ShipError> {
+    async fn open(
+        &self,
+        _shipper: &str,
+        _window: &Window,
+    ) -> Result<Box<dyn WindowWriter>, ShipError> {
         Ok(Box::new(self.clone()))
     }
 }
 
 #[async_trait]
 impl WindowWriter for HttpSink {
-    async fn write(&mut self, records: &[Value], key: &str, retries: &mut u64) -> Result<u64, ShipError> {
+    async fn write(
+        &mut self,
+        records: &[Value],
+        key: &str,
+        retries: &mut u64,
+    ) -> Result<u64, ShipError> {
         let mut sent = 0;
         for (i, batch) in records.chunks(self.batch).enumerate() {
             let mut body = Vec::new();

@@ -31,7 +31,11 @@ pub trait Sink: Send + Sync {
     /// a window); `false` if it stores a window whole, in one step.
     fn takes_pages(&self) -> bool;
 
-    async fn open(&self, shipper: &str, window: &Window) -> Result<Box<dyn WindowWriter>, ShipError>;
+    async fn open(
+        &self,
+        shipper: &str,
+        window: &Window,
+    ) -> Result<Box<dyn WindowWriter>, ShipError>;
 }
 
 /// One window being written.
@@ -39,7 +43,12 @@ pub trait Sink: Send + Sync {
 pub trait WindowWriter: Send {
     /// Takes one page of records; `key` names the page uniquely (shipper, window, page).
     /// Returns the bytes sent to the sink now.
-    async fn write(&mut self, records: &[Value], key: &str, retries: &mut u64) -> Result<u64, ShipError>;
+    async fn write(
+        &mut self,
+        records: &[Value],
+        key: &str,
+        retries: &mut u64,
+    ) -> Result<u64, ShipError>;
 
     /// Completes the window; returns the bytes sent to the sink now.
     async fn finish(self: Box<Self>, retries: &mut u64) -> Result<u64, ShipError>;
@@ -83,7 +92,8 @@ impl JsonLines {
             JsonLines::Plain(v) => v,
             JsonLines::Gzip(g) => g,
         };
-        write_lines(out, records).map_err(|e| ShipError::Sink(format!("cannot encode records: {e}")))
+        write_lines(out, records)
+            .map_err(|e| ShipError::Sink(format!("cannot encode records: {e}")))
     }
 
     pub(crate) fn into_bytes(self) -> Result<Vec<u8>, ShipError> {

@@ -68,7 +68,11 @@ impl Sink for S3Sink {
         false
     }
 
-    async fn open(&self, shipper: &str, window: &Window) -> Result<Box<dyn WindowWriter>, ShipError> {
+    async fn open(
+        &self,
+        shipper: &str,
+        window: &Window,
+    ) -> Result<Box<dyn WindowWriter>, ShipError> {
         let bucket = self.bucket.clone().map_err(ShipError::Sink)?;
         Ok(Box::new(S3Window {
             bucket,
@@ -92,7 +96,12 @@ struct S3Window {
 
 #[async_trait]
 impl WindowWriter for S3Window {
-    async fn write(&mut self, records: &[Value], _key: &str, _retries: &mut u64) -> Result<u64, ShipError> {
+    async fn write(
+        &mut self,
+        records: &[Value],
+        _key: &str,
+        _retries: &mut u64,
+    ) -> Result<u64, ShipError> {
         self.lines.push(records)?;
         Ok(0)
     }
@@ -104,7 +113,11 @@ impl WindowWriter for S3Window {
             .bucket
             .put_object(Some(&self.credentials), &self.key)
             .sign(SIGNATURE_VALID);
-        let media_type = if self.gzip { "application/gzip" } else { "application/x-ndjson" };
+        let media_type = if self.gzip {
+            "application/gzip"
+        } else {
+            "application/x-ndjson"
+        };
         let make = || {
             self.client
                 .put(url.clone())
