@@ -81,3 +81,46 @@ pub fn scheduler_for(
         config.jobs.timeout.max(Duration::from_secs(1)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worker::TaskRegistry;
+
+    fn check(schedules: &str) -> Result<ScheduleTable, String> {
+        let config =
+            Config::parse("octobox.toml", schedules, |_| None).map_err(|e| e.to_string())?;
+        let table = CommandTable::build(&config, Some(&TaskRegistry::standard())).unwrap();
+        schedule_table(&config, &table).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_schedule_runs_only_commands_that_queue_jobs() {
+        let ok = check("[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\nrun = \"sleep 5s\"\n")
+            .unwrap();
+        let job = CatalogJobs(Arc::new(
+            CommandTable::build(&Config::default(), None).unwrap(),
+        ))
+        .job_for("sleep 5s", Origin::new("scheduler", "n"))
+        .unwrap();
+        assert_eq!(job.task, Task::native("sleep"));
+        assert_eq!(ok.schedules()[0].describe_run(), "sleep 5s");
+
+        let e = check("\n[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\nrun = \"jobs\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("octobox.toml:2: schedule[1].run: \"jobs\" is answered by the bot"),
+            "{e}"
+        );
+        let e = check("[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\nrun = \"deploy all\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("octobox.toml:1: schedule[1].run: \"deploy all\": "),
+            "{e}"
+        );
+        let e =
+            check("[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\nrun = \"sleep forever\"\n")
+                .unwrap_err();
+        assert!(e.contains("schedule[1].run: \"sleep forever\": "), "{e}");
+    }
+}
