@@ -4,14 +4,20 @@
 //!   demand, its log kept in a file for failure messages.
 //! - `ScheduleProbe`: the schedule store and job store of a private Redis, read
 //!   synchronously by a test (fires, the lease holder, job records).
+//! - `ChannelRecorder`: a reply sink standing in for a channel adapter (Slack), keeping
+//!   what the bot's async manager delivers to it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bot::async_manager::ReplySink;
+use bot::reply::Reply;
 use jobs::config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
-use jobs::{Fire, JobId, JobRecord, ScheduleStore, Store};
+use jobs::{Fire, JobId, JobRecord, Origin, ScheduleStore, Store};
+use tokio::sync::mpsc;
 
 /// One `octobox-scheduler` process.
 pub struct SchedulerProcess {
@@ -134,5 +140,25 @@ impl ScheduleProbe {
         self.runtime
             .block_on(self.store.job(id))
             .expect("job readable")
+    }
+}
+
+/// A channel adapter that keeps what it is given, for a test to receive.
+pub struct ChannelRecorder(mpsc::UnboundedSender<(Origin, Reply)>);
+
+impl ChannelRecorder {
+    /// The sink to register, and the receiving end of what it is given.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(Origin, Reply)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(ChannelRecorder(tx)), rx)
+    }
+}
+
+#[async_trait]
+impl ReplySink for ChannelRecorder {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
+        self.0
+            .send((origin.clone(), reply))
+            .map_err(|e| e.to_string())
     }
 }

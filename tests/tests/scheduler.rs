@@ -3,33 +3,16 @@
 //! restarted: every slot fires exactly once, pauses hold across restarts, and missed
 //! slots are caught up once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bot::async_manager::ReplySink;
 use bot::bot::Bot;
-use bot::reply::Reply;
 use bot::router::{Outcome, Request};
 use jobs::config::Config;
 use jobs::{Fire, FireKind, Origin};
 use octobox_tests::pipeline::{wait_until, Options, Pipeline};
-use octobox_tests::scheduler::{ScheduleProbe, SchedulerProcess};
-use tokio::sync::mpsc;
+use octobox_tests::scheduler::{ChannelRecorder, ScheduleProbe, SchedulerProcess};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A channel adapter that records what it is given.
-struct Recorder(mpsc::UnboundedSender<(Origin, Reply)>);
-
-#[async_trait]
-impl ReplySink for Recorder {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
-        self.0
-            .send((origin.clone(), reply))
-            .map_err(|e| e.to_string())
-    }
-}
 
 /// Fires are one second apart, each slot once, in order.
 fn assert_every_slot_once(fires: &[Fire]) {
@@ -67,8 +50,8 @@ deliver = "slack:#ops"
     )
     .unwrap();
     let bot = Bot::start(&config).await.unwrap();
-    let (tx, mut replies) = mpsc::unbounded_channel();
-    bot.sinks.register("slack", Arc::new(Recorder(tx)));
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder);
 
     let mut delivered = Vec::new();
     while delivered.len() < 3 {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use jobs::config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::ScheduleStore;
+use octobox_tests::scheduler::ChannelRecorder;
 use octobox_tests::services::Redis;
 use octobox_tests::shipping::{
     id_counts, read_json_lines, sample_records, Collector, EventSource, Moto,
@@ -201,4 +202,72 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     let report = second.run(now).await.unwrap();
     assert_eq!(report.windows, 2, "resumed in the second window: {report}");
     assert_each_once(&collector.records(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_schedule_now_ships_and_delivers_what_moved() {
+    let hour = Duration::from_secs(3600);
+    let this_hour = scheduler::shipper::Window::containing(Utc::now(), hour).start;
+    let first = this_hour - chrono::Duration::hours(3);
+    let source =
+        EventSource::start(sample_records(first, 3 * hour, 90), TOKEN, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[[schedule]]
+name = "export"
+cron = "0 0 1 1 *"
+ship = "events"
+deliver = "slack:#exports"
+
+[[shipper]]
+name = "events"
+window = "1h"
+first_window = "{first}"
+source = {{ url = "{url}", page_size = 7, headers = {{ Authorization = "Bearer ${{HALO_TOKEN}}" }} }}
+sink = {{ kind = "files", dir = "{dir}" }}
+"#,
+        first = first.to_rfc3339(),
+        url = source.url,
+        dir = dir.path().display()
+    );
+    let config = Config::parse("test.toml", &text, |n| {
+        (n == "HALO_TOKEN").then(|| TOKEN.into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bot = bot::bot::Bot::start(&config).await.unwrap();
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder);
+
+    let asked = bot
+        .router
+        .handle(&bot::router::Request {
+            text: "run schedule export now".into(),
+            origin: jobs::Origin::new("console", "root"),
+        })
+        .await;
+    assert_eq!(
+        asked.text,
+        "asked the scheduler to run export now; its result goes to slack:#exports"
+    );
+    let (origin, reply) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the shipper's result is delivered")
+        .unwrap();
+    assert_eq!(origin.channel.as_deref(), Some("#exports"));
+    assert!(reply.text.contains("(ship) succeeded"), "{}", reply.text);
+    assert!(
+        reply.text.contains("shipped 3 windows: 90 records"),
+        "{}",
+        reply.text
+    );
+    let shipped: Vec<_> = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .flat_map(|f| read_json_lines(&std::fs::read(f.unwrap().path()).unwrap()))
+        .collect();
+    assert_each_once(&shipped, 90);
+    bot.stop().await;
 }
