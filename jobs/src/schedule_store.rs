@@ -4,7 +4,9 @@
 //!   scheduler that died is replaced within the lease time;
 //! - fires: one record per schedule and slot, made with a first-writer-wins write, so a
 //!   scheduler that takes over (or an old holder that paused past its lease) can never
-//!   fire a slot twice; each schedule's last slot tells a new holder where to go on;
+//!   fire a slot twice; each schedule's last slot tells a new holder where to go on; the
+//!   fired job is kept with the fire until it is sent on, so a fire whose scheduler died
+//!   half way is finished by the next holder instead of lost;
 //! - pauses, so they survive restarts; requests to run a schedule now;
 //! - shipper checkpoints: how far each shipper has shipped.
 //!
@@ -18,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::JobId;
+use crate::job::{Job, JobId};
 use crate::store::StoreError;
 
 /// Why a schedule fired.
@@ -59,8 +61,15 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     /// Records `fire` unless its schedule's slot (of its kind) was fired already:
     /// `true` for the first caller only. A fire that is not manual also moves the
-    /// schedule's last slot forward.
-    async fn record_fire(&self, fire: &Fire) -> Result<bool, StoreError>;
+    /// schedule's last slot forward. `job` is kept as unsent until [`Self::fire_sent`],
+    /// so a scheduler that dies before sending it leaves it for the next to send.
+    async fn record_fire(&self, fire: &Fire, job: &Job) -> Result<bool, StoreError>;
+
+    /// The fired job `job` was recorded and sent on (published, or its shipper started).
+    async fn fire_sent(&self, job: JobId) -> Result<(), StoreError>;
+
+    /// Fired jobs not sent on yet: a fire in progress, or one whose scheduler died.
+    async fn unsent_fires(&self) -> Result<Vec<Job>, StoreError>;
 
     /// Moves a schedule's last slot forward without firing (skipped or paused slots).
     async fn skip_to(&self, schedule: &str, slot: DateTime<Utc>) -> Result<(), StoreError>;

@@ -8,8 +8,12 @@
 //! checkpoint belong to the scheduler's configuration; its result is stored like any
 //! job's and delivered by the bot's async manager.
 //!
-//! If the process dies between recording the fire and publishing the job, that slot's
-//! job is lost (at most once, never twice): the window is two store writes wide.
+//! The fired job is kept with the fire (`unsent_fires`) until it has been recorded and
+//! sent on. A scheduler that dies in between leaves it there, and the next holder sends
+//! it ([`Firing::send_unsent`]) once it is older than the lateness limit, so a stalled
+//! holder that wakes up is not raced. If the dead scheduler had published the job but
+//! not yet marked it sent, the job is published twice under the same id: its reply is
+//! still delivered once, but the task may run twice (a window of one store write).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -118,21 +122,59 @@ impl Firing {
             by: self.holder.clone(),
             at: Utc::now(),
         };
-        if !self.schedules.record_fire(&fire).await? {
+        if !self.schedules.record_fire(&fire, &job).await? {
             tracing::debug!(schedule = %schedule.name, %slot, "slot already fired");
             return Ok(None);
         }
-        self.store.record_job(&job).await?;
-        match &schedule.runs {
-            ScheduleRuns::Command(_) => self.broker.publish(&job).await?,
-            ScheduleRuns::Shipper(name) => {
-                let this = self.clone();
-                let (name, job) = (name.clone(), job.clone());
-                tokio::spawn(async move { this.ship(&name, job).await });
-            }
-        }
+        self.send(&job, false).await?;
         tracing::info!(schedule = %schedule.name, %slot, kind = ?kind, job = %job.id, "fired");
         Ok(Some(job.id))
+    }
+
+    /// Records a fired job in the store (unless `recorded`) and sends it on: published
+    /// for a worker, or its shipper started here. Then the fire is complete.
+    async fn send(self: &Arc<Self>, job: &Job, recorded: bool) -> Result<(), FireError> {
+        if !recorded {
+            self.store.record_job(job).await?;
+        }
+        let shipper = (job.command == SHIP_COMMAND)
+            .then(|| job.args.get("shipper").and_then(Value::as_str))
+            .flatten();
+        match shipper {
+            Some(name) => {
+                let this = self.clone();
+                let (name, job) = (name.to_string(), job.clone());
+                tokio::spawn(async move { this.ship(&name, job).await });
+            }
+            None => self.broker.publish(job).await?,
+        }
+        self.schedules.fire_sent(job.id).await?;
+        Ok(())
+    }
+
+    /// Sends the fired jobs that a scheduler recorded but did not send on (it died, or
+    /// the broker refused), once they are older than `older_than`.
+    pub async fn send_unsent(
+        self: &Arc<Self>,
+        older_than: chrono::Duration,
+    ) -> Result<(), FireError> {
+        for job in self.schedules.unsent_fires().await? {
+            if Utc::now() - job.created_at < older_than {
+                continue;
+            }
+            let record = self.store.job(job.id).await?;
+            if record
+                .as_ref()
+                .is_some_and(|r| r.status != JobStatus::Queued)
+            {
+                // A worker has it: it was sent, only the mark is missing.
+                self.schedules.fire_sent(job.id).await?;
+                continue;
+            }
+            tracing::warn!(job = %job.id, command = %job.command, "a fired job was not sent on by the scheduler that fired it; sending it now");
+            self.send(&job, record.is_some()).await?;
+        }
+        Ok(())
     }
 
     /// Runs shipper `name` as job `job`, storing its result like a worker would.

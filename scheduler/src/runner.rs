@@ -3,10 +3,11 @@
 //! Each tick it takes or renews the lease; only the holder goes on. For each schedule it
 //! finds the slots that came due since the schedule's last slot (kept in the store, so
 //! a new holder goes on where the old one stopped) and fires them. A slot later than
-//! the lateness limit (the lease plus two ticks: what a takeover can make a slot wait)
-//! was missed while no scheduler ran; the schedule's policy skips those, or fires once
+//! the lateness limit (twice what a takeover can make a slot wait: the lease and a
+//! tick) was missed while no scheduler ran; the schedule's policy skips those, or fires once
 //! for them all (`catch_up`). Paused schedules move on without firing, so resuming one
-//! does not replay the pause. Requests to run a schedule now are fired as they arrive.
+//! does not replay the pause. Requests to run a schedule now are fired as they arrive,
+//! and fires a dead scheduler left half done are finished (`Firing::send_unsent`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,9 +63,10 @@ impl Scheduler {
         }
     }
 
-    /// How late a slot may fire and still count as on time.
+    /// How late a slot may fire and still count as on time: a takeover makes slots wait
+    /// up to the lease and a tick; twice that leaves room for a slow machine.
     fn late_limit(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.lease.ttl() + 2 * self.tick)
+        chrono::Duration::from_std(2 * (self.lease.ttl() + self.tick))
             .unwrap_or(chrono::Duration::MAX)
     }
 
@@ -98,6 +100,7 @@ impl Scheduler {
 
     async fn tick_once(&self, now: DateTime<Utc>) -> Result<(), FireError> {
         let store = &self.firing.schedules;
+        self.firing.send_unsent(self.late_limit()).await?;
         let paused = store.paused().await?;
         for schedule in self.firing.table.schedules() {
             let result = self

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use crate::job::{Job, JobId};
 use crate::schedule_store::{Fire, FireKind, ScheduleStore};
 use crate::store::StoreError;
 
@@ -24,6 +25,7 @@ struct State {
     paused: BTreeSet<String>,
     requests: VecDeque<String>,
     checkpoints: HashMap<String, String>,
+    unsent: HashMap<JobId, Job>,
 }
 
 #[derive(Default)]
@@ -71,13 +73,14 @@ impl ScheduleStore for MemoryScheduleStore {
             .map(|(h, _)| h.clone()))
     }
 
-    async fn record_fire(&self, fire: &Fire) -> Result<bool, StoreError> {
+    async fn record_fire(&self, fire: &Fire, job: &Job) -> Result<bool, StoreError> {
         let mut s = self.state();
         let manual = fire.kind == FireKind::Manual;
         let key = (fire.schedule.clone(), fire.slot.timestamp_millis(), manual);
         if !s.fired.insert(key) {
             return Ok(false);
         }
+        s.unsent.insert(job.id, job.clone());
         if !manual {
             let last = s
                 .last_slot
@@ -89,6 +92,15 @@ impl ScheduleStore for MemoryScheduleStore {
         log.push_front(fire.clone());
         log.truncate(FIRE_LOG);
         Ok(true)
+    }
+
+    async fn fire_sent(&self, job: JobId) -> Result<(), StoreError> {
+        self.state().unsent.remove(&job);
+        Ok(())
+    }
+
+    async fn unsent_fires(&self) -> Result<Vec<Job>, StoreError> {
+        Ok(self.state().unsent.values().cloned().collect())
     }
 
     async fn skip_to(&self, schedule: &str, slot: DateTime<Utc>) -> Result<(), StoreError> {

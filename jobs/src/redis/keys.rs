@@ -75,6 +75,11 @@ impl Keys {
         format!("{}schedule:{schedule}:fires", self.prefix)
     }
 
+    /// HASH: fired jobs not sent on yet, job id to JSON `Job`.
+    pub(crate) fn unsent_fires(&self) -> String {
+        format!("{}schedules:unsent", self.prefix)
+    }
+
     /// SET: the names of paused schedules.
     pub(crate) fn paused_schedules(&self) -> String {
         format!("{}schedules:paused", self.prefix)

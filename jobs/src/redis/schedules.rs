@@ -7,6 +7,7 @@
 //! | `octobox:schedule:<name>:manual:<ms>` | STRING | the same, for a fire asked for by a person |
 //! | `octobox:schedule:<name>` | HASH | `last_slot`: the latest slot fired or skipped (ms) |
 //! | `octobox:schedule:<name>:fires` | LIST | the latest [`FIRE_LOG`] fires, newest first |
+//! | `octobox:schedules:unsent` | HASH | fired jobs not yet recorded and sent on: job id to JSON `Job` |
 //! | `octobox:schedules:paused` | SET | paused schedule names |
 //! | `octobox:schedules:run-requests` | LIST | names to fire now, oldest first |
 //! | `octobox:shipper:<name>:checkpoint` | STRING | the shipper's checkpoint (JSON) |
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{millis, RedisStore};
+use crate::job::{Job, JobId};
 use crate::schedule_store::{Fire, FireKind, ScheduleStore};
 use crate::store::StoreError;
 
@@ -60,8 +62,8 @@ return 1
     )
 });
 
-/// KEYS: fired, schedule hash, fire log. ARGV: fire JSON, retention (ms), slot (ms),
-/// advance (1/0), log length. 1 if this call fired the slot.
+/// KEYS: fired, schedule hash, fire log, unsent. ARGV: fire JSON, retention (ms), slot
+/// (ms), advance (1/0), log length, job id, job JSON. 1 if this call fired the slot.
 static RECORD_FIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -77,6 +79,7 @@ if ARGV[4] == '1' then
 end
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
 return 1
 ",
     )
@@ -138,7 +141,7 @@ impl ScheduleStore for RedisStore {
         .await
     }
 
-    async fn record_fire(&self, fire: &Fire) -> Result<bool, StoreError> {
+    async fn record_fire(&self, fire: &Fire, job: &Job) -> Result<bool, StoreError> {
         let manual = fire.kind == FireKind::Manual;
         let slot = fire.slot.timestamp_millis();
         let fired = self.keys.fired(&fire.schedule, slot, manual);
@@ -147,17 +150,46 @@ impl ScheduleStore for RedisStore {
             self.keys.fire_log(&fire.schedule),
         );
         let json = serde_json::to_string(fire).map_err(|e| corrupt("a fire", e))?;
+        let job_json = serde_json::to_string(job).map_err(|e| corrupt("a job", e))?;
+        let (unsent, id) = (self.keys.unsent_fires(), job.id.to_string());
         let won = self
             .retrying("record a schedule's fire", || {
                 let mut con = self.shared.clone();
                 let mut call = RECORD_FIRE.prepare_invoke();
-                call.key(&fired).key(&hash).key(&log);
+                call.key(&fired).key(&hash).key(&log).key(&unsent);
                 call.arg(&json).arg(millis(FIRE_RETENTION)).arg(slot);
                 call.arg(if manual { "0" } else { "1" }).arg(FIRE_LOG);
+                call.arg(&id).arg(&job_json);
                 async move { call.invoke_async::<i64>(&mut con).await }
             })
             .await?;
         Ok(won == 1)
+    }
+
+    async fn fire_sent(&self, job: JobId) -> Result<(), StoreError> {
+        let key = self.keys.unsent_fires();
+        let id = job.to_string();
+        self.retrying("mark a fired job sent", || {
+            let mut con = self.shared.clone();
+            let cmd = ::redis::cmd("HDEL").arg(&key).arg(&id).to_owned();
+            async move { cmd.query_async::<i64>(&mut con).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn unsent_fires(&self) -> Result<Vec<Job>, StoreError> {
+        let key = self.keys.unsent_fires();
+        let jobs = self
+            .retrying("list fired jobs not sent yet", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("HVALS").arg(&key).to_owned();
+                async move { cmd.query_async::<Vec<String>>(&mut con).await }
+            })
+            .await?;
+        jobs.iter()
+            .map(|j| serde_json::from_str(j).map_err(|e| corrupt(&key, e)))
+            .collect()
     }
 
     async fn skip_to(&self, schedule: &str, slot: DateTime<Utc>) -> Result<(), StoreError> {
