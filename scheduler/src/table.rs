@@ -163,3 +163,68 @@ impl ScheduleTable {
         self.schedules.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs::Job;
+
+    /// Every command text is a job; what it is does not matter here.
+    struct AnyCommand;
+
+    impl CommandJobs for AnyCommand {
+        fn job_for(&self, text: &str, origin: Origin) -> Result<Job, String> {
+            let task = jobs::Task::native(text);
+            Ok(Job::new(
+                text,
+                Default::default(),
+                task,
+                origin,
+                Default::default(),
+            ))
+        }
+    }
+
+    fn table(schedule: &str) -> ScheduleTable {
+        let config = Config::parse("t.toml", schedule, |_| None).unwrap();
+        ScheduleTable::build(&config, &AnyCommand).unwrap()
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    #[test]
+    fn slots_follow_the_schedules_time_zone() {
+        let t = table(
+            "[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntime_zone = \"Europe/Paris\"\nrun = \"x\"\n",
+        );
+        let s = &t.schedules()[0];
+        // 02:00 in Paris is 01:00 UTC in winter and 00:00 UTC in summer.
+        assert_eq!(
+            s.next_after(at("2026-11-22T00:00:00Z")),
+            Some(at("2026-11-22T01:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-07-01T12:00:00Z")),
+            Some(at("2026-07-02T00:00:00Z"))
+        );
+        assert_eq!(s.delivers_to(), "history");
+    }
+
+    #[test]
+    fn slots_between_two_times_come_oldest_first() {
+        let t = table("[[schedule]]\nname = \"n\"\ncron = \"*/20 * * * * *\"\nrun = \"x\"\ndeliver = \"slack:#ops\"\n");
+        let s = &t.schedules()[0];
+        let slots = s.slots(at("2026-11-22T10:00:00Z"), at("2026-11-22T10:01:00Z"), 10);
+        assert_eq!(
+            slots,
+            [
+                at("2026-11-22T10:00:20Z"),
+                at("2026-11-22T10:00:40Z"),
+                at("2026-11-22T10:01:00Z")
+            ]
+        );
+        assert_eq!(s.delivers_to(), "slack:#ops");
+    }
+}
