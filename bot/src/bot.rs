@@ -4,15 +4,15 @@
 //! With `[broker]` and `[store]` it uses RabbitMQ and Redis, and workers are separate
 //! `octobox-worker` processes. Without them (embedded mode) it also runs a worker
 //! in-process over the in-memory broker and store, so a new user has a working bot with
-//! nothing else installed.
+//! nothing else installed, and a scheduler in-process when schedules are configured.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use jobs::config::Config;
-use jobs::memory::{MemoryBroker, MemoryStore};
-use jobs::{Broker, Store};
+use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
+use jobs::{Broker, ScheduleStore, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
@@ -23,6 +23,7 @@ use crate::async_manager::{AsyncManager, Sinks};
 use crate::commands::CommandTable;
 use crate::dead_letters::DeadLetterReporter;
 use crate::router::Router;
+use crate::scheduling::{self, ScheduleDesk};
 use crate::ssh::SshServer;
 
 pub struct Bot {
@@ -45,6 +46,7 @@ impl Bot {
         if let Some(ssh) = &config.ssh {
             SshServer::check(ssh)?;
         }
+        scheduling::schedule_table(config, &table)?;
         Ok(table)
     }
 
@@ -79,6 +81,26 @@ impl Bot {
             });
         }
 
+        // Schedules: listed and steered by the built-ins in every mode; fired here in
+        // embedded mode, by `octobox-scheduler` processes otherwise.
+        let schedule_table = Arc::new(scheduling::schedule_table(config, &table)?);
+        let schedule_store: Arc<dyn ScheduleStore> = match (&config.store, config.is_embedded()) {
+            (Some(store), false) => jobs::connect::schedule_store(store).await?,
+            _ => Arc::new(MemoryScheduleStore::new()),
+        };
+        if config.is_embedded() && !schedule_table.is_empty() {
+            let scheduler = scheduling::scheduler_for(
+                "embedded".to_string(),
+                config,
+                Arc::new(table.clone()),
+                schedule_table.clone(),
+                broker.clone(),
+                store.clone(),
+                schedule_store.clone(),
+            );
+            tasks.spawn(scheduler.run(shutdown.clone()));
+        }
+
         let instance = hostname();
         let sinks = Sinks::default();
         let manager = AsyncManager::new(
@@ -92,7 +114,11 @@ impl Bot {
         tasks.spawn(reporter.run(shutdown.clone()));
 
         let policy = AccessPolicy::new(&config.acl);
-        let router = Arc::new(Router::new(table, policy, broker, store));
+        let desk = ScheduleDesk {
+            table: schedule_table,
+            store: schedule_store,
+        };
+        let router = Arc::new(Router::new(table, policy, broker, store).with_schedules(desk));
         let mut ssh_addr = None;
         if let Some(ssh) = &config.ssh {
             let (addr, serve) =

@@ -13,6 +13,7 @@ use crate::acl::AccessPolicy;
 use crate::commands::CommandTable;
 use crate::reply;
 use crate::router::{Answer, Outcome, Request};
+use crate::scheduling::ScheduleDesk;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builtin {
@@ -24,6 +25,10 @@ pub enum Builtin {
     Jobs,
     Job,
     Workers,
+    Schedules,
+    PauseSchedule,
+    ResumeSchedule,
+    RunSchedule,
 }
 
 impl FromStr for Builtin {
@@ -38,10 +43,15 @@ impl FromStr for Builtin {
             "jobs" => Builtin::Jobs,
             "job" => Builtin::Job,
             "workers" => Builtin::Workers,
+            "schedules" => Builtin::Schedules,
+            "pause_schedule" => Builtin::PauseSchedule,
+            "resume_schedule" => Builtin::ResumeSchedule,
+            "run_schedule" => Builtin::RunSchedule,
             other => {
                 return Err(format!(
                     "no built-in command \"{other}\" (there are: help, explain, version, \
-                     ping, whoami, jobs, job, workers)"
+                     ping, whoami, jobs, job, workers, schedules, pause_schedule, \
+                     resume_schedule, run_schedule)"
                 ))
             }
         })
@@ -55,10 +65,12 @@ pub struct BuiltinContext<'a> {
     pub store: &'a dyn Store,
     pub request: &'a Request,
     pub args: &'a BTreeMap<String, Value>,
+    /// The schedules, where this bot knows them.
+    pub schedules: Option<&'a ScheduleDesk>,
 }
 
 impl BuiltinContext<'_> {
-    fn text(&self, slot: &str) -> Option<&str> {
+    pub(crate) fn text(&self, slot: &str) -> Option<&str> {
         self.args.get(slot).and_then(Value::as_str)
     }
 }
@@ -113,5 +125,9 @@ pub async fn run(builtin: Builtin, ctx: BuiltinContext<'_>) -> Answer {
             Ok(workers) => done(reply::worker_table(&workers)),
             Err(e) => Answer::new(Outcome::Failed, format!("cannot list workers: {e}")),
         },
+        Builtin::Schedules
+        | Builtin::PauseSchedule
+        | Builtin::ResumeSchedule
+        | Builtin::RunSchedule => crate::schedule_builtins::run(builtin, &ctx).await,
     }
 }

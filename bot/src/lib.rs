@@ -12,6 +12,8 @@
 //!   results, so their requesters are told.
 //! - [`console`]: the console adapter (standard input and output).
 //! - [`ssh`]: `SshServer` — the SSH adapter (exec and interactive sessions, OpenSSH clients).
+//! - [`scheduling`]: the catalog as the scheduler's `CommandJobs`, `ScheduleDesk` for the
+//!   schedule built-ins, and the assembly of a `Scheduler` (embedded and `octobox-scheduler`).
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode).
 
 pub mod acl;
@@ -24,3 +26,5 @@ pub mod dead_letters;
 pub mod reply;
 pub mod router;
 pub mod ssh;
+mod schedule_builtins;
+pub mod scheduling;

@@ -302,6 +302,104 @@ pub fn nothing_to_cancel() -> String {
     "no job to cancel".to_string()
 }
 
+/// One line of the `schedules` listing, as the built-in gathers it.
+pub struct ScheduleLine {
+    pub name: String,
+    /// The cron expression and its time zone.
+    pub when: String,
+    pub runs: String,
+    pub delivers_to: String,
+    pub next: Option<chrono::DateTime<Utc>>,
+    pub paused: bool,
+    /// The last fire: its job and that job's status, if still in the history.
+    pub last: Option<(JobId, Option<JobStatus>)>,
+}
+
+/// `schedules`: one line per schedule.
+pub fn schedule_table(lines: &[ScheduleLine]) -> String {
+    if lines.is_empty() {
+        return no_schedules();
+    }
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let next = match (l.paused, l.next) {
+                (true, _) => "paused".to_string(),
+                (false, Some(t)) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                (false, None) => "never".to_string(),
+            };
+            let last = match &l.last {
+                None => "never fired".to_string(),
+                Some((id, Some(status))) => format!("{status} (job {id})"),
+                Some((id, None)) => format!("job {id} (expired)"),
+            };
+            vec![
+                l.name.clone(),
+                l.when.clone(),
+                next,
+                l.runs.clone(),
+                l.delivers_to.clone(),
+                last,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "schedule",
+            "when",
+            "next",
+            "runs",
+            "delivers to",
+            "last result",
+        ],
+        &rows,
+    )
+}
+
+pub fn no_schedules() -> String {
+    "no schedules: declare them as [[schedule]] entries in the configuration".to_string()
+}
+
+pub fn unknown_schedule(name: &str, known: &[&str]) -> String {
+    if known.is_empty() {
+        format!("no schedule \"{name}\": none are configured")
+    } else {
+        format!("no schedule \"{name}\" (there are: {})", known.join(", "))
+    }
+}
+
+pub fn schedule_paused(name: &str, changed: bool) -> String {
+    if changed {
+        format!("paused schedule {name}: it will not fire until resumed")
+    } else {
+        format!("schedule {name} was already paused")
+    }
+}
+
+pub fn schedule_resumed(name: &str, changed: bool, next: Option<chrono::DateTime<Utc>>) -> String {
+    let next = next
+        .map(|t| format!("; next at {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+        .unwrap_or_default();
+    if changed {
+        format!("resumed schedule {name}{next}")
+    } else {
+        format!("schedule {name} was not paused{next}")
+    }
+}
+
+pub fn schedule_run_requested(name: &str, delivers_to: &str) -> String {
+    let goes = if delivers_to == "history" {
+        "the job history (see jobs)".to_string()
+    } else {
+        delivers_to.to_string()
+    };
+    format!("asked the scheduler to run {name} now; its result goes to {goes}")
+}
+
+pub fn schedules_unavailable(e: &dyn std::fmt::Display) -> String {
+    format!("cannot reach the schedules: {e}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

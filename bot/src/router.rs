@@ -13,6 +13,7 @@ use crate::acl::AccessPolicy;
 use crate::builtins::{self, BuiltinContext};
 use crate::commands::{Action, CommandAction, CommandTable};
 use crate::reply;
+use crate::scheduling::ScheduleDesk;
 
 /// One message, as an adapter received it.
 #[derive(Debug, Clone)]
@@ -60,6 +61,7 @@ pub struct Router {
     policy: AccessPolicy,
     broker: Arc<dyn Broker>,
     store: Arc<dyn Store>,
+    schedules: Option<ScheduleDesk>,
 }
 
 impl Router {
@@ -74,7 +76,19 @@ impl Router {
             policy,
             broker,
             store,
+            schedules: None,
         }
+    }
+
+    /// Lets the schedule built-ins list, pause, resume and run `desk`'s schedules.
+    pub fn with_schedules(mut self, desk: ScheduleDesk) -> Self {
+        self.schedules = Some(desk);
+        self
+    }
+
+    /// The schedules this bot lists and steers, if it was given them.
+    pub fn schedules(&self) -> Option<&ScheduleDesk> {
+        self.schedules.as_ref()
     }
 
     /// The command table in force.
@@ -122,6 +136,7 @@ impl Router {
                     store: self.store.as_ref(),
                     request,
                     args: &m.args,
+                    schedules: self.schedules.as_ref(),
                 };
                 builtins::run(*b, ctx).await
             }

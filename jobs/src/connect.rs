@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::{BrokerConfig, StoreConfig};
 use crate::rabbit::RabbitBroker;
 use crate::redis::RedisStore;
-use crate::{Broker, BrokerError, Store, StoreError};
+use crate::{Broker, BrokerError, ScheduleStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -25,4 +25,10 @@ pub async fn connect(
     let store = RedisStore::connect(store).await?;
     tracing::info!(broker = %broker.describe(), store = %store.describe(), "durable jobs");
     Ok((Arc::new(broker), Arc::new(store)))
+}
+
+/// Opens the schedule store in the Redis the configuration names (a connection of its
+/// own, so a busy scheduler never waits behind job traffic).
+pub async fn schedule_store(store: &StoreConfig) -> Result<Arc<dyn ScheduleStore>, ConnectError> {
+    Ok(Arc::new(RedisStore::connect(store).await?))
 }

@@ -9,6 +9,8 @@
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
+//! - [`schedule_store`]: the `ScheduleStore` trait: the scheduler lease, fires, pauses,
+//!   shipper checkpoints.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
 //! - [`rabbit`]: `RabbitBroker`, the `Broker` on RabbitMQ: confirmed publishes, quorum
 //!   queues with a delivery limit, dead letters, delayed jobs, recovery after a broker restart.
@@ -25,9 +27,11 @@ pub mod job;
 pub mod memory;
 pub mod rabbit;
 pub mod redis;
+pub mod schedule_store;
 pub mod store;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
+pub use schedule_store::{Fire, FireKind, ScheduleStore};
 pub use store::{EventId, Store, StoreError, WorkerInfo};

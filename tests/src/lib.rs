@@ -8,6 +8,9 @@
 //!   (exec, piped sessions, sessions on a pseudo-terminal).
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
+//! - [`scheduler`]: `octobox-scheduler` processes, and `ScheduleProbe` into their Redis.
+//! - [`shipping`]: a shipper's far ends: a paging event source, a collector that fails
+//!   some requests, moto's S3-compatible server.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
@@ -20,5 +23,7 @@ pub mod binary;
 pub mod console;
 pub mod pipeline;
 pub mod processes;
+pub mod scheduler;
 pub mod services;
 pub mod ssh;
+pub mod shipping;

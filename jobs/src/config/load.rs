@@ -194,6 +194,14 @@ impl Config {
                 }
             }
         }
+        let raw_timed = super::schedule::RawTimed {
+            scheduler: raw.scheduler,
+            schedule: raw.schedule,
+            shipper: raw.shipper,
+        };
+        let timed = super::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
+        (config.scheduler, config.schedules, config.shippers) =
+            (timed.scheduler, timed.schedules, timed.shippers);
 
         match (&config.broker, &config.store) {
             (Some(_), None) if errors.is_empty() => errors.push(at(
@@ -376,6 +384,12 @@ struct RawConfig {
     broker: Option<RawBroker>,
     store: Option<RawStore>,
     ssh: Option<super::ssh::RawSsh>,
+    #[serde(default)]
+    scheduler: super::schedule::RawScheduler,
+    #[serde(default)]
+    schedule: Vec<Spanned<super::schedule::RawSchedule>>,
+    #[serde(default)]
+    shipper: Vec<Spanned<super::schedule::RawShipper>>,
 }
 
 #[derive(Deserialize, Default)]

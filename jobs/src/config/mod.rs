@@ -9,6 +9,7 @@
 
 mod error;
 mod load;
+mod schedule;
 mod secret;
 mod ssh;
 
@@ -18,6 +19,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use schedule::{
+    parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
+    SinkConfig, SourceConfig,
+};
 pub use secret::Secret;
 pub use ssh::{SshConfig, SshLimits};
 
@@ -35,6 +40,10 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     /// `[ssh]`: the SSH server; `None` means no SSH listener.
     pub ssh: Option<SshConfig>,
+    /// `[scheduler]`, `[[schedule]]` and `[[shipper]]`.
+    pub scheduler: SchedulerConfig,
+    pub schedules: Vec<ScheduleConfig>,
+    pub shippers: Vec<ShipperConfig>,
 }
 
 impl Config {

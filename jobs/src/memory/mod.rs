@@ -3,7 +3,9 @@
 //! everything they hold is gone when the process stops.
 
 mod broker;
+mod schedules;
 mod store;
 
 pub use broker::MemoryBroker;
+pub use schedules::MemoryScheduleStore;
 pub use store::MemoryStore;

@@ -52,6 +52,50 @@ impl Keys {
     }
 }
 
+/// The schedule store's keys (see `schedules`).
+impl Keys {
+    /// STRING with a TTL: the scheduler lease, holding its holder's name.
+    pub(crate) fn scheduler_lease(&self) -> String {
+        format!("{}scheduler:lease", self.prefix)
+    }
+
+    /// STRING: one fire of a schedule's slot (`manual` fires have keys of their own).
+    pub(crate) fn fired(&self, schedule: &str, slot_ms: i64, manual: bool) -> String {
+        let kind = if manual { "manual" } else { "slot" };
+        format!("{}schedule:{schedule}:{kind}:{slot_ms}", self.prefix)
+    }
+
+    /// HASH: `last_slot` (ms) of a schedule.
+    pub(crate) fn schedule(&self, schedule: &str) -> String {
+        format!("{}schedule:{schedule}", self.prefix)
+    }
+
+    /// LIST: a schedule's latest fires (JSON `Fire`), newest first.
+    pub(crate) fn fire_log(&self, schedule: &str) -> String {
+        format!("{}schedule:{schedule}:fires", self.prefix)
+    }
+
+    /// HASH: fired jobs not sent on yet, job id to JSON `Job`.
+    pub(crate) fn unsent_fires(&self) -> String {
+        format!("{}schedules:unsent", self.prefix)
+    }
+
+    /// SET: the names of paused schedules.
+    pub(crate) fn paused_schedules(&self) -> String {
+        format!("{}schedules:paused", self.prefix)
+    }
+
+    /// LIST: schedules someone asked to run now, oldest first.
+    pub(crate) fn run_requests(&self) -> String {
+        format!("{}schedules:run-requests", self.prefix)
+    }
+
+    /// STRING: a shipper's checkpoint (JSON).
+    pub(crate) fn checkpoint(&self, shipper: &str) -> String {
+        format!("{}shipper:{shipper}:checkpoint", self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

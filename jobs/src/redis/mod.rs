@@ -4,6 +4,7 @@
 //!
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
+//! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
 //!   dead consumer left pending.
 //! - this module: [`RedisStore`], its connections, and the one retry helper every
@@ -58,6 +59,7 @@
 mod events;
 mod keys;
 mod records;
+mod schedules;
 
 use std::future::Future;
 use std::time::Duration;
@@ -75,6 +77,7 @@ use crate::store::{EventId, Store, StoreError, WorkerInfo};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
+pub use schedules::{FIRE_LOG, FIRE_RETENTION};
 
 /// How long commands may take to answer on the shared connection before the attempt
 /// counts as failed (and is retried).

@@ -18,6 +18,7 @@
 //!   manager, during the throughput phase.
 //! - [`ssh`]: `octobox-bench --ssh`, the SSH adapter with the OpenSSH client (a mode of
 //!   its own: first answer and many sessions, each against a same-run baseline).
+//! - [`shipping`]: shipper throughput by sink (`octobox-ship-bench`), a separate tool.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
@@ -28,6 +29,7 @@ pub mod cpu;
 pub mod load;
 pub mod redis_probe;
 pub mod ssh;
+pub mod shipping;
 pub mod stats;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,87 @@
+//! The schedule built-ins: `schedules`, `pause schedule <name>`, `resume schedule
+//! <name>`, `run schedule <name> now`. Who may run them is the catalog's business
+//! (`builtins.toml`: the last three are for the group `admins`); the wording is
+//! `reply`'s.
+
+use chrono::Utc;
+use jobs::Store;
+
+use crate::builtins::{Builtin, BuiltinContext};
+use crate::reply::{self, ScheduleLine};
+use crate::router::{Answer, Outcome};
+use crate::scheduling::ScheduleDesk;
+
+pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
+    let done = |text: String| Answer::new(Outcome::Done, text);
+    let failed =
+        |e: &dyn std::fmt::Display| Answer::new(Outcome::Failed, reply::schedules_unavailable(e));
+    let Some(desk) = ctx.schedules.filter(|d| !d.table.is_empty()) else {
+        return done(reply::no_schedules());
+    };
+    if builtin == Builtin::Schedules {
+        return match list(desk, ctx.store).await {
+            Ok(lines) => done(reply::schedule_table(&lines)),
+            Err(e) => failed(&e),
+        };
+    }
+    let name = ctx.text("name").unwrap_or_default();
+    let Some(schedule) = desk.table.get(name) else {
+        let known: Vec<&str> = desk
+            .table
+            .schedules()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        return Answer::new(Outcome::Unknown, reply::unknown_schedule(name, &known));
+    };
+    let store = &desk.store;
+    let answer = match builtin {
+        Builtin::PauseSchedule => store
+            .set_paused(name, true)
+            .await
+            .map(|changed| reply::schedule_paused(name, changed)),
+        Builtin::ResumeSchedule => store
+            .set_paused(name, false)
+            .await
+            .map(|changed| reply::schedule_resumed(name, changed, schedule.next_after(Utc::now()))),
+        _ => store
+            .request_run(name)
+            .await
+            .map(|()| reply::schedule_run_requested(name, &schedule.delivers_to())),
+    };
+    match answer {
+        Ok(text) => {
+            tracing::info!(user = %ctx.request.origin.identity(), schedule = name, ?builtin, "schedule changed");
+            done(text)
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+async fn list(
+    desk: &ScheduleDesk,
+    store: &dyn Store,
+) -> Result<Vec<ScheduleLine>, jobs::StoreError> {
+    let paused = desk.store.paused().await?;
+    let now = Utc::now();
+    let mut lines = Vec::new();
+    for s in desk.table.schedules() {
+        let last = match desk.store.fires(&s.name, 1).await?.into_iter().next() {
+            None => None,
+            Some(fire) => {
+                let status = store.job(fire.job).await?.map(|r| r.status);
+                Some((fire.job, status))
+            }
+        };
+        lines.push(ScheduleLine {
+            name: s.name.clone(),
+            when: format!("{} ({})", s.cron_text, s.time_zone),
+            runs: s.describe_run(),
+            delivers_to: s.delivers_to(),
+            next: s.next_after(now),
+            paused: paused.contains(&s.name),
+            last,
+        });
+    }
+    Ok(lines)
+}

@@ -1,0 +1,234 @@
+//! `Firing`: what happens when a schedule fires.
+//!
+//! The fire is recorded first (`ScheduleStore::record_fire`, first writer wins per
+//! slot), so whichever scheduler gets there second does nothing. Then the job is
+//! recorded in the store (so `jobs`, `job <id>` and the reply know it) and, for a
+//! command, published to the broker for a worker, like a job a person asked for. A
+//! shipper runs here, in the scheduler that fired it: its source, sink, secrets and
+//! checkpoint belong to the scheduler's configuration; its result is stored like any
+//! job's and delivered by the bot's async manager.
+//!
+//! The fired job is kept with the fire (`unsent_fires`) until it has been recorded and
+//! sent on. A scheduler that dies in between leaves it there, and the next holder sends
+//! it ([`Firing::send_unsent`]) once it is older than the lateness limit, so a stalled
+//! holder that wakes up is not raced. If the dead scheduler had published the job but
+//! not yet marked it sent, the job is published twice under the same id: its reply is
+//! still delivered once, but the task may run twice (a window of one store write).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobs::config::ScheduleRuns;
+use jobs::{
+    Broker, BrokerError, Fire, FireKind, Job, JobId, JobResult, JobStatus, Origin, Output,
+    ScheduleStore, Store, StoreError, Task,
+};
+use lexicon::Value;
+
+use crate::shipper::Shipper;
+use crate::table::{Schedule, ScheduleTable};
+
+/// Turns a command as a person would type it into the job it queues: the bot's
+/// catalog, handed to the scheduler so the two never disagree on what a command means.
+pub trait CommandJobs: Send + Sync + 'static {
+    /// The job `text` queues for `origin`, or why `text` is not a job (unknown command,
+    /// bad argument, a built-in the bot answers itself).
+    fn job_for(&self, text: &str, origin: Origin) -> Result<Job, String>;
+}
+
+/// The command name of a shipper's jobs, as `jobs` lists them.
+pub const SHIP_COMMAND: &str = "ship";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FireError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Broker(#[from] BrokerError),
+    #[error("schedule {schedule}: {reason}")]
+    Command { schedule: String, reason: String },
+}
+
+/// Everything a fire needs; shared by the scheduler loop and the shipper runs it spawns.
+pub struct Firing {
+    pub(crate) holder: String,
+    pub(crate) table: Arc<ScheduleTable>,
+    commands: Arc<dyn CommandJobs>,
+    broker: Arc<dyn Broker>,
+    store: Arc<dyn Store>,
+    pub(crate) schedules: Arc<dyn ScheduleStore>,
+    ship_timeout: Duration,
+    /// One run at a time per shipper: a slow run and the next slot's do not overlap.
+    shipping: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Firing {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        holder: String,
+        table: Arc<ScheduleTable>,
+        commands: Arc<dyn CommandJobs>,
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn Store>,
+        schedules: Arc<dyn ScheduleStore>,
+        ship_timeout: Duration,
+    ) -> Self {
+        Firing {
+            holder,
+            table,
+            commands,
+            broker,
+            store,
+            schedules,
+            ship_timeout,
+            shipping: Mutex::default(),
+        }
+    }
+
+    /// Fires `schedule` for `slot`: the job's id, or `None` if the slot had been fired.
+    pub async fn fire(
+        self: &Arc<Self>,
+        schedule: &Schedule,
+        slot: DateTime<Utc>,
+        kind: FireKind,
+    ) -> Result<Option<JobId>, FireError> {
+        let job = match &schedule.runs {
+            ScheduleRuns::Command(text) => self
+                .commands
+                .job_for(text, schedule.origin.clone())
+                .map_err(|reason| FireError::Command {
+                    schedule: schedule.name.clone(),
+                    reason,
+                })?,
+            ScheduleRuns::Shipper(name) => {
+                let mut args = BTreeMap::new();
+                args.insert("shipper".to_string(), Value::Name(name.clone()));
+                Job::new(
+                    SHIP_COMMAND,
+                    args,
+                    Task::native(SHIP_COMMAND),
+                    schedule.origin.clone(),
+                    self.ship_timeout,
+                )
+            }
+        };
+        let fire = Fire {
+            schedule: schedule.name.clone(),
+            slot,
+            kind,
+            job: job.id,
+            by: self.holder.clone(),
+            at: Utc::now(),
+        };
+        if !self.schedules.record_fire(&fire, &job).await? {
+            tracing::debug!(schedule = %schedule.name, %slot, "slot already fired");
+            return Ok(None);
+        }
+        self.send(&job, false).await?;
+        tracing::info!(schedule = %schedule.name, %slot, kind = ?kind, job = %job.id, "fired");
+        Ok(Some(job.id))
+    }
+
+    /// Records a fired job in the store (unless `recorded`) and sends it on: published
+    /// for a worker, or its shipper started here. Then the fire is complete.
+    async fn send(self: &Arc<Self>, job: &Job, recorded: bool) -> Result<(), FireError> {
+        if !recorded {
+            self.store.record_job(job).await?;
+        }
+        let shipper = (job.command == SHIP_COMMAND)
+            .then(|| job.args.get("shipper").and_then(Value::as_str))
+            .flatten();
+        match shipper {
+            Some(name) => {
+                let this = self.clone();
+                let (name, job) = (name.to_string(), job.clone());
+                tokio::spawn(async move { this.ship(&name, job).await });
+            }
+            None => self.broker.publish(job).await?,
+        }
+        self.schedules.fire_sent(job.id).await?;
+        Ok(())
+    }
+
+    /// Sends the fired jobs that a scheduler recorded but did not send on (it died, or
+    /// the broker refused), once they are older than `older_than`.
+    pub async fn send_unsent(
+        self: &Arc<Self>,
+        older_than: chrono::Duration,
+    ) -> Result<(), FireError> {
+        for job in self.schedules.unsent_fires().await? {
+            if Utc::now() - job.created_at < older_than {
+                continue;
+            }
+            let record = self.store.job(job.id).await?;
+            if record
+                .as_ref()
+                .is_some_and(|r| r.status != JobStatus::Queued)
+            {
+                // A worker has it: it was sent, only the mark is missing.
+                self.schedules.fire_sent(job.id).await?;
+                continue;
+            }
+            tracing::warn!(job = %job.id, command = %job.command, "a fired job was not sent on by the scheduler that fired it; sending it now");
+            self.send(&job, record.is_some()).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs shipper `name` as job `job`, storing its result like a worker would.
+    async fn ship(&self, name: &str, job: Job) {
+        let lock = {
+            let mut shipping = self.shipping.lock().unwrap_or_else(|p| p.into_inner());
+            shipping.entry(name.to_string()).or_default().clone()
+        };
+        let _one_at_a_time = lock.lock().await;
+        let started_at = Utc::now();
+        if let Err(e) = self
+            .store
+            .mark_started(job.id, &self.holder, started_at)
+            .await
+        {
+            tracing::warn!(job = %job.id, error = %e, "shipper job not marked started");
+        }
+        let outcome = match self.table.shipper(name) {
+            None => Err(format!(
+                "no shipper \"{name}\" in this scheduler's configuration"
+            )),
+            Some(config) => {
+                let shipper = Shipper::new(config.clone(), self.schedules.clone());
+                match tokio::time::timeout(job.timeout, shipper.run(Utc::now())).await {
+                    Ok(Ok(report)) => Ok(report),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "timed out after {}; the next run resumes from the checkpoint",
+                        lexicon::format_duration(job.timeout)
+                    )),
+                }
+            }
+        };
+        let (status, output, error) = match outcome {
+            Ok(report) => {
+                tracing::info!(shipper = name, job = %job.id, %report, "shipped");
+                (JobStatus::Succeeded, Output::text(report.to_string()), None)
+            }
+            Err(e) => {
+                tracing::warn!(shipper = name, job = %job.id, error = %e, "shipping failed");
+                (JobStatus::Failed, Output::Empty, Some(e))
+            }
+        };
+        let result = JobResult {
+            id: job.id,
+            status,
+            output,
+            worker: self.holder.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            error,
+        };
+        if let Err(e) = self.store.finish_job(&result).await {
+            tracing::error!(job = %job.id, error = %e, "shipper result not stored");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `HttpSource`: an HTTP JSON API that answers a time window a page at a time.
+//!
+//! The first page of a window is `GET <url>?<since>=<start>&<until>=<end>&<page size
+//! param>=<n>` (times in RFC 3339). A page is a JSON object whose `records` field (as
+//! configured) is an array of records and whose `next` field is the next page's link,
+//! absolute or relative to the URL, absent or null on the last page. Every request
+//! carries the configured headers (`${ENV}` secrets, never logged).
+
+use jobs::config::SourceConfig;
+use reqwest::Url;
+use serde_json::Value;
+
+use super::retry::HttpRetry;
+use super::window::Window;
+use super::ShipError;
+
+pub(super) struct Page {
+    pub(super) records: Vec<Value>,
+    pub(super) next: Option<String>,
+}
+
+pub(super) struct HttpSource {
+    config: SourceConfig,
+    client: reqwest::Client,
+    retry: HttpRetry,
+}
+
+impl HttpSource {
+    pub(super) fn new(config: SourceConfig, client: reqwest::Client) -> Self {
+        HttpSource {
+            config,
+            client,
+            retry: HttpRetry::default(),
+        }
+    }
+
+    /// The link of a window's first page.
+    pub(super) fn first_page(&self, window: &Window) -> Result<String, ShipError> {
+        let mut url = Url::parse(&self.config.url)
+            .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
+        url.query_pairs_mut()
+            .append_pair(&self.config.since_param, &Window::rfc3339(window.start))
+            .append_pair(&self.config.until_param, &Window::rfc3339(window.end))
+            .append_pair(
+                &self.config.page_size_param,
+                &self.config.page_size.to_string(),
+            );
+        Ok(url.to_string())
+    }
+
+    pub(super) async fn fetch(&self, link: &str, retries: &mut u64) -> Result<Page, ShipError> {
+        let base = Url::parse(&self.config.url)
+            .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
+        let url = base.join(link).map_err(|e| {
+            ShipError::Source(format!("the page link \"{link}\" is not a URL: {e}"))
+        })?;
+        let make = || {
+            let mut request = self.client.get(url.clone());
+            for (name, value) in &self.config.headers {
+                request = request.header(name, value.expose());
+            }
+            request
+        };
+        let what = format!("GET of a page from {}", url.path());
+        let response = self
+            .retry
+            .send(&what, make, retries)
+            .await
+            .map_err(ShipError::Source)?;
+        let mut body: Value = response.json().await.map_err(|e| {
+            ShipError::Source(format!("a page from {} is not JSON: {e}", url.path()))
+        })?;
+        let records = match body.get_mut(&self.config.records).map(Value::take) {
+            Some(Value::Array(records)) => records,
+            _ => {
+                return Err(ShipError::Source(format!(
+                    "a page from {} has no \"{}\" array",
+                    url.path(),
+                    self.config.records
+                )))
+            }
+        };
+        let next = body
+            .get(&self.config.next)
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        Ok(Page { records, next })
+    }
+}

@@ -1,0 +1,230 @@
+//! `ScheduleTable`: the configuration's schedules, compiled and checked.
+//!
+//! A schedule's `run` text is turned into a job once here, through the same catalog a
+//! person's message goes through, so a schedule that names no command (or a built-in,
+//! or gives a bad argument) is a configuration error at start, not a failed fire at 2am.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use jobs::config::{
+    parse_cron, Config, ConfigError, ConfigErrors, Deliver, Missed, ScheduleRuns, ShipperConfig,
+};
+use jobs::Origin;
+
+use crate::fire::CommandJobs;
+
+/// One schedule, ready to fire.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    /// The expression as configured, for listings.
+    pub cron_text: String,
+    cron: Cron,
+    pub time_zone: chrono_tz::Tz,
+    pub runs: ScheduleRuns,
+    /// Where its results are delivered: the configured channel, or the adapter
+    /// `scheduler` that no bot serves (the job history only).
+    pub origin: Origin,
+    pub missed: Missed,
+}
+
+impl Schedule {
+    /// The first slot strictly after `t`, if the expression has one.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.time_zone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    }
+
+    /// The slots in `(after, until]`, oldest first, at most `limit`.
+    pub fn slots(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut slots = Vec::new();
+        let mut t = after;
+        while slots.len() < limit {
+            match self.next_after(t) {
+                Some(next) if next <= until => {
+                    slots.push(next);
+                    t = next;
+                }
+                _ => break,
+            }
+        }
+        slots
+    }
+
+    /// Where this schedule's results go, for listings: `slack:#ops`, or `history`.
+    pub fn delivers_to(&self) -> String {
+        match &self.origin.channel {
+            Some(channel) if self.origin.adapter != ORIGIN_ADAPTER => {
+                format!("{}:{channel}", self.origin.adapter)
+            }
+            _ => "history".to_string(),
+        }
+    }
+
+    /// What it runs, for listings: the command text, or `ship <shipper>`.
+    pub fn describe_run(&self) -> String {
+        match &self.runs {
+            ScheduleRuns::Command(text) => text.clone(),
+            ScheduleRuns::Shipper(name) => format!("ship {name}"),
+        }
+    }
+}
+
+/// The adapter named in the origin of results that go nowhere but the history.
+pub const ORIGIN_ADAPTER: &str = "scheduler";
+
+/// Every schedule of a configuration, and the shippers they run.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleTable {
+    schedules: Vec<Schedule>,
+    shippers: BTreeMap<String, ShipperConfig>,
+}
+
+impl ScheduleTable {
+    /// Compiles `config`'s schedules; `commands` checks each `run` text.
+    pub fn build(config: &Config, commands: &dyn CommandJobs) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut schedules = Vec::new();
+        for (i, s) in config.schedules.iter().enumerate() {
+            let error = |key: &str, message: String| ConfigError {
+                file: config.source.clone(),
+                line: Some(s.line),
+                key: format!("schedule[{}]{key}", i + 1),
+                message,
+            };
+            let cron = match parse_cron(&s.cron) {
+                Ok(c) => c,
+                Err(m) => {
+                    errors.push(error(".cron", m));
+                    continue;
+                }
+            };
+            let origin = match &s.deliver {
+                Deliver::History => Origin::new(ORIGIN_ADAPTER, &s.name),
+                Deliver::Channel { adapter, channel } => Origin {
+                    channel: Some(channel.clone()),
+                    ..Origin::new(adapter, ORIGIN_ADAPTER)
+                },
+            };
+            if let ScheduleRuns::Command(text) = &s.runs {
+                if let Err(m) = commands.job_for(text, origin.clone()) {
+                    errors.push(error(".run", m));
+                    continue;
+                }
+            }
+            schedules.push(Schedule {
+                name: s.name.clone(),
+                cron_text: s.cron.clone(),
+                cron,
+                time_zone: s.time_zone,
+                runs: s.runs.clone(),
+                origin,
+                missed: s.missed,
+            });
+        }
+        let shippers = config
+            .shippers
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        if errors.is_empty() {
+            Ok(ScheduleTable {
+                schedules,
+                shippers,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|s| s.name == name)
+    }
+
+    pub fn shipper(&self, name: &str) -> Option<&ShipperConfig> {
+        self.shippers.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.schedules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs::Job;
+
+    /// Every command text is a job; what it is does not matter here.
+    struct AnyCommand;
+
+    impl CommandJobs for AnyCommand {
+        fn job_for(&self, text: &str, origin: Origin) -> Result<Job, String> {
+            let task = jobs::Task::native(text);
+            Ok(Job::new(
+                text,
+                Default::default(),
+                task,
+                origin,
+                Default::default(),
+            ))
+        }
+    }
+
+    fn table(schedule: &str) -> ScheduleTable {
+        let config = Config::parse("t.toml", schedule, |_| None).unwrap();
+        ScheduleTable::build(&config, &AnyCommand).unwrap()
+    }
+
+    fn at(t: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    #[test]
+    fn slots_follow_the_schedules_time_zone() {
+        let t = table(
+            "[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntime_zone = \"Europe/Paris\"\nrun = \"x\"\n",
+        );
+        let s = &t.schedules()[0];
+        // 02:00 in Paris is 01:00 UTC in winter and 00:00 UTC in summer.
+        assert_eq!(
+            s.next_after(at("2026-11-22T00:00:00Z")),
+            Some(at("2026-11-22T01:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-07-01T12:00:00Z")),
+            Some(at("2026-07-02T00:00:00Z"))
+        );
+        assert_eq!(s.delivers_to(), "history");
+    }
+
+    #[test]
+    fn slots_between_two_times_come_oldest_first() {
+        let t = table("[[schedule]]\nname = \"n\"\ncron = \"*/20 * * * * *\"\nrun = \"x\"\ndeliver = \"slack:#ops\"\n");
+        let s = &t.schedules()[0];
+        let slots = s.slots(at("2026-11-22T10:00:00Z"), at("2026-11-22T10:01:00Z"), 10);
+        assert_eq!(
+            slots,
+            [
+                at("2026-11-22T10:00:20Z"),
+                at("2026-11-22T10:00:40Z"),
+                at("2026-11-22T10:01:00Z")
+            ]
+        );
+        assert_eq!(s.delivers_to(), "slack:#ops");
+    }
+}

@@ -1,0 +1,164 @@
+//! Scheduler processes under test, and a probe into what they recorded in Redis.
+//!
+//! - `SchedulerProcess`: one `octobox-scheduler`, killed (SIGKILL) or restarted on
+//!   demand, its log kept in a file for failure messages.
+//! - `ScheduleProbe`: the schedule store and job store of a private Redis, read
+//!   synchronously by a test (fires, the lease holder, job records).
+//! - `ChannelRecorder`: a reply sink standing in for a channel adapter (Slack), keeping
+//!   what the bot's async manager delivers to it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bot::async_manager::ReplySink;
+use bot::reply::Reply;
+use jobs::config::{Secret, StoreConfig};
+use jobs::redis::RedisStore;
+use jobs::{Fire, JobId, JobRecord, Origin, ScheduleStore, Store};
+use tokio::sync::mpsc;
+
+/// One `octobox-scheduler` process.
+pub struct SchedulerProcess {
+    pub name: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl SchedulerProcess {
+    /// Starts `octobox-scheduler --config <config> --name <name>`, logging to
+    /// `<config's folder>/<name>.log`.
+    pub fn start(config: &Path, name: &str) -> Self {
+        let log = config
+            .parent()
+            .expect("the config lives in a folder")
+            .join(format!("{name}.log"));
+        let mut s = SchedulerProcess {
+            name: name.to_string(),
+            config: config.to_path_buf(),
+            log,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("scheduler log file");
+        let child = Command::new(crate::binary::path("octobox-scheduler"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--name", &self.name])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("scheduler log file"))
+            .stderr(log)
+            .spawn()
+            .expect("octobox-scheduler starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: the scheduler dies holding its lease.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again after a kill.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SchedulerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of scheduler {}'s log ---", self.name);
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// What the schedulers recorded in a Redis, read from a synchronous test.
+pub struct ScheduleProbe {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<RedisStore>,
+}
+
+impl ScheduleProbe {
+    pub fn connect(redis_url: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let store = runtime
+            .block_on(RedisStore::connect(&StoreConfig::new(Secret::new(
+                redis_url,
+            ))))
+            .expect("the private Redis answers");
+        ScheduleProbe {
+            runtime,
+            store: Arc::new(store),
+        }
+    }
+
+    /// A schedule's fires, oldest first.
+    pub fn fires(&self, schedule: &str) -> Vec<Fire> {
+        let mut fires = self
+            .runtime
+            .block_on(self.store.fires(schedule, jobs::redis::FIRE_LOG))
+            .expect("fires readable");
+        fires.reverse();
+        fires
+    }
+
+    pub fn lease_holder(&self) -> Option<String> {
+        self.runtime
+            .block_on(self.store.lease_holder())
+            .expect("lease readable")
+    }
+
+    pub fn job(&self, id: JobId) -> Option<JobRecord> {
+        self.runtime
+            .block_on(self.store.job(id))
+            .expect("job readable")
+    }
+}
+
+/// A channel adapter that keeps what it is given, for a test to receive.
+pub struct ChannelRecorder(mpsc::UnboundedSender<(Origin, Reply)>);
+
+impl ChannelRecorder {
+    /// The sink to register, and the receiving end of what it is given.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<(Origin, Reply)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(ChannelRecorder(tx)), rx)
+    }
+}
+
+#[async_trait]
+impl ReplySink for ChannelRecorder {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
+        self.0
+            .send((origin.clone(), reply))
+            .map_err(|e| e.to_string())
+    }
+}

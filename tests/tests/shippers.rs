@@ -1,0 +1,273 @@
+//! Shippers end to end, in process: records from a local paging HTTP source into each
+//! kind of sink, with the checkpoint in a private Redis. Every record must arrive once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobs::config::{Config, Secret, ShipperConfig, StoreConfig};
+use jobs::redis::RedisStore;
+use jobs::ScheduleStore;
+use octobox_tests::scheduler::ChannelRecorder;
+use octobox_tests::services::Redis;
+use octobox_tests::shipping::{
+    id_counts, read_json_lines, sample_records, Collector, EventSource, Moto,
+};
+use scheduler::Shipper;
+
+const TOKEN: &str = "s3cret-token";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
+/// A shipper of 1-hour windows from `t0()`, reading its token from the environment.
+fn shipper(source: &str, sink: &str) -> ShipperConfig {
+    let text = format!(
+        r#"
+[[shipper]]
+name = "events"
+window = "1h"
+first_window = "2026-11-01T00:00:00Z"
+source = {{ url = "{source}", page_size = 7, headers = {{ Authorization = "Bearer ${{HALO_TOKEN}}" }} }}
+sink = {sink}
+"#
+    );
+    let config = Config::parse("test.toml", &text, |n| {
+        (n == "HALO_TOKEN").then(|| TOKEN.into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    config.shippers[0].clone()
+}
+
+async fn checkpoints(redis: &Redis) -> Arc<dyn ScheduleStore> {
+    Arc::new(
+        RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
+            .await
+            .unwrap(),
+    )
+}
+
+/// 3 windows of 1 hour, 100 records each side of nothing: 300 records.
+fn three_hours() -> (Vec<serde_json::Value>, DateTime<Utc>) {
+    let records = sample_records(t0(), Duration::from_secs(3 * 3600), 300);
+    (
+        records,
+        t0() + chrono::Duration::hours(3) + chrono::Duration::minutes(5),
+    )
+}
+
+fn assert_each_once(records: &[serde_json::Value], want: u64) {
+    let counts = id_counts(records);
+    assert_eq!(counts.len() as u64, want, "every record arrived");
+    assert!(
+        counts.values().all(|&c| c == 1),
+        "a record arrived twice: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once() {
+    let redis = Redis::start();
+    let (records, now) = three_hours();
+    let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "{{ kind = \"files\", dir = \"{}\", gzip = true }}",
+        dir.path().display()
+    );
+    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+
+    let report = shipper.run(now).await.unwrap();
+    assert_eq!((report.windows, report.records), (3, 300), "{report}");
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "20261101T000000Z-20261101T010000Z.jsonl.gz",
+            "20261101T010000Z-20261101T020000Z.jsonl.gz",
+            "20261101T020000Z-20261101T030000Z.jsonl.gz"
+        ]
+    );
+    let all: Vec<_> = files
+        .iter()
+        .flat_map(|f| read_json_lines(&std::fs::read(f).unwrap()))
+        .collect();
+    assert_each_once(&all, 300);
+    assert_eq!(
+        report.bytes,
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum::<u64>()
+    );
+
+    // Nothing new has ended: a second run ships nothing and leaves the files alone.
+    let again = shipper.run(now).await.unwrap();
+    assert_eq!((again.windows, again.records), (0, 0), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_retries_a_failing_collector_and_delivers_every_record_once() {
+    let redis = Redis::start();
+    let (records, now) = three_hours();
+    let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
+    // Every 4th request answers 503, the one after 429.
+    let collector = Collector::start(4).await;
+    let sink = format!(
+        "{{ kind = \"http\", url = \"{}\", batch = 5 }}",
+        collector.url
+    );
+    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+
+    let report = shipper.run(now).await.unwrap();
+    assert_eq!((report.windows, report.records), (3, 300), "{report}");
+    assert!(report.retries > 10, "the failures were retried: {report}");
+    assert_each_once(&collector.records(), 300);
+    assert!(
+        collector.batches().values().all(|&n| n == 1),
+        "no batch accepted twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_puts_one_object_per_window_into_s3_compatible_storage() {
+    let redis = Redis::start();
+    let moto = Moto::start().await;
+    moto.create_bucket("exports").await;
+    let (records, now) = three_hours();
+    let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
+    let sink = format!(
+        "{{ kind = \"s3\", endpoint = \"{}\", bucket = \"exports\", prefix = \"halo/\", access_key = \"test\", secret_key = \"test\" }}",
+        moto.endpoint
+    );
+    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+
+    let report = shipper.run(now).await.unwrap();
+    assert_eq!((report.windows, report.records), (3, 300), "{report}");
+    let objects = moto.objects("exports").await;
+    assert_eq!(
+        objects.keys().collect::<Vec<_>>(),
+        [
+            "halo/events/20261101T000000Z-20261101T010000Z.jsonl",
+            "halo/events/20261101T010000Z-20261101T020000Z.jsonl",
+            "halo/events/20261101T020000Z-20261101T030000Z.jsonl"
+        ]
+    );
+    let all: Vec<_> = objects.values().flat_map(|b| read_json_lines(b)).collect();
+    assert_each_once(&all, 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
+    let redis = Redis::start();
+    let (records, now) = three_hours();
+    let source = EventSource::start(records, TOKEN, Duration::ZERO).await;
+    // 15 pages per window: the source goes quiet in the middle of the second window,
+    // and the shipper is killed there, waiting for page 23.
+    source.stall_after(22);
+    let collector = Collector::start(0).await;
+    let sink = format!(
+        "{{ kind = \"http\", url = \"{}\", batch = 7 }}",
+        collector.url
+    );
+    let config = shipper(&source.url, &sink);
+
+    let first = Shipper::new(config.clone(), checkpoints(&redis).await);
+    let run = tokio::spawn(async move { first.run(now).await });
+    while source.pages_served() < 22 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let before = collector.records().len();
+    assert!(
+        before > 100 && before < 300,
+        "killed half way: {before} records in"
+    );
+
+    source.release();
+    let second = Shipper::new(config, checkpoints(&redis).await);
+    let report = second.run(now).await.unwrap();
+    assert_eq!(report.windows, 2, "resumed in the second window: {report}");
+    assert_each_once(&collector.records(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_schedule_now_ships_and_delivers_what_moved() {
+    let hour = Duration::from_secs(3600);
+    let this_hour = scheduler::shipper::Window::containing(Utc::now(), hour).start;
+    let first = this_hour - chrono::Duration::hours(3);
+    let source =
+        EventSource::start(sample_records(first, 3 * hour, 90), TOKEN, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[[schedule]]
+name = "export"
+cron = "0 0 1 1 *"
+ship = "events"
+deliver = "slack:#exports"
+
+[[shipper]]
+name = "events"
+window = "1h"
+first_window = "{first}"
+source = {{ url = "{url}", page_size = 7, headers = {{ Authorization = "Bearer ${{HALO_TOKEN}}" }} }}
+sink = {{ kind = "files", dir = "{dir}" }}
+"#,
+        first = first.to_rfc3339(),
+        url = source.url,
+        dir = dir.path().display()
+    );
+    let config = Config::parse("test.toml", &text, |n| {
+        (n == "HALO_TOKEN").then(|| TOKEN.into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bot = bot::bot::Bot::start(&config).await.unwrap();
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder);
+
+    let asked = bot
+        .router
+        .handle(&bot::router::Request {
+            text: "run schedule export now".into(),
+            origin: jobs::Origin::new("console", "root"),
+        })
+        .await;
+    assert_eq!(
+        asked.text,
+        "asked the scheduler to run export now; its result goes to slack:#exports"
+    );
+    let (origin, reply) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the shipper's result is delivered")
+        .unwrap();
+    assert_eq!(origin.channel.as_deref(), Some("#exports"));
+    assert!(reply.text.contains("(ship) succeeded"), "{}", reply.text);
+    assert!(
+        reply.text.contains("shipped 3 windows: 90 records"),
+        "{}",
+        reply.text
+    );
+    let shipped: Vec<_> = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .flat_map(|f| read_json_lines(&std::fs::read(f.unwrap().path()).unwrap()))
+        .collect();
+    assert_each_once(&shipped, 90);
+    bot.stop().await;
+}
