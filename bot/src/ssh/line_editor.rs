@@ -72,7 +72,7 @@ impl LineEditor {
     /// before (which may span several rows of a narrow terminal).
     pub fn redraw(&mut self) -> String {
         let line: String = self.line.iter().collect();
-        let mut s = self.to_prompt_row();
+        let mut s = self.up_to_prompt_row();
         s.push_str(&format!("\r{}{line}\x1b[J", self.prompt));
         let width = self.prompt.chars().count();
         if self.cols == 0 {
@@ -83,7 +83,7 @@ impl LineEditor {
             return s;
         }
         let end = width + self.line.len();
-        if end > 0 && end % self.cols == 0 {
+        if end > 0 && end.is_multiple_of(self.cols) {
             // The cursor waits at the right margin; a space moves it to the next row.
             s.push_str(" \r");
         }
@@ -93,7 +93,7 @@ impl LineEditor {
             s.push_str(&format!("\x1b[{up}A"));
         }
         s.push('\r');
-        if at % self.cols > 0 {
+        if !at.is_multiple_of(self.cols) {
             s.push_str(&format!("\x1b[{}C", at % self.cols));
         }
         self.rows_above = at / self.cols;
@@ -101,7 +101,7 @@ impl LineEditor {
     }
 
     /// Moves the cursor up to the row the prompt is on.
-    fn to_prompt_row(&mut self) -> String {
+    fn up_to_prompt_row(&mut self) -> String {
         let up = std::mem::take(&mut self.rows_above);
         if up > 0 {
             format!("\x1b[{up}A")
@@ -122,7 +122,7 @@ impl LineEditor {
 
     /// Shows `text` above the line being typed, then the line again.
     pub fn print_above(&mut self, text: &str) -> String {
-        let mut s = self.to_prompt_row();
+        let mut s = self.up_to_prompt_row();
         s.push_str(&format!("\r\x1b[J{}\r\n", crlf(text)));
         s.push_str(&self.redraw());
         s
@@ -257,11 +257,11 @@ impl LineEditor {
         self.line.insert(self.cursor, c);
         self.cursor += 1;
         let at = self.prompt.chars().count() + self.cursor;
-        let wraps = self.cols > 0 && at % self.cols == 0;
+        let wraps = self.cols > 0 && at.is_multiple_of(self.cols);
         if self.cursor == self.line.len() && !wraps {
             screen.push(c);
-            if self.cols > 0 {
-                self.rows_above = at / self.cols;
+            if let Some(row) = at.checked_div(self.cols) {
+                self.rows_above = row;
             }
         } else {
             screen.push_str(&self.redraw());
