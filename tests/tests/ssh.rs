@@ -280,6 +280,18 @@ fn sessions_past_the_limit_are_told_why() {
     // The place is given back when the session ends.
     let run = bot.exec("alice", "ping");
     assert_eq!(run.code, Some(0), "{run:?}");
+    // Piped, an overlong line is refused and the next one still runs.
+    let run = bot.piped(
+        "alice",
+        &["echo this line is far too long".into(), "ping".into()],
+    );
+    assert_eq!(
+        run.stdout, "line too long: a command may have at most 20 characters\npong\n",
+        "{run:?}"
+    );
+    let run = bot.exec("alice", "echo this line is far too long");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.starts_with("line too long"), "{run:?}");
 }
 
 #[test]
