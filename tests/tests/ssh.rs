@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use octobox_tests::ssh::{finish, SshBotSetup, SshKey};
+use octobox_tests::ssh::{finish, try_keyboard_interactive, try_password, SshBotSetup, SshKey};
 use regex::Regex;
 
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -135,6 +135,13 @@ fn a_key_not_in_authorized_keys_and_a_password_are_refused() {
         "{run:?}"
     );
     assert!(bot.log().contains("ssh key refused"), "{}", bot.log());
+    // A client that sends a password, or starts keyboard-interactive, regardless.
+    assert!(!try_password(bot.port, "alice", "hunter2"));
+    assert!(!try_keyboard_interactive(bot.port, "alice"));
+    let log = bot.log();
+    assert!(log.contains("ssh password login refused"), "{log}");
+    assert!(log.contains("ssh keyboard-interactive login refused"), "{log}");
+    assert!(!log.contains("hunter2"), "a password reached the log:\n{log}");
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod password;
 mod terminal;
+pub use password::{try_keyboard_interactive, try_password};
 pub use terminal::TerminalSession;
 
 use crate::console::PATIENCE;
