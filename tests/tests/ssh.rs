@@ -140,8 +140,14 @@ fn a_key_not_in_authorized_keys_and_a_password_are_refused() {
     assert!(!try_keyboard_interactive(bot.port, "alice"));
     let log = bot.log();
     assert!(log.contains("ssh password login refused"), "{log}");
-    assert!(log.contains("ssh keyboard-interactive login refused"), "{log}");
-    assert!(!log.contains("hunter2"), "a password reached the log:\n{log}");
+    assert!(
+        log.contains("ssh keyboard-interactive login refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2"),
+        "a password reached the log:\n{log}"
+    );
 }
 
 #[test]
