@@ -55,3 +55,51 @@ fn a_small_bench_run_reports_every_figure() {
     assert_eq!(report["vs_celery"], Value::Null);
     assert!(report["targets"]["worker_rss_under_20mb"].is_boolean());
 }
+
+#[test]
+fn a_small_ssh_bench_run_reports_every_figure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_octobox-bench"))
+        .args([
+            "--ssh",
+            "--ssh-connections",
+            "3",
+            "--ssh-sessions",
+            "5",
+            "--ssh-commands",
+            "4",
+        ])
+        .output()
+        .expect("octobox-bench starts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "octobox-bench --ssh failed:\n{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let number = |path: &str| {
+        report
+            .pointer(path)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("{path} is not a number in {report}"))
+    };
+    for path in [
+        "/first_answer/ssh_ping_first_byte_ms/p50_ms",
+        "/first_answer/ssh_ping_to_exit_ms/p50_ms",
+        "/first_answer/baseline_ssh_empty_session_to_exit_ms/p50_ms",
+        "/throughput/ssh_seconds",
+        "/throughput/baseline_same_sessions_without_commands_seconds",
+        "/throughput/baseline_console_pipe_commands_per_s",
+    ] {
+        assert!(number(path) > 0.0, "{path} in {report}");
+    }
+    assert!(
+        number("/first_answer/ssh_ping_first_byte_ms/p50_ms")
+            <= number("/first_answer/ssh_ping_to_exit_ms/p50_ms"),
+        "the first byte comes before the exit: {report}"
+    );
+    assert_eq!(
+        report.pointer("/throughput/every_answer_correct"),
+        Some(&Value::Bool(true))
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use octobox_tests::ssh::{finish, SshBotSetup, SshKey};
+use octobox_tests::ssh::{finish, try_keyboard_interactive, try_password, SshBotSetup, SshKey};
 use regex::Regex;
 
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -135,6 +135,19 @@ fn a_key_not_in_authorized_keys_and_a_password_are_refused() {
         "{run:?}"
     );
     assert!(bot.log().contains("ssh key refused"), "{}", bot.log());
+    // A client that sends a password, or starts keyboard-interactive, regardless.
+    assert!(!try_password(bot.port, "alice", "hunter2"));
+    assert!(!try_keyboard_interactive(bot.port, "alice"));
+    let log = bot.log();
+    assert!(log.contains("ssh password login refused"), "{log}");
+    assert!(
+        log.contains("ssh keyboard-interactive login refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2"),
+        "a password reached the log:\n{log}"
+    );
 }
 
 #[test]
@@ -280,6 +293,18 @@ fn sessions_past_the_limit_are_told_why() {
     // The place is given back when the session ends.
     let run = bot.exec("alice", "ping");
     assert_eq!(run.code, Some(0), "{run:?}");
+    // Piped, an overlong line is refused and the next one still runs.
+    let run = bot.piped(
+        "alice",
+        &["echo this line is far too long".into(), "ping".into()],
+    );
+    assert_eq!(
+        run.stdout, "line too long: a command may have at most 20 characters\npong\n",
+        "{run:?}"
+    );
+    let run = bot.exec("alice", "echo this line is far too long");
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.starts_with("line too long"), "{run:?}");
 }
 
 #[test]

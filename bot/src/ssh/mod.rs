@@ -87,8 +87,10 @@ impl ReplySink for SshSessions {
         self.send(origin, Notice::Reply(reply))
     }
 
+    /// Only while some session is open: otherwise no progress could be shown, and the
+    /// async manager would read each job's record for nothing.
     fn follows_progress(&self) -> bool {
-        true
+        !self.lock().is_empty()
     }
 
     async fn progress(&self, origin: &Origin, update: JobUpdate) -> Result<(), String> {

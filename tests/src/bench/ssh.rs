@@ -8,8 +8,9 @@
 //!   exchange, public-key authentication, a channel) on the same client and server.
 //! - throughput: N sessions at once, each piping C commands (half `ping`, half `echo`
 //!   jobs) and waiting for every answer; commands per second and every answer checked.
-//!   Baseline: the same commands through one `octobox-bot --console` pipe, which runs the
-//!   same router, worker and async manager with no SSH at all.
+//!   Baselines: the same sessions with no commands (what connecting costs), and the same
+//!   commands through one `octobox-bot --console` pipe, which runs the same router,
+//!   worker and async manager with no SSH at all.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::stats::{millis, rate, Percentiles};
+use super::stats::{rate, Percentiles};
 use crate::console::Console;
 use crate::ssh::{SshBot, SshBotSetup};
 
@@ -57,6 +58,11 @@ pub fn run(options: &SshOptions) -> Result<Value> {
 
     let total = options.sessions * options.commands;
     let ssh_took = sessions(&bot, options)?;
+    let empty = SshOptions {
+        commands: 0,
+        ..options.clone()
+    };
+    let empty_took = sessions(&bot, &empty)?;
     let console_took = console(options)?;
     Ok(json!({
         "first_answer": {
@@ -64,18 +70,24 @@ pub fn run(options: &SshOptions) -> Result<Value> {
             "ssh_ping_first_byte_ms": answer_p,
             "ssh_ping_to_exit_ms": ended_p,
             "baseline_ssh_empty_session_to_exit_ms": floor_p,
-            "p50_ratio_to_exit_to_baseline": ratio(ended_p.p50_ms, floor_p.p50_ms),
+            "to_exit_p50_ratio_to_baseline": ratio(ended_p.p50_ms, floor_p.p50_ms),
         },
         "throughput": {
             "sessions": options.sessions,
             "commands_per_session": options.commands,
             "every_answer_correct": true,
-            "ssh_seconds": millis(ssh_took) / 1000.0,
+            "ssh_seconds": seconds(ssh_took),
+            "baseline_same_sessions_without_commands_seconds": seconds(empty_took),
             "ssh_commands_per_s": rate(total, ssh_took),
             "baseline_console_pipe_commands_per_s": rate(total, console_took),
             "ratio_to_baseline": ratio(rate(total, ssh_took), rate(total, console_took)),
         },
     }))
+}
+
+/// Seconds, rounded to the millisecond.
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

@@ -72,7 +72,7 @@ impl LineEditor {
     /// before (which may span several rows of a narrow terminal).
     pub fn redraw(&mut self) -> String {
         let line: String = self.line.iter().collect();
-        let mut s = self.to_prompt_row();
+        let mut s = self.up_to_prompt_row();
         s.push_str(&format!("\r{}{line}\x1b[J", self.prompt));
         let width = self.prompt.chars().count();
         if self.cols == 0 {
@@ -83,7 +83,7 @@ impl LineEditor {
             return s;
         }
         let end = width + self.line.len();
-        if end > 0 && end % self.cols == 0 {
+        if end > 0 && end.is_multiple_of(self.cols) {
             // The cursor waits at the right margin; a space moves it to the next row.
             s.push_str(" \r");
         }
@@ -93,7 +93,7 @@ impl LineEditor {
             s.push_str(&format!("\x1b[{up}A"));
         }
         s.push('\r');
-        if at % self.cols > 0 {
+        if !at.is_multiple_of(self.cols) {
             s.push_str(&format!("\x1b[{}C", at % self.cols));
         }
         self.rows_above = at / self.cols;
@@ -101,7 +101,7 @@ impl LineEditor {
     }
 
     /// Moves the cursor up to the row the prompt is on.
-    fn to_prompt_row(&mut self) -> String {
+    fn up_to_prompt_row(&mut self) -> String {
         let up = std::mem::take(&mut self.rows_above);
         if up > 0 {
             format!("\x1b[{up}A")
@@ -122,7 +122,7 @@ impl LineEditor {
 
     /// Shows `text` above the line being typed, then the line again.
     pub fn print_above(&mut self, text: &str) -> String {
-        let mut s = self.to_prompt_row();
+        let mut s = self.up_to_prompt_row();
         s.push_str(&format!("\r\x1b[J{}\r\n", crlf(text)));
         s.push_str(&self.redraw());
         s
@@ -257,11 +257,11 @@ impl LineEditor {
         self.line.insert(self.cursor, c);
         self.cursor += 1;
         let at = self.prompt.chars().count() + self.cursor;
-        let wraps = self.cols > 0 && at % self.cols == 0;
+        let wraps = self.cols > 0 && at.is_multiple_of(self.cols);
         if self.cursor == self.line.len() && !wraps {
             screen.push(c);
-            if self.cols > 0 {
-                self.rows_above = at / self.cols;
+            if let Some(row) = at.checked_div(self.cols) {
+                self.rows_above = row;
             }
         } else {
             screen.push_str(&self.redraw());
@@ -380,102 +380,4 @@ pub fn crlf(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(partial: &str) -> Vec<String> {
-        let all = ["help", "hello", "ping", "sleep"];
-        all.iter()
-            .filter(|w| w.starts_with(partial.trim()))
-            .map(|w| w.to_string())
-            .collect()
-    }
-
-    fn typed(editor: &mut LineEditor, keys: &str) -> Vec<Action> {
-        editor.feed(keys.as_bytes(), &words).1
-    }
-
-    #[test]
-    fn enter_submits_what_was_typed_after_editing() {
-        let mut e = LineEditor::new("> ", 100);
-        // "pigx", Backspace, Left, "n", End, Enter (CR LF counts once).
-        let actions = typed(&mut e, "pigx\x7f\x1b[Dn\x1b[F\r\n");
-        assert_eq!(actions, vec![Action::Submit("ping".into())]);
-    }
-
-    #[test]
-    fn up_and_down_walk_the_history() {
-        let mut e = LineEditor::new("> ", 100);
-        typed(&mut e, "ping\r");
-        typed(&mut e, "sleep 1s\r");
-        typed(&mut e, "ech");
-        assert_eq!(
-            typed(&mut e, "\x1b[A\x1b[A\r"),
-            vec![Action::Submit("ping".into())]
-        );
-        typed(&mut e, "ech");
-        assert_eq!(
-            typed(&mut e, "\x1b[A\x1b[B\x1b[B\r"),
-            vec![Action::Submit("ech".into())]
-        );
-    }
-
-    #[test]
-    fn tab_completes_a_single_word_and_lists_several() {
-        let mut e = LineEditor::new("> ", 100);
-        assert!(typed(&mut e, "pi\t").is_empty());
-        assert_eq!(typed(&mut e, "\r"), vec![Action::Submit("ping ".into())]);
-        let (screen, _) = e.feed(b"he\t", &words);
-        assert!(screen.ends_with("l"), "common prefix kept: {screen:?}");
-        let (screen, _) = e.feed(b"\t", &words);
-        assert!(screen.contains("help  hello"), "{screen:?}");
-    }
-
-    #[test]
-    fn ctrl_c_discards_the_line_and_ctrl_d_leaves_on_an_empty_one() {
-        let mut e = LineEditor::new("> ", 100);
-        assert_eq!(
-            typed(&mut e, "pin\x03"),
-            vec![Action::Interrupt { discarded: true }]
-        );
-        assert_eq!(
-            typed(&mut e, "\x03"),
-            vec![Action::Interrupt { discarded: false }]
-        );
-        assert_eq!(typed(&mut e, "\x04"), vec![Action::Leave]);
-    }
-
-    #[test]
-    fn the_length_limit_is_said_once_and_holds() {
-        let mut e = LineEditor::new("> ", 3);
-        assert_eq!(typed(&mut e, "abcdef"), vec![Action::TooLong]);
-        assert_eq!(typed(&mut e, "\r"), vec![Action::Submit("abc".into())]);
-    }
-
-    #[test]
-    fn output_above_keeps_the_line_being_typed() {
-        let mut e = LineEditor::new("> ", 100);
-        typed(&mut e, "pin");
-        let screen = e.print_above("job 1 done\nok");
-        assert_eq!(screen, "\r\x1b[Jjob 1 done\r\nok\r\n\r> pin\x1b[J");
-    }
-
-    #[test]
-    fn a_line_longer_than_the_terminal_is_redrawn_from_its_first_row() {
-        let mut e = LineEditor::new("> ", 100);
-        e.set_width(10);
-        typed(&mut e, "echo abcdefghij");
-        // 2 + 15 characters: the cursor is on the second row.
-        assert_eq!(e.rows_above, 1);
-        let screen = e.print_above("done");
-        assert!(screen.starts_with("\x1b[1A\r\x1b[Jdone\r\n"), "{screen:?}");
-        // Home goes up to the prompt's row, two columns in.
-        let (screen, _) = e.feed(b"\x01", &words);
-        assert!(screen.ends_with("\x1b[1A\r\x1b[2C"), "{screen:?}");
-        assert_eq!(e.rows_above, 0);
-        // Enter leaves the whole line above the answer.
-        let (screen, actions) = e.feed(b"\r", &words);
-        assert!(screen.ends_with("\r\x1b[7C\r\n"), "{screen:?}");
-        assert_eq!(actions, vec![Action::Submit("echo abcdefghij".into())]);
-    }
-}
+mod tests;
