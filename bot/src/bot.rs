@@ -16,7 +16,7 @@ use jobs::{Broker, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
-use worker::{RetryPolicy, TaskRegistry, Worker};
+use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
 use crate::acl::AccessPolicy;
 use crate::async_manager::{AsyncManager, Sinks};
@@ -64,6 +64,16 @@ impl Bot {
                 backoff: config.jobs.retry_backoff,
             })
             .with_grace(Duration::from_secs(5));
+            let worker = match ContainerRunner::connect().await {
+                Ok(runner) => {
+                    tracing::info!(engine = %runner.describe(), "the embedded worker runs container jobs");
+                    worker.with_containers(runner, config.worker.container_concurrency)
+                }
+                Err(why) => {
+                    tracing::warn!(%why, "the embedded worker cannot run container jobs; they wait in the queue");
+                    worker
+                }
+            };
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = worker.run(stop).await {

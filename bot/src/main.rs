@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bot::bot::Bot;
+use bot::reload::ConfigFile;
 use clap::Parser;
 use jobs::config::Config;
 use tracing_subscriber::EnvFilter;
@@ -65,9 +66,27 @@ async fn run(args: Args) -> Result<ExitCode> {
     let bot = Bot::start(&config)
         .await
         .with_context(|| format!("cannot start with {}", config.source))?;
+    if let Some(path) = &args.config {
+        bot.router.set_config_file(ConfigFile::new(path));
+        tokio::spawn(reload_on_sighup(bot.router.clone()));
+    }
     let result = bot::console::run(&bot).await;
     bot.stop().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// SIGHUP reads the configuration file again, as the `reload` built-in does; the outcome
+/// goes to the log.
+async fn reload_on_sighup(router: std::sync::Arc<bot::router::Router>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; use the reload command instead");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        // `Router::reload` logs the outcome, every problem included.
+        let _ = router.reload();
+    }
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.

@@ -4,14 +4,16 @@
 //! job is recorded in the store and published to the broker. Adapters turn text into a
 //! [`Request`] and show the [`Answer`]; they make none of these decisions.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use jobs::config::{fill_template, ContainerCommand};
 use jobs::{Broker, Job, JobId, Origin, Store, Task};
 use lexicon::{Classification, Match};
 
 use crate::acl::AccessPolicy;
 use crate::builtins::{self, BuiltinContext};
 use crate::commands::{Action, CommandAction, CommandTable};
+use crate::reload::ConfigFile;
 use crate::reply;
 
 /// One message, as an adapter received it.
@@ -57,9 +59,11 @@ impl Answer {
 
 pub struct Router {
     table: RwLock<Arc<CommandTable>>,
-    policy: AccessPolicy,
+    policy: RwLock<Arc<AccessPolicy>>,
     broker: Arc<dyn Broker>,
     store: Arc<dyn Store>,
+    /// The file `reload` reads again; none when the bot started without one.
+    config_file: OnceLock<ConfigFile>,
 }
 
 impl Router {
@@ -71,9 +75,51 @@ impl Router {
     ) -> Self {
         Router {
             table: RwLock::new(Arc::new(table)),
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             broker,
             store,
+            config_file: OnceLock::new(),
+        }
+    }
+
+    /// Names the configuration file `reload` and SIGHUP read again (set once, at start).
+    pub fn set_config_file(&self, file: ConfigFile) {
+        let _ = self.config_file.set(file);
+    }
+
+    /// The access policy in force.
+    pub fn policy(&self) -> Arc<AccessPolicy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The broker jobs and control messages go to.
+    pub fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
+    }
+
+    /// Reads the configuration file again and puts its commands and access groups in
+    /// force. On failure nothing changes, and the reply lists every problem. Answers
+    /// in the words of `reply`, for the `reload` built-in and the SIGHUP log alike.
+    pub fn reload(&self) -> Result<String, String> {
+        let Some(file) = self.config_file.get() else {
+            return Err(reply::reload_without_file());
+        };
+        let source = file.path().display().to_string();
+        match file.load() {
+            Ok(reloaded) => {
+                let commands = reloaded.table.catalog.len();
+                *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reloaded.table);
+                *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reloaded.policy);
+                tracing::info!(config = %source, commands, "configuration reloaded");
+                Ok(reply::reloaded(&source, commands, reloaded.configured))
+            }
+            Err(errors) => {
+                tracing::warn!(config = %source, problems = errors.0.len(), "reload refused:\n{errors}");
+                Err(reply::reload_failed(&errors.to_string()))
+            }
         }
     }
 
@@ -107,10 +153,8 @@ impl Router {
             );
         };
         let identity = request.origin.identity();
-        if let Err(refusal) = self
-            .policy
-            .check(&identity, &m.command, action.allow.as_deref())
-        {
+        let policy = self.policy();
+        if let Err(refusal) = policy.check(&identity, &m.command, action.allow.as_deref()) {
             tracing::info!(user = %identity, command = %m.command, "refused");
             return Answer::new(Outcome::Refused, refusal.to_string());
         }
@@ -118,7 +162,8 @@ impl Router {
             Action::Builtin(b) => {
                 let ctx = BuiltinContext {
                     table: &table,
-                    policy: &self.policy,
+                    policy: &policy,
+                    router: self,
                     store: self.store.as_ref(),
                     request,
                     args: &m.args,
@@ -127,6 +172,10 @@ impl Router {
             }
             Action::Native(task) => {
                 let task = Task::Native { name: task.clone() };
+                self.submit(m, task, action, &request.origin).await
+            }
+            Action::Container(c) => {
+                let task = container_task(c, &m);
                 self.submit(m, task, action, &request.origin).await
             }
         }
@@ -155,5 +204,36 @@ impl Router {
             text: reply::queued(job.id),
             job: Some(job.id),
         }
+    }
+}
+
+/// The container task for a match: each argv element and env value is its template with
+/// the arguments filled in, one whole value each, never read by a shell. An element that
+/// is only an optional slot left out is dropped rather than passed empty.
+fn container_task(c: &ContainerCommand, m: &Match) -> Task {
+    let value = |slot: &str| m.args.get(slot).map(|v| v.to_string());
+    let argv = c
+        .argv
+        .iter()
+        .filter(
+            |t| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(slot) => {
+                    jobs::config::template_slots(t).len() != 1 || m.args.contains_key(slot)
+                }
+                None => true,
+            },
+        )
+        .map(|t| fill_template(t, value))
+        .collect();
+    let env = c
+        .env
+        .iter()
+        .map(|(k, t)| (k.clone(), fill_template(t, value)))
+        .collect();
+    Task::Container {
+        image: c.image.clone(),
+        argv,
+        env,
+        limits: c.limits.clone(),
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
-//! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
+//! - [`container`]: `ContainerLimits` — what a containerized task may use, how its output is read.
+//! - [`control`]: `Control` — messages every worker receives (`cancel`).
+//! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
+//!   broadcast control messages.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
 //! - [`rabbit`]: `RabbitBroker`, the `Broker` on RabbitMQ: confirmed publishes, quorum
@@ -20,6 +23,8 @@
 pub mod broker;
 pub mod config;
 pub mod connect;
+pub mod container;
+pub mod control;
 pub mod event;
 pub mod job;
 pub mod memory;
@@ -28,6 +33,8 @@ pub mod redis;
 pub mod store;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
+pub use container::{ContainerLimits, OutputFormat};
+pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use store::{EventId, Store, StoreError, WorkerInfo};

@@ -1,5 +1,5 @@
-//! `octobox-worker`: a worker process. Consumes native jobs from RabbitMQ, runs them,
-//! stores results in Redis. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones
+//! `octobox-worker`: a worker process. Consumes native jobs (and container jobs, when a
+//! Docker engine answers) from RabbitMQ, runs them, stores results in Redis. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones
 //! finish within the grace period, and leaves the rest in the queue.
 
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use jobs::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use worker::runtime::hostname;
-use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
+use worker::{tasks, ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
 /// An Octobox worker: runs the jobs the bot queues.
 #[derive(Parser, Debug)]
@@ -76,6 +76,17 @@ async fn run(args: Args) -> Result<()> {
         })
         .with_delivery_limit(delivery_limit)
         .with_grace(GRACE);
+    // Container jobs come only to workers whose engine answers.
+    let worker = match ContainerRunner::connect().await {
+        Ok(runner) => {
+            tracing::info!(engine = %runner.describe(), "this worker runs container jobs");
+            worker.with_containers(runner, config.worker.container_concurrency)
+        }
+        Err(why) => {
+            tracing::warn!(%why, "this worker takes no container jobs");
+            worker
+        }
+    };
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -131,6 +131,17 @@ impl Config {
             }
         }
 
+        if let Some(c) = &raw.worker.container_concurrency {
+            match usize::try_from(*c.get_ref()) {
+                Ok(n @ 1..=256) => config.worker.container_concurrency = n,
+                _ => errors.push(at(
+                    Some(c.span()),
+                    "worker.container_concurrency",
+                    format!("{} is not a whole number from 1 to 256", c.get_ref()),
+                )),
+            }
+        }
+
         for (i, entry) in raw.command.into_iter().enumerate() {
             let span = entry.span();
             let key = format!("command[{}]", i + 1);
@@ -265,22 +276,30 @@ fn command(
     acl: &AclConfig,
 ) -> Result<CommandConfig, Vec<(String, String)>> {
     let mut problems = Vec::new();
-    let runs = match (raw.builtin, raw.native) {
-        (Some(b), None) => Some(Runs::Builtin(b)),
-        (None, Some(n)) => Some(Runs::Native(n)),
-        (None, None) => {
+    let container = raw.container.map(|c| match super::container::container(c) {
+        Ok(c) => Some(c),
+        Err(found) => {
+            problems.extend(found);
+            None
+        }
+    });
+    let runs = match (raw.builtin, raw.native, container) {
+        (Some(b), None, None) => Some(Runs::Builtin(b)),
+        (None, Some(n), None) => Some(Runs::Native(n)),
+        (None, None, Some(c)) => c.map(|c| Runs::Container(Box::new(c))),
+        (None, None, None) => {
             problems.push((
                 String::new(),
-                "says nothing about what runs it: add `native = \"<task>\"` \
-                 (or `builtin = \"<name>\"`)"
+                "says nothing about what runs it: add `native = \"<task>\"`, \
+                 `container = { image = \"...\" }` (or `builtin = \"<name>\"`)"
                     .to_string(),
             ));
             None
         }
-        (Some(_), Some(_)) => {
+        _ => {
             problems.push((
                 String::new(),
-                "has both `builtin` and `native`: keep one".to_string(),
+                "has more than one of `builtin`, `native` and `container`: keep one".to_string(),
             ));
             None
         }
@@ -316,6 +335,17 @@ fn command(
             None
         }
     });
+    let timeout = match &runs {
+        Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
+            problems.push((
+                ".container.timeout".into(),
+                "and the command's `timeout` are both set: keep one".into(),
+            ));
+            timeout
+        }
+        Some(Runs::Container(c)) => timeout.or(c.timeout),
+        _ => timeout,
+    };
     match runs {
         Some(runs) if problems.is_empty() => Ok(CommandConfig {
             line,
@@ -381,6 +411,7 @@ struct RawJobs {
 struct RawWorker {
     name: Option<String>,
     concurrency: Option<Spanned<i64>>,
+    container_concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -394,6 +425,7 @@ struct RawCommand {
     examples: Vec<String>,
     builtin: Option<String>,
     native: Option<String>,
+    container: Option<super::container::RawContainer>,
     allow: Option<Vec<String>>,
     timeout: Option<String>,
 }

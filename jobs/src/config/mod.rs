@@ -7,6 +7,7 @@
 //!
 //! `compose/octobox.example.toml` documents every key; keep it in step with this module.
 
+mod container;
 mod error;
 mod load;
 mod secret;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use container::{fill_template, template_slots, ContainerCommand};
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 
@@ -99,6 +101,8 @@ pub struct WorkerConfig {
     pub name: Option<String>,
     /// How many native jobs one worker runs at once.
     pub concurrency: usize,
+    /// How many container jobs one worker runs at once, besides the native ones.
+    pub container_concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -106,6 +110,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             name: None,
             concurrency: 8,
+            container_concurrency: 4,
         }
     }
 }
@@ -146,6 +151,8 @@ pub enum Runs {
     Builtin(String),
     /// A job for a worker's native task registry.
     Native(String),
+    /// A job that runs a container image (`container = { ... }`).
+    Container(Box<ContainerCommand>),
 }
 
 /// One entry of an `allow` list.
