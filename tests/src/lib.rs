@@ -4,6 +4,8 @@
 //! - [`console`]: runs `octobox-bot --console`, either fed a whole script through a pipe
 //!   ([`console::Console::run`]) or as a live session a test converses with
 //!   ([`console::Console::start`]).
+//! - [`containers`]: test images for containerized tasks, built locally; the containers
+//!   a job left behind.
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
@@ -16,6 +18,7 @@
 pub mod bench;
 pub mod binary;
 pub mod console;
+pub mod containers;
 pub mod pipeline;
 pub mod processes;
 pub mod services;
