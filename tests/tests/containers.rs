@@ -310,19 +310,101 @@ fn sighup_reloads_and_only_admins_may_reload() {
     // The signal is handled in the background: ask until the new command is known.
     let deadline = std::time::Instant::now() + octobox_tests::console::PATIENCE;
     loop {
-        bot.send("explain wave");
-        let answer = bot.expect("an explanation", |_| true);
-        if !answer.contains("unknown") && !answer.contains("no command") {
+        bot.send("wave");
+        let answer = bot.expect("an answer to wave", |_| true);
+        if answer.starts_with("queued as job ") {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            answer.starts_with("unknown command \"wave\"") && std::time::Instant::now() < deadline,
             "SIGHUP did not reload: {answer}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    bot.send("wave");
     bot.expect("the new command's result", |l| l == "[o/]");
     let out = bot.finish();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// The durable path: a worker process takes container jobs from RabbitMQ, says so in its
+/// heartbeat, records stderr lines as rate-limited progress events in Redis, and hears a
+/// `cancel` broadcast by the bot.
+#[test]
+fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
+    use octobox_tests::pipeline::{wait_until, Options, Pipeline};
+    let p = Pipeline::start(Options {
+        extra: format!(
+            "{}\n[[command]]\npattern = \"chatter\"\nhelp = \"Write 50 lines to stderr\"\n\
+             container = {{ image = \"{}\", argv = [\"progress\", \"50\", \"0\"] }}\n",
+            commands(),
+            probe_image()
+        ),
+        ..Options::default()
+    });
+    let _worker = p.worker("worker-a");
+    let mut bot = p.console.start();
+    wait_until(
+        "worker-a to report container jobs",
+        octobox_tests::console::PATIENCE,
+        || {
+            bot.send("workers");
+            let row = bot.expect("the workers table", |l| {
+                l.starts_with("worker-a") || l.starts_with("no live workers")
+            });
+            row.contains("native,container")
+        },
+    );
+
+    bot.send("chatter");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    bot.expect("chatter's result", |l| l == "done");
+    let progress = progress_lines(&p.redis.url(), &id);
+    assert!(
+        progress.len() < 50 && progress.first().map(String::as_str) == Some("step 1"),
+        "{progress:?}"
+    );
+    let last = progress.last().expect("progress lines");
+    assert!(
+        last.starts_with("step 50 (") && last.ends_with(" lines before it not shown)"),
+        "{progress:?}"
+    );
+
+    bot.send("doze 60");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    wait_for_container_of(&id);
+    bot.send(&format!("cancel {id}"));
+    bot.expect("the cancelled result", |l| {
+        l == format!("job {id} (doze) was cancelled by console:tester")
+    });
+    assert_eq!(containers_of(&id), Vec::<String>::new());
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The `progress` lines of job `id` in the event stream, oldest first.
+fn progress_lines(redis_url: &str, id: &str) -> Vec<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            redis_url,
+            "--raw",
+            "XRANGE",
+            "octobox:events",
+            "-",
+            "+",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["job"] == id && e["event"] == "progress")
+        .filter_map(|e| e["line"].as_str().map(str::to_string))
+        .collect()
 }

@@ -67,15 +67,18 @@ pub async fn collect(
     if !partial.is_empty() {
         progress.line(&partial, &mut collected, ctx).await;
     }
+    progress.flush(ctx).await;
     collected
 }
 
 /// Rate-limits progress events: a line that comes too soon after the last event is not
-/// sent, and the next event says how many were left out.
+/// sent, and the next event says how many were left out. The last line is always sent.
 #[derive(Default)]
 struct Progress {
     last: Option<Instant>,
     skipped: usize,
+    /// The latest line not sent, sent by `flush` if no later event carries the count.
+    pending: Option<String>,
 }
 
 impl Progress {
@@ -95,10 +98,26 @@ impl Progress {
             .last
             .is_some_and(|at| now.duration_since(at) < PROGRESS_EVERY)
         {
-            self.skipped += 1;
+            if self.pending.replace(line).is_some() {
+                self.skipped += 1;
+            }
             return;
         }
         self.last = Some(now);
+        if self.pending.take().is_some() {
+            self.skipped += 1;
+        }
+        self.send(line, ctx).await;
+    }
+
+    /// Sends the line held back last, once the container has closed its output.
+    async fn flush(&mut self, ctx: &TaskContext) {
+        if let Some(line) = self.pending.take() {
+            self.send(line, ctx).await;
+        }
+    }
+
+    async fn send(&mut self, line: String, ctx: &TaskContext) {
         let line = match std::mem::take(&mut self.skipped) {
             0 => line,
             1 => format!("{line} (1 line before it not shown)"),
