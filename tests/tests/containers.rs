@@ -21,6 +21,11 @@ help = "Print each argument on its own line"
 container = {{ image = "{image}", argv = ["args", "{{words}}"] }}
 
 [[command]]
+pattern = "tag {{label:text}}"
+help = "Print an environment variable made from the argument"
+container = {{ image = "{image}", argv = ["env", "LABEL"], env = {{ LABEL = "<{{label}}>" }} }}
+
+[[command]]
 pattern = "picture"
 help = "Draw a picture"
 container = {{ image = "{image}", argv = ["png"], output = "base64" }}
@@ -117,6 +122,12 @@ fn an_argument_reaches_the_container_as_one_literal_argument() {
         out.contains("\n[; rm -rf / && echo $(id) `whoami` 'q' \"dq\"]"),
         "{out}"
     );
+}
+
+#[test]
+fn an_argument_reaches_an_environment_variable_as_one_literal_value() {
+    let out = run(&["tag $(reboot); echo \"$HOME\""]);
+    assert!(out.contains("\n<$(reboot); echo \"$HOME\">"), "{out}");
 }
 
 #[test]
@@ -244,6 +255,20 @@ fn cancel_stops_a_running_container_and_says_who() {
 }
 
 #[test]
+fn cancel_stops_a_native_job_too() {
+    let mut bot = Console::new().start();
+    bot.send("sleep 1m");
+    let queued = bot.expect("queued", |l| l.starts_with("queued as job "));
+    let id = queued.trim_start_matches("queued as job ").to_string();
+    bot.send(&format!("cancel {id}"));
+    bot.expect("the cancelled result", |l| {
+        l == format!("job {id} (sleep) was cancelled by console:tester")
+    });
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
 fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
     let image = probe_image();
     let base = commands();
@@ -261,7 +286,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
     console.replace_config(&greet);
     bot.send("reload");
     bot.expect("reloaded", |l| {
-        l.starts_with("reloaded ") && l.ends_with("(12 configured) answer from now on")
+        l.starts_with("reloaded ") && l.ends_with("(13 configured) answer from now on")
     });
     bot.send("greet the team");
     bot.expect("the new command's result", |l| {
@@ -280,7 +305,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
         l == "reload refused, the running commands stay as they were; 1 configuration error:"
     });
     bot.expect("the bad size", |l| {
-        l.contains("command[13].container.memory: \"huge\" is not a size")
+        l.contains("command[14].container.memory: \"huge\" is not a size")
     });
     bot.send("greet again");
     bot.expect("the old catalog still answers", |l| l == "[again]");
