@@ -70,18 +70,21 @@ fn build_probe(tag: &str) {
 
 /// `docker import` of a root file system holding only `file`, run as the entrypoint.
 fn import(dir: &Path, file: &str, tag: &str) {
-    let tar = Command::new("tar")
+    let archive = dir.join("rootfs.tar");
+    let packed = Command::new("tar")
         .arg("-C")
         .arg(dir)
-        .args(["-c", file])
-        .stdout(Stdio::piped())
-        .spawn()
+        .arg("-cf")
+        .arg(&archive)
+        .arg(file)
+        .status()
         .expect("tar runs");
+    assert!(packed.success(), "tar could not pack {file}");
     let imported = Command::new("docker")
         .args(["import", "--change"])
         .arg(format!("ENTRYPOINT [\"/{file}\"]"))
-        .args(["-", tag])
-        .stdin(tar.stdout.expect("tar's output is piped"))
+        .arg(&archive)
+        .arg(tag)
         .output()
         .expect("docker runs");
     assert!(

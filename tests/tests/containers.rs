@@ -220,9 +220,7 @@ fn a_missing_image_is_named_and_the_worker_keeps_serving() {
     let out = run(&["ghost", "say still here"]);
     let missing = missing_image();
     assert!(
-        out.contains(&format!(
-            "(ghost) failed after"
-        )) && out.contains(&format!(
+        out.contains("(ghost) failed after") && out.contains(&format!(
             "image \"{missing}\" is not on this worker's Docker engine, and this command does not pull images"
         )),
         "{out}"
