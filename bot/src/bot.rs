@@ -16,7 +16,7 @@ use jobs::{Broker, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
-use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
+use worker::{RetryPolicy, TaskRegistry, Worker};
 
 use crate::acl::AccessPolicy;
 use crate::async_manager::{AsyncManager, Sinks};
@@ -63,17 +63,9 @@ impl Bot {
                 retries: config.jobs.retries,
                 backoff: config.jobs.retry_backoff,
             })
-            .with_grace(Duration::from_secs(5));
-            let worker = match ContainerRunner::connect().await {
-                Ok(runner) => {
-                    tracing::info!(engine = %runner.describe(), "the embedded worker runs container jobs");
-                    worker.with_containers(runner, config.worker.container_concurrency)
-                }
-                Err(why) => {
-                    tracing::warn!(%why, "the embedded worker cannot run container jobs; they wait in the queue");
-                    worker
-                }
-            };
+            .with_grace(Duration::from_secs(5))
+            .with_containers_if_engine_answers(config.worker.container_concurrency)
+            .await;
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = worker.run(stop).await {

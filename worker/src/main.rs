@@ -12,7 +12,7 @@ use jobs::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use worker::runtime::hostname;
-use worker::{tasks, ContainerRunner, RetryPolicy, TaskRegistry, Worker};
+use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
 
 /// An Octobox worker: runs the jobs the bot queues.
 #[derive(Parser, Debug)]
@@ -77,16 +77,9 @@ async fn run(args: Args) -> Result<()> {
         .with_delivery_limit(delivery_limit)
         .with_grace(GRACE);
     // Container jobs come only to workers whose engine answers.
-    let worker = match ContainerRunner::connect().await {
-        Ok(runner) => {
-            tracing::info!(engine = %runner.describe(), "this worker runs container jobs");
-            worker.with_containers(runner, config.worker.container_concurrency)
-        }
-        Err(why) => {
-            tracing::warn!(%why, "this worker takes no container jobs");
-            worker
-        }
-    };
+    let worker = worker
+        .with_containers_if_engine_answers(config.worker.container_concurrency)
+        .await;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -177,17 +177,9 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
             )),
         }
     }
-    let timeout = raw.timeout.and_then(|t| match lexicon::parse_duration(&t) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            problems.push((".container.timeout".into(), "must be longer than 0s".into()));
-            None
-        }
-        Err(m) => {
-            problems.push((".container.timeout".into(), m));
-            None
-        }
-    });
+    let timeout = raw
+        .timeout
+        .and_then(|t| super::load::positive_duration(&t, ".container.timeout", &mut problems));
     match raw.network.as_deref() {
         None | Some("none") => {}
         Some("host") => problems.push((

@@ -324,17 +324,9 @@ fn command(
             })
             .collect()
     });
-    let timeout = raw.timeout.and_then(|t| match lexicon::parse_duration(&t) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            problems.push((".timeout".into(), "must be longer than 0s".into()));
-            None
-        }
-        Err(m) => {
-            problems.push((".timeout".into(), m));
-            None
-        }
-    });
+    let timeout = raw
+        .timeout
+        .and_then(|t| positive_duration(&t, ".timeout", &mut problems));
     let timeout = match &runs {
         Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
             problems.push((
@@ -359,6 +351,25 @@ fn command(
             timeout,
         }),
         _ => Err(problems),
+    }
+}
+
+/// A duration longer than zero, or a problem recorded under `key`.
+pub(super) fn positive_duration(
+    text: &str,
+    key: &str,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Duration> {
+    match lexicon::parse_duration(text) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        Ok(_) => {
+            problems.push((key.into(), "must be longer than 0s".into()));
+            None
+        }
+        Err(m) => {
+            problems.push((key.into(), m));
+            None
+        }
     }
 }
 

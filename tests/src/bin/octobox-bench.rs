@@ -66,16 +66,7 @@ fn main() -> ExitCode {
             sequential: args.container_jobs,
             burst: args.container_burst,
         };
-        return match bench::containers::run(&options) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("octobox-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return finish(bench::containers::run(&options));
     }
     let options = Options {
         jobs: args.jobs,
@@ -92,7 +83,12 @@ fn main() -> ExitCode {
             .expect("the tests crate lives in the workspace")
             .to_path_buf(),
     };
-    match bench::run(&options) {
+    finish(bench::run(&options))
+}
+
+/// Prints the report on standard output, or the error on standard error.
+fn finish(report: anyhow::Result<serde_json::Value>) -> ExitCode {
+    match report {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

@@ -97,6 +97,22 @@ impl Worker {
         self
     }
 
+    /// Takes container jobs too, at most `concurrency` at once, if a Docker engine answers
+    /// (`DOCKER_HOST`, else the local socket); the log says which. Without an engine the
+    /// worker takes native jobs only, so container jobs go to workers that can run them.
+    pub async fn with_containers_if_engine_answers(self, concurrency: usize) -> Self {
+        match ContainerRunner::connect().await {
+            Ok(runner) => {
+                tracing::info!(worker = %self.name, engine = %runner.describe(), "taking container jobs");
+                self.with_containers(runner, concurrency)
+            }
+            Err(why) => {
+                tracing::warn!(worker = %self.name, %why, "taking no container jobs");
+                self
+            }
+        }
+    }
+
     /// The task classes this worker takes, each with how many of its jobs run at once.
     fn classes(&self) -> Vec<(TaskClass, usize)> {
         let mut classes = vec![(TaskClass::Native, self.concurrency)];
