@@ -44,6 +44,8 @@ pub struct ContainerLimits {
     pub tmpfs: u64,
     /// How much standard output is kept; the rest is cut, with a note.
     pub output_limit: u64,
+    /// Capabilities given back after all are dropped (`NET_RAW` for a port scanner).
+    pub capabilities: Vec<String>,
 }
 
 /// 1 MiB, for the defaults below.
@@ -62,6 +64,7 @@ impl Default for ContainerLimits {
             read_only: true,
             tmpfs: 16 * MIB,
             output_limit: 8 * MIB,
+            capabilities: Vec::new(),
         }
     }
 }

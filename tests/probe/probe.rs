@@ -66,6 +66,7 @@ fn main() {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("Uid: ?");
             let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap_or("CapEff: ?");
+            let bounding = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap_or("CapBnd: ?");
             let write = match std::fs::write("/probe-was-here", b"x") {
                 Ok(()) => "root writable".to_string(),
                 Err(e) => format!("root not writable: {e}"),
@@ -76,6 +77,7 @@ fn main() {
             };
             println!("{}", uid.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
             println!("{}", caps.split_whitespace().collect::<Vec<_>>().join(" "));
+            println!("{}", bounding.split_whitespace().collect::<Vec<_>>().join(" "));
             println!("{write}");
             println!("{tmp}");
         }

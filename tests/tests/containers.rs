@@ -71,6 +71,11 @@ help = "Say who and where the container is"
 container = {{ image = "{image}", argv = ["identity"] }}
 
 [[command]]
+pattern = "identity with net raw"
+help = "Say who and where the container is, with one capability back"
+container = {{ image = "{image}", argv = ["identity"], capabilities = ["NET_RAW"] }}
+
+[[command]]
 pattern = "ghost"
 help = "Run an image nobody built"
 container = {{ image = "{missing}" }}
@@ -186,9 +191,16 @@ fn the_network_is_off_unless_the_command_asks_for_one() {
 
 #[test]
 fn a_container_runs_as_nobody_without_capabilities_on_a_read_only_root() {
-    let out = run(&["identity"]);
+    let out = run(&["identity", "identity with net raw"]);
+    // NET_RAW is bit 13: given back, it is in the bounding set (not effective for nobody).
     assert!(
-        out.contains("Uid: 65534\nCapEff: 0000000000000000\nroot not writable: Read-only file system (os error 30)\ntmp writable"),
+        Regex::new(r"\(identity with net raw\) succeeded in .*:\nUid: 65534\nCapEff: 0000000000000000\nCapBnd: 0000000000002000\n")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+    assert!(
+        out.contains("Uid: 65534\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nroot not writable: Read-only file system (os error 30)\ntmp writable"),
         "{out}"
     );
 }
@@ -284,7 +296,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
     console.replace_config(&greet);
     bot.send("reload");
     bot.expect("reloaded", |l| {
-        l.starts_with("reloaded ") && l.ends_with("(13 configured) answer from now on")
+        l.starts_with("reloaded ") && l.ends_with("(14 configured) answer from now on")
     });
     bot.send("greet the team");
     bot.expect("the new command's result", |l| {
@@ -303,7 +315,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
         l == "reload refused, the running commands stay as they were; 1 configuration error:"
     });
     bot.expect("the bad size", |l| {
-        l.contains("command[14].container.memory: \"huge\" is not a size")
+        l.contains("command[15].container.memory: \"huge\" is not a size")
     });
     bot.send("greet again");
     bot.expect("the old catalog still answers", |l| l == "[again]");

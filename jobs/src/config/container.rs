@@ -115,6 +115,8 @@ pub(super) struct RawContainer {
     read_only: Option<bool>,
     tmpfs: Option<String>,
     output_limit: Option<String>,
+    #[serde(default)]
+    capabilities: Vec<String>,
 }
 
 /// Checks one `container` table; problems come back as (`.container.<key>`, message).
@@ -202,6 +204,22 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
             "is empty: leave it out to run as the image's non-root user (or nobody)".into(),
         )),
         u => limits.user = u,
+    }
+    for cap in &raw.capabilities {
+        let name = cap.strip_prefix("CAP_").unwrap_or(cap);
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            problems.push((
+                ".container.capabilities".into(),
+                format!("\"{cap}\" is not a capability name such as NET_RAW"),
+            ));
+        } else if name == "ALL" || name == "SYS_ADMIN" {
+            problems.push((
+                ".container.capabilities".into(),
+                format!("\"{cap}\" would undo the isolation; name the capabilities the task needs"),
+            ));
+        } else {
+            limits.capabilities.push(name.to_string());
+        }
     }
     for name in raw.env.keys() {
         if name.is_empty() || name.contains('=') {

@@ -248,6 +248,7 @@ fn container_body(
             readonly_rootfs: Some(limits.read_only),
             tmpfs: Some(tmpfs),
             cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: (!limits.capabilities.is_empty()).then(|| limits.capabilities.clone()),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             pids_limit: Some(i64::from(limits.pids)),
             memory: Some(memory),
