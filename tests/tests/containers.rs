@@ -241,6 +241,24 @@ fn a_missing_image_is_named_and_the_worker_keeps_serving() {
 }
 
 #[test]
+fn an_engine_that_does_not_answer_is_named_and_native_jobs_still_run() {
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run(&["say hello", "echo native"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("(say) failed after")
+            && out
+                .stdout
+                .contains("the Docker engine at unix:///nonexistent/docker.sock does not answer: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("(echo) succeeded in"), "{}", out.stdout);
+}
+
+#[test]
 fn cancel_stops_a_running_container_and_says_who() {
     let console = Console::new().config(&commands());
     let mut bot = console.start();

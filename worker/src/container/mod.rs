@@ -25,6 +25,7 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOp
 use bollard::Docker;
 use jobs::container::format_size;
 use jobs::{ContainerLimits, Job, JobStatus, Output, Task};
+use tokio::sync::OnceCell;
 
 use crate::registry::TaskContext;
 use crate::runtime::CancelSignal;
@@ -39,9 +40,9 @@ pub const JOB_LABEL: &str = "octobox.job";
 const NOBODY: &str = "65534:65534";
 
 /// Runs container jobs on one Docker engine.
-#[derive(Clone)]
 pub struct ContainerRunner {
-    docker: Docker,
+    /// The client, once the engine has answered and an API version is agreed.
+    docker: OnceCell<Docker>,
     /// Where the engine is, for messages: `unix:///var/run/docker.sock`.
     host: String,
 }
@@ -51,21 +52,43 @@ impl ContainerRunner {
     /// on an API version and checks that it answers. An error is a sentence saying why
     /// this worker cannot run containers.
     pub async fn connect() -> Result<Self, String> {
+        let runner = Self::unchecked();
+        runner.docker().await?;
+        Ok(runner)
+    }
+
+    /// A runner that reaches the engine at its first job, and at each later one until the
+    /// engine answers; meanwhile jobs fail with the reason. For a process that is the only
+    /// worker (embedded mode), where container jobs would otherwise wait for ever.
+    pub fn unchecked() -> Self {
         let host = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-        let answer = async {
-            let docker = Docker::connect_with_defaults()?;
-            let docker = docker.negotiate_version().await?;
-            docker.ping().await?;
-            Ok::<_, bollard::errors::Error>(docker)
-        };
-        match tokio::time::timeout(Duration::from_secs(5), answer).await {
-            Ok(Ok(docker)) => Ok(ContainerRunner { docker, host }),
-            Ok(Err(e)) => Err(format!("the Docker engine at {host} does not answer: {e}")),
-            Err(_) => Err(format!(
-                "the Docker engine at {host} did not answer within 5 seconds"
-            )),
+        ContainerRunner {
+            docker: OnceCell::new(),
+            host,
         }
+    }
+
+    /// The client, connecting first if no engine has answered yet.
+    async fn docker(&self) -> Result<&Docker, String> {
+        let host = &self.host;
+        self.docker
+            .get_or_try_init(|| async {
+                let answer = async {
+                    let docker = Docker::connect_with_defaults()?;
+                    let docker = docker.negotiate_version().await?;
+                    docker.ping().await?;
+                    Ok::<_, bollard::errors::Error>(docker)
+                };
+                match tokio::time::timeout(Duration::from_secs(5), answer).await {
+                    Ok(Ok(docker)) => Ok(docker),
+                    Ok(Err(e)) => Err(format!("the Docker engine at {host} does not answer: {e}")),
+                    Err(_) => Err(format!(
+                        "the Docker engine at {host} did not answer within 5 seconds"
+                    )),
+                }
+            })
+            .await
     }
 
     pub fn describe(&self) -> String {
@@ -79,14 +102,17 @@ impl ContainerRunner {
         let Task::Container { image, limits, .. } = &job.task else {
             return failed(format!("job {} is not a container job", job.id));
         };
-        let image_user = match self.image_user(image, limits.pull).await {
+        let docker = match self.docker().await {
+            Ok(docker) => docker,
+            Err(why) => return failed(why),
+        };
+        let image_user = match image_user(docker, image, limits.pull).await {
             Ok(user) => user,
             Err(e) => return failed(e.sentence(&self.host)),
         };
         let body = container_body(job, image_user, limits);
         let name = format!("octobox-{}", job.id);
-        let created = self
-            .docker
+        let created = docker
             .create_container(
                 Some(CreateContainerOptionsBuilder::new().name(&name).build()),
                 body,
@@ -98,21 +124,21 @@ impl ContainerRunner {
                 return failed(EngineError::new("create its container", e).sentence(&self.host))
             }
         };
-        let removal = Removal::new(self.docker.clone(), id.clone());
+        let removal = Removal::new(docker.clone(), id.clone());
         let attach = AttachContainerOptionsBuilder::new()
             .stream(true)
             .logs(true)
             .stdout(true)
             .stderr(true)
             .build();
-        let attached = match self.docker.attach_container(&id, Some(attach)).await {
+        let attached = match docker.attach_container(&id, Some(attach)).await {
             Ok(a) => a,
             Err(e) => {
                 removal.remove().await;
                 return failed(EngineError::new("attach to its container", e).sentence(&self.host));
             }
         };
-        if let Err(e) = self.docker.start_container(&id, None).await {
+        if let Err(e) = docker.start_container(&id, None).await {
             removal.remove().await;
             return failed(EngineError::new("start its container", e).sentence(&self.host));
         }
@@ -134,7 +160,7 @@ impl ContainerRunner {
                 return (JobStatus::Cancelled, Output::Empty, Some(crate::runtime::cancelled_by(by)));
             }
         };
-        let exit = engine::exit_state(&self.docker, &id).await;
+        let exit = engine::exit_state(docker, &id).await;
         removal.remove().await;
         let exit = match exit {
             Ok(exit) => exit,
@@ -178,24 +204,27 @@ impl ContainerRunner {
             Err(why) => failed(why),
         }
     }
+}
 
-    /// The user the image names, after making sure the image is there (pulling it only
-    /// when the command allows).
-    async fn image_user(&self, image: &str, pull: bool) -> Result<Option<String>, EngineError> {
-        match self.docker.inspect_image(image).await {
-            Ok(found) => Ok(found.config.and_then(|c| c.user)),
-            Err(e) if engine::is_not_found(&e) && pull => {
-                engine::pull(&self.docker, image).await?;
-                let found = self
-                    .docker
-                    .inspect_image(image)
-                    .await
-                    .map_err(|e| EngineError::new("inspect the image it pulled", e))?;
-                Ok(found.config.and_then(|c| c.user))
-            }
-            Err(e) if engine::is_not_found(&e) => Err(EngineError::MissingImage(image.to_string())),
-            Err(e) => Err(EngineError::new("look up its image", e)),
+/// The user the image names, after making sure the image is there (pulling it only
+/// when the command allows).
+async fn image_user(
+    docker: &Docker,
+    image: &str,
+    pull: bool,
+) -> Result<Option<String>, EngineError> {
+    match docker.inspect_image(image).await {
+        Ok(found) => Ok(found.config.and_then(|c| c.user)),
+        Err(e) if engine::is_not_found(&e) && pull => {
+            engine::pull(docker, image).await?;
+            let found = docker
+                .inspect_image(image)
+                .await
+                .map_err(|e| EngineError::new("inspect the image it pulled", e))?;
+            Ok(found.config.and_then(|c| c.user))
         }
+        Err(e) if engine::is_not_found(&e) => Err(EngineError::MissingImage(image.to_string())),
+        Err(e) => Err(EngineError::new("look up its image", e)),
     }
 }
 
