@@ -32,6 +32,14 @@ fn main() {
             std::thread::sleep(Duration::from_secs(number(0)));
             println!("woke up");
         }
+        // Closes its output, then goes on running.
+        Some("vanish") => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: nothing else in this program uses stdout or stderr afterwards.
+            drop(unsafe { std::fs::File::from_raw_fd(1) });
+            drop(unsafe { std::fs::File::from_raw_fd(2) });
+            std::thread::sleep(Duration::from_secs(number(0)));
+        }
         Some("progress") => {
             for i in 1..=number(0) {
                 eprintln!("step {i}");

@@ -41,6 +41,11 @@ help = "Sleep, with a one-second leash"
 container = {{ image = "{image}", argv = ["sleep", "{{secs}}"], timeout = "1s" }}
 
 [[command]]
+pattern = "vanish for {{secs:int}}"
+help = "Close the output, then sleep, with a one-second leash"
+container = {{ image = "{image}", argv = ["vanish", "{{secs}}"], timeout = "1s" }}
+
+[[command]]
 pattern = "doze {{secs:int}}"
 help = "Sleep"
 container = {{ image = "{image}", argv = ["sleep", "{{secs}}"] }}
@@ -161,11 +166,15 @@ fn a_non_zero_exit_is_reported_with_the_last_stderr_lines() {
 
 #[test]
 fn a_container_past_its_timeout_is_killed_and_removed() {
-    let out = run(&["nap 30"]);
-    assert!(
-        out.contains("(nap) timed out after 1s; its container was stopped and removed"),
-        "{out}"
-    );
+    let out = run(&["nap 30", "vanish for 30"]);
+    for command in ["nap", "vanish for"] {
+        assert!(
+            out.contains(&format!(
+                "({command}) timed out after 1s; its container was stopped and removed"
+            )),
+            "{out}"
+        );
+    }
 }
 
 #[test]
@@ -314,7 +323,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
     console.replace_config(&greet);
     bot.send("reload");
     bot.expect("reloaded", |l| {
-        l.starts_with("reloaded ") && l.ends_with("(14 configured) answer from now on")
+        l.starts_with("reloaded ") && l.ends_with("(15 configured) answer from now on")
     });
     bot.send("greet the team");
     bot.expect("the new command's result", |l| {
@@ -333,7 +342,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
         l == "reload refused, the running commands stay as they were; 1 configuration error:"
     });
     bot.expect("the bad size", |l| {
-        l.contains("command[15].container.memory: \"huge\" is not a size")
+        l.contains("command[16].container.memory: \"huge\" is not a size")
     });
     bot.send("greet again");
     bot.expect("the old catalog still answers", |l| l == "[again]");

@@ -144,8 +144,14 @@ impl ContainerRunner {
         }
         tracing::info!(job = %job.id, container = %id, %image, "container started");
 
-        let collected = tokio::select! {
-            c = streams::collect(attached.output, limits.output_limit, ctx) => c,
+        // The timeout covers the wait for the exit too: a container may close its output
+        // and go on running.
+        let ran = async {
+            let collected = streams::collect(attached.output, limits.output_limit, ctx).await;
+            (collected, engine::exit_state(docker, &id).await)
+        };
+        let (collected, exit) = tokio::select! {
+            ran = ran => ran,
             _ = tokio::time::sleep(job.timeout) => {
                 removal.remove().await;
                 let why = format!(
@@ -160,7 +166,6 @@ impl ContainerRunner {
                 return (JobStatus::Cancelled, Output::Empty, Some(crate::runtime::cancelled_by(by)));
             }
         };
-        let exit = engine::exit_state(docker, &id).await;
         removal.remove().await;
         let exit = match exit {
             Ok(exit) => exit,
