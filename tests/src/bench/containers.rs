@@ -8,7 +8,7 @@
 //!   against `docker run --rm` of the same image and arguments, the two alternating so
 //!   that both see the same machine;
 //! - a burst: many jobs published at once, run together; every one must succeed and
-//!   leave no container behind.
+//!   leave no container behind; against as many `docker run --rm` started at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,6 +99,8 @@ async fn measure(options: &ContainerOptions, image: &str) -> Result<Value> {
         .sum();
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+    eprintln!("octobox-bench: {} docker run --rm at once", options.burst);
+    let cli_burst = docker_run_burst(image, options.burst)?;
 
     let ours_p = Percentiles::of(&ours);
     let cli_p = Percentiles::of(&cli);
@@ -125,6 +127,8 @@ async fn measure(options: &ContainerOptions, image: &str) -> Result<Value> {
             "containers_left_behind": left_behind,
             "elapsed_ms": round3(millis(burst_elapsed)),
             "start_to_result_ms": Percentiles::of(&burst_times).map(|p| json!({"p50": p.p50_ms, "p99": p.p99_ms})),
+            "docker_run_rm_at_once_ms": round3(millis(cli_burst)),
+            "elapsed_ratio_vs_docker_run": round3(millis(burst_elapsed) / millis(cli_burst).max(1e-9)),
         },
     }))
 }
@@ -158,6 +162,26 @@ fn docker_run(image: &str) -> Result<Duration> {
         .context("running docker")?;
     if !status.success() {
         bail!("docker run --rm {image} noop failed: {status}");
+    }
+    Ok(started.elapsed())
+}
+
+/// `n` of `docker run --rm` started at once; how long until the last one ended.
+fn docker_run_burst(image: &str, n: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            std::process::Command::new("docker")
+                .args(["run", "--rm", "--network", "none", image, "noop"])
+                .spawn()
+                .context("running docker")
+        })
+        .collect::<Result<_>>()?;
+    for mut child in children {
+        let status = child.wait().context("waiting for docker")?;
+        if !status.success() {
+            bail!("docker run --rm {image} noop failed: {status}");
+        }
     }
     Ok(started.elapsed())
 }
