@@ -2,6 +2,9 @@
 //! reading the exit state, removing (also when the job's future is dropped), and turning
 //! engine errors into sentences.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{CreateImageOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
@@ -84,24 +87,31 @@ pub async fn exit_state(docker: &Docker, id: &str) -> Result<ExitState, EngineEr
     })
 }
 
+/// The containers this worker created and has not removed yet.
+pub type Live = Arc<Mutex<HashSet<String>>>;
+
 /// Removes a container (killing it if it runs) when asked, or when dropped unasked: a
 /// job whose future is dropped (a worker shutting down) leaves no container behind.
+/// While it lives, the container is in the worker's `Live` set.
 pub struct Removal {
     docker: Docker,
     id: Option<String>,
+    live: Live,
 }
 
 impl Removal {
-    pub fn new(docker: Docker, id: String) -> Self {
+    pub fn new(docker: Docker, id: String, live: Live) -> Self {
+        lock(&live).insert(id.clone());
         Removal {
             docker,
             id: Some(id),
+            live,
         }
     }
 
     pub async fn remove(mut self) {
         if let Some(id) = self.id.take() {
-            remove(&self.docker, &id).await;
+            remove(&self.docker, &id, &self.live).await;
         }
     }
 }
@@ -109,14 +119,22 @@ impl Removal {
 impl Drop for Removal {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        let docker = self.docker.clone();
+        let (docker, live) = (self.docker.clone(), self.live.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { remove(&docker, &id).await });
+            runtime.spawn(async move { remove(&docker, &id, &live).await });
         }
     }
 }
 
-async fn remove(docker: &Docker, id: &str) {
+/// Removes every container still in `live` (at shutdown, after the grace period).
+pub async fn remove_all(docker: &Docker, live: &Live) {
+    let left: Vec<String> = lock(live).iter().cloned().collect();
+    for id in left {
+        remove(docker, &id, live).await;
+    }
+}
+
+async fn remove(docker: &Docker, id: &str, live: &Live) {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
@@ -124,6 +142,14 @@ async fn remove(docker: &Docker, id: &str) {
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => tracing::debug!(container = %id, "container removed"),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => tracing::warn!(container = %id, error = %e, "container not removed"),
+        Err(e) => {
+            tracing::warn!(container = %id, error = %e, "container not removed");
+            return;
+        }
     }
+    lock(live).remove(id);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -45,6 +45,8 @@ pub struct ContainerRunner {
     docker: OnceCell<Docker>,
     /// Where the engine is, for messages: `unix:///var/run/docker.sock`.
     host: String,
+    /// The containers of jobs under way, for [`ContainerRunner::remove_leftovers`].
+    live: engine::Live,
 }
 
 impl ContainerRunner {
@@ -66,6 +68,7 @@ impl ContainerRunner {
         ContainerRunner {
             docker: OnceCell::new(),
             host,
+            live: Default::default(),
         }
     }
 
@@ -89,6 +92,14 @@ impl ContainerRunner {
                 }
             })
             .await
+    }
+
+    /// Removes the containers of jobs that were abandoned (a shutdown whose grace period
+    /// ran out), so that none outlives the worker.
+    pub async fn remove_leftovers(&self) {
+        if let Some(docker) = self.docker.get() {
+            engine::remove_all(docker, &self.live).await;
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -124,7 +135,7 @@ impl ContainerRunner {
                 return failed(EngineError::new("create its container", e).sentence(&self.host))
             }
         };
-        let removal = Removal::new(docker.clone(), id.clone());
+        let removal = Removal::new(docker.clone(), id.clone(), self.live.clone());
         let attach = AttachContainerOptionsBuilder::new()
             .stream(true)
             .logs(true)

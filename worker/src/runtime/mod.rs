@@ -157,6 +157,9 @@ impl Worker {
         }
         heartbeat.abort();
         listener.abort();
+        if let Some(runner) = &this.containers {
+            runner.remove_leftovers().await;
+        }
         outcome
     }
 
