@@ -470,3 +470,64 @@ fn progress_lines(redis_url: &str, id: &str) -> Vec<String> {
         .filter_map(|e| e["line"].as_str().map(str::to_string))
         .collect()
 }
+
+/// A worker that stops while a container job runs past its grace period abandons the job
+/// (it stays with the broker) and removes its container before it returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_stopping_past_its_grace_period_leaves_no_container() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use jobs::memory::{MemoryBroker, MemoryStore};
+    use jobs::{Broker, ContainerLimits, Job, Origin, Store, Task};
+    use tokio_util::sync::CancellationToken;
+    use worker::{ContainerRunner, TaskRegistry, Worker};
+
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let runner = ContainerRunner::connect()
+        .await
+        .expect("the Docker engine answers");
+    let worker = Worker::new(
+        "stopping",
+        broker.clone(),
+        store.clone(),
+        TaskRegistry::standard(),
+        1,
+    )
+    .with_containers(runner, 1)
+    .with_grace(Duration::from_millis(200));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+
+    let task = Task::Container {
+        image: probe_image().to_string(),
+        argv: vec!["sleep".into(), "60".into()],
+        env: Default::default(),
+        limits: ContainerLimits::default(),
+    };
+    let job = Job::new(
+        "doze",
+        Default::default(),
+        task,
+        Origin::new("test", "t"),
+        Duration::from_secs(120),
+    );
+    store.record_job(&job).await.unwrap();
+    broker.publish(&job).await.unwrap();
+    let id = job.id.to_string();
+    tokio::task::spawn_blocking({
+        let id = id.clone();
+        move || wait_for_container_of(&id)
+    })
+    .await
+    .unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the worker stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(containers_of(&id), Vec::<String>::new());
+}

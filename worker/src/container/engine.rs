@@ -142,6 +142,17 @@ async fn remove(docker: &Docker, id: &str, live: &Live) {
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => tracing::debug!(container = %id, "container removed"),
         Err(e) if is_not_found(&e) => {}
+        // Another removal of it is under way (a dropped job's, at shutdown): wait for it.
+        Err(DockerError::DockerResponseServerError {
+            status_code: 409, ..
+        }) => {
+            for _ in 0..100 {
+                match docker.inspect_container(id, None).await {
+                    Err(e) if is_not_found(&e) => break,
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
+        }
         Err(e) => {
             tracing::warn!(container = %id, error = %e, "container not removed");
             return;
