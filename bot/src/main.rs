@@ -68,7 +68,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("cannot start with {}", config.source))?;
     if let Some(path) = &args.config {
         bot.router.set_config_file(ConfigFile::new(path));
-        tokio::spawn(reload_on_sighup(bot.router.clone()));
+        tokio::spawn(reload_on_sighup(bot.router.clone())?);
     }
     let result = bot::console::run(&bot).await;
     bot.stop().await;
@@ -76,17 +76,19 @@ async fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// SIGHUP reads the configuration file again, as the `reload` built-in does; the outcome
-/// goes to the log.
-async fn reload_on_sighup(router: std::sync::Arc<bot::router::Router>) {
+/// goes to the log. The signal is taken over here, before the caller goes on, so a SIGHUP
+/// that comes at once never meets the default action (ending the process).
+fn reload_on_sighup(
+    router: std::sync::Arc<bot::router::Router>,
+) -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; use the reload command instead");
-        return;
-    };
-    while hangup.recv().await.is_some() {
-        // `Router::reload` logs the outcome, every problem included.
-        let _ = router.reload();
-    }
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            // `Router::reload` logs the outcome, every problem included.
+            let _ = router.reload();
+        }
+    })
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.
