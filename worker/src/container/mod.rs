@@ -5,11 +5,13 @@
 //! inspected and removed. Argument values reach it as argv elements and environment
 //! values only. The isolation in `ContainerLimits` is applied as it says: no network
 //! unless one is named, read-only root with a tmpfs at `/tmp`, every capability dropped,
-//! no new privileges, a pids limit, memory (without extra swap) and CPU limits, and a
-//! non-root user unless the command names one. A timeout or a `cancel` kills and removes
+//! no new privileges, a pids limit, memory (without extra swap) and CPU limits, and the
+//! image's own non-root user or else nobody, unless the command names a user. A timeout or a `cancel` kills and removes
 //! the container. Each container carries the label `octobox.job=<id>`, so one left
 //! behind (a worker killed mid-job) can be found.
 //!
+//! - `engine`: pulling, the exit state, removal (also of abandoned jobs), engine errors as
+//!   sentences.
 //! - [`streams`]: reading stdout (the result) and stderr (progress lines).
 //! - [`output`]: stdout to `Output`: text, decoded base64, files of known types.
 
