@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jobs::config::{AclConfig, AllowEntry, DefaultPolicy};
 
+/// The group whose members may run the admin built-ins (`reload`, cancelling any job).
+pub const ADMIN_GROUP: &str = "admins";
+
 #[derive(Debug, Clone)]
 pub struct AccessPolicy {
     default: DefaultPolicy,
@@ -29,6 +32,14 @@ impl AccessPolicy {
                 .map(|(g, members)| (g.clone(), members.iter().cloned().collect()))
                 .collect(),
         }
+    }
+
+    /// Whether `identity` is in the `admins` group ([`ADMIN_GROUP`]): who may `reload`
+    /// and cancel other people's jobs.
+    pub fn is_admin(&self, identity: &str) -> bool {
+        self.groups
+            .get(ADMIN_GROUP)
+            .is_some_and(|members| members.contains(identity))
     }
 
     /// The groups `identity` belongs to, sorted.

@@ -16,7 +16,7 @@ use jobs::{Broker, ScheduleStore, Store};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
-use worker::{RetryPolicy, TaskRegistry, Worker};
+use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
 use crate::acl::AccessPolicy;
 use crate::async_manager::{AsyncManager, Sinks};
@@ -73,6 +73,16 @@ impl Bot {
                 backoff: config.jobs.retry_backoff,
             })
             .with_grace(Duration::from_secs(5));
+            // The only worker takes container jobs even without an engine, so that each
+            // fails with the reason instead of waiting in the queue for ever.
+            let runner = match ContainerRunner::connect().await {
+                Ok(runner) => runner,
+                Err(why) => {
+                    tracing::warn!(%why, "container jobs fail with this reason until the engine answers");
+                    ContainerRunner::unchecked()
+                }
+            };
+            let worker = worker.with_containers(runner, config.worker.container_concurrency);
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = worker.run(stop).await {

@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use jobs::{JobId, Store};
+use jobs::{Control, JobId, Store};
 use lexicon::Value;
 
 use crate::acl::AccessPolicy;
+use crate::acl::ADMIN_GROUP;
 use crate::commands::CommandTable;
 use crate::reply;
-use crate::router::{Answer, Outcome, Request};
+use crate::router::{Answer, Outcome, Request, Router};
 use crate::scheduling::ScheduleDesk;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub enum Builtin {
     PauseSchedule,
     ResumeSchedule,
     RunSchedule,
+    Cancel,
+    Reload,
 }
 
 impl FromStr for Builtin {
@@ -47,11 +50,13 @@ impl FromStr for Builtin {
             "pause_schedule" => Builtin::PauseSchedule,
             "resume_schedule" => Builtin::ResumeSchedule,
             "run_schedule" => Builtin::RunSchedule,
+            "cancel" => Builtin::Cancel,
+            "reload" => Builtin::Reload,
             other => {
                 return Err(format!(
                     "no built-in command \"{other}\" (there are: help, explain, version, \
                      ping, whoami, jobs, job, workers, schedules, pause_schedule, \
-                     resume_schedule, run_schedule)"
+                     resume_schedule, run_schedule, cancel, reload)"
                 ))
             }
         })
@@ -64,6 +69,7 @@ pub struct BuiltinContext<'a> {
     pub policy: &'a AccessPolicy,
     pub store: &'a dyn Store,
     pub request: &'a Request,
+    pub router: &'a Router,
     pub args: &'a BTreeMap<String, Value>,
     /// The schedules, where this bot knows them.
     pub schedules: Option<&'a ScheduleDesk>,
@@ -114,10 +120,7 @@ pub async fn run(builtin: Builtin, ctx: BuiltinContext<'_>) -> Answer {
             };
             match ctx.store.job(id).await {
                 Ok(Some(record)) => done(reply::job_details(&record)),
-                Ok(None) => Answer::new(
-                    Outcome::Unknown,
-                    format!("no job {id}: it never existed or has expired from the history"),
-                ),
+                Ok(None) => Answer::new(Outcome::Unknown, reply::no_such_job(id)),
                 Err(e) => Answer::new(Outcome::Failed, format!("cannot read job {id}: {e}")),
             }
         }
@@ -129,5 +132,46 @@ pub async fn run(builtin: Builtin, ctx: BuiltinContext<'_>) -> Answer {
         | Builtin::PauseSchedule
         | Builtin::ResumeSchedule
         | Builtin::RunSchedule => crate::schedule_builtins::run(builtin, &ctx).await,
+        Builtin::Cancel => cancel(&ctx).await,
+        Builtin::Reload => {
+            if !ctx.policy.is_admin(&ctx.request.origin.identity()) {
+                return Answer::new(Outcome::Refused, reply::admins_only("reload", ADMIN_GROUP));
+            }
+            match ctx.router.reload() {
+                Ok(text) => done(text),
+                Err(text) => Answer::new(Outcome::Failed, text),
+            }
+        }
+    }
+}
+
+/// `cancel <id>`: the job's requester, or an admin, stops it wherever it runs.
+async fn cancel(ctx: &BuiltinContext<'_>) -> Answer {
+    let Some(id) = ctx.text("id").and_then(|s| s.parse::<JobId>().ok()) else {
+        return Answer::new(Outcome::BadArgument, "that is not a job id");
+    };
+    let record = match ctx.store.job(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Answer::new(Outcome::Unknown, reply::no_such_job(id)),
+        Err(e) => return Answer::new(Outcome::Failed, format!("cannot read job {id}: {e}")),
+    };
+    if record.status.is_final() {
+        return Answer::new(Outcome::Done, reply::cancel_too_late(&record));
+    }
+    let who = ctx.request.origin.identity();
+    let owner = record.job.origin.identity();
+    if who != owner && !ctx.policy.is_admin(&who) {
+        return Answer::new(
+            Outcome::Refused,
+            reply::cancel_refused(id, &owner, ADMIN_GROUP),
+        );
+    }
+    let control = Control::Cancel { job: id, by: who };
+    match ctx.router.broker().broadcast(&control).await {
+        Ok(()) => {
+            tracing::info!(job = %id, by = %ctx.request.origin.identity(), "cancel sent");
+            Answer::new(Outcome::Done, reply::cancel_sent(id))
+        }
+        Err(e) => Answer::new(Outcome::Failed, format!("could not cancel job {id}: {e}")),
     }
 }

@@ -8,8 +8,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use jobs::config::{AllowEntry, Config, ConfigError, ConfigErrors, Runs};
-use lexicon::Catalog;
+use jobs::config::{
+    fill_template, AllowEntry, Config, ConfigError, ConfigErrors, ContainerCommand, Runs,
+};
+use jobs::Task;
+use lexicon::{Catalog, Match};
 
 use worker::TaskRegistry;
 
@@ -30,6 +33,51 @@ pub struct CommandAction {
 pub enum Action {
     Builtin(Builtin),
     Native(String),
+    /// A container job; its argv and env templates are filled from the arguments.
+    Container(Box<ContainerCommand>),
+}
+
+impl Action {
+    /// The task a match runs as a job: `None` for a built-in, answered at once. The one
+    /// place a command becomes a task, for people (the router) and schedules alike.
+    pub fn task_for(&self, m: &Match) -> Option<Task> {
+        match self {
+            Action::Builtin(_) => None,
+            Action::Native(name) => Some(Task::native(name)),
+            Action::Container(c) => Some(container_task(c, m)),
+        }
+    }
+}
+
+/// The container task for a match: each argv element and env value is its template with
+/// the arguments filled in, one whole value each, never read by a shell. An element that
+/// is only an optional slot left out is dropped rather than passed empty.
+fn container_task(c: &ContainerCommand, m: &Match) -> Task {
+    let value = |slot: &str| m.args.get(slot).map(|v| v.to_string());
+    let argv = c
+        .argv
+        .iter()
+        .filter(
+            |t| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(slot) => {
+                    jobs::config::template_slots(t).len() != 1 || m.args.contains_key(slot)
+                }
+                None => true,
+            },
+        )
+        .map(|t| fill_template(t, value))
+        .collect();
+    let env = c
+        .env
+        .iter()
+        .map(|(k, t)| (k.clone(), fill_template(t, value)))
+        .collect();
+    Task::Container {
+        image: c.image.clone(),
+        argv,
+        env,
+        limits: c.limits.clone(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +125,7 @@ impl CommandTable {
                     }
                     _ => Some(Action::Native(task.clone())),
                 },
+                Runs::Container(c) => Some(Action::Container(c.clone())),
             };
             actions.push(runs.map(|runs| CommandAction {
                 runs,
@@ -101,6 +150,9 @@ impl CommandTable {
                 None
             }
         };
+        if let Some(catalog) = &catalog {
+            errors.extend(unknown_slots(catalog, &actions, &at));
+        }
         if let (Some(catalog), Some(registry)) = (&catalog, tasks) {
             for def in catalog.commands() {
                 let Some(Some(CommandAction {
@@ -145,6 +197,42 @@ impl CommandTable {
     pub fn action(&self, command: &str) -> Option<&CommandAction> {
         self.actions.get(command)
     }
+}
+
+/// `{slot}` references in container argv and env that name no slot of the pattern.
+fn unknown_slots(
+    catalog: &Catalog,
+    actions: &[Option<CommandAction>],
+    at: &dyn Fn(usize, String) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for def in catalog.commands() {
+        let Some(Some(CommandAction {
+            runs: Action::Container(c),
+            ..
+        })) = actions.get(def.index())
+        else {
+            continue;
+        };
+        for (key, slot) in c.slot_references() {
+            if !def.slots().iter().any(|s| s.name == slot) {
+                let have: Vec<_> = def
+                    .slots()
+                    .iter()
+                    .map(|s| format!("{{{}}}", s.name))
+                    .collect();
+                errors.push(at(
+                    def.index(),
+                    format!(
+                        "{key} refers to {{{slot}}}, but pattern \"{}\" has no such slot (it has: {})",
+                        def.pattern(),
+                        if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    errors
 }
 
 #[cfg(test)]
@@ -211,6 +299,20 @@ mod tests {
             text.contains("octobox.toml:1: command[1]: native task \"echo\" reads {text}, but pattern \"deploy {service:name}\" has no such slot"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn container_templates_must_name_slots_of_the_pattern() {
+        let c = config(
+            "[[command]]\npattern = \"scan {host:hostname}\"\nhelp = \"Scans\"\n\
+             container = { image = \"scan:1\", argv = [\"--fast\", \"{hots}\"], env = { T = \"{host}\" } }\n",
+        );
+        let text = CommandTable::build(&c, None).unwrap_err().to_string();
+        assert!(
+            text.contains("octobox.toml:1: command[1]: container.argv[2] refers to {hots}, but pattern \"scan {host:hostname}\" has no such slot (it has: {host})"),
+            "{text}"
+        );
+        assert!(!text.contains("container.env"), "{text}");
     }
 
     #[test]

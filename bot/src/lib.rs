@@ -6,6 +6,7 @@
 //!   plus configured commands) and what runs each command.
 //! - [`acl`]: `AccessPolicy` — who may run what, and refusals that say who may.
 //! - [`builtins`]: the commands the bot answers itself (`help`, `explain`, `jobs`, …).
+//! - [`reload`]: `ConfigFile` — reading the configuration again (`reload`, SIGHUP).
 //! - [`reply`]: the one place replies are worded, for every adapter.
 //! - [`async_manager`]: `AsyncManager` — follows job events, delivers results exactly once.
 //! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed
@@ -23,8 +24,9 @@ pub mod builtins;
 pub mod commands;
 pub mod console;
 pub mod dead_letters;
+pub mod reload;
 pub mod reply;
 pub mod router;
-pub mod ssh;
 mod schedule_builtins;
 pub mod scheduling;
+pub mod ssh;

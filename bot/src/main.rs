@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bot::bot::Bot;
+use bot::reload::ConfigFile;
 use clap::Parser;
 use jobs::config::Config;
 use tracing_subscriber::EnvFilter;
@@ -68,6 +69,10 @@ async fn run(args: Args) -> Result<ExitCode> {
     let bot = Bot::start(&config)
         .await
         .with_context(|| format!("cannot start with {}", config.source))?;
+    if let Some(path) = &args.config {
+        bot.router.set_config_file(ConfigFile::new(path));
+        tokio::spawn(reload_on_sighup(bot.router.clone())?);
+    }
     let result = if args.console {
         bot::console::run(&bot).await
     } else {
@@ -87,6 +92,22 @@ async fn stop_signal() -> Result<()> {
     }
     tracing::info!("stopping");
     Ok(())
+}
+
+/// SIGHUP reads the configuration file again, as the `reload` built-in does; the outcome
+/// goes to the log. The signal is taken over here, before the caller goes on, so a SIGHUP
+/// that comes at once never meets the default action (ending the process).
+fn reload_on_sighup(
+    router: std::sync::Arc<bot::router::Router>,
+) -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            // `Router::reload` logs the outcome, every problem included.
+            let _ = router.reload();
+        }
+    })
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.

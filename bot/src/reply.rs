@@ -237,6 +237,58 @@ pub fn job_details(record: &JobRecord) -> String {
     lines.join("\n")
 }
 
+/// `cancel <id>`: the cancel is on its way to the workers.
+pub fn cancel_sent(id: JobId) -> String {
+    format!("cancelling job {id}; its result will say who cancelled it")
+}
+
+/// `cancel <id>` for a job that is over.
+pub fn cancel_too_late(record: &JobRecord) -> String {
+    format!(
+        "job {} has already {}; there is nothing to cancel",
+        record.job.id,
+        match record.status {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::TimedOut => "timed out",
+            _ => "been cancelled",
+        }
+    )
+}
+
+/// `cancel <id>` by someone who neither asked for the job nor is an admin.
+pub fn cancel_refused(id: JobId, owner: &str, admins: &str) -> String {
+    format!("only {owner}, who asked for job {id}, or a member of group {admins} may cancel it")
+}
+
+/// A job id that the store does not know.
+pub fn no_such_job(id: JobId) -> String {
+    format!("no job {id}: it never existed or has expired from the history")
+}
+
+/// A built-in only admins may run.
+pub fn admins_only(command: &str, admins: &str) -> String {
+    format!("only members of group {admins} may run \"{command}\"; ask one of them")
+}
+
+/// `reload` (or SIGHUP) worked.
+pub fn reloaded(source: &str, commands: usize, configured: usize) -> String {
+    format!("reloaded {source}: {commands} commands ({configured} configured) answer from now on")
+}
+
+/// `reload` found problems; the catalog in force is unchanged.
+pub fn reload_failed(problems: &str) -> String {
+    format!(
+        "reload refused, the running commands stay as they were; {}",
+        problems.trim_end()
+    )
+}
+
+/// `reload` in a bot that was started without a configuration file.
+pub fn reload_without_file() -> String {
+    "nothing to reload: this bot was started without --config".to_string()
+}
+
 /// Elapsed time with the precision people care about: `12ms`, `1.4s`, `3m20s`.
 fn elapsed(d: Duration) -> String {
     match d.as_millis() {

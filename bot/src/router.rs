@@ -4,7 +4,7 @@
 //! job is recorded in the store and published to the broker. Adapters turn text into a
 //! [`Request`] and show the [`Answer`]; they make none of these decisions.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jobs::{Broker, Job, JobId, Origin, Store, Task};
 use lexicon::{Classification, Match};
@@ -12,6 +12,7 @@ use lexicon::{Classification, Match};
 use crate::acl::AccessPolicy;
 use crate::builtins::{self, BuiltinContext};
 use crate::commands::{Action, CommandAction, CommandTable};
+use crate::reload::ConfigFile;
 use crate::reply;
 use crate::scheduling::ScheduleDesk;
 
@@ -58,10 +59,12 @@ impl Answer {
 
 pub struct Router {
     table: RwLock<Arc<CommandTable>>,
-    policy: AccessPolicy,
+    policy: RwLock<Arc<AccessPolicy>>,
     broker: Arc<dyn Broker>,
     store: Arc<dyn Store>,
     schedules: Option<ScheduleDesk>,
+    /// The file `reload` reads again; none when the bot started without one.
+    config_file: OnceLock<ConfigFile>,
 }
 
 impl Router {
@@ -73,10 +76,52 @@ impl Router {
     ) -> Self {
         Router {
             table: RwLock::new(Arc::new(table)),
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             broker,
             store,
             schedules: None,
+            config_file: OnceLock::new(),
+        }
+    }
+
+    /// Names the configuration file `reload` and SIGHUP read again (set once, at start).
+    pub fn set_config_file(&self, file: ConfigFile) {
+        let _ = self.config_file.set(file);
+    }
+
+    /// The access policy in force.
+    pub fn policy(&self) -> Arc<AccessPolicy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The broker jobs and control messages go to.
+    pub fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
+    }
+
+    /// Reads the configuration file again and puts its commands and access groups in
+    /// force. On failure nothing changes, and the reply lists every problem. Answers
+    /// in the words of `reply`, for the `reload` built-in and the SIGHUP log alike.
+    pub fn reload(&self) -> Result<String, String> {
+        let Some(file) = self.config_file.get() else {
+            return Err(reply::reload_without_file());
+        };
+        let source = file.path().display().to_string();
+        match file.load() {
+            Ok(reloaded) => {
+                let commands = reloaded.table.catalog.len();
+                *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reloaded.table);
+                *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reloaded.policy);
+                tracing::info!(config = %source, commands, "configuration reloaded");
+                Ok(reply::reloaded(&source, commands, reloaded.configured))
+            }
+            Err(errors) => {
+                tracing::warn!(config = %source, problems = errors.0.len(), "reload refused:\n{errors}");
+                Err(reply::reload_failed(&errors.to_string()))
+            }
         }
     }
 
@@ -121,10 +166,8 @@ impl Router {
             );
         };
         let identity = request.origin.identity();
-        if let Err(refusal) = self
-            .policy
-            .check(&identity, &m.command, action.allow.as_deref())
-        {
+        let policy = self.policy();
+        if let Err(refusal) = policy.check(&identity, &m.command, action.allow.as_deref()) {
             tracing::info!(user = %identity, command = %m.command, "refused");
             return Answer::new(Outcome::Refused, refusal.to_string());
         }
@@ -132,7 +175,8 @@ impl Router {
             Action::Builtin(b) => {
                 let ctx = BuiltinContext {
                     table: &table,
-                    policy: &self.policy,
+                    policy: &policy,
+                    router: self,
                     store: self.store.as_ref(),
                     request,
                     args: &m.args,
@@ -140,8 +184,10 @@ impl Router {
                 };
                 builtins::run(*b, ctx).await
             }
-            Action::Native(task) => {
-                let task = Task::Native { name: task.clone() };
+            Action::Native(_) | Action::Container(_) => {
+                let Some(task) = action.runs.task_for(&m) else {
+                    unreachable!("native and container actions always make a task")
+                };
                 self.submit(m, task, action, &request.origin).await
             }
         }

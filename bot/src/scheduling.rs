@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::config::{Config, ConfigErrors};
-use jobs::{Broker, Job, Origin, ScheduleStore, Store, Task};
+use jobs::{Broker, Job, Origin, ScheduleStore, Store};
 use lexicon::Classification;
 use scheduler::{CommandJobs, ScheduleTable, Scheduler};
 
-use crate::commands::{Action, CommandTable};
+use crate::commands::CommandTable;
 
 /// Turns a schedule's `run` text into a job exactly as the router would for a person.
 pub struct CatalogJobs(pub Arc<CommandTable>);
@@ -26,15 +26,9 @@ impl CommandJobs for CatalogJobs {
         let Some(action) = self.0.action(&m.command) else {
             return Err(format!("\"{}\" has nothing to run it", m.command));
         };
-        match &action.runs {
-            Action::Native(task) => Ok(Job::new(
-                m.command,
-                m.args,
-                Task::native(task),
-                origin,
-                action.timeout,
-            )),
-            Action::Builtin(_) => Err(format!(
+        match action.runs.task_for(&m) {
+            Some(task) => Ok(Job::new(m.command, m.args, task, origin, action.timeout)),
+            None => Err(format!(
                 "\"{}\" is answered by the bot at once, not run as a job: schedule a command \
                  that runs a task",
                 m.command
@@ -85,6 +79,7 @@ pub fn scheduler_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::Task;
     use worker::TaskRegistry;
 
     fn check(schedules: &str) -> Result<ScheduleTable, String> {

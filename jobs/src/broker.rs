@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::control::{Control, ControlFeed};
 use crate::job::{Job, TaskClass};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,12 @@ pub trait Broker: Send + Sync + 'static {
     /// more times than the delivery limit (a job that crashes its workers). Each
     /// `Delivery` carries the reason in `dead`.
     async fn consume_dead_letters(&self) -> Result<Box<dyn JobStream>, BrokerError>;
+
+    /// Sends `control` to every worker subscribed now (not durable: see [`Control`]).
+    async fn broadcast(&self, control: &Control) -> Result<(), BrokerError>;
+
+    /// Receives every control message broadcast from now on.
+    async fn subscribe_control(&self) -> Result<ControlFeed, BrokerError>;
 
     /// A short description for logs: "in-memory queue", "RabbitMQ at host:port".
     fn describe(&self) -> String;

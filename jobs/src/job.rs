@@ -15,6 +15,8 @@ use lexicon::Value;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::container::ContainerLimits;
+
 /// A job's identity: a UUID v7, so ids sort by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -86,6 +88,17 @@ impl Origin {
 pub enum Task {
     /// A task compiled into the worker, found by name in its registry.
     Native { name: String },
+    /// A program in a container image, run by a worker's `ContainerRunner`. `argv` and
+    /// `env` hold the argument values already substituted, each value one whole element:
+    /// no shell ever reads them.
+    Container {
+        image: String,
+        argv: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        limits: ContainerLimits,
+    },
 }
 
 impl Task {
@@ -96,6 +109,7 @@ impl Task {
     pub fn class(&self) -> TaskClass {
         match self {
             Task::Native { .. } => TaskClass::Native,
+            Task::Container { .. } => TaskClass::Container,
         }
     }
 }
@@ -106,14 +120,16 @@ impl Task {
 #[serde(rename_all = "snake_case")]
 pub enum TaskClass {
     Native,
+    Container,
 }
 
 impl TaskClass {
-    pub const ALL: [TaskClass; 1] = [TaskClass::Native];
+    pub const ALL: [TaskClass; 2] = [TaskClass::Native, TaskClass::Container];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskClass::Native => "native",
+            TaskClass::Container => "container",
         }
     }
 }

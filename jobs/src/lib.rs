@@ -7,7 +7,10 @@
 //!
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
-//! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement.
+//! - [`container`]: `ContainerLimits` — what a containerized task may use, how its output is read.
+//! - [`control`]: `Control` — messages every worker receives (`cancel`).
+//! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
+//!   broadcast control messages.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
 //! - [`schedule_store`]: the `ScheduleStore` trait: the scheduler lease, fires, pauses,
 //!   shipper checkpoints.
@@ -22,6 +25,8 @@
 pub mod broker;
 pub mod config;
 pub mod connect;
+pub mod container;
+pub mod control;
 pub mod event;
 pub mod job;
 pub mod memory;
@@ -31,6 +36,8 @@ pub mod schedule_store;
 pub mod store;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
+pub use container::{ContainerLimits, OutputFormat};
+pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};

@@ -51,6 +51,15 @@ impl Console {
         self
     }
 
+    /// Writes `toml` over the configuration file, for a running bot to reload.
+    pub fn replace_config(&self, toml: &str) {
+        let path = self
+            .config
+            .as_ref()
+            .expect("a console started with a configuration");
+        std::fs::write(path, toml).expect("config written");
+    }
+
     /// The login name the console reports: the identity becomes `console:<user>`.
     pub fn user(mut self, user: &str) -> Self {
         self.user = user.to_string();
@@ -146,6 +155,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The bot's process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("input is still open");
         writeln!(stdin, "{line}").expect("the bot reads its input");

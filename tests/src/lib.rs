@@ -6,6 +6,9 @@
 //!   ([`console::Console::start`]).
 //! - [`ssh`]: `SshBot` — `octobox-bot` serving SSH, reached with the OpenSSH client
 //!   (exec, piped sessions, sessions on a pseudo-terminal).
+
+//! - [`containers`]: test images for containerized tasks, built locally; the containers
+//!   a job left behind.
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`scheduler`]: `octobox-scheduler` processes, and `ScheduleProbe` into their Redis.
@@ -21,9 +24,10 @@
 pub mod bench;
 pub mod binary;
 pub mod console;
+pub mod containers;
 pub mod pipeline;
 pub mod processes;
 pub mod scheduler;
 pub mod services;
-pub mod ssh;
 pub mod shipping;
+pub mod ssh;

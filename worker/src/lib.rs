@@ -3,16 +3,20 @@
 //! - [`registry`]: `NativeTask`, the trait a Rust task implements, and `TaskRegistry`,
 //!   the tasks a worker can run by name.
 //! - [`tasks`]: the native tasks every worker has (`echo`, `sleep`).
-//! - [`runtime`]: `Worker`, the consume loop: bounded concurrency, a timeout per job,
+//! - [`container`]: `ContainerRunner`, which runs container jobs in Docker (bollard),
+//!   isolated, with timeouts, cancel, output limits and progress from stderr.
+//! - [`runtime`]: `Worker`, the consume loops: bounded concurrency, a timeout per job,
 //!   retries with backoff (`RetryPolicy`), result stored before the delivery is
 //!   acknowledged, heartbeats, graceful shutdown.
 //!
 //! The worker knows the `jobs` contract and nothing of the bot: the bot's embedded mode
 //! runs a `Worker` in its own process, exactly as `octobox-worker` will run one alone.
 
+pub mod container;
 pub mod registry;
 pub mod runtime;
 pub mod tasks;
 
+pub use container::ContainerRunner;
 pub use registry::{NativeTask, TaskContext, TaskError, TaskRegistry};
 pub use runtime::{RetryPolicy, Worker};

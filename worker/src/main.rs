@@ -1,5 +1,5 @@
-//! `octobox-worker`: a worker process. Consumes native jobs from RabbitMQ, runs them,
-//! stores results in Redis. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones
+//! `octobox-worker`: a worker process. Consumes native jobs (and container jobs, when a
+//! Docker engine answers) from RabbitMQ, runs them, stores results in Redis. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones
 //! finish within the grace period, and leaves the rest in the queue.
 
 use std::path::PathBuf;
@@ -76,6 +76,10 @@ async fn run(args: Args) -> Result<()> {
         })
         .with_delivery_limit(delivery_limit)
         .with_grace(GRACE);
+    // Container jobs come only to workers whose engine answers.
+    let worker = worker
+        .with_containers_if_engine_answers(config.worker.container_concurrency)
+        .await;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -131,6 +131,17 @@ impl Config {
             }
         }
 
+        if let Some(c) = &raw.worker.container_concurrency {
+            match usize::try_from(*c.get_ref()) {
+                Ok(n @ 1..=256) => config.worker.container_concurrency = n,
+                _ => errors.push(at(
+                    Some(c.span()),
+                    "worker.container_concurrency",
+                    format!("{} is not a whole number from 1 to 256", c.get_ref()),
+                )),
+            }
+        }
+
         for (i, entry) in raw.command.into_iter().enumerate() {
             let span = entry.span();
             let key = format!("command[{}]", i + 1);
@@ -282,22 +293,30 @@ fn command(
     acl: &AclConfig,
 ) -> Result<CommandConfig, Vec<(String, String)>> {
     let mut problems = Vec::new();
-    let runs = match (raw.builtin, raw.native) {
-        (Some(b), None) => Some(Runs::Builtin(b)),
-        (None, Some(n)) => Some(Runs::Native(n)),
-        (None, None) => {
+    let container = raw.container.map(|c| match super::container::container(c) {
+        Ok(c) => Some(c),
+        Err(found) => {
+            problems.extend(found);
+            None
+        }
+    });
+    let runs = match (raw.builtin, raw.native, container) {
+        (Some(b), None, None) => Some(Runs::Builtin(b)),
+        (None, Some(n), None) => Some(Runs::Native(n)),
+        (None, None, Some(c)) => c.map(|c| Runs::Container(Box::new(c))),
+        (None, None, None) => {
             problems.push((
                 String::new(),
-                "says nothing about what runs it: add `native = \"<task>\"` \
-                 (or `builtin = \"<name>\"`)"
+                "says nothing about what runs it: add `native = \"<task>\"`, \
+                 `container = { image = \"...\" }` (or `builtin = \"<name>\"`)"
                     .to_string(),
             ));
             None
         }
-        (Some(_), Some(_)) => {
+        _ => {
             problems.push((
                 String::new(),
-                "has both `builtin` and `native`: keep one".to_string(),
+                "has more than one of `builtin`, `native` and `container`: keep one".to_string(),
             ));
             None
         }
@@ -322,17 +341,20 @@ fn command(
             })
             .collect()
     });
-    let timeout = raw.timeout.and_then(|t| match lexicon::parse_duration(&t) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            problems.push((".timeout".into(), "must be longer than 0s".into()));
-            None
+    let timeout = raw
+        .timeout
+        .and_then(|t| positive_duration(&t, ".timeout", &mut problems));
+    let timeout = match &runs {
+        Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
+            problems.push((
+                ".container.timeout".into(),
+                "and the command's `timeout` are both set: keep one".into(),
+            ));
+            timeout
         }
-        Err(m) => {
-            problems.push((".timeout".into(), m));
-            None
-        }
-    });
+        Some(Runs::Container(c)) => timeout.or(c.timeout),
+        _ => timeout,
+    };
     match runs {
         Some(runs) if problems.is_empty() => Ok(CommandConfig {
             line,
@@ -346,6 +368,25 @@ fn command(
             timeout,
         }),
         _ => Err(problems),
+    }
+}
+
+/// A duration longer than zero, or a problem recorded under `key`.
+pub(super) fn positive_duration(
+    text: &str,
+    key: &str,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Duration> {
+    match lexicon::parse_duration(text) {
+        Ok(d) if d > Duration::ZERO => Some(d),
+        Ok(_) => {
+            problems.push((key.into(), "must be longer than 0s".into()));
+            None
+        }
+        Err(m) => {
+            problems.push((key.into(), m));
+            None
+        }
     }
 }
 
@@ -405,6 +446,7 @@ struct RawJobs {
 struct RawWorker {
     name: Option<String>,
     concurrency: Option<Spanned<i64>>,
+    container_concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +460,7 @@ struct RawCommand {
     examples: Vec<String>,
     builtin: Option<String>,
     native: Option<String>,
+    container: Option<super::container::RawContainer>,
     allow: Option<Vec<String>>,
     timeout: Option<String>,
 }

@@ -7,6 +7,7 @@
 //!
 //! `compose/octobox.example.toml` documents every key; keep it in step with this module.
 
+mod container;
 mod error;
 mod load;
 mod schedule;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use container::{fill_template, template_slots, ContainerCommand};
 pub use error::{ConfigError, ConfigErrors};
 pub use schedule::{
     parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
@@ -112,6 +114,8 @@ pub struct WorkerConfig {
     pub name: Option<String>,
     /// How many native jobs one worker runs at once.
     pub concurrency: usize,
+    /// How many container jobs one worker runs at once, besides the native ones.
+    pub container_concurrency: usize,
 }
 
 impl Default for WorkerConfig {
@@ -119,6 +123,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             name: None,
             concurrency: 8,
+            container_concurrency: 4,
         }
     }
 }
@@ -159,6 +164,8 @@ pub enum Runs {
     Builtin(String),
     /// A job for a worker's native task registry.
     Native(String),
+    /// A job that runs a container image (`container = { ... }`).
+    Container(Box<ContainerCommand>),
 }
 
 /// One entry of an `allow` list.

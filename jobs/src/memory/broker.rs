@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
+use crate::control::{Control, ControlFeed};
 use crate::job::{Job, TaskClass};
 
 /// A queued job, and whether it was handed out before (requeued after a reject).
@@ -15,10 +16,12 @@ type Queued = (Job, bool);
 type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>;
 
 /// Consumers of one class share its receiver, so each job goes to exactly one of them.
-/// Rejected jobs go to the dead-letter queue, with the reason.
+/// Rejected jobs go to the dead-letter queue, with the reason. Control messages go to
+/// every subscriber still listening.
 pub struct MemoryBroker {
     queues: HashMap<TaskClass, (mpsc::UnboundedSender<Queued>, SharedReceiver)>,
     dead: (mpsc::UnboundedSender<Queued>, SharedReceiver),
+    control: std::sync::Mutex<Vec<mpsc::UnboundedSender<Control>>>,
 }
 
 impl MemoryBroker {
@@ -34,6 +37,7 @@ impl MemoryBroker {
         MemoryBroker {
             queues,
             dead: (tx, Arc::new(Mutex::new(rx))),
+            control: Default::default(),
         }
     }
 
@@ -89,6 +93,21 @@ impl Broker for MemoryBroker {
             rx: self.dead.1.clone(),
             dead_letters: true,
         }))
+    }
+
+    async fn broadcast(&self, control: &Control) -> Result<(), BrokerError> {
+        let mut subscribers = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        subscribers.retain(|tx| tx.send(control.clone()).is_ok());
+        Ok(())
+    }
+
+    async fn subscribe_control(&self) -> Result<ControlFeed, BrokerError> {
+        let (tx, feed) = ControlFeed::channel();
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        Ok(feed)
     }
 
     fn describe(&self) -> String {
@@ -181,6 +200,20 @@ mod tests {
         again.ack().await.unwrap();
         let nothing = tokio::time::timeout(Duration::from_millis(50), a.next()).await;
         assert!(nothing.is_err(), "an acked job must not come back");
+    }
+
+    #[tokio::test]
+    async fn control_messages_reach_every_subscriber() {
+        let broker = MemoryBroker::new();
+        let mut a = broker.subscribe_control().await.unwrap();
+        let mut b = broker.subscribe_control().await.unwrap();
+        let cancel = Control::Cancel {
+            job: crate::JobId::new(),
+            by: "console:alice".into(),
+        };
+        broker.broadcast(&cancel).await.unwrap();
+        assert_eq!(a.next().await, Some(cancel.clone()));
+        assert_eq!(b.next().await, Some(cancel));
     }
 
     #[tokio::test]

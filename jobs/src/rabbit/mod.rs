@@ -21,10 +21,12 @@
 //! - [`link`]: the connection, its generations, the supervisor that reconnects.
 //! - [`topology`]: the exchanges and queues, their names and arguments.
 //! - [`consume`]: job streams, acknowledgements, dead letters and their reasons.
+//! - [`control`]: control messages (`cancel`) on a fanout exchange, to every worker.
 //!
 //! The URL holds the password: only [`Secret::redacted_url`] reaches logs and errors.
 
 pub mod consume;
+pub mod control;
 pub mod link;
 pub mod topology;
 
@@ -44,6 +46,7 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 use crate::broker::{Broker, BrokerError, JobStream};
 use crate::config::BrokerConfig;
+use crate::control::{Control, ControlFeed};
 use crate::job::{Job, TaskClass};
 
 use consume::{RabbitStream, StreamKind};
@@ -273,6 +276,21 @@ impl Broker for RabbitBroker {
         // Dead letters are read one at a time, by a person or a reporting task.
         self.consume_queue(topology::DEAD_QUEUE.to_string(), 1, StreamKind::DeadLetters)
             .await
+    }
+
+    async fn broadcast(&self, control: &Control) -> Result<(), BrokerError> {
+        if self.shared.is_closed() {
+            return Err(BrokerError::Closed);
+        }
+        let channel = self.publishing_channel().await?;
+        control::publish(&self.shared, &channel, control).await
+    }
+
+    async fn subscribe_control(&self) -> Result<ControlFeed, BrokerError> {
+        if self.shared.is_closed() {
+            return Err(BrokerError::Closed);
+        }
+        control::subscribe(self.shared.clone()).await
     }
 
     fn describe(&self) -> String {

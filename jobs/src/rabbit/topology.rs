@@ -5,6 +5,8 @@
 //!                   ^                                  │ rejected, or past the delivery limit
 //!                   │ expired (TTL = the delay)        v
 //! publish_delayed ──> octobox.delay.<class> (quorum)   octobox.dead (fanout) ──> octobox.dead (quorum)
+//!
+//! broadcast ──> octobox.control (fanout) ──> one exclusive queue per subscribed worker
 //! ```
 //!
 //! Every process declares all of it at start, whichever comes first: declaring is
@@ -92,6 +94,9 @@ pub(crate) async fn declare(channel: &Channel, delivery_limit: u32) -> Result<()
         )
         .await
         .map_err(at(format!("exchange {DEAD_EXCHANGE}")))?;
+    super::control::declare(channel)
+        .await
+        .map_err(at(format!("exchange {}", super::control::CONTROL_EXCHANGE)))?;
     channel
         .queue_declare(DEAD_QUEUE.into(), durable_queue, dead_queue_arguments())
         .await

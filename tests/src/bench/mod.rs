@@ -12,6 +12,7 @@
 //! Modules:
 //! - [`load`]: submitting through the router, receiving through a reply sink, one phase.
 //! - [`ceiling`]: the raw broker rate, through lapin.
+//! - [`containers`]: `--containers`, container jobs against `docker run --rm`.
 //! - [`celery`]: the Celery script and its virtual environment.
 //! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
 //! - [`redis_probe`]: Redis commands per job, and the events waiting for the async
@@ -25,11 +26,12 @@
 
 pub mod ceiling;
 pub mod celery;
+pub mod containers;
 pub mod cpu;
 pub mod load;
 pub mod redis_probe;
-pub mod ssh;
 pub mod shipping;
+pub mod ssh;
 pub mod stats;
 
 use std::collections::BTreeMap;

@@ -40,6 +40,16 @@ struct Args {
     /// at its default, WARNING; "warn" keeps per-job log lines out of all three.
     #[arg(long, default_value = "warn")]
     log_level: String,
+    /// Measure container jobs instead: start to result against `docker run --rm` of the
+    /// same image, and a burst of jobs at once (see --container-jobs, --container-burst).
+    #[arg(long)]
+    containers: bool,
+    /// With --containers: jobs run one at a time, alternating with `docker run --rm`.
+    #[arg(long, default_value_t = 30)]
+    container_jobs: usize,
+    /// With --containers: jobs published at once.
+    #[arg(long, default_value_t = 50)]
+    container_burst: usize,
     /// The longest any one phase may take, in seconds.
     #[arg(long, default_value_t = 600)]
     patience: u64,
@@ -71,6 +81,13 @@ fn main() -> ExitCode {
             commands: args.ssh_commands,
         };
         return print(bench::ssh::run(&options));
+    }
+    if args.containers {
+        let options = bench::containers::ContainerOptions {
+            sequential: args.container_jobs,
+            burst: args.container_burst,
+        };
+        return print(bench::containers::run(&options));
     }
     let options = Options {
         jobs: args.jobs,

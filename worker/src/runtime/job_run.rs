@@ -19,6 +19,8 @@ use std::time::Duration;
 use chrono::Utc;
 use jobs::{Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, Task};
 
+use super::cancel::{CancelSignal, Cancellations};
+use crate::container::ContainerRunner;
 use crate::registry::{TaskContext, TaskError, TaskRegistry};
 
 /// How failures a task calls retryable are tried again: up to `retries` more attempts,
@@ -54,13 +56,15 @@ pub(super) struct JobRun {
     pub broker: Arc<dyn Broker>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<TaskRegistry>,
+    pub containers: Option<Arc<ContainerRunner>>,
+    pub cancellations: Arc<Cancellations>,
     pub retry: RetryPolicy,
     /// How many deliveries a job gets before it is set aside.
     pub delivery_limit: u32,
 }
 
 /// How a run ended, before it is written down.
-enum Ran {
+pub(crate) enum Ran {
     Done(JobStatus, Output, Option<String>),
     Retry(String),
 }
@@ -81,7 +85,10 @@ impl JobRun {
             return requeue(delivery).await;
         }
         tracing::info!(job = %job.id, command = %job.command, attempt = job.attempt, "job started");
-        let (status, output, error) = match self.execute(&job).await {
+        let cancel = self.cancellations.start(job.id);
+        let ran = self.execute(&job, &cancel).await;
+        self.cancellations.finish(job.id);
+        let (status, output, error) = match ran {
             Ran::Done(status, output, error) => (status, output, error),
             Ran::Retry(why) => match self.retry.delay_after(job.attempt) {
                 Some(delay) => return self.retry_later(delivery, why, delay).await,
@@ -119,8 +126,29 @@ impl JobRun {
         }
     }
 
-    async fn execute(&self, job: &Job) -> Ran {
-        let Task::Native { name } = &job.task;
+    async fn execute(&self, job: &Job, cancel: &CancelSignal) -> Ran {
+        if let Some(by) = cancel.by() {
+            return cancelled(by);
+        }
+        let ctx = TaskContext::new(job.clone(), self.store.clone());
+        let name = match &job.task {
+            Task::Native { name } => name,
+            Task::Container { image, .. } => {
+                return match &self.containers {
+                    Some(runner) => {
+                        let (status, output, error) = runner.run(&ctx, cancel).await;
+                        Ran::Done(status, output, error)
+                    }
+                    None => Ran::Done(
+                        JobStatus::Failed,
+                        Output::Empty,
+                        Some(format!(
+                            "this worker cannot run containers, so it cannot run image \"{image}\""
+                        )),
+                    ),
+                };
+            }
+        };
         let Some(task) = self.registry.get(name) else {
             let known: Vec<_> = self.registry.names().collect();
             let why = format!(
@@ -129,9 +157,15 @@ impl JobRun {
             );
             return Ran::Done(JobStatus::Failed, Output::Empty, Some(why));
         };
-        let ctx = TaskContext::new(job.clone(), self.store.clone());
         let mut handle = tokio::spawn(async move { task.run(&ctx).await });
-        match tokio::time::timeout(job.timeout, &mut handle).await {
+        let finished = tokio::select! {
+            f = tokio::time::timeout(job.timeout, &mut handle) => f,
+            _ = cancel.cancelled() => {
+                handle.abort();
+                return cancelled(cancel.by().unwrap_or("someone"));
+            }
+        };
+        match finished {
             Ok(Ok(Ok(output))) => Ran::Done(JobStatus::Succeeded, output, None),
             Ok(Ok(Err(TaskError::Retryable(why)))) => Ran::Retry(why),
             Ok(Ok(Err(e))) => Ran::Done(JobStatus::Failed, Output::Empty, Some(e.to_string())),
@@ -233,6 +267,15 @@ impl JobRun {
             tracing::warn!(job = %job.id, error = %e, "rescheduled but the ack failed; the attempt may run twice");
         }
     }
+}
+
+/// The outcome of a job stopped by `cancel`; `by` is who asked.
+pub(crate) fn cancelled(by: &str) -> Ran {
+    Ran::Done(
+        JobStatus::Cancelled,
+        Output::Empty,
+        Some(super::cancel::cancelled_by(by)),
+    )
 }
 
 async fn requeue(delivery: Delivery) {

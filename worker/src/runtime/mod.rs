@@ -1,10 +1,11 @@
-//! `Worker`: the consume loop, and the heartbeat that makes the worker visible to
-//! `workers`.
+//! `Worker`: the consume loops (one per task class it takes), the heartbeat that makes
+//! the worker visible to `workers`, and the listener that hears `cancel`.
 //!
 //! A permit is taken *before* asking the broker for the next job, so a worker never holds
 //! more jobs than it can run: the rest stay in the queue for other workers, and on
 //! shutdown nothing unstarted is held here. How one job is run is [`job_run`]'s business.
 
+mod cancel;
 mod job_run;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs::{Broker, BrokerError, Store, TaskClass, WorkerInfo};
+use jobs::{Broker, BrokerError, Control, ControlFeed, Store, TaskClass, WorkerInfo};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::container::ContainerRunner;
 use crate::registry::TaskRegistry;
+pub use cancel::{cancelled_by, CancelSignal, Cancellations};
 use job_run::JobRun;
 pub use job_run::RetryPolicy;
 
@@ -30,6 +33,9 @@ pub struct Worker {
     grace: Duration,
     retry: RetryPolicy,
     delivery_limit: u32,
+    containers: Option<Arc<ContainerRunner>>,
+    container_concurrency: usize,
+    cancellations: Arc<Cancellations>,
 }
 
 /// How often a worker reports itself, and how long a report stays valid: a worker that
@@ -54,6 +60,9 @@ impl Worker {
             grace: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             delivery_limit: 5,
+            containers: None,
+            container_concurrency: 1,
+            cancellations: Arc::default(),
         }
     }
 
@@ -80,21 +89,99 @@ impl Worker {
         &self.name
     }
 
-    /// Consumes native jobs until `shutdown` is cancelled, then lets running jobs finish
-    /// within the grace period.
+    /// Runs container jobs with `runner`, at most `concurrency` at once, beside the
+    /// native ones: this worker then takes jobs from the container queue too.
+    pub fn with_containers(mut self, runner: ContainerRunner, concurrency: usize) -> Self {
+        self.containers = Some(Arc::new(runner));
+        self.container_concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Takes container jobs too, at most `concurrency` at once, if a Docker engine answers
+    /// (`DOCKER_HOST`, else the local socket); the log says which. Without an engine the
+    /// worker takes native jobs only, so container jobs go to workers that can run them.
+    pub async fn with_containers_if_engine_answers(self, concurrency: usize) -> Self {
+        match ContainerRunner::connect().await {
+            Ok(runner) => {
+                tracing::info!(worker = %self.name, engine = %runner.describe(), "taking container jobs");
+                self.with_containers(runner, concurrency)
+            }
+            Err(why) => {
+                tracing::warn!(worker = %self.name, %why, "taking no container jobs");
+                self
+            }
+        }
+    }
+
+    /// The task classes this worker takes, each with how many of its jobs run at once.
+    fn classes(&self) -> Vec<(TaskClass, usize)> {
+        let mut classes = vec![(TaskClass::Native, self.concurrency)];
+        if self.containers.is_some() {
+            classes.push((TaskClass::Container, self.container_concurrency));
+        }
+        classes
+    }
+
+    /// Consumes jobs until `shutdown` is cancelled, then lets running jobs finish within
+    /// the grace period. Each task class has its own queue and its own concurrency limit,
+    /// so a burst of long container jobs never holds up quick native ones.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
-        let prefetch = u16::try_from(self.concurrency).unwrap_or(u16::MAX);
-        let mut stream = self.broker.consume(TaskClass::Native, prefetch).await?;
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        let mut running = JoinSet::new();
+        let control = self.broker.subscribe_control().await?;
+        let this = Arc::new(self);
+        let listener = tokio::spawn(listen_for_cancels(
+            this.name.clone(),
+            control,
+            this.cancellations.clone(),
+            shutdown.clone(),
+        ));
         let busy = Arc::new(AtomicUsize::new(0));
-        let heartbeat = tokio::spawn(self.heartbeat(busy.clone(), shutdown.clone()));
+        let heartbeat = tokio::spawn(this.heartbeat(busy.clone(), shutdown.clone()));
+        let mut loops = JoinSet::new();
+        for (class, concurrency) in this.classes() {
+            let (this, busy, shutdown) = (this.clone(), busy.clone(), shutdown.clone());
+            loops.spawn(async move { this.consume(class, concurrency, busy, shutdown).await });
+        }
+        let mut outcome = Ok(());
+        while let Some(ended) = loops.join_next().await {
+            match ended {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // One class cannot be consumed: stop the others too, and say why.
+                    shutdown.cancel();
+                    outcome = Err(e);
+                }
+                Err(join) => {
+                    tracing::error!(worker = %this.name, error = %join, "a consume loop crashed")
+                }
+            }
+        }
+        heartbeat.abort();
+        listener.abort();
+        if let Some(runner) = &this.containers {
+            runner.remove_leftovers().await;
+        }
+        outcome
+    }
+
+    /// Consumes the jobs of one class until `shutdown`, then waits out the grace period.
+    async fn consume(
+        self: Arc<Self>,
+        class: TaskClass,
+        concurrency: usize,
+        busy: Arc<AtomicUsize>,
+        shutdown: CancellationToken,
+    ) -> Result<(), BrokerError> {
+        let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+        let mut stream = self.broker.consume(class, prefetch).await?;
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let mut running = JoinSet::new();
         tracing::info!(
             worker = %self.name,
-            concurrency = self.concurrency,
+            class = class.as_str(),
+            concurrency,
             broker = %self.broker.describe(),
             tasks = ?self.registry.names().collect::<Vec<_>>(),
-            "worker consuming native jobs"
+            "worker consuming jobs"
         );
         loop {
             // Reap finished jobs so the set does not grow.
@@ -109,7 +196,7 @@ impl Worker {
             };
             match delivery {
                 None => {
-                    tracing::warn!(worker = %self.name, "the job queue closed; worker stops");
+                    tracing::warn!(worker = %self.name, class = class.as_str(), "the job queue closed; worker stops");
                     break;
                 }
                 Some(Err(e)) => {
@@ -122,6 +209,8 @@ impl Worker {
                         broker: self.broker.clone(),
                         store: self.store.clone(),
                         registry: self.registry.clone(),
+                        containers: self.containers.clone(),
+                        cancellations: self.cancellations.clone(),
                         retry: self.retry,
                         delivery_limit: self.delivery_limit,
                     };
@@ -137,7 +226,7 @@ impl Worker {
         }
         // Dropping the stream gives back whatever the broker had sent ahead.
         drop(stream);
-        tracing::info!(worker = %self.name, running = running.len(), "worker stopping");
+        tracing::info!(worker = %self.name, class = class.as_str(), running = running.len(), "worker stopping");
         let drained = tokio::time::timeout(self.grace, async {
             while running.join_next().await.is_some() {}
         })
@@ -149,7 +238,6 @@ impl Worker {
                 "grace period over; unfinished jobs stay with the broker"
             );
         }
-        heartbeat.abort();
         Ok(())
     }
 
@@ -163,8 +251,8 @@ impl Worker {
         let mut info = WorkerInfo {
             name: self.name.clone(),
             host: hostname(),
-            classes: vec![TaskClass::Native],
-            concurrency: self.concurrency,
+            classes: self.classes().into_iter().map(|(c, _)| c).collect(),
+            concurrency: self.classes().into_iter().map(|(_, n)| n).sum(),
             running: 0,
             started_at: Utc::now(),
             heartbeat_at: Utc::now(),
@@ -181,6 +269,28 @@ impl Worker {
                 if let Err(e) = store.heartbeat(&info, HEARTBEAT_TTL).await {
                     tracing::warn!(worker = %info.name, error = %e, "heartbeat not stored");
                 }
+            }
+        }
+    }
+}
+
+/// Follows control messages: a `cancel` trips the job's switch if it runs here.
+async fn listen_for_cancels(
+    worker: String,
+    mut control: ControlFeed,
+    cancellations: Arc<Cancellations>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = control.next() => m,
+        };
+        match message {
+            None => return,
+            Some(Control::Cancel { job, by }) => {
+                let here = cancellations.cancel(job, &by);
+                tracing::info!(%worker, %job, %by, running_here = here, "cancel received");
             }
         }
     }

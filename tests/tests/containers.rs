@@ -1,0 +1,533 @@
+//! Containerized tasks against the real Docker engine: commands declared in configuration
+//! alone, run by the embedded bot's worker in containers built from a local test image.
+//! Every scenario also checks that no container of its jobs is left behind.
+
+use octobox_tests::console::Console;
+use octobox_tests::containers::{containers_of, missing_image, probe_image, wait_for_container_of};
+use regex::Regex;
+
+/// Commands over the probe image, one per behaviour under test.
+fn commands() -> String {
+    let image = probe_image();
+    let missing = missing_image();
+    format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[[command]]
+pattern = "say {{words:text}}"
+help = "Print each argument on its own line"
+container = {{ image = "{image}", argv = ["args", "{{words}}"] }}
+
+[[command]]
+pattern = "tag {{label:text}}"
+help = "Print an environment variable made from the argument"
+container = {{ image = "{image}", argv = ["env", "LABEL"], env = {{ LABEL = "<{{label}}>" }} }}
+
+[[command]]
+pattern = "picture"
+help = "Draw a picture"
+container = {{ image = "{image}", argv = ["png"], output = "base64" }}
+
+[[command]]
+pattern = "fail with {{code:int}}"
+help = "Fail with an exit status"
+container = {{ image = "{image}", argv = ["fail", "{{code}}"] }}
+
+[[command]]
+pattern = "nap {{secs:int}}"
+help = "Sleep, with a one-second leash"
+container = {{ image = "{image}", argv = ["sleep", "{{secs}}"], timeout = "1s" }}
+
+[[command]]
+pattern = "vanish for {{secs:int}}"
+help = "Close the output, then sleep, with a one-second leash"
+container = {{ image = "{image}", argv = ["vanish", "{{secs}}"], timeout = "1s" }}
+
+[[command]]
+pattern = "doze {{secs:int}}"
+help = "Sleep"
+container = {{ image = "{image}", argv = ["sleep", "{{secs}}"] }}
+
+[[command]]
+pattern = "reach port {{port:int}}"
+help = "Connect to the Docker host"
+container = {{ image = "{image}", argv = ["connect", "{{port}}"] }}
+
+[[command]]
+pattern = "reach port {{port:int}} over the bridge"
+help = "Connect to the Docker host, with a network"
+container = {{ image = "{image}", argv = ["connect", "{{port}}"], network = "bridge" }}
+
+[[command]]
+pattern = "hog {{mib:int}}"
+help = "Allocate memory"
+container = {{ image = "{image}", argv = ["alloc", "{{mib}}"], memory = "16m" }}
+
+[[command]]
+pattern = "spew {{bytes:int}}"
+help = "Write bytes to stdout"
+container = {{ image = "{image}", argv = ["spew", "{{bytes}}"], output_limit = "1k" }}
+
+[[command]]
+pattern = "identity"
+help = "Say who and where the container is"
+container = {{ image = "{image}", argv = ["identity"] }}
+
+[[command]]
+pattern = "identity with net raw"
+help = "Say who and where the container is, with one capability back"
+container = {{ image = "{image}", argv = ["identity"], capabilities = ["NET_RAW"] }}
+
+[[command]]
+pattern = "ghost"
+help = "Run an image nobody built"
+container = {{ image = "{missing}" }}
+"#
+    )
+}
+
+/// The job ids of the "queued as job …" lines, in order.
+fn job_ids(stdout: &str) -> Vec<String> {
+    let queued = Regex::new(r"(?m)^queued as job ([0-9a-f-]{36})$").unwrap();
+    queued
+        .captures_iter(stdout)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
+/// Runs `lines` through an embedded bot with [`commands`] and checks that every job's
+/// container is gone afterwards; returns what the bot printed.
+fn run(lines: &[&str]) -> String {
+    let out = Console::new().config(&commands()).run(lines);
+    assert!(out.status.success(), "{out:?}");
+    let ids = job_ids(&out.stdout);
+    assert!(!ids.is_empty(), "no job was queued:\n{}", out.stdout);
+    for id in ids {
+        assert_eq!(
+            containers_of(&id),
+            Vec::<String>::new(),
+            "job {id} left a container behind"
+        );
+    }
+    out.stdout
+}
+
+#[test]
+fn a_text_result_is_the_answer() {
+    let out = run(&["say hello,  world"]);
+    assert!(
+        Regex::new(r"\(say\) succeeded in \d+(ms|\.\ds):\n\[hello,  world\]\n?$")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_argument_reaches_the_container_as_one_literal_argument() {
+    let out = run(&["say ; rm -rf / && echo $(id) `whoami` 'q' \"dq\""]);
+    assert!(
+        out.contains("\n[; rm -rf / && echo $(id) `whoami` 'q' \"dq\"]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_argument_reaches_an_environment_variable_as_one_literal_value() {
+    let out = run(&["tag $(reboot); echo \"$HOME\""]);
+    assert!(out.contains("\n<$(reboot); echo \"$HOME\">"), "{out}");
+}
+
+#[test]
+fn a_base64_png_is_delivered_as_a_file() {
+    let out = run(&["picture"]);
+    assert!(
+        Regex::new(r"\(picture\) succeeded in \d+(ms|\.\ds): file output\.png \(image/png, 70 B\)")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_non_zero_exit_is_reported_with_the_last_stderr_lines() {
+    let out = run(&["fail with 3"]);
+    assert!(
+        out.contains("(fail with) failed after",)
+            && out.contains(
+                "its container exited with status 3; its last lines on stderr:\n\
+             step 1 of 2: reading the input\nstep 2 of 2: the input is not a report"
+            ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_container_past_its_timeout_is_killed_and_removed() {
+    let out = run(&["nap 30", "vanish for 30"]);
+    for command in ["nap", "vanish for"] {
+        assert!(
+            out.contains(&format!(
+                "({command}) timed out after 1s; its container was stopped and removed"
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn the_network_is_off_unless_the_command_asks_for_one() {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("a free port");
+    let port = listener.local_addr().unwrap().port();
+    let out = run(&[
+        &format!("reach port {port}"),
+        &format!("reach port {port} over the bridge"),
+    ]);
+    assert!(
+        out.contains("(reach port) succeeded in")
+            && out.contains("no network: no route out of the container"),
+        "{out}"
+    );
+    assert!(
+        Regex::new(r"\(reach port over the bridge\) succeeded in .*:\nconnected to ")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_container_runs_as_nobody_without_capabilities_on_a_read_only_root() {
+    let out = run(&["identity", "identity with net raw"]);
+    // NET_RAW is bit 13: given back, it is in the bounding set (not effective for nobody).
+    assert!(
+        Regex::new(r"\(identity with net raw\) succeeded in .*:\nUid: 65534\nCapEff: 0000000000000000\nCapBnd: 0000000000002000\n")
+            .unwrap()
+            .is_match(&out),
+        "{out}"
+    );
+    assert!(
+        out.contains("Uid: 65534\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nroot not writable: Read-only file system (os error 30)\ntmp writable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_memory_limit_is_enforced() {
+    let out = run(&["hog 64"]);
+    assert!(
+        out.contains("(hog) failed after")
+            && out
+                .contains("its container ran out of memory (the limit is 16 MiB) and was stopped"),
+        "{out}"
+    );
+}
+
+#[test]
+fn output_past_the_limit_is_cut_with_a_note() {
+    let out = run(&["spew 5000"]);
+    let kept = format!(
+        "{}\n[output cut: it passed the 1 KiB limit for this command]",
+        "x".repeat(1024)
+    );
+    assert!(out.contains(&kept), "{out}");
+    assert!(!out.contains(&"x".repeat(1025)), "{out}");
+}
+
+#[test]
+fn a_missing_image_is_named_and_the_worker_keeps_serving() {
+    let out = run(&["ghost", "say still here"]);
+    let missing = missing_image();
+    assert!(
+        out.contains("(ghost) failed after") && out.contains(&format!(
+            "image \"{missing}\" is not on this worker's Docker engine, and this command does not pull images"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("\n[still here]"), "{out}");
+}
+
+#[test]
+fn an_engine_that_does_not_answer_is_named_and_native_jobs_still_run() {
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run(&["say hello", "echo native"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("(say) failed after")
+            && out
+                .stdout
+                .contains("the Docker engine at unix:///nonexistent/docker.sock does not answer: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("(echo) succeeded in"), "{}", out.stdout);
+}
+
+#[test]
+fn cancel_stops_a_running_container_and_says_who() {
+    let console = Console::new().config(&commands());
+    let mut bot = console.start();
+    bot.send("doze 60");
+    let queued = bot.expect("queued", |l| l.starts_with("queued as job "));
+    let id = queued.trim_start_matches("queued as job ").to_string();
+    wait_for_container_of(&id);
+    bot.send(&format!("cancel {id}"));
+    bot.expect("the cancel acknowledged", |l| {
+        l == format!("cancelling job {id}; its result will say who cancelled it")
+    });
+    bot.expect("the cancelled result", |l| {
+        l == format!("job {id} (doze) was cancelled by console:tester")
+    });
+    assert_eq!(containers_of(&id), Vec::<String>::new());
+    bot.send(&format!("cancel {id}"));
+    bot.expect("a second cancel", |l| {
+        l == format!("job {id} has already been cancelled; there is nothing to cancel")
+    });
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn cancel_stops_a_native_job_too() {
+    let mut bot = Console::new().start();
+    bot.send("sleep 1m");
+    let queued = bot.expect("queued", |l| l.starts_with("queued as job "));
+    let id = queued.trim_start_matches("queued as job ").to_string();
+    bot.send(&format!("cancel {id}"));
+    bot.expect("the cancelled result", |l| {
+        l == format!("job {id} (sleep) was cancelled by console:tester")
+    });
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
+    let image = probe_image();
+    let base = commands();
+    let console = Console::new().config(&base).user("root");
+    let mut bot = console.start();
+    bot.send("greet the team");
+    bot.expect("greet is unknown", |l| {
+        l.starts_with("unknown command \"greet the team\"")
+    });
+
+    let greet = format!(
+        "{base}\n[[command]]\npattern = \"greet {{who:text}}\"\nhelp = \"Greet\"\n\
+         container = {{ image = \"{image}\", argv = [\"args\", \"hello\", \"{{who}}\"] }}\n"
+    );
+    console.replace_config(&greet);
+    bot.send("reload");
+    bot.expect("reloaded", |l| {
+        l.starts_with("reloaded ") && l.ends_with("(15 configured) answer from now on")
+    });
+    bot.send("greet the team");
+    bot.expect("the new command's result", |l| {
+        l.contains("(greet) succeeded in")
+    });
+    bot.expect("its first argument", |l| l == "[hello]");
+    bot.expect("its second argument", |l| l == "[the team]");
+
+    let broken = format!(
+        "{greet}\n[[command]]\npattern = \"wave\"\nhelp = \"Wave\"\n\
+         container = {{ image = \"{image}\", argv = [\"{{hand}}\"], memory = \"huge\" }}\n"
+    );
+    console.replace_config(&broken);
+    bot.send("reload");
+    bot.expect("refused", |l| {
+        l == "reload refused, the running commands stay as they were; 1 configuration error:"
+    });
+    bot.expect("the bad size", |l| {
+        l.contains("command[16].container.memory: \"huge\" is not a size")
+    });
+    bot.send("greet again");
+    bot.expect("the old catalog still answers", |l| l == "[again]");
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn sighup_reloads_and_only_admins_may_reload() {
+    let image = probe_image();
+    let console = Console::new().config(&commands());
+    let mut bot = console.start();
+    bot.send("reload");
+    bot.expect("refused", |l| {
+        l == "only members of group admins may run \"reload\"; ask one of them"
+    });
+    console.replace_config(&format!(
+        "{}\n[[command]]\npattern = \"wave\"\nhelp = \"Wave\"\n\
+         container = {{ image = \"{image}\", argv = [\"args\", \"o/\"] }}\n",
+        commands()
+    ));
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &bot.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    // The signal is handled in the background: ask until the new command is known.
+    let deadline = std::time::Instant::now() + octobox_tests::console::PATIENCE;
+    loop {
+        bot.send("wave");
+        let answer = bot.expect("an answer to wave", |_| true);
+        if answer.starts_with("queued as job ") {
+            break;
+        }
+        assert!(
+            answer.starts_with("unknown command \"wave\"") && std::time::Instant::now() < deadline,
+            "SIGHUP did not reload: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    bot.expect("the new command's result", |l| l == "[o/]");
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The durable path: a worker process takes container jobs from RabbitMQ, says so in its
+/// heartbeat, records stderr lines as rate-limited progress events in Redis, and hears a
+/// `cancel` broadcast by the bot.
+#[test]
+fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
+    use octobox_tests::pipeline::{wait_until, Options, Pipeline};
+    let p = Pipeline::start(Options {
+        extra: format!(
+            "{}\n[[command]]\npattern = \"chatter\"\nhelp = \"Write 50 lines to stderr\"\n\
+             container = {{ image = \"{}\", argv = [\"progress\", \"50\", \"0\"] }}\n",
+            commands(),
+            probe_image()
+        ),
+        ..Options::default()
+    });
+    let _worker = p.worker("worker-a");
+    let mut bot = p.console.start();
+    wait_until(
+        "worker-a to report container jobs",
+        octobox_tests::console::PATIENCE,
+        || {
+            bot.send("workers");
+            let row = bot.expect("the workers table", |l| {
+                l.starts_with("worker-a") || l.starts_with("no live workers")
+            });
+            row.contains("native,container")
+        },
+    );
+
+    bot.send("chatter");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    bot.expect("chatter's result", |l| l == "done");
+    let progress = progress_lines(&p.redis.url(), &id);
+    assert!(
+        progress.len() < 50 && progress.first().map(String::as_str) == Some("step 1"),
+        "{progress:?}"
+    );
+    let last = progress.last().expect("progress lines");
+    assert!(
+        last.starts_with("step 50 (") && last.ends_with(" lines before it not shown)"),
+        "{progress:?}"
+    );
+
+    bot.send("doze 60");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    wait_for_container_of(&id);
+    bot.send(&format!("cancel {id}"));
+    bot.expect("the cancelled result", |l| {
+        l == format!("job {id} (doze) was cancelled by console:tester")
+    });
+    assert_eq!(containers_of(&id), Vec::<String>::new());
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The `progress` lines of job `id` in the event stream, oldest first.
+fn progress_lines(redis_url: &str, id: &str) -> Vec<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            redis_url,
+            "--raw",
+            "XRANGE",
+            "octobox:events",
+            "-",
+            "+",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["job"] == id && e["event"] == "progress")
+        .filter_map(|e| e["line"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A worker that stops while a container job runs past its grace period abandons the job
+/// (it stays with the broker) and removes its container before it returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_stopping_past_its_grace_period_leaves_no_container() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use jobs::memory::{MemoryBroker, MemoryStore};
+    use jobs::{Broker, ContainerLimits, Job, Origin, Store, Task};
+    use tokio_util::sync::CancellationToken;
+    use worker::{ContainerRunner, TaskRegistry, Worker};
+
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let runner = ContainerRunner::connect()
+        .await
+        .expect("the Docker engine answers");
+    let worker = Worker::new(
+        "stopping",
+        broker.clone(),
+        store.clone(),
+        TaskRegistry::standard(),
+        1,
+    )
+    .with_containers(runner, 1)
+    .with_grace(Duration::from_millis(200));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+
+    let task = Task::Container {
+        image: probe_image().to_string(),
+        argv: vec!["sleep".into(), "60".into()],
+        env: Default::default(),
+        limits: ContainerLimits::default(),
+    };
+    let job = Job::new(
+        "doze",
+        Default::default(),
+        task,
+        Origin::new("test", "t"),
+        Duration::from_secs(120),
+    );
+    store.record_job(&job).await.unwrap();
+    broker.publish(&job).await.unwrap();
+    let id = job.id.to_string();
+    tokio::task::spawn_blocking({
+        let id = id.clone();
+        move || wait_for_container_of(&id)
+    })
+    .await
+    .unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the worker stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(containers_of(&id), Vec::<String>::new());
+}

@@ -1,0 +1,113 @@
+//! `Cancellations`: which running jobs were asked to stop, and by whom.
+//!
+//! A `cancel` reaches every worker (a control message). The worker running the job
+//! trips its [`CancelSignal`]; the task's runner stops it (a container is killed and
+//! removed, a native task is dropped). A cancel for a job this worker does not run is
+//! remembered for a while, so a job still in the queue is cancelled when it arrives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use jobs::JobId;
+use tokio_util::sync::CancellationToken;
+
+/// How long a cancel for a job this worker has not (yet) received is remembered.
+const REMEMBER: Duration = Duration::from_secs(3600);
+/// At most this many such cancels are remembered; the oldest are forgotten first.
+const REMEMBER_AT_MOST: usize = 10_000;
+
+/// One running job's cancel switch.
+#[derive(Debug, Default)]
+pub struct CancelSignal {
+    token: CancellationToken,
+    by: OnceLock<String>,
+}
+
+impl CancelSignal {
+    /// Resolves once the job is cancelled.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Who cancelled the job, once it is.
+    pub fn by(&self) -> Option<&str> {
+        self.by.get().map(String::as_str)
+    }
+
+    fn trip(&self, by: &str) {
+        let _ = self.by.set(by.to_string());
+        self.token.cancel();
+    }
+}
+
+/// The cancel switches of the jobs running on this worker.
+#[derive(Debug, Default)]
+pub struct Cancellations {
+    running: Mutex<HashMap<JobId, Arc<CancelSignal>>>,
+    early: Mutex<HashMap<JobId, (String, Instant)>>,
+}
+
+impl Cancellations {
+    /// The switch for job `id`, which starts now; already tripped if a cancel came first.
+    pub fn start(&self, id: JobId) -> Arc<CancelSignal> {
+        let signal = Arc::new(CancelSignal::default());
+        let early = lock(&self.early).remove(&id);
+        if let Some((by, _)) = early {
+            signal.trip(&by);
+        }
+        lock(&self.running).insert(id, signal.clone());
+        signal
+    }
+
+    /// Job `id` is over on this worker.
+    pub fn finish(&self, id: JobId) {
+        lock(&self.running).remove(&id);
+    }
+
+    /// Cancels job `id` on behalf of `by`; `true` when it runs here.
+    pub fn cancel(&self, id: JobId, by: &str) -> bool {
+        if let Some(signal) = lock(&self.running).get(&id) {
+            signal.trip(by);
+            return true;
+        }
+        let mut early = lock(&self.early);
+        let now = Instant::now();
+        early.retain(|_, (_, at)| now.duration_since(*at) < REMEMBER);
+        if early.len() >= REMEMBER_AT_MOST {
+            if let Some(oldest) = early.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k) {
+                early.remove(&oldest);
+            }
+        }
+        early.insert(id, (by.to_string(), now));
+        false
+    }
+}
+
+/// The reason a cancelled job's result gives.
+pub fn cancelled_by(by: &str) -> String {
+    format!("cancelled by {by}")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_trips_a_running_job_or_waits_for_a_queued_one() {
+        let c = Cancellations::default();
+        let running = JobId::new();
+        let signal = c.start(running);
+        assert!(c.cancel(running, "console:alice"));
+        signal.cancelled().await;
+        assert_eq!(signal.by(), Some("console:alice"));
+
+        let queued = JobId::new();
+        assert!(!c.cancel(queued, "console:bob"));
+        assert_eq!(c.start(queued).by(), Some("console:bob"));
+    }
+}
