@@ -88,12 +88,17 @@ impl JsonLines {
     }
 
     pub(crate) fn push(&mut self, records: &[Value]) -> Result<(), ShipError> {
-        let out: &mut dyn Write = match self {
-            JsonLines::Plain(v) => v,
-            JsonLines::Gzip(g) => g,
-        };
-        write_lines(out, records)
-            .map_err(|e| ShipError::Sink(format!("cannot encode records: {e}")))
+        let failed = |e: std::io::Error| ShipError::Sink(format!("cannot encode records: {e}"));
+        match self {
+            JsonLines::Plain(v) => write_lines(v, records).map_err(failed),
+            JsonLines::Gzip(g) => {
+                // The page is encoded first and compressed in one call: fed a few bytes at
+                // a time (one JSON token per write), the encoder is many times slower.
+                let mut page = Vec::new();
+                write_lines(&mut page, records).map_err(failed)?;
+                g.write_all(&page).map_err(failed)
+            }
+        }
     }
 
     pub(crate) fn into_bytes(self) -> Result<Vec<u8>, ShipError> {
