@@ -100,7 +100,9 @@ impl Scheduler {
 
     async fn tick_once(&self, now: DateTime<Utc>) -> Result<(), FireError> {
         let store = &self.firing.schedules;
-        self.firing.send_unsent(self.late_limit()).await?;
+        if let Err(e) = self.firing.send_unsent(self.late_limit()).await {
+            tracing::warn!(error = %e, "fired jobs left unsent; trying again next tick");
+        }
         let paused = store.paused().await?;
         for schedule in self.firing.table.schedules() {
             let result = self

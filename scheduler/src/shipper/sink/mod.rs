@@ -3,14 +3,17 @@
 //! - `files`: `FileSink` — one file per window, renamed into place when whole.
 //! - `http`: `HttpSink` — batches POSTed to a collector, page by page.
 //! - `s3`: `S3Sink` — one object per window in an S3-compatible bucket.
-//! - this module: the `Sink` and `WindowWriter` traits and `JsonLines`, the buffer the
-//!   window sinks fill (optionally gzip-compressed).
+//! - this module: the `Sink` and `WindowWriter` traits; `ObjectStore`, what the two
+//!   window sinks are (a place that stores a named object in one step), and
+//!   `WholeWindows`, the `Sink` that buffers a window as `JsonLines` (optionally
+//!   gzip-compressed) and stores it there when it is whole.
 
 mod files;
 mod http;
 mod s3;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use flate2::write::GzEncoder;
@@ -56,13 +59,75 @@ pub trait WindowWriter: Send {
 
 pub fn build(config: &SinkConfig, client: reqwest::Client) -> Box<dyn Sink> {
     match config {
-        SinkConfig::Files { dir, gzip } => Box::new(FileSink::new(dir.into(), *gzip)),
+        SinkConfig::Files { dir, gzip } => Box::new(WholeWindows {
+            store: Arc::new(FileSink::new(dir.into())),
+            gzip: *gzip,
+        }),
         SinkConfig::Http {
             url,
             batch,
             headers,
         } => Box::new(HttpSink::new(url.clone(), *batch, headers.clone(), client)),
-        SinkConfig::S3 { .. } => Box::new(S3Sink::new(config, client)),
+        SinkConfig::S3 { gzip, .. } => Box::new(WholeWindows {
+            store: Arc::new(S3Sink::new(config, client)),
+            gzip: *gzip,
+        }),
+    }
+}
+
+/// A place that stores a window whole, as one named object, in one step.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores `bytes` as `name`, replacing what was there; returns the bytes written.
+    async fn put(&self, name: &str, bytes: Vec<u8>, retries: &mut u64) -> Result<u64, ShipError>;
+}
+
+/// The `Sink` of an [`ObjectStore`]: each window buffered, then stored under its name.
+pub struct WholeWindows {
+    store: Arc<dyn ObjectStore>,
+    gzip: bool,
+}
+
+#[async_trait]
+impl Sink for WholeWindows {
+    fn takes_pages(&self) -> bool {
+        false
+    }
+
+    async fn open(
+        &self,
+        shipper: &str,
+        window: &Window,
+    ) -> Result<Box<dyn WindowWriter>, ShipError> {
+        Ok(Box::new(WholeWindow {
+            store: self.store.clone(),
+            name: object_name(shipper, window, self.gzip),
+            lines: JsonLines::new(self.gzip),
+        }))
+    }
+}
+
+struct WholeWindow {
+    store: Arc<dyn ObjectStore>,
+    name: String,
+    lines: JsonLines,
+}
+
+#[async_trait]
+impl WindowWriter for WholeWindow {
+    async fn write(
+        &mut self,
+        records: &[Value],
+        _key: &str,
+        _retries: &mut u64,
+    ) -> Result<u64, ShipError> {
+        self.lines.push(records)?;
+        Ok(0)
+    }
+
+    async fn finish(self: Box<Self>, retries: &mut u64) -> Result<u64, ShipError> {
+        let bytes = self.lines.into_bytes()?;
+        self.store.put(&self.name, bytes, retries).await
     }
 }
 
@@ -88,12 +153,17 @@ impl JsonLines {
     }
 
     pub(crate) fn push(&mut self, records: &[Value]) -> Result<(), ShipError> {
-        let out: &mut dyn Write = match self {
-            JsonLines::Plain(v) => v,
-            JsonLines::Gzip(g) => g,
-        };
-        write_lines(out, records)
-            .map_err(|e| ShipError::Sink(format!("cannot encode records: {e}")))
+        let failed = |e: std::io::Error| ShipError::Sink(format!("cannot encode records: {e}"));
+        match self {
+            JsonLines::Plain(v) => write_lines(v, records).map_err(failed),
+            JsonLines::Gzip(g) => {
+                // The page is encoded first and compressed in one call: fed a few bytes at
+                // a time (one JSON token per write), the encoder is many times slower.
+                let mut page = Vec::new();
+                write_lines(&mut page, records).map_err(failed)?;
+                g.write_all(&page).map_err(failed)
+            }
+        }
     }
 
     pub(crate) fn into_bytes(self) -> Result<Vec<u8>, ShipError> {

@@ -12,11 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jobs::config::SinkConfig;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use serde_json::Value;
 
-use super::{object_name, JsonLines, Sink, WindowWriter};
+use super::ObjectStore;
 use crate::shipper::retry::HttpRetry;
-use crate::shipper::window::Window;
 use crate::shipper::ShipError;
 
 /// How long a signed request stays valid: long enough for its retries.
@@ -63,55 +61,16 @@ impl S3Sink {
 }
 
 #[async_trait]
-impl Sink for S3Sink {
-    fn takes_pages(&self) -> bool {
-        false
-    }
-
-    async fn open(
-        &self,
-        shipper: &str,
-        window: &Window,
-    ) -> Result<Box<dyn WindowWriter>, ShipError> {
-        let bucket = self.bucket.clone().map_err(ShipError::Sink)?;
-        Ok(Box::new(S3Window {
-            bucket,
-            credentials: self.credentials.clone(),
-            key: format!("{}{}", self.prefix, object_name(shipper, window, self.gzip)),
-            lines: JsonLines::new(self.gzip),
-            gzip: self.gzip,
-            client: self.client.clone(),
-        }))
-    }
-}
-
-struct S3Window {
-    bucket: Bucket,
-    credentials: Credentials,
-    key: String,
-    lines: JsonLines,
-    gzip: bool,
-    client: reqwest::Client,
-}
-
-#[async_trait]
-impl WindowWriter for S3Window {
-    async fn write(
-        &mut self,
-        records: &[Value],
-        _key: &str,
-        _retries: &mut u64,
-    ) -> Result<u64, ShipError> {
-        self.lines.push(records)?;
-        Ok(0)
-    }
-
-    async fn finish(self: Box<Self>, retries: &mut u64) -> Result<u64, ShipError> {
-        let bytes = self.lines.into_bytes()?;
-        let len = bytes.len() as u64;
-        let url = self
+impl ObjectStore for S3Sink {
+    async fn put(&self, name: &str, bytes: Vec<u8>, retries: &mut u64) -> Result<u64, ShipError> {
+        let bucket = self
             .bucket
-            .put_object(Some(&self.credentials), &self.key)
+            .as_ref()
+            .map_err(|e| ShipError::Sink(e.clone()))?;
+        let key = format!("{}{name}", self.prefix);
+        let len = bytes.len() as u64;
+        let url = bucket
+            .put_object(Some(&self.credentials), &key)
             .sign(SIGNATURE_VALID);
         let media_type = if self.gzip {
             "application/gzip"
@@ -124,7 +83,7 @@ impl WindowWriter for S3Window {
                 .header(reqwest::header::CONTENT_TYPE, media_type)
                 .body(bytes.clone())
         };
-        let what = format!("PUT of object {}", self.key);
+        let what = format!("PUT of object {key}");
         HttpRetry::default()
             .send(&what, make, retries)
             .await
