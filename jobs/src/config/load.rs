@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::error::LineIndex;
 use super::secret::expand_env;
+use super::slack;
 use super::*;
 
 impl Config {
@@ -185,6 +186,10 @@ impl Config {
                 retention,
                 reclaim_after,
             });
+
+        config.slack = raw
+            .slack
+            .and_then(|s| slack::slack(s, &config.bot.name, &at, &env, &mut errors));
 
         match (&config.broker, &config.store) {
             (Some(_), None) if errors.is_empty() => errors.push(at(
@@ -366,6 +371,7 @@ struct RawConfig {
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
+    slack: Option<super::slack::RawSlack>,
 }
 
 #[derive(Deserialize, Default)]

@@ -10,6 +10,7 @@
 mod error;
 mod load;
 mod secret;
+mod slack;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
+pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 
 /// A validated configuration.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub commands: Vec<CommandConfig>,
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
+    /// `[slack]`: the Slack adapter, when configured.
+    pub slack: Option<SlackConfig>,
 }
 
 impl Config {
