@@ -4,7 +4,7 @@
 //! With `[broker]` and `[store]` it uses RabbitMQ and Redis, and workers are separate
 //! `octobox-worker` processes. Without them (embedded mode) it also runs a worker
 //! in-process over the in-memory broker and store, so a new user has a working bot with
-//! nothing else installed.
+//! nothing else installed. With `[slack]` it also connects to Slack.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::async_manager::{AsyncManager, Sinks};
 use crate::commands::CommandTable;
 use crate::dead_letters::DeadLetterReporter;
 use crate::router::Router;
+use crate::slack::SlackAdapter;
 
 pub struct Bot {
     pub router: Arc<Router>,
@@ -85,7 +86,18 @@ impl Bot {
         tasks.spawn(reporter.run(shutdown.clone()));
 
         let policy = AccessPolicy::new(&config.acl);
-        let router = Arc::new(Router::new(table, policy, broker, store));
+        let router = Arc::new(Router::new(table, policy, broker, store.clone()));
+        if let Some(slack) = &config.slack {
+            SlackAdapter::start(
+                slack,
+                router.clone(),
+                store,
+                &instance,
+                shutdown.clone(),
+                &mut tasks,
+            )
+            .await?;
+        }
         tracing::info!(
             commands = router.table().catalog.len(),
             config = %config.source,

@@ -11,6 +11,7 @@
 //! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed
 //!   results, so their requesters are told.
 //! - [`console`]: the console adapter (standard input and output).
+//! - [`slack`]: `SlackAdapter` — the bot in Slack (Socket Mode or the Events API).
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode).
 
 pub mod acl;
@@ -22,3 +23,4 @@ pub mod console;
 pub mod dead_letters;
 pub mod reply;
 pub mod router;
+pub mod slack;

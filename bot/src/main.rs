@@ -29,6 +29,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Several TLS users share this process (Slack's client and WebSockets, the broker):
+    // one crypto provider for all, chosen before any of them starts.
+    bot::slack::install_tls_provider();
     let args = Args::parse();
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };
@@ -59,15 +62,33 @@ async fn run(args: Args) -> Result<ExitCode> {
             ..Config::default()
         },
     };
-    if !args.console {
-        bail!("nothing to serve: start with --console to talk to the bot on this terminal");
+    if !args.console && config.slack.is_none() {
+        bail!(
+            "nothing to serve: start with --console to talk to the bot on this terminal, \
+             or configure [slack]"
+        );
     }
     let bot = Bot::start(&config)
         .await
         .with_context(|| format!("cannot start with {}", config.source))?;
-    let result = bot::console::run(&bot).await;
+    let result = if args.console {
+        bot::console::run(&bot).await
+    } else {
+        stopped().await
+    };
     bot.stop().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn stopped() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+    }
+    Ok(())
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.
