@@ -7,6 +7,9 @@
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
+//! - [`slack_server`]: `SlackServer` — a local Slack (Web API and Socket Mode) that
+//!   records what the bot sends.
+//! - [`slack_bot`]: `SlackBot` — `octobox-bot` serving Slack, to kill and restart.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
@@ -19,3 +22,5 @@ pub mod console;
 pub mod pipeline;
 pub mod processes;
 pub mod services;
+pub mod slack_bot;
+pub mod slack_server;
