@@ -436,3 +436,105 @@ async fn two_bots_sharing_one_slack_app_deliver_each_reply_once() {
         assert!(after.iter().all(|e| *e == &thread[0].text), "{thread:#?}");
     }
 }
+
+/// A job whose result is a PNG (as a container task makes): the bot's Slack reply path,
+/// in process, from the stored result to the file in the thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
+    use std::sync::Arc;
+
+    use bot::async_manager::{AsyncManager, Sinks};
+    use bot::slack::api::SlackApi;
+    use bot::slack::outbox::Outbox;
+    use bot::slack::sink::{note_status, SlackSink};
+    use jobs::memory::MemoryStore;
+    use jobs::{Job, JobResult, JobStatus, Origin, Output, Store, Task};
+    use tokio_util::sync::CancellationToken;
+
+    bot::slack::install_tls_provider();
+    let slack = SlackServer::start().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let api = SlackApi::new(&slack.api_url(), octobox_tests::slack_server::BOT_TOKEN).unwrap();
+    let outbox = Arc::new(Outbox::new(api.clone(), store.clone(), stop.clone()));
+    let sinks = Sinks::default();
+    sinks.register(
+        "slack",
+        Arc::new(SlackSink {
+            outbox: outbox.clone(),
+            store: store.clone(),
+        }),
+    );
+    let manager = AsyncManager::new(
+        store.clone(),
+        sinks,
+        AsyncManager::adapter_group("slack"),
+        "t",
+    );
+    let running = tokio::spawn(manager.run(stop.clone()));
+
+    let mut origin = Origin::new("slack", "UALICE");
+    origin.channel = Some("COPS".into());
+    origin.thread = Some("1600000000.000777".into());
+    let job = Job::new(
+        "graph",
+        Default::default(),
+        Task::native("graph"),
+        origin,
+        Duration::from_secs(60),
+    );
+    store.record_job(&job).await.unwrap();
+    let status = outbox
+        .post(
+            "COPS",
+            Some("1600000000.000777"),
+            &format!("queued as job {}", job.id),
+        )
+        .await
+        .unwrap();
+    note_status(store.as_ref(), job.id, "COPS", &status).await;
+    let png: Vec<u8> = [
+        &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a][..],
+        &[7u8; 300],
+    ]
+    .concat();
+    store
+        .finish_job(&JobResult {
+            id: job.id,
+            status: JobStatus::Succeeded,
+            output: Output::File {
+                name: "graph.png".into(),
+                media_type: "image/png".into(),
+                bytes: png.clone(),
+            },
+            worker: "worker-2".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: chrono::Utc::now(),
+            error: None,
+        })
+        .await
+        .unwrap();
+
+    let file = slack
+        .wait_for("the PNG in the thread", |s| s.files().into_iter().next())
+        .await;
+    assert_eq!(file.name, "graph.png");
+    assert_eq!(file.bytes, png);
+    assert_eq!(file.thread_ts.as_deref(), Some("1600000000.000777"));
+    let upload = slack
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "files.getUploadURLExternal")
+        .unwrap();
+    assert_eq!(upload.params["length"], png.len().to_string());
+    let shown = slack
+        .wait_for("the status message naming the file", |s| {
+            s.messages()
+                .into_iter()
+                .find(|m| m.text.contains("graph.png"))
+        })
+        .await;
+    assert_eq!(shown.ts, status, "the status message became the result");
+    stop.cancel();
+    running.await.unwrap();
+}
