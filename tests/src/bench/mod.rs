@@ -16,6 +16,8 @@
 //! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
 //! - [`redis_probe`]: Redis commands per job, and the events waiting for the async
 //!   manager, during the throughput phase.
+//! - [`slack`]: the Slack mode (`--slack`): people sending commands through the local
+//!   Slack server; acknowledgement and reply latencies.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
@@ -25,6 +27,7 @@ pub mod celery;
 pub mod cpu;
 pub mod load;
 pub mod redis_probe;
+pub mod slack;
 pub mod stats;
 
 use std::collections::BTreeMap;

@@ -115,6 +115,17 @@ impl SlackServer {
         self.state.ask_to_reconnect();
     }
 
+    /// Pings every Socket Mode connection once; the round trips show in
+    /// [`SlackServer::pong_times`].
+    pub fn ping_sockets(&self) {
+        self.state.ping_sockets();
+    }
+
+    /// The WebSocket ping round trips measured so far.
+    pub fn pong_times(&self) -> Vec<Duration> {
+        self.state.pong_times()
+    }
+
     pub fn open_sockets(&self) -> usize {
         self.state.open_sockets()
     }

@@ -46,6 +46,11 @@ async fn connection(state: Arc<State>, socket: WebSocket) {
                         break;
                     }
                 }
+                Some(Frame::Ping(payload)) => {
+                    if writer.send(WsMessage::Ping(payload.into())).await.is_err() {
+                        break;
+                    }
+                }
                 // Dropping both halves closes the TCP connection with no closing handshake.
                 Some(Frame::Drop) | None => break,
             },
@@ -57,6 +62,7 @@ async fn connection(state: Arc<State>, socket: WebSocket) {
                         }
                     }
                 }
+                Some(Ok(WsMessage::Pong(body))) => state.pong(&body),
                 Some(Ok(WsMessage::Ping(body))) => {
                     let _ = writer.send(WsMessage::Pong(body)).await;
                 }

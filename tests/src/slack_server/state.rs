@@ -65,6 +65,8 @@ pub struct Envelope {
 
 pub(super) enum Frame {
     Text(String),
+    /// A WebSocket ping carrying this payload.
+    Ping(Vec<u8>),
     /// Close the connection without a closing handshake.
     Drop,
 }
@@ -80,6 +82,9 @@ struct Inner {
     throttles: HashMap<String, (u32, u64)>,
     envelopes: Vec<Envelope>,
     sockets: Vec<(u64, mpsc::UnboundedSender<Frame>)>,
+    /// Pings in flight by payload, and the round trips of those answered.
+    pings: HashMap<Vec<u8>, Instant>,
+    pong_times: Vec<std::time::Duration>,
     next: u64,
 }
 
@@ -294,6 +299,32 @@ impl State {
                 let _ = tx.send(Frame::Drop);
             }
         });
+    }
+
+    /// Pings every connection once (a WebSocket ping, answered by the client's WebSocket
+    /// layer with no application work).
+    pub fn ping_sockets(&self) {
+        self.with(|i| {
+            let sockets: Vec<_> = i.sockets.iter().map(|(_, tx)| tx.clone()).collect();
+            for tx in sockets {
+                i.next += 1;
+                let payload = i.next.to_be_bytes().to_vec();
+                i.pings.insert(payload.clone(), Instant::now());
+                let _ = tx.send(Frame::Ping(payload));
+            }
+        });
+    }
+
+    pub fn pong(&self, payload: &[u8]) {
+        self.with(|i| {
+            if let Some(sent) = i.pings.remove(payload) {
+                i.pong_times.push(sent.elapsed());
+            }
+        });
+    }
+
+    pub fn pong_times(&self) -> Vec<std::time::Duration> {
+        self.with(|i| i.pong_times.clone())
     }
 
     pub fn ask_to_reconnect(&self) {
