@@ -64,11 +64,11 @@ pub async fn serve(
 
 impl Endpoint {
     /// The body, if the request is signed by Slack within the replay window.
-    fn verified<'b>(&self, headers: &HeaderMap, body: &'b Bytes) -> Result<&'b str, Response> {
+    fn verified<'b>(&self, headers: &HeaderMap, body: &'b Bytes) -> Result<&'b str, StatusCode> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let refuse = |why: String| {
             tracing::warn!(reason = %why, "refused a request to the Slack endpoint");
-            Err((StatusCode::UNAUTHORIZED, "invalid signature").into_response())
+            Err(StatusCode::UNAUTHORIZED)
         };
         let (Some(signature), Some(timestamp)) = (
             header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
@@ -89,14 +89,14 @@ impl Endpoint {
 async fn events(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
     let text = match endpoint.verified(&headers, &body) {
         Ok(text) => text,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     match serde_json::from_str::<SlackPushEvent>(text) {
         Ok(SlackPushEvent::UrlVerification(v)) => {
             axum::Json(serde_json::json!({ "challenge": v.challenge })).into_response()
         }
         Ok(SlackPushEvent::EventCallback(event)) => {
-            let _ = endpoint.tx.send(Incoming::Push(event));
+            let _ = endpoint.tx.send(Incoming::Push(Box::new(event)));
             StatusCode::OK.into_response()
         }
         Ok(SlackPushEvent::AppRateLimited(_)) => {
@@ -113,11 +113,11 @@ async fn events(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Byte
 async fn commands(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
     let text = match endpoint.verified(&headers, &body) {
         Ok(text) => text,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     match serde_urlencoded::from_str::<SlackCommandEvent>(text) {
         Ok(command) => {
-            let _ = endpoint.tx.send(Incoming::Command(command));
+            let _ = endpoint.tx.send(Incoming::Command(Box::new(command)));
             StatusCode::OK.into_response()
         }
         Err(e) => {

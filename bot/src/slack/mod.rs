@@ -45,8 +45,8 @@ pub const ADAPTER: &str = "slack";
 
 /// Something Slack sent that may be meant for the bot.
 pub enum Incoming {
-    Push(SlackPushEventCallback),
-    Command(SlackCommandEvent),
+    Push(Box<SlackPushEventCallback>),
+    Command(Box<SlackCommandEvent>),
 }
 
 /// Installs rustls' ring provider as the process default (several TLS users share one

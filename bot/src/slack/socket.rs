@@ -64,7 +64,7 @@ async fn on_push(
     _client: Arc<SlackHttpClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    forward(&state, Incoming::Push(event)).await;
+    forward(&state, Incoming::Push(Box::new(event))).await;
     Ok(())
 }
 
@@ -73,7 +73,7 @@ async fn on_command(
     _client: Arc<SlackHttpClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
-    forward(&state, Incoming::Command(event)).await;
+    forward(&state, Incoming::Command(Box::new(event))).await;
     // The answer follows in the channel; the acknowledgement carries nothing.
     Ok(SlackCommandEventResponse::new(SlackMessageContent::new()))
 }

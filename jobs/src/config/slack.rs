@@ -58,11 +58,14 @@ pub(super) struct RawSlack {
     prefixes: Option<Vec<String>>,
 }
 
+/// Makes an error for a span of the file and a key.
+type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError;
+
 /// Checks `[slack]`; `at` makes an error for a span and key, `env` resolves `${NAME}`.
 pub(super) fn slack(
     raw: RawSlack,
     bot_name: &str,
-    at: &dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError,
+    at: ErrorAt<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<SlackConfig> {
