@@ -351,6 +351,22 @@ async fn the_events_api_refuses_bad_and_stale_signatures_and_serves_good_ones() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let posted = slack.messages();
     assert_eq!(posted.len(), 1, "only the signed request ran: {posted:#?}");
+
+    // A slash command comes form-encoded to its own path, signed the same way.
+    let url = format!("http://127.0.0.1:{port}/slack/commands");
+    let form = "team_id=T0OCTOBOX&channel_id=COPS&user_id=UBOB&command=%2Foctobot&text=ping\
+                &response_url=https%3A%2F%2Fhooks.slack.test%2F1&trigger_id=trigger-http-1";
+    let signature = sign(secret, &now.to_string(), form);
+    let status = octobox_tests::slack_server::post_signed(&url, form, &now.to_string(), &signature)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let answer = slack
+        .wait_for("the slash command's answer", |s| {
+            s.messages().into_iter().find(|m| m.channel == "COPS")
+        })
+        .await;
+    assert_eq!(answer.text, "pong");
 }
 
 #[tokio::test(flavor = "multi_thread")]
