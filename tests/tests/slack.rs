@@ -554,3 +554,21 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
     stop.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_token_slack_refuses_stops_the_bot_with_a_clear_error_that_hides_the_token() {
+    let slack = SlackServer::start().await;
+    let config = slack.socket_config(1).replace(
+        octobox_tests::slack_server::BOT_TOKEN,
+        "xoxb-revoked-secret",
+    );
+    let mut bot = SlackBot::start(&config);
+    let status = slack.wait_for("the bot to exit", |_| bot.exited()).await;
+    assert!(!status.success());
+    let log = bot.log();
+    assert!(
+        log.contains("cannot check the bot token with Slack at") && log.contains("invalid_auth"),
+        "{log}"
+    );
+    assert!(!log.contains("xoxb-revoked-secret"), "{log}");
+}

@@ -73,7 +73,7 @@ impl SlackAdapter {
             .context("cannot prepare the Slack client")?;
         let me = api.whoami().await.with_context(|| {
             format!(
-                "Slack at {} did not accept the bot token (auth.test)",
+                "cannot check the bot token with Slack at {} (auth.test)",
                 config.api_url
             )
         })?;
