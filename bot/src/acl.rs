@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jobs::config::{AclConfig, AllowEntry, DefaultPolicy};
+use jobs::Origin;
 
 /// The group whose members may run the admin built-ins (`reload`, cancelling any job).
 pub const ADMIN_GROUP: &str = "admins";
@@ -49,6 +50,31 @@ impl AccessPolicy {
             .filter(|(_, members)| members.contains(identity))
             .map(|(g, _)| g.as_str())
             .collect()
+    }
+
+    /// Checks the person who sent a request, and, where the request came from a channel,
+    /// the channel as a whole (`slack:channel:C0123` in a group admits everyone writing
+    /// there). A refusal names the person.
+    pub fn check_origin(
+        &self,
+        origin: &Origin,
+        command: &str,
+        allow: Option<&[AllowEntry]>,
+    ) -> Result<(), Refusal> {
+        let refusal = match self.check(&origin.identity(), command, allow) {
+            Ok(()) => return Ok(()),
+            Err(r) => r,
+        };
+        match &origin.channel {
+            Some(channel)
+                if self
+                    .check(&channel_identity(&origin.adapter, channel), command, allow)
+                    .is_ok() =>
+            {
+                Ok(())
+            }
+            _ => Err(refusal),
+        }
     }
 
     pub fn check(
@@ -104,9 +130,29 @@ impl AccessPolicy {
     }
 }
 
+/// The identity standing for everyone writing in `channel` of `adapter`.
+pub fn channel_identity(adapter: &str, channel: &str) -> String {
+    format!("{adapter}:channel:{channel}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_in_a_group_admits_everyone_writing_there() {
+        let mut acl = AclConfig::default();
+        acl.groups
+            .insert("ops".into(), vec!["slack:channel:C0PS".into()]);
+        let p = AccessPolicy::new(&acl);
+        let allow = [AllowEntry::Group("ops".into())];
+        let mut origin = Origin::new("slack", "U1");
+        origin.channel = Some("C0PS".into());
+        assert!(p.check_origin(&origin, "deploy", Some(&allow)).is_ok());
+        origin.channel = Some("CRANDOM".into());
+        let e = p.check_origin(&origin, "deploy", Some(&allow)).unwrap_err();
+        assert!(e.0.starts_with("slack:U1 may not run"), "{e}");
+    }
 
     fn policy(default: DefaultPolicy) -> AccessPolicy {
         let mut acl = AclConfig {

@@ -105,6 +105,12 @@ impl AsyncManager {
         format!("octobox-bot@{instance}")
     }
 
+    /// The group shared by every bot process for `adapter`, whose replies any bot process
+    /// can send (Slack): each event goes to one of them.
+    pub fn adapter_group(adapter: &str) -> String {
+        format!("octobox-bot:{adapter}")
+    }
+
     /// Delivers results until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(

@@ -5,6 +5,7 @@
 //! `octobox-worker` processes. Without them (embedded mode) it also runs a worker
 //! in-process over the in-memory broker and store, so a new user has a working bot with
 //! nothing else installed, and a scheduler in-process when schedules are configured.
+//! With `[ssh]` it serves SSH sessions; with `[slack]` it also connects to Slack.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::commands::CommandTable;
 use crate::dead_letters::DeadLetterReporter;
 use crate::router::Router;
 use crate::scheduling::{self, ScheduleDesk};
+use crate::slack::SlackAdapter;
 use crate::ssh::SshServer;
 
 pub struct Bot {
@@ -128,13 +130,25 @@ impl Bot {
             table: schedule_table,
             store: schedule_store,
         };
-        let router = Arc::new(Router::new(table, policy, broker, store).with_schedules(desk));
+        let router =
+            Arc::new(Router::new(table, policy, broker, store.clone()).with_schedules(desk));
         let mut ssh_addr = None;
         if let Some(ssh) = &config.ssh {
             let (addr, serve) =
                 SshServer::start(ssh, router.clone(), &sinks, &instance, shutdown.clone()).await?;
             tasks.spawn(serve);
             ssh_addr = Some(addr);
+        }
+        if let Some(slack) = &config.slack {
+            SlackAdapter::start(
+                slack,
+                router.clone(),
+                store,
+                &instance,
+                shutdown.clone(),
+                &mut tasks,
+            )
+            .await?;
         }
         tracing::info!(
             commands = router.table().catalog.len(),

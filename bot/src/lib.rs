@@ -15,6 +15,7 @@
 //! - [`ssh`]: `SshServer` — the SSH adapter (exec and interactive sessions, OpenSSH clients).
 //! - [`scheduling`]: the catalog as the scheduler's `CommandJobs`, `ScheduleDesk` for the
 //!   schedule built-ins, and the assembly of a `Scheduler` (embedded and `octobox-scheduler`).
+//! - [`slack`]: `SlackAdapter` — the bot in Slack (Socket Mode or the Events API).
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode).
 
 pub mod acl;
@@ -29,4 +30,5 @@ pub mod reply;
 pub mod router;
 mod schedule_builtins;
 pub mod scheduling;
+pub mod slack;
 pub mod ssh;

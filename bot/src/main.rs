@@ -30,6 +30,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Several TLS users share this process (Slack's client and WebSockets, the broker):
+    // one crypto provider for all, chosen before any of them starts.
+    bot::slack::install_tls_provider();
     let args = Args::parse();
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };
@@ -60,10 +63,10 @@ async fn run(args: Args) -> Result<ExitCode> {
             ..Config::default()
         },
     };
-    if !args.console && config.ssh.is_none() {
+    if !args.console && config.ssh.is_none() && config.slack.is_none() {
         bail!(
             "nothing to serve: start with --console to talk to the bot on this terminal, \
-             or configure [ssh]"
+             or configure [ssh] or [slack]"
         );
     }
     let bot = Bot::start(&config)

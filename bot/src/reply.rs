@@ -21,6 +21,11 @@ pub fn queued(id: JobId) -> String {
     format!("queued as job {id}")
 }
 
+/// The name of the file a result too long for messages is sent as.
+pub fn text_file_name(id: JobId) -> String {
+    format!("job-{id}.txt")
+}
+
 /// A job's progress on its way to a result, for adapters that show it (a Slack status
 /// message, an SSH session's stderr).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,7 +167,9 @@ impl Router {
         };
         let identity = request.origin.identity();
         let policy = self.policy();
-        if let Err(refusal) = policy.check(&identity, &m.command, action.allow.as_deref()) {
+        if let Err(refusal) =
+            policy.check_origin(&request.origin, &m.command, action.allow.as_deref())
+        {
             tracing::info!(user = %identity, command = %m.command, "refused");
             return Answer::new(Outcome::Refused, refusal.to_string());
         }

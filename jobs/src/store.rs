@@ -77,6 +77,14 @@ pub trait Store: Send + Sync + 'static {
     /// This is what makes delivery exactly-once when events are read more than once.
     async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError>;
 
+    /// Keeps `value` under `key` for `ttl`, unless `key` is already kept: `true` for the
+    /// first caller only. Adapters use it to agree across bot processes: an event already
+    /// handled, the message that shows a job's status.
+    async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// The value kept under `key`, if it has not expired.
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError>;
+
     /// Records that a worker is alive, with what it is doing; it is listed by `workers`
     /// until `ttl` passes without another heartbeat.
     async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError>;

@@ -322,6 +322,27 @@ async fn delivery_is_claimed_once_across_store_instances() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_note_is_kept_once_across_store_instances_until_it_expires() {
+    let redis = start_redis().await;
+    let a = store_on(&redis).await;
+    let b = store_on(&redis).await;
+    let ttl = Duration::from_millis(300);
+    let (x, y) = tokio::join!(
+        a.note_once("slack:event:Ev1", "bot-a", ttl),
+        b.note_once("slack:event:Ev1", "bot-b", ttl)
+    );
+    assert!(
+        x.unwrap() ^ y.unwrap(),
+        "exactly one instance keeps the note"
+    );
+    let kept = b.note("slack:event:Ev1").await.unwrap().unwrap();
+    assert!(kept == "bot-a" || kept == "bot-b", "{kept}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.note("slack:event:Ev1").await.unwrap(), None);
+    assert!(b.note_once("slack:event:Ev1", "bot-b", ttl).await.unwrap());
+}
+
 /// How far a run of [`record_and_finish`] calls has got, and its slowest call.
 #[derive(Default)]
 struct Progress {

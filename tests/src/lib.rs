@@ -15,6 +15,9 @@
 //! - [`shipping`]: a shipper's far ends: a paging event source, a collector that fails
 //!   some requests, moto's S3-compatible server.
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
+//! - [`slack_server`]: `SlackServer` — a local Slack (Web API and Socket Mode) that
+//!   records what the bot sends.
+//! - [`slack_bot`]: `SlackBot` — `octobox-bot` serving Slack, to kill and restart.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
@@ -30,4 +33,6 @@ pub mod processes;
 pub mod scheduler;
 pub mod services;
 pub mod shipping;
+pub mod slack_bot;
+pub mod slack_server;
 pub mod ssh;

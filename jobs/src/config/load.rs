@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::error::LineIndex;
 use super::secret::expand_env;
+use super::slack;
 use super::*;
 
 impl Config {
@@ -213,6 +214,9 @@ impl Config {
         let timed = super::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
         (config.scheduler, config.schedules, config.shippers) =
             (timed.scheduler, timed.schedules, timed.shippers);
+        config.slack = raw
+            .slack
+            .and_then(|s| slack::slack(s, &config.bot.name, &at, &env, &mut errors));
 
         match (&config.broker, &config.store) {
             (Some(_), None) if errors.is_empty() => errors.push(at(
@@ -431,6 +435,7 @@ struct RawConfig {
     schedule: Vec<Spanned<super::schedule::RawSchedule>>,
     #[serde(default)]
     shipper: Vec<Spanned<super::schedule::RawShipper>>,
+    slack: Option<super::slack::RawSlack>,
 }
 
 #[derive(Deserialize, Default)]

@@ -12,6 +12,7 @@ mod error;
 mod load;
 mod schedule;
 mod secret;
+mod slack;
 mod ssh;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use schedule::{
     SinkConfig, SourceConfig,
 };
 pub use secret::Secret;
+pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
 
 /// A validated configuration.
@@ -46,6 +48,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub schedules: Vec<ScheduleConfig>,
     pub shippers: Vec<ShipperConfig>,
+    /// `[slack]`: the Slack adapter, when configured.
+    pub slack: Option<SlackConfig>,
 }
 
 impl Config {

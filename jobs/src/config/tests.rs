@@ -237,3 +237,64 @@ fn a_missing_file_is_a_clear_error() {
         .to_string()
         .contains("/nonexistent/octobox.toml: cannot read the configuration file"));
 }
+
+#[test]
+fn slack_in_socket_mode_reads_its_tokens_from_the_environment() {
+    let env = |name: &str| match name {
+        "BOT" => Some("xoxb-1".to_string()),
+        "APP" => Some("xapp-1".to_string()),
+        _ => None,
+    };
+    let c = Config::parse(
+        "octobox.toml",
+        "[slack]\nbot_token = \"${BOT}\"\napp_token = \"${APP}\"\nconnections = 3\n",
+        env,
+    )
+    .unwrap();
+    let slack = c.slack.unwrap();
+    assert_eq!(slack.bot_token.expose(), "xoxb-1");
+    assert_eq!(slack.api_url, SLACK_API_URL);
+    assert_eq!(slack.prefixes, vec!["octobot".to_string(), "!".to_string()]);
+    match slack.mode {
+        SlackMode::Socket {
+            app_token,
+            connections,
+        } => {
+            assert_eq!(app_token.expose(), "xapp-1");
+            assert_eq!(connections, 3);
+        }
+        other => panic!("expected Socket Mode, got {other:?}"),
+    }
+    assert!(!format!("{:?}", c.source).contains("xoxb"));
+}
+
+#[test]
+fn slack_mistakes_are_named_by_line_and_key() {
+    let all = errors(
+        "[slack]\nbot_token = \"${NOPE}\"\nmode = \"events\"\nlisten = \"everywhere\"\napi_url = \"slack.com\"\n",
+    )
+    .join("\n");
+    assert!(
+        all.contains(":2: slack.bot_token: ") && all.contains("NOPE"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":4: slack.listen: \"everywhere\" is not an address"),
+        "{all}"
+    );
+    assert!(
+        all.contains(": slack.signing_secret: the Events API needs"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":5: slack.api_url: \"slack.com\" is not an http"),
+        "{all}"
+    );
+    let all = errors("[slack]\nbot_token = \"x\"\nmode = \"carrier-pigeon\"\n").join("\n");
+    assert!(
+        all.contains(":3: slack.mode: \"carrier-pigeon\" is neither"),
+        "{all}"
+    );
+    let all = errors("[slack]\nbot_token = \"x\"\n").join("\n");
+    assert!(all.contains("slack.app_token: Socket Mode needs"), "{all}");
+}

@@ -32,6 +32,7 @@ struct Inner {
     groups: HashMap<String, Group>,
     delivered: HashSet<JobId>,
     workers: HashMap<String, (WorkerInfo, tokio::time::Instant)>,
+    notes: HashMap<String, (String, tokio::time::Instant)>,
 }
 
 #[derive(Default)]
@@ -203,6 +204,33 @@ impl Store for MemoryStore {
         Ok(self.lock().delivered.insert(id))
     }
 
+    async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = tokio::time::Instant::now();
+        let mut inner = self.lock();
+        if inner.notes.len() >= Self::KEEP_JOBS {
+            inner.notes.retain(|_, (_, expires)| *expires > now);
+        }
+        match inner.notes.get(key) {
+            Some((_, expires)) if *expires > now => Ok(false),
+            _ => {
+                inner
+                    .notes
+                    .insert(key.to_string(), (value.to_string(), now + ttl));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = tokio::time::Instant::now();
+        Ok(self
+            .lock()
+            .notes
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(v, _)| v.clone()))
+    }
+
     async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {
         let expires = tokio::time::Instant::now() + ttl;
         self.lock()
@@ -309,6 +337,18 @@ mod tests {
         store.record_job(&job()).await.unwrap();
         let got = reader.await.unwrap().unwrap();
         assert_eq!(got.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_note_is_kept_once_and_read_back_until_it_expires() {
+        let store = MemoryStore::new();
+        let ttl = Duration::from_millis(50);
+        assert!(store.note_once("k", "first", ttl).await.unwrap());
+        assert!(!store.note_once("k", "second", ttl).await.unwrap());
+        assert_eq!(store.note("k").await.unwrap().as_deref(), Some("first"));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(store.note("k").await.unwrap(), None);
+        assert!(store.note_once("k", "third", ttl).await.unwrap());
     }
 
     #[tokio::test]

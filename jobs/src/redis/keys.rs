@@ -46,6 +46,11 @@ impl Keys {
         format!("{}worker:{name}", self.prefix)
     }
 
+    /// STRING with a TTL: a note an adapter keeps (`Store::note_once`).
+    pub(crate) fn note(&self, key: &str) -> String {
+        format!("{}note:{key}", self.prefix)
+    }
+
     /// SET: the names of workers that sent a heartbeat, to list them without `SCAN`.
     pub(crate) fn workers(&self) -> String {
         format!("{}workers", self.prefix)

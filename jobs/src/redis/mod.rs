@@ -5,6 +5,7 @@
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
+//! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
 //!   dead consumer left pending.
 //! - this module: [`RedisStore`], its connections, and the one retry helper every
@@ -21,6 +22,7 @@
 //! | `octobox:events` | STREAM | one field `event` (JSON `Event`); capped near [`STREAM_MAXLEN`] entries (`MAXLEN ~`) |
 //! | `octobox:delivered:<id>` | STRING | the delivery claim of a job, set with `NX`, expiring after `retention` |
 //! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
+//! | `octobox:note:<key>` | STRING | a note an adapter keeps (`note_once`), set with `NX`, expiring after its ttl |
 //! | `octobox:workers` | SET | worker names, so `workers` need not `SCAN`; names whose key expired are removed while listing |
 //!
 //! A record is a hash so that each update is one `HSET` of the fields it changes, never
@@ -58,6 +60,7 @@
 
 mod events;
 mod keys;
+mod notes;
 mod records;
 mod schedules;
 
@@ -301,6 +304,14 @@ impl Store for RedisStore {
 
     async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError> {
         self.claim(id).await
+    }
+
+    async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.note_once(key, value, ttl).await
+    }
+
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read_note(key).await
     }
 
     async fn heartbeat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {

@@ -20,6 +20,8 @@
 //! - [`ssh`]: `octobox-bench --ssh`, the SSH adapter with the OpenSSH client (a mode of
 //!   its own: first answer and many sessions, each against a same-run baseline).
 //! - [`shipping`]: shipper throughput by sink (`octobox-ship-bench`), a separate tool.
+//! - [`slack`]: the Slack mode (`--slack`): people sending commands through the local
+//!   Slack server; acknowledgement and reply latencies.
 //! - [`stats`]: percentiles and rates, computed as the Celery script computes them.
 //!
 //! Every wait is bounded; every process started here is stopped before [`run`] returns.
@@ -31,6 +33,7 @@ pub mod cpu;
 pub mod load;
 pub mod redis_probe;
 pub mod shipping;
+pub mod slack;
 pub mod ssh;
 pub mod stats;
 

@@ -1,6 +1,6 @@
 //! `octobox-bench`: measures Octobox's job pipeline end to end (and, with `--celery`,
 //! Celery on the same services), and prints one JSON line on standard output. Progress
-//! and logs go to standard error. See `octobox_tests::bench` for what is measured.
+//! and logs go to standard error. `--slack` measures the Slack adapter instead. See `octobox_tests::bench` for what is measured.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +50,22 @@ struct Args {
     /// With --containers: jobs published at once.
     #[arg(long, default_value_t = 50)]
     container_burst: usize,
+    /// Measure the Slack adapter instead: people sending commands through a local Slack
+    /// server (acknowledgement and reply latencies).
+    #[arg(long)]
+    slack: bool,
+    /// Slack mode: people sending commands.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Slack mode: commands per second.
+    #[arg(long, default_value_t = 100)]
+    slack_rate: u32,
+    /// Slack mode: commands in all.
+    #[arg(long, default_value_t = 3_000)]
+    slack_commands: usize,
+    /// Slack mode: Socket Mode connections of the bot.
+    #[arg(long, default_value_t = 2)]
+    connections: u32,
     /// The longest any one phase may take, in seconds.
     #[arg(long, default_value_t = 600)]
     patience: u64,
@@ -88,6 +104,17 @@ fn main() -> ExitCode {
             burst: args.container_burst,
         };
         return print(bench::containers::run(&options));
+    }
+    if args.slack {
+        let options = bench::slack::SlackOptions {
+            users: args.users,
+            rate: args.slack_rate,
+            commands: args.slack_commands,
+            connections: args.connections,
+            log_level: args.log_level,
+            patience: Duration::from_secs(args.patience),
+        };
+        return print(bench::slack::run(&options));
     }
     let options = Options {
         jobs: args.jobs,

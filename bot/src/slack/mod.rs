@@ -1,0 +1,230 @@
+//! `SlackAdapter`: the bot in Slack.
+//!
+//! - `socket`: Socket Mode (slack-morphism's listener), the default.
+//! - `events_api`: the Events API over HTTP, with signature verification.
+//! - `addressing`: which messages are meant for the bot (DM, mention, prefix, slash
+//!   command), and their text.
+//! - `dedupe`: `RecentEvents` — a redelivered event runs once, across bot processes.
+//! - `api`: `SlackApi` — the Web API calls (post, update, external file upload).
+//! - `outbox`: `Outbox` — a queue per channel that honours 429s and paces edits.
+//! - `sink`: `SlackSink` — a job's status message, its result, files.
+//!
+//! Both receivers put what Slack sent on one queue and acknowledge at once; the work
+//! (`Router::handle`, answering) happens after. Results of jobs are delivered by an async
+//! manager in a consumer group shared by every bot process
+//! ([`AsyncManager::adapter_group`]), so with several bots on one Slack app each reply
+//! is sent once, by whichever bot reads its event.
+
+pub mod addressing;
+pub mod api;
+mod dedupe;
+mod events_api;
+pub mod outbox;
+pub mod sink;
+mod socket;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use jobs::config::{SlackConfig, SlackMode};
+use jobs::{Origin, Store};
+use slack_morphism::prelude::*;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::async_manager::{AsyncManager, Sinks};
+use crate::router::{Outcome, Request, Router};
+use addressing::{Addressed, Addressing};
+use api::SlackApi;
+use dedupe::RecentEvents;
+use outbox::Outbox;
+use sink::{layout, Layout, SlackSink};
+
+pub const ADAPTER: &str = "slack";
+
+/// Something Slack sent that may be meant for the bot.
+pub enum Incoming {
+    Push(Box<SlackPushEventCallback>),
+    Command(Box<SlackCommandEvent>),
+}
+
+/// Installs rustls' ring provider as the process default (several TLS users share one
+/// process: Slack's client, its WebSockets, the broker). Harmless when already done.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub struct SlackAdapter;
+
+impl SlackAdapter {
+    /// Connects to Slack (checking the bot token with `auth.test`), starts receiving and
+    /// the async manager that delivers Slack replies; everything stops with `shutdown`.
+    pub async fn start(
+        config: &SlackConfig,
+        router: Arc<Router>,
+        store: Arc<dyn Store>,
+        instance: &str,
+        shutdown: CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<()> {
+        install_tls_provider();
+        let api = SlackApi::new(&config.api_url, config.bot_token.expose())
+            .context("cannot prepare the Slack client")?;
+        let me = api.whoami().await.with_context(|| {
+            format!(
+                "cannot check the bot token with Slack at {} (auth.test)",
+                config.api_url
+            )
+        })?;
+        tracing::info!(bot_user = %me.user_id, team = %me.team, api = %config.api_url, "connected to Slack");
+
+        let outbox = Arc::new(Outbox::new(api.clone(), store.clone(), shutdown.clone()));
+        let sinks = Sinks::default();
+        sinks.register(
+            ADAPTER,
+            Arc::new(SlackSink {
+                outbox: outbox.clone(),
+                store: store.clone(),
+            }),
+        );
+        let consumer = format!("{instance}-{}", std::process::id());
+        let manager = AsyncManager::new(
+            store.clone(),
+            sinks,
+            AsyncManager::adapter_group(ADAPTER),
+            consumer.clone(),
+        );
+        tasks.spawn(manager.run(shutdown.clone()));
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        match &config.mode {
+            SlackMode::Socket {
+                app_token,
+                connections,
+            } => {
+                socket::listen(
+                    api.client.clone(),
+                    app_token,
+                    *connections,
+                    tx,
+                    shutdown.clone(),
+                )
+                .await?
+            }
+            SlackMode::Events {
+                listen,
+                signing_secret,
+            } => {
+                events_api::serve(*listen, signing_secret, tx, shutdown.clone()).await?;
+            }
+        }
+        let handler = Arc::new(Handler {
+            router,
+            store: store.clone(),
+            outbox,
+            addressing: Addressing::new(me.user_id, config.prefixes.clone()),
+            recent: RecentEvents::new(store, consumer),
+        });
+        tasks.spawn(handler.run(rx, shutdown));
+        Ok(())
+    }
+}
+
+/// Turns what Slack sent into requests and answers them.
+struct Handler {
+    router: Arc<Router>,
+    store: Arc<dyn Store>,
+    outbox: Arc<Outbox>,
+    addressing: Addressing,
+    recent: RecentEvents,
+}
+
+impl Handler {
+    async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let incoming = tokio::select! {
+                _ = stop.cancelled() => return,
+                i = rx.recv() => match i { Some(i) => i, None => return },
+            };
+            let this = self.clone();
+            tokio::spawn(async move { this.handle(incoming).await });
+        }
+    }
+
+    async fn handle(&self, incoming: Incoming) {
+        let (key, addressed) = match &incoming {
+            Incoming::Push(cb) => {
+                let addressed = match &cb.event {
+                    SlackEventCallbackBody::Message(m) => self.addressing.message(m),
+                    SlackEventCallbackBody::AppMention(m) => self.addressing.mention(m),
+                    _ => None,
+                };
+                (cb.event_id.to_string(), addressed)
+            }
+            Incoming::Command(c) => (
+                format!("command:{}", c.trigger_id),
+                Some(self.addressing.command(c)),
+            ),
+        };
+        let Some(addressed) = addressed else {
+            return;
+        };
+        if !self.recent.first_time(&key).await {
+            tracing::info!(event = %key, "Slack delivered an event again; it already ran");
+            return;
+        }
+        self.answer(addressed).await;
+    }
+
+    async fn answer(&self, a: Addressed) {
+        let origin = Origin {
+            adapter: ADAPTER.to_string(),
+            user: a.user,
+            channel: Some(a.channel.clone()),
+            thread: a.thread.clone(),
+        };
+        let answer = self
+            .router
+            .handle(&Request {
+                text: a.text,
+                origin,
+            })
+            .await;
+        if answer.outcome == Outcome::Nothing {
+            return;
+        }
+        let thread = a.thread.as_deref();
+        let posted = match layout(&answer.text, "answer.txt") {
+            Layout::Messages(parts) => {
+                let mut first = None;
+                for part in parts {
+                    match self.outbox.post(&a.channel, thread, &part).await {
+                        Ok(ts) => {
+                            first.get_or_insert(ts);
+                        }
+                        Err(e) => {
+                            tracing::warn!(channel = %a.channel, error = %e, "answer not sent");
+                            return;
+                        }
+                    }
+                }
+                first
+            }
+            Layout::File(file) => self
+                .outbox
+                .upload(&a.channel, thread, file)
+                .await
+                .map_err(|e| tracing::warn!(channel = %a.channel, error = %e, "answer not sent"))
+                .ok()
+                .and(None),
+        };
+        if let (Outcome::Queued, Some(job), Some(ts)) = (answer.outcome, answer.job, posted) {
+            sink::note_status(self.store.as_ref(), job, &a.channel, &ts).await;
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! The bot in Slack: the real `octobox-bot` and its real Slack client (slack-morphism),
+//! pointed at the local Slack server in `octobox_tests::slack_server`.
+
+use std::time::Duration;
+
+use octobox_tests::pipeline::{Options, Pipeline};
+use octobox_tests::services::free_port;
+use octobox_tests::slack_bot::SlackBot;
+use octobox_tests::slack_server::{sign, SlackServer, PATIENCE};
+
+/// Commands the scenarios use: a job that takes a while, one that echoes, one for a group.
+const COMMANDS: &str = r#"
+[acl.groups]
+oncall = ["slack:UALICE", "slack:channel:COPS"]
+
+[[command]]
+pattern = "wait {for:duration}"
+help = "Wait a while"
+native = "sleep"
+
+[[command]]
+pattern = "say {text:text}"
+help = "Repeat a sentence"
+native = "echo"
+
+[[command]]
+pattern = "deploy {for:duration}"
+help = "Deploy (on call only)"
+native = "sleep"
+allow = ["group:oncall"]
+"#;
+
+async fn embedded_bot(slack: &SlackServer) -> SlackBot {
+    let bot = SlackBot::start(&format!("{}{COMMANDS}", slack.socket_config(2)));
+    slack
+        .wait_for("the bot's Socket Mode connections", |s| {
+            (s.open_sockets() == 2).then_some(())
+        })
+        .await;
+    bot
+}
+
+/// The replies in the thread under `ts` (in `channel`), once there are `n`.
+async fn replies(slack: &SlackServer, channel: &str, ts: &str, n: usize) -> Vec<String> {
+    slack
+        .wait_for(&format!("{n} replies under {ts}"), |s| {
+            let thread = s.thread(channel, ts);
+            (thread.len() >= n).then(|| thread.into_iter().map(|m| m.text).collect())
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_message_is_answered_in_its_thread_and_acknowledged_at_once() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let said = slack.people().dm("UALICE", "ping");
+    let envelope = slack.send_event(said.payload);
+    assert_eq!(replies(&slack, "DUALICE", &said.ts, 1).await, vec!["pong"]);
+    let envelope = slack
+        .wait_for("the envelope's acknowledgement", |s| {
+            s.envelope(&envelope).filter(|e| e.acked_at.is_some())
+        })
+        .await;
+    assert_eq!(
+        envelope.sends, 1,
+        "acknowledged on the connection it was sent on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_channel_the_bot_answers_mentions_and_prefixes_and_ignores_the_rest() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let people = slack.people();
+    let chatter = people.says("CGENERAL", "UBOB", "good morning everyone");
+    let from_a_bot = people.bot_says("DUBOB", "ping");
+    let mention = people.mentions("CGENERAL", "UBOB", "ping");
+    let prefixed = people.says("CGENERAL", "UBOB", "!whoami");
+    for said in [&chatter, &from_a_bot, &mention, &prefixed] {
+        slack.send_event(said.payload.clone());
+    }
+    assert_eq!(
+        replies(&slack, "CGENERAL", &mention.ts, 1).await,
+        vec!["pong"]
+    );
+    let whoami = replies(&slack, "CGENERAL", &prefixed.ts, 1).await;
+    assert!(whoami[0].contains("slack:UBOB"), "{whoami:?}");
+    // Everything Slack sent was acknowledged; only the two requests were answered.
+    slack
+        .wait_for("every envelope acknowledged", |s| {
+            s.envelopes()
+                .iter()
+                .all(|e| e.acked_at.is_some())
+                .then_some(())
+        })
+        .await;
+    let posted = slack.messages();
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slash_command_is_answered_in_its_channel() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    slack.send_command(slack.people().slash("COPS", "UBOB", "ping"));
+    let answer = slack
+        .wait_for("the slash command's answer", |s| {
+            s.messages().into_iter().find(|m| m.channel == "COPS")
+        })
+        .await;
+    assert_eq!(answer.text, "pong");
+    assert_eq!(answer.thread_ts, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_job_has_one_status_message_edited_until_its_result() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let said = slack.people().dm("UALICE", "wait 2s");
+    slack.send_event(said.payload);
+    let status = slack
+        .wait_for("the status message showing the result", |s| {
+            s.thread("DUALICE", &said.ts)
+                .into_iter()
+                .find(|m| m.text.contains("succeeded"))
+        })
+        .await;
+    assert!(
+        status.first_text.starts_with("queued as job "),
+        "{status:#?}"
+    );
+    let job = status.first_text.trim_start_matches("queued as job ");
+    assert!(
+        status
+            .edits
+            .iter()
+            .any(|e| e == &format!("job {job} running on embedded")),
+        "{status:#?}"
+    );
+    let last = status.edits.last().unwrap();
+    assert!(
+        last.starts_with(&format!("job {job} (wait) succeeded in 2")),
+        "{last}"
+    );
+    assert!(last.ends_with("slept 2s"), "{last}");
+    // One message in the thread: the status, edited; never a second one.
+    assert_eq!(slack.thread("DUALICE", &said.ts).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_too_long_for_messages_is_uploaded_as_a_file_into_the_thread() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let words: Vec<String> = (0..4_000).map(|i| format!("line-{i}")).collect();
+    let long = words.join(" ");
+    let said = slack.people().dm("UALICE", &format!("say {long}"));
+    slack.send_event(said.payload);
+    let file = slack
+        .wait_for("the uploaded file", |s| s.files().into_iter().next())
+        .await;
+    let text = String::from_utf8(file.bytes).unwrap();
+    assert!(
+        text.starts_with("job ") && text.trim_end().ends_with(&long),
+        "{}",
+        &text[..80]
+    );
+    assert!(
+        file.name.starts_with("job-") && file.name.ends_with(".txt"),
+        "{}",
+        file.name
+    );
+    assert_eq!(file.channel.as_deref(), Some("DUALICE"));
+    assert_eq!(file.thread_ts.as_deref(), Some(said.ts.as_str()));
+    let methods: Vec<String> = slack.calls().into_iter().map(|c| c.method).collect();
+    let upload_flow: Vec<&String> = methods
+        .iter()
+        .filter(|m| m.starts_with("files.") || *m == "upload")
+        .collect();
+    assert_eq!(
+        upload_flow,
+        [
+            "files.getUploadURLExternal",
+            "upload",
+            "files.completeUploadExternal"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_reply_waits_as_slack_asks_then_arrives() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    slack.throttle("chat.postMessage", 2, 1);
+    let said = slack.people().dm("UALICE", "ping");
+    slack.send_event(said.payload);
+    assert_eq!(replies(&slack, "DUALICE", &said.ts, 1).await, vec!["pong"]);
+    let posts: Vec<_> = slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    assert_eq!(
+        posts.iter().map(|c| c.throttled).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    for pair in posts.windows(2) {
+        let waited = pair[1].at - pair[0].at;
+        assert!(
+            waited >= Duration::from_millis(950),
+            "Retry-After: 1 was not honoured: the next try came after {waited:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_dropped_socket_the_bot_reconnects_and_no_event_is_lost() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let opened_before = opened(&slack);
+    slack.drop_sockets();
+    // Sent while the connections are down: Slack keeps it until a connection takes it.
+    let said = slack.people().dm("UALICE", "ping");
+    slack.send_event(said.payload);
+    assert_eq!(replies(&slack, "DUALICE", &said.ts, 1).await, vec!["pong"]);
+    assert!(
+        opened(&slack) > opened_before,
+        "the bot opened new connections"
+    );
+
+    // Slack's own request to reconnect (before a server restart) loses nothing either.
+    slack.ask_to_reconnect();
+    let said = slack.people().dm("UALICE", "ping");
+    slack.send_event(said.payload);
+    assert_eq!(replies(&slack, "DUALICE", &said.ts, 1).await, vec!["pong"]);
+}
+
+fn opened(slack: &SlackServer) -> usize {
+    slack
+        .calls()
+        .iter()
+        .filter(|c| c.method == "apps.connections.open")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_event_runs_once() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let said = slack.people().dm("UALICE", "wait 1s");
+    let first = slack.send_event(said.payload);
+    replies(&slack, "DUALICE", &said.ts, 1).await;
+    let again = slack.redeliver(&first);
+    slack
+        .wait_for("the redelivered envelope acknowledged", |s| {
+            s.envelope(&again).and_then(|e| e.acked_at)
+        })
+        .await;
+    // A later request is answered; by then the redelivery has long been handled.
+    let later = slack.people().dm("UALICE", "ping");
+    slack.send_event(later.payload);
+    replies(&slack, "DUALICE", &later.ts, 1).await;
+    slack
+        .wait_for("the job's result", |s| {
+            s.thread("DUALICE", &said.ts)
+                .into_iter()
+                .find(|m| m.text.contains("succeeded"))
+        })
+        .await;
+    let thread = slack.thread("DUALICE", &said.ts);
+    assert_eq!(thread.len(), 1, "one job, one status message: {thread:#?}");
+    let queued = slack
+        .messages()
+        .iter()
+        .filter(|m| m.first_text.starts_with("queued as job"))
+        .count();
+    assert_eq!(queued, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_user_is_told_which_group_may_and_a_listed_channel_admits_everyone_in_it() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let said = slack.people().dm("UMALLORY", "deploy 1s");
+    slack.send_event(said.payload);
+    let refusal = replies(&slack, "DUMALLORY", &said.ts, 1).await;
+    assert_eq!(
+        refusal,
+        ["slack:UMALLORY may not run \"deploy\": members of group oncall may; ask to be added to it"]
+    );
+    let said = slack.people().mentions("COPS", "UMALLORY", "deploy 1s");
+    slack.send_event(said.payload);
+    let answer = replies(&slack, "COPS", &said.ts, 1).await;
+    assert!(answer[0].starts_with("queued as job"), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_api_refuses_bad_and_stale_signatures_and_serves_good_ones() {
+    let slack = SlackServer::start().await;
+    let port = free_port();
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let config = format!(
+        "[slack]\nbot_token = \"{}\"\nmode = \"events\"\nlisten = \"127.0.0.1:{port}\"\nsigning_secret = \"${{SIGNING}}\"\napi_url = \"{}\"\n",
+        octobox_tests::slack_server::BOT_TOKEN,
+        slack.api_url()
+    );
+    let _bot = SlackBot::start_with_env(&config, &[("SIGNING", secret)]);
+    let url = format!("http://127.0.0.1:{port}/slack/events");
+    let now = chrono::Utc::now().timestamp();
+    let post = |body: String, timestamp: i64, signature: String| {
+        let url = url.clone();
+        async move {
+            octobox_tests::slack_server::post_signed(
+                &url,
+                &body,
+                &timestamp.to_string(),
+                &signature,
+            )
+            .await
+        }
+    };
+    // Wait for the endpoint to listen.
+    let forged = slack.people().dm("UALICE", "say forged");
+    let body = forged.payload.to_string();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let status = loop {
+        match post(body.clone(), now, "v0=0000".into()).await {
+            Ok(status) => break status,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the Events API endpoint never answered: {e}"),
+        }
+    };
+    assert_eq!(status, 401, "a forged signature");
+    let stale = slack.people().dm("UALICE", "say stale");
+    let body = stale.payload.to_string();
+    let old = now - 600;
+    let status = post(body.clone(), old, sign(secret, &old.to_string(), &body))
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "a signature more than five minutes old");
+
+    let good = slack.people().dm("UALICE", "ping");
+    let body = good.payload.to_string();
+    let status = post(body.clone(), now, sign(secret, &now.to_string(), &body))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(replies(&slack, "DUALICE", &good.ts, 1).await, vec!["pong"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posted = slack.messages();
+    assert_eq!(posted.len(), 1, "only the signed request ran: {posted:#?}");
+
+    // A slash command comes form-encoded to its own path, signed the same way.
+    let url = format!("http://127.0.0.1:{port}/slack/commands");
+    let form = "team_id=T0OCTOBOX&channel_id=COPS&user_id=UBOB&command=%2Foctobot&text=ping\
+                &response_url=https%3A%2F%2Fhooks.slack.test%2F1&trigger_id=trigger-http-1";
+    let signature = sign(secret, &now.to_string(), form);
+    let status = octobox_tests::slack_server::post_signed(&url, form, &now.to_string(), &signature)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let answer = slack
+        .wait_for("the slash command's answer", |s| {
+            s.messages().into_iter().find(|m| m.channel == "COPS")
+        })
+        .await;
+    assert_eq!(answer.text, "pong");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_in_flight_when_the_bot_restarts_still_gets_its_reply() {
+    let slack = SlackServer::start().await;
+    let pipeline = Pipeline::start(Options {
+        extra: format!("{}{COMMANDS}", slack.socket_config(1)),
+        ..Options::default()
+    });
+    let _worker = pipeline.worker("worker-1");
+    let config = std::fs::read_to_string(pipeline.config_path()).unwrap();
+    let mut bot = SlackBot::start(&config);
+    slack
+        .wait_for("the bot's connection", |s| {
+            (s.open_sockets() == 1).then_some(())
+        })
+        .await;
+    let said = slack.people().dm("UALICE", "wait 3s");
+    slack.send_event(said.payload);
+    slack
+        .wait_for("the status message showing the job running", |s| {
+            s.thread("DUALICE", &said.ts)
+                .into_iter()
+                .find(|m| m.text.ends_with("running on worker-1"))
+        })
+        .await;
+    bot.kill();
+    bot.restart();
+    let status = slack
+        .wait_for("the result after the restart", |s| {
+            s.thread("DUALICE", &said.ts)
+                .into_iter()
+                .find(|m| m.text.contains("succeeded"))
+        })
+        .await;
+    assert!(status.text.ends_with("slept 3s"), "{status:#?}");
+    assert_eq!(slack.thread("DUALICE", &said.ts).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bots_sharing_one_slack_app_deliver_each_reply_once() {
+    let slack = SlackServer::start().await;
+    let pipeline = Pipeline::start(Options {
+        extra: format!("{}{COMMANDS}", slack.socket_config(1)),
+        ..Options::default()
+    });
+    let _worker = pipeline.worker("worker-1");
+    let config = std::fs::read_to_string(pipeline.config_path()).unwrap();
+    let _a = SlackBot::start(&config);
+    let _b = SlackBot::start(&config);
+    slack
+        .wait_for("both bots' connections", |s| {
+            (s.open_sockets() == 2).then_some(())
+        })
+        .await;
+    // Twenty requests from ten people (ten DM channels, each paced on its own).
+    let asked: Vec<_> = (0..20)
+        .map(|i| {
+            let user = format!("U{}", i % 10);
+            let said = slack.people().dm(&user, &format!("say hello {i}"));
+            (format!("D{user}"), said)
+        })
+        .collect();
+    for (_, said) in &asked {
+        slack.send_event(said.payload.clone());
+    }
+    for (i, (channel, said)) in asked.iter().enumerate() {
+        let status = slack
+            .wait_for(&format!("the result of request {i}"), |s| {
+                s.thread(channel, &said.ts)
+                    .into_iter()
+                    .find(|m| m.text.contains("succeeded"))
+            })
+            .await;
+        assert!(status.text.ends_with(&format!("hello {i}")), "{status:#?}");
+    }
+    for (channel, said) in &asked {
+        let thread = slack.thread(channel, &said.ts);
+        assert_eq!(thread.len(), 1, "{thread:#?}");
+        // Once the result shows, it stays: no later edit says anything else.
+        let result = thread[0].edits.iter().position(|e| e.contains("succeeded"));
+        let after: Vec<_> = thread[0].edits[result.unwrap()..].iter().collect();
+        assert!(after.iter().all(|e| *e == &thread[0].text), "{thread:#?}");
+    }
+}
+
+/// A job whose result is a PNG (as a container task makes): the bot's Slack reply path,
+/// in process, from the stored result to the file in the thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
+    use std::sync::Arc;
+
+    use bot::async_manager::{AsyncManager, Sinks};
+    use bot::slack::api::SlackApi;
+    use bot::slack::outbox::Outbox;
+    use bot::slack::sink::{note_status, SlackSink};
+    use jobs::memory::MemoryStore;
+    use jobs::{Job, JobResult, JobStatus, Origin, Output, Store, Task};
+    use tokio_util::sync::CancellationToken;
+
+    bot::slack::install_tls_provider();
+    let slack = SlackServer::start().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let api = SlackApi::new(&slack.api_url(), octobox_tests::slack_server::BOT_TOKEN).unwrap();
+    let outbox = Arc::new(Outbox::new(api.clone(), store.clone(), stop.clone()));
+    let sinks = Sinks::default();
+    sinks.register(
+        "slack",
+        Arc::new(SlackSink {
+            outbox: outbox.clone(),
+            store: store.clone(),
+        }),
+    );
+    let manager = AsyncManager::new(
+        store.clone(),
+        sinks,
+        AsyncManager::adapter_group("slack"),
+        "t",
+    );
+    let running = tokio::spawn(manager.run(stop.clone()));
+
+    let mut origin = Origin::new("slack", "UALICE");
+    origin.channel = Some("COPS".into());
+    origin.thread = Some("1600000000.000777".into());
+    let job = Job::new(
+        "graph",
+        Default::default(),
+        Task::native("graph"),
+        origin,
+        Duration::from_secs(60),
+    );
+    store.record_job(&job).await.unwrap();
+    let status = outbox
+        .post(
+            "COPS",
+            Some("1600000000.000777"),
+            &format!("queued as job {}", job.id),
+        )
+        .await
+        .unwrap();
+    note_status(store.as_ref(), job.id, "COPS", &status).await;
+    let png: Vec<u8> = [
+        &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a][..],
+        &[7u8; 300],
+    ]
+    .concat();
+    store
+        .finish_job(&JobResult {
+            id: job.id,
+            status: JobStatus::Succeeded,
+            output: Output::File {
+                name: "graph.png".into(),
+                media_type: "image/png".into(),
+                bytes: png.clone(),
+            },
+            worker: "worker-2".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: chrono::Utc::now(),
+            error: None,
+        })
+        .await
+        .unwrap();
+
+    let file = slack
+        .wait_for("the PNG in the thread", |s| s.files().into_iter().next())
+        .await;
+    assert_eq!(file.name, "graph.png");
+    assert_eq!(file.bytes, png);
+    assert_eq!(file.thread_ts.as_deref(), Some("1600000000.000777"));
+    let upload = slack
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "files.getUploadURLExternal")
+        .unwrap();
+    assert_eq!(upload.params["length"], png.len().to_string());
+    let shown = slack
+        .wait_for("the status message naming the file", |s| {
+            s.messages()
+                .into_iter()
+                .find(|m| m.text.contains("graph.png"))
+        })
+        .await;
+    assert_eq!(shown.ts, status, "the status message became the result");
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_token_slack_refuses_stops_the_bot_with_a_clear_error_that_hides_the_token() {
+    let slack = SlackServer::start().await;
+    let config = slack.socket_config(1).replace(
+        octobox_tests::slack_server::BOT_TOKEN,
+        "xoxb-revoked-secret",
+    );
+    let mut bot = SlackBot::start(&config);
+    let status = slack.wait_for("the bot to exit", |_| bot.exited()).await;
+    assert!(!status.success());
+    let log = bot.log();
+    assert!(
+        log.contains("cannot check the bot token with Slack at") && log.contains("invalid_auth"),
+        "{log}"
+    );
+    assert!(!log.contains("xoxb-revoked-secret"), "{log}");
+}
