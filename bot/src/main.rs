@@ -30,9 +30,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Several TLS users share this process (Slack's client and WebSockets, the broker):
-    // one crypto provider for all, chosen before any of them starts.
-    bot::slack::install_tls_provider();
+    // Several TLS users share this process: one crypto provider, before any of them starts.
+    jobs::tls::install_provider();
     let args = Args::parse();
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };

@@ -21,6 +21,7 @@
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
+//! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
 
 pub mod broker;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod rabbit;
 pub mod redis;
 pub mod schedule_store;
 pub mod store;
+pub mod tls;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use container::{ContainerLimits, OutputFormat};

@@ -467,7 +467,7 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
     use jobs::{Job, JobResult, JobStatus, Origin, Output, Store, Task};
     use tokio_util::sync::CancellationToken;
 
-    bot::slack::install_tls_provider();
+    jobs::tls::install_provider();
     let slack = SlackServer::start().await;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let stop = CancellationToken::new();

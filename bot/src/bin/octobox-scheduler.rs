@@ -34,6 +34,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    jobs::tls::install_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

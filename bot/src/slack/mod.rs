@@ -49,12 +49,6 @@ pub enum Incoming {
     Command(Box<SlackCommandEvent>),
 }
 
-/// Installs rustls' ring provider as the process default (several TLS users share one
-/// process: Slack's client, its WebSockets, the broker). Harmless when already done.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 pub struct SlackAdapter;
 
 impl SlackAdapter {
@@ -68,7 +62,7 @@ impl SlackAdapter {
         shutdown: CancellationToken,
         tasks: &mut JoinSet<()>,
     ) -> Result<()> {
-        install_tls_provider();
+        jobs::tls::install_provider();
         let api = SlackApi::new(&config.api_url, config.bot_token.expose())
             .context("cannot prepare the Slack client")?;
         let me = api.whoami().await.with_context(|| {
