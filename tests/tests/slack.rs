@@ -31,7 +31,12 @@ allow = ["group:oncall"]
 "#;
 
 async fn embedded_bot(slack: &SlackServer) -> SlackBot {
-    let bot = SlackBot::start(&format!("{}{COMMANDS}", slack.socket_config(2)));
+    embedded_bot_with(slack, "").await
+}
+
+/// An embedded bot serving Slack with `COMMANDS` and the `[[command]]` entries in `more`.
+async fn embedded_bot_with(slack: &SlackServer, more: &str) -> SlackBot {
+    let bot = SlackBot::start(&format!("{}{COMMANDS}{more}", slack.socket_config(2)));
     slack
         .wait_for("the bot's Socket Mode connections", |s| {
             (s.open_sockets() == 2).then_some(())
@@ -553,6 +558,38 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
     assert_eq!(shown.ts, status, "the status message became the result");
     stop.cancel();
     running.await.unwrap();
+}
+
+/// The whole way, with no part stood in for: a container job writes a PNG in base64, the
+/// worker decodes it into a file, and the bot uploads it into the request's thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_png_drawn_by_a_container_job_arrives_as_a_file_in_the_thread() {
+    let image = tokio::task::spawn_blocking(octobox_tests::containers::probe_image)
+        .await
+        .expect("the probe image builds");
+    let slack = SlackServer::start().await;
+    let picture = format!(
+        r#"
+[[command]]
+pattern = "picture"
+help = "Draw a small picture"
+container = {{ image = "{image}", argv = ["png"], output = "base64" }}
+"#
+    );
+    let _bot = embedded_bot_with(&slack, &picture).await;
+    let said = slack.people().dm("UALICE", "picture");
+    slack.send_event(said.payload);
+    let file = slack
+        .wait_for("the PNG in the thread", |s| s.files().into_iter().next())
+        .await;
+    assert!(file.name.ends_with(".png"), "{}", file.name);
+    assert!(
+        file.bytes
+            .starts_with(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]),
+        "not a PNG: {:?}",
+        &file.bytes[..file.bytes.len().min(16)]
+    );
+    assert_eq!(file.thread_ts.as_deref(), Some(said.ts.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
