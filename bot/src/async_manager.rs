@@ -76,7 +76,11 @@ impl Sinks {
 }
 
 /// How many replies one async manager delivers at once.
-const DELIVERIES_AT_ONCE: usize = 64;
+const DELIVERIES_AT_ONCE: usize = 256;
+/// How many events one read takes from the stream: each job writes three (queued, started,
+/// finished), and a read, its deliveries and its acknowledgement are a round each, so
+/// large batches keep the manager ahead of a busy pipeline.
+const EVENTS_PER_READ: usize = 768;
 
 pub struct AsyncManager {
     store: Arc<dyn Store>,
@@ -122,7 +126,7 @@ impl AsyncManager {
         while !shutdown.is_cancelled() {
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = self.store.read_events(&self.group, &self.consumer, 100, Duration::from_secs(1)) => r,
+                r = self.store.read_events(&self.group, &self.consumer, EVENTS_PER_READ, Duration::from_secs(1)) => r,
             };
             let events = match read {
                 Ok(events) => events,
