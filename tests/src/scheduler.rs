@@ -7,8 +7,8 @@
 //! - `ChannelRecorder`: a reply sink standing in for a channel adapter (Slack), keeping
 //!   what the bot's async manager delivers to it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,81 +19,41 @@ use jobs::redis::RedisStore;
 use jobs::{Fire, JobId, JobRecord, Origin, ScheduleStore, Store};
 use tokio::sync::mpsc;
 
+use crate::processes::{config_and_name, log_beside, ServiceProcess};
+
 /// One `octobox-scheduler` process.
 pub struct SchedulerProcess {
     pub name: String,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
+    process: ServiceProcess,
 }
 
 impl SchedulerProcess {
     /// Starts `octobox-scheduler --config <config> --name <name>`, logging to
     /// `<config's folder>/<name>.log`.
     pub fn start(config: &Path, name: &str) -> Self {
-        let log = config
-            .parent()
-            .expect("the config lives in a folder")
-            .join(format!("{name}.log"));
-        let mut s = SchedulerProcess {
+        SchedulerProcess {
             name: name.to_string(),
-            config: config.to_path_buf(),
-            log,
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("scheduler log file");
-        let child = Command::new(crate::binary::path("octobox-scheduler"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--name", &self.name])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("scheduler log file"))
-            .stderr(log)
-            .spawn()
-            .expect("octobox-scheduler starts");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: the scheduler dies holding its lease.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process: ServiceProcess::start(
+                format!("scheduler {name}"),
+                "octobox-scheduler",
+                config_and_name(config, name),
+                &[],
+                log_beside(config, name),
+            ),
         }
-    }
-
-    /// Starts the process again after a kill.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-impl Drop for SchedulerProcess {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last lines of scheduler {}'s log ---", self.name);
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
+impl Deref for SchedulerProcess {
+    type Target = ServiceProcess;
+    fn deref(&self) -> &ServiceProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for SchedulerProcess {
+    fn deref_mut(&mut self) -> &mut ServiceProcess {
+        &mut self.process
     }
 }
 
