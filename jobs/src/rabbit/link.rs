@@ -34,6 +34,11 @@ pub(crate) const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 /// How often the supervisor looks at the connection.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// The largest AMQP frame we ask for, unless the URL sets `frame_max`. lapin keeps a
+/// receive and a send buffer of 32 frames each, filled with zeros, so RabbitMQ's default
+/// (128 KiB) costs every process 8 MiB of memory; a job is a few hundred bytes, and a
+/// larger message simply travels in several frames.
+pub const FRAME_MAX: u32 = 16 * 1024;
 
 /// What the broker and its streams share: the current connection, its generation, and
 /// whether the broker was closed on purpose (then streams end instead of waiting).
@@ -55,13 +60,14 @@ impl Shared {
         deadline: Instant,
     ) -> Result<Arc<Shared>, BrokerError> {
         let target = url.redacted_url();
-        let uri: AMQPUri = url.expose().parse().map_err(|_| {
+        let mut uri: AMQPUri = url.expose().parse().map_err(|_| {
             // The parser's message may quote the whole URL, password included.
             BrokerError::Unavailable(format!(
                 "the broker URL for {target} is not a valid AMQP URL \
                  (amqp://user:password@host:port/vhost)"
             ))
         })?;
+        uri.query.frame_max.get_or_insert(FRAME_MAX);
         let connection = open(&uri, &target, deadline).await?;
         let shared = Arc::new(Shared {
             current: RwLock::new((0, Arc::new(connection))),

@@ -52,8 +52,8 @@ use crate::job::{Job, TaskClass};
 use consume::{RabbitStream, StreamKind};
 use topology::{delay_queue, DeclareError, JOBS_EXCHANGE};
 
-pub use link::RECONNECT_MAX_DELAY;
 use link::{Shared, RECONNECT_MIN_DELAY};
+pub use link::{FRAME_MAX, RECONNECT_MAX_DELAY};
 
 /// The job queue on RabbitMQ. See the module documentation for how it recovers.
 pub struct RabbitBroker {

@@ -167,12 +167,14 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
     ))
 }
 
+/// Connects with the frame size the pipeline's connections ask for.
 async fn connect(url: &str, role: &str) -> Result<Connection> {
+    let url = format!("{url}?frame_max={}", jobs::rabbit::FRAME_MAX);
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("octobox-bench {role}").into());
     tokio::time::timeout(
         Duration::from_secs(30),
-        Connection::connect(url, properties),
+        Connection::connect(&url, properties),
     )
     .await
     .map_err(|_| anyhow!("RabbitMQ did not accept the {role} connection within 30 s"))?
