@@ -1,7 +1,7 @@
 //! `AsyncManager`: brings each finished job's result back to where it was asked.
 //!
 //! It follows the store's event stream as a member of a consumer group, and acknowledges
-//! an event only after its reply was handed to the adapter; `claim_delivery` makes the
+//! an event only after its reply was handed to the adapter; `claim_reply` makes the
 //! delivery exactly-once even when an event is read twice (a redelivered job, a claimed
 //! pending event). Adapters register a [`ReplySink`] under their name (`console`,
 //! `slack`, `ssh`); a job's `Origin` names the adapter.
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use jobs::{EventId, EventKind, JobId, Origin, Store, StoreError};
+use jobs::{EventId, EventKind, JobId, Origin, ReplyClaim, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::reply::{self, JobUpdate, Reply};
@@ -64,6 +64,16 @@ impl Sinks {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .any(|s| s.follows_progress())
+    }
+
+    /// The adapters registered so far.
+    fn names(&self) -> Vec<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn get(&self, adapter: &str) -> Option<Arc<dyn ReplySink>> {
@@ -194,18 +204,24 @@ impl AsyncManager {
     /// Delivers job `job`'s reply if this manager serves its adapter. An error means the
     /// store could not be read, and the event must stay pending.
     async fn deliver(&self, job: JobId) -> Result<(), StoreError> {
-        let Some(record) = self.store.job(job).await? else {
-            tracing::warn!(%job, "finished job has no record (expired?); nothing to deliver");
-            return Ok(());
+        let record = match self.store.claim_reply(job, &self.sinks.names()).await? {
+            ReplyClaim::Claimed(record) => record,
+            ReplyClaim::Unknown => {
+                tracing::warn!(%job, "finished job has no record (expired?); nothing to deliver");
+                return Ok(());
+            }
+            ReplyClaim::Elsewhere => {
+                tracing::debug!(%job, "not an adapter of this group; left to others");
+                return Ok(());
+            }
+            ReplyClaim::Taken => return Ok(()),
         };
         let origin = &record.job.origin;
+        // Claimed only for a registered adapter, and adapters are never removed.
         let Some(sink) = self.sinks.get(&origin.adapter) else {
-            tracing::debug!(%job, adapter = %origin.adapter, "not an adapter of this group; left to others");
+            tracing::error!(%job, adapter = %origin.adapter, "claimed a reply for an adapter that is gone");
             return Ok(());
         };
-        if !self.store.claim_delivery(job).await? {
-            return Ok(());
-        }
         let reply = reply::result(&record);
         if let Err(e) = sink.deliver(origin, reply).await {
             tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");

@@ -195,7 +195,9 @@ impl Router {
         }
     }
 
-    /// Records the job (so its reply survives a bot restart), then publishes it.
+    /// Records the job (so its reply survives a bot restart) and publishes it, both at
+    /// once: the job is queued when the broker confirms it. A record that did not land
+    /// is written by the job's worker, which has the whole job.
     async fn submit(
         &self,
         m: Match,
@@ -204,13 +206,14 @@ impl Router {
         origin: &Origin,
     ) -> Answer {
         let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
-        if let Err(e) = self.store.record_job(&job).await {
-            tracing::error!(job = %job.id, error = %e, "job not recorded");
-            return Answer::new(Outcome::Failed, format!("could not queue the job: {e}"));
-        }
-        if let Err(e) = self.broker.publish(&job).await {
+        let (recorded, published) =
+            tokio::join!(self.store.record_job(&job), self.broker.publish(&job));
+        if let Err(e) = published {
             tracing::error!(job = %job.id, error = %e, "job not published");
             return Answer::new(Outcome::Failed, format!("could not queue the job: {e}"));
+        }
+        if let Err(e) = recorded {
+            tracing::warn!(job = %job.id, error = %e, "job queued but not recorded; its worker will record it");
         }
         tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
         Answer {

@@ -43,4 +43,4 @@ pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
-pub use store::{EventId, Store, StoreError, WorkerInfo};
+pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};

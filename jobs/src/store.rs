@@ -26,6 +26,19 @@ pub struct WorkerInfo {
     pub heartbeat_at: DateTime<Utc>,
 }
 
+/// What [`Store::claim_reply`] found.
+#[derive(Debug)]
+pub enum ReplyClaim {
+    /// The caller holds the claim and delivers the reply; this is the job's record.
+    Claimed(Box<JobRecord>),
+    /// The job was asked through an adapter the caller does not serve.
+    Elsewhere,
+    /// Someone claimed this reply before: it is delivered, or being delivered.
+    Taken,
+    /// The job has no record: it expired, or was never written.
+    Unknown,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the job store is unavailable: {0}")]
@@ -38,10 +51,12 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Records a new job as queued and appends its `queued` event.
+    /// Records a new job as queued and appends its `queued` event. A record that exists
+    /// already is left as it is (its worker may have written it first).
     async fn record_job(&self, job: &Job) -> Result<(), StoreError>;
 
-    /// Marks a job as running on `worker` and appends its `started` event.
+    /// Marks a job as running on `worker` and appends its `started` event; a job that has
+    /// its result already is left alone. `UnknownJob` if the job has no record.
     async fn mark_started(
         &self,
         id: JobId,
@@ -73,9 +88,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn ack_events(&self, group: &str, ids: &[EventId]) -> Result<(), StoreError>;
 
-    /// Claims the right to deliver job `id`'s result: `true` for the first caller only.
-    /// This is what makes delivery exactly-once when events are read more than once.
-    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError>;
+    /// Reads job `id`'s record and, if the job was asked through one of `adapters`,
+    /// claims the right to deliver its reply: [`ReplyClaim::Claimed`] for the first
+    /// caller only. This is what makes delivery exactly-once when events are read more
+    /// than once; reading and claiming together cost a reply one round trip, not two.
+    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError>;
 
     /// Keeps `value` under `key` for `ttl`, unless `key` is already kept: `true` for the
     /// first caller only. Adapters use it to agree across bot processes: an event already

@@ -10,8 +10,8 @@ use chrono::Utc;
 use jobs::config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::{
-    Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Store,
-    StoreError, Task, TaskClass, WorkerInfo,
+    Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output,
+    ReplyClaim, Store, StoreError, Task, TaskClass, WorkerInfo,
 };
 use octobox_tests::services::Redis;
 use tracing::instrument::WithSubscriber;
@@ -186,6 +186,32 @@ async fn a_jobs_life_reads_back_as_a_record_and_as_events_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_record_written_late_or_twice_leaves_the_job_where_it_is() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let j = job();
+    // The worker got there first (the bot records and publishes at the same time).
+    store.record_job(&j).await.unwrap();
+    store.mark_started(j.id, "w1", Utc::now()).await.unwrap();
+    store
+        .finish_job(&result_of(&j, JobStatus::Succeeded))
+        .await
+        .unwrap();
+    store.record_job(&j).await.unwrap();
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(record.worker.as_deref(), Some("w1"));
+    assert!(record.result.is_some(), "the result is kept");
+    // A start that arrives after the result changes nothing either.
+    store.mark_started(j.id, "w2", Utc::now()).await.unwrap();
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.worker.as_deref()),
+        (JobStatus::Succeeded, Some("w1"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn history_lists_newest_first_and_forgets_expired_jobs() {
     let redis = start_redis().await;
     let kept = store_on(&redis).await;
@@ -308,18 +334,58 @@ async fn events_a_dead_consumer_never_acknowledged_go_to_another_after_the_idle_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn delivery_is_claimed_once_across_store_instances() {
+async fn a_reply_is_claimed_once_across_store_instances_and_only_by_its_adapter() {
     let redis = start_redis().await;
     let a = store_on(&redis).await;
     let b = store_on(&redis).await;
+    let console = vec!["slack".to_string(), "console".to_string()];
+    let unknown = a.claim_reply(JobId::new(), &console).await.unwrap();
+    assert!(matches!(unknown, ReplyClaim::Unknown), "{unknown:?}");
     for _ in 0..20 {
-        let id = JobId::new();
-        let (x, y) = tokio::join!(a.claim_delivery(id), b.claim_delivery(id));
-        let (x, y) = (x.unwrap(), y.unwrap());
-        assert!(x ^ y, "exactly one of the two instances may deliver {id}");
-        assert!(!a.claim_delivery(id).await.unwrap());
-        assert!(!b.claim_delivery(id).await.unwrap());
+        let j = job();
+        a.record_job(&j).await.unwrap();
+        let elsewhere = b.claim_reply(j.id, &["ssh".to_string()]).await.unwrap();
+        assert!(matches!(elsewhere, ReplyClaim::Elsewhere), "{elsewhere:?}");
+        let (x, y) = tokio::join!(a.claim_reply(j.id, &console), b.claim_reply(j.id, &console));
+        let won: Vec<ReplyClaim> = [x.unwrap(), y.unwrap()]
+            .into_iter()
+            .filter(|c| !matches!(c, ReplyClaim::Taken))
+            .collect();
+        match won.as_slice() {
+            [ReplyClaim::Claimed(record)] => assert_eq!(record.job, j),
+            other => panic!(
+                "exactly one of the two instances may deliver {}: {other:?}",
+                j.id
+            ),
+        }
+        let again = a.claim_reply(j.id, &console).await.unwrap();
+        assert!(matches!(again, ReplyClaim::Taken), "{again:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_whose_job_is_unreadable_is_reported_not_claimed() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let id = JobId::new();
+    let mut con = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}job:{id}", jobs::redis::DEFAULT_PREFIX);
+    ::redis::cmd("HSET")
+        .arg(&key)
+        .arg("job")
+        .arg("not json")
+        .exec_async(&mut con)
+        .await
+        .unwrap();
+    let claim = store.claim_reply(id, &["console".to_string()]).await;
+    assert!(
+        matches!(claim, Err(StoreError::Corrupt { ref what, .. }) if *what == key),
+        "{claim:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,7 @@
 //! [`MemoryStore::KEEP_JOBS`] records, and drops events every consumer group has
 //! acknowledged.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
-use crate::store::{EventId, Store, StoreError, WorkerInfo};
+use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -92,10 +93,13 @@ impl Inner {
 #[async_trait]
 impl Store for MemoryStore {
     async fn record_job(&self, job: &Job) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        inner.records.insert(job.id, JobRecord::queued(job.clone()));
-        inner.order.push_back(job.id);
-        self.append(&mut inner, Event::now(job.id, EventKind::Queued));
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Entry::Vacant(slot) = inner.records.entry(job.id) {
+            slot.insert(JobRecord::queued(job.clone()));
+            inner.order.push_back(job.id);
+        }
+        self.append(inner, Event::now(job.id, EventKind::Queued));
         inner.trim();
         Ok(())
     }
@@ -108,6 +112,9 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let record = inner.record_mut(id)?;
+        if record.status.is_final() {
+            return Ok(());
+        }
         record.status = JobStatus::Running;
         record.worker = Some(worker.to_string());
         record.started_at = Some(at);
@@ -200,8 +207,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError> {
-        Ok(self.lock().delivered.insert(id))
+    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get(&id) else {
+            return Ok(ReplyClaim::Unknown);
+        };
+        if !adapters.contains(&record.job.origin.adapter) {
+            return Ok(ReplyClaim::Elsewhere);
+        }
+        let record = Box::new(record.clone());
+        Ok(match inner.delivered.insert(id) {
+            true => ReplyClaim::Claimed(record),
+            false => ReplyClaim::Taken,
+        })
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -352,11 +370,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delivery_is_claimed_once() {
+    async fn a_reply_is_claimed_once_and_only_by_its_adapter() {
         let store = MemoryStore::new();
-        let id = JobId::new();
-        assert!(store.claim_delivery(id).await.unwrap());
-        assert!(!store.claim_delivery(id).await.unwrap());
+        let j = job();
+        let served = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            store
+                .claim_reply(j.id, &served(&["console"]))
+                .await
+                .unwrap(),
+            ReplyClaim::Unknown
+        ));
+        store.record_job(&j).await.unwrap();
+        let adapter = j.origin.adapter.clone();
+        assert!(matches!(
+            store
+                .claim_reply(j.id, &served(&["elsewhere"]))
+                .await
+                .unwrap(),
+            ReplyClaim::Elsewhere
+        ));
+        match store.claim_reply(j.id, &served(&[&adapter])).await.unwrap() {
+            ReplyClaim::Claimed(record) => assert_eq!(record.job.id, j.id),
+            other => panic!("the first claim should win, got {other:?}"),
+        }
+        assert!(matches!(
+            store.claim_reply(j.id, &served(&[&adapter])).await.unwrap(),
+            ReplyClaim::Taken
+        ));
     }
 
     #[tokio::test]

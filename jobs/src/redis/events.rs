@@ -5,7 +5,10 @@
 //! appended before the first bot ever started are still delivered. Before reading new
 //! events, a reader claims (`XAUTOCLAIM`) events that another consumer of its group was
 //! handed but has not acknowledged for longer than the claim idle time: that consumer
-//! is presumed dead, and its events would otherwise never be delivered.
+//! is presumed dead, and its events would otherwise never be delivered. Looking costs a
+//! round trip, and an event becomes claimable only after the idle time, so a group looks
+//! at most every quarter of that time (and at least every second); it looks again at once
+//! while it finds some ([`ClaimSchedule`]).
 //!
 //! An entry this version cannot read is logged and acknowledged (so it does not come
 //! back), never an error for the whole read.
@@ -14,6 +17,7 @@
 //! connection answers in order, so a read blocked for seconds on the shared one would
 //! hold up every other command behind it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -75,6 +79,27 @@ impl BlockingReaders {
     }
 }
 
+/// When each group last looked for abandoned events and found none.
+#[derive(Default)]
+pub(super) struct ClaimSchedule {
+    looked: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl ClaimSchedule {
+    /// Whether `group` should look for abandoned events before this read.
+    fn due(&self, group: &str, idle: Duration) -> bool {
+        let every = (idle / 4).min(Duration::from_secs(1));
+        let looked = self.looked.lock().unwrap_or_else(|p| p.into_inner());
+        looked.get(group).is_none_or(|at| at.elapsed() >= every)
+    }
+
+    /// `group` looked and found nothing: the next look can wait.
+    fn found_none(&self, group: &str) {
+        let mut looked = self.looked.lock().unwrap_or_else(|p| p.into_inner());
+        looked.insert(group.to_string(), Instant::now());
+    }
+}
+
 impl RedisStore {
     pub(super) async fn append(&self, event: &Event) -> Result<EventId, StoreError> {
         let stream = self.keys.events();
@@ -108,7 +133,13 @@ impl RedisStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let mut entries = self.claim_abandoned(group, consumer, max).await?;
+        let mut entries = Vec::new();
+        if self.claims.due(group, self.claim_idle) {
+            entries = self.claim_abandoned(group, consumer, max).await?;
+            if entries.is_empty() {
+                self.claims.found_none(group);
+            }
+        }
         if !entries.is_empty() {
             tracing::info!(
                 group,

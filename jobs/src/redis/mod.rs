@@ -49,7 +49,7 @@
 //!
 //! A write whose reply was lost is sent again, so a retried `record_job`, `mark_started`
 //! or `finish_job` may append its event twice. That is acceptable: readers deduplicate
-//! delivery with [`Store::claim_delivery`], and the record writes are idempotent. The
+//! delivery with [`Store::claim_reply`], and the record writes are idempotent. The
 //! delivery claim itself is made safe to repeat by writing a token unique to the call
 //! and reading back the old value (`SET NX GET`): a retry that finds its own token knows
 //! the first attempt won.
@@ -76,7 +76,7 @@ use tokio::time::Instant;
 use crate::config::StoreConfig;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
-use crate::store::{EventId, Store, StoreError, WorkerInfo};
+use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -98,6 +98,7 @@ pub struct RedisStore {
     /// Multiplexed: every non-blocking command of every task goes through it.
     shared: ConnectionManager,
     readers: events::BlockingReaders,
+    claims: events::ClaimSchedule,
     keys: keys::Keys,
     retention: Duration,
     claim_idle: Duration,
@@ -136,6 +137,7 @@ impl RedisStore {
             client,
             shared,
             readers: events::BlockingReaders::default(),
+            claims: events::ClaimSchedule::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
             claim_idle: config.reclaim_after,
@@ -302,8 +304,8 @@ impl Store for RedisStore {
         self.ack(group, ids).await
     }
 
-    async fn claim_delivery(&self, id: JobId) -> Result<bool, StoreError> {
-        self.claim(id).await
+    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError> {
+        self.claim(id, adapters).await
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

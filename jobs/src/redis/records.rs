@@ -22,17 +22,20 @@ use super::events::STREAM_MAXLEN;
 use super::{millis, RedisStore};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
-use crate::store::{StoreError, WorkerInfo};
+use crate::store::{ReplyClaim, StoreError, WorkerInfo};
 
-/// KEYS: record, history, events.
+/// KEYS: record, history, events. A record that exists is left as it is: the job's
+/// worker may have written it first (the bot records and publishes at the same time),
+/// or this is a retry of a write whose answer was lost.
 /// ARGV: job JSON, job id, created (ms), retention (ms), history cutoff (ms), event JSON,
 /// stream cap.
 static RECORD_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'job', ARGV[1], 'status', 'queued')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'job', ARGV[1], 'status', 'queued')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
 return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
@@ -66,6 +69,31 @@ redis.call('HSETNX', KEYS[1], 'started_at', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'event', ARGV[6])
 return 'finished'
+",
+    )
+});
+
+/// KEYS: record, delivery claim. ARGV: token, retention (ms), then the adapters served.
+/// Answers `{outcome, record fields}`: `claimed` (with the fields), `elsewhere`, `taken`,
+/// `unknown` (no record) or `corrupt` (its job names no adapter).
+static CLAIM_REPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local job = redis.call('HGET', KEYS[1], 'job')
+if not job then return {'unknown', {}} end
+local ok, decoded = pcall(cjson.decode, job)
+if not ok or type(decoded) ~= 'table' or type(decoded.origin) ~= 'table' then
+  return {'corrupt', {}}
+end
+local adapter = decoded.origin.adapter
+local served = false
+for i = 3, #ARGV do
+  if ARGV[i] == adapter then served = true break end
+end
+if not served then return {'elsewhere', {}} end
+local held = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
+if held and held ~= ARGV[1] then return {'taken', {}} end
+return {'claimed', redis.call('HGETALL', KEYS[1])}
 ",
     )
 });
@@ -121,7 +149,7 @@ impl RedisStore {
         match outcome.as_str() {
             "unknown" => Err(StoreError::UnknownJob(id)),
             "final" => {
-                tracing::info!(job = %id, worker, "job already has its result; not marked started again");
+                tracing::debug!(job = %id, worker, "job already has its result; not marked started again");
                 Ok(())
             }
             _ => Ok(()),
@@ -245,27 +273,42 @@ impl RedisStore {
         Ok(records)
     }
 
-    /// `SET NX GET` with a token unique to this call: if the reply to a successful first
-    /// attempt is lost, the retry reads back its own token and still answers `true`.
-    pub(super) async fn claim(&self, id: JobId) -> Result<bool, StoreError> {
-        let key = self.keys.delivered(id);
+    /// One script: the record, the adapter check and `SET NX GET` with a token unique
+    /// to this call (if the reply to a successful first attempt is lost, the retry reads
+    /// back its own token and still wins).
+    pub(super) async fn claim(
+        &self,
+        id: JobId,
+        adapters: &[String],
+    ) -> Result<ReplyClaim, StoreError> {
+        let (record_key, claim_key) = (self.keys.job(id), self.keys.delivered(id));
         let token = uuid::Uuid::now_v7().to_string();
         let retention = millis(self.retention).max(1);
-        let previous = self
-            .retrying("claim a job's delivery", || {
+        let (outcome, fields) = self
+            .retrying("claim a job's reply", || {
                 let mut con = self.shared.clone();
-                let cmd = ::redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&token)
-                    .arg("NX")
-                    .arg("GET")
-                    .arg("PX")
-                    .arg(retention)
-                    .to_owned();
-                async move { cmd.query_async::<Option<String>>(&mut con).await }
+                let mut call = CLAIM_REPLY.prepare_invoke();
+                call.key(&record_key).key(&claim_key);
+                call.arg(&token).arg(retention).arg(adapters);
+                async move {
+                    call.invoke_async::<(String, HashMap<String, Vec<u8>>)>(&mut con)
+                        .await
+                }
             })
             .await?;
-        Ok(previous.is_none_or(|held| held == token))
+        match outcome.as_str() {
+            "claimed" => match decode_record(&record_key, &fields)? {
+                Some(record) => Ok(ReplyClaim::Claimed(Box::new(record))),
+                None => Ok(ReplyClaim::Unknown),
+            },
+            "elsewhere" => Ok(ReplyClaim::Elsewhere),
+            "taken" => Ok(ReplyClaim::Taken),
+            "unknown" => Ok(ReplyClaim::Unknown),
+            _ => Err(StoreError::Corrupt {
+                what: record_key,
+                reason: "its job is not JSON naming the adapter it was asked through".into(),
+            }),
+        }
     }
 
     pub(super) async fn beat(&self, worker: &WorkerInfo, ttl: Duration) -> Result<(), StoreError> {

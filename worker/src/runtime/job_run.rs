@@ -1,7 +1,7 @@
 //! `JobRun`: one delivery, from "started" to acknowledged.
 //!
-//! The task runs in a tokio task of its own, so a panic fails the job and not the worker,
-//! and a timeout can drop it. The delivery is settled only after the store holds the
+//! Each delivery is handled in a tokio task of its own; a native task's panic is caught
+//! there, so it fails the job and not the worker, and a timeout or a cancel drops it. The delivery is settled only after the store holds the
 //! outcome: a result (then ack), a retry scheduled with the broker (then ack), or nothing
 //! because the store failed (then the job goes back to the queue).
 //!
@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs::{Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, Task};
+use futures::FutureExt;
+use jobs::{
+    Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, StoreError, Task,
+};
 
 use super::cancel::{CancelSignal, Cancellations};
 use crate::container::ContainerRunner;
@@ -69,6 +72,13 @@ pub(crate) enum Ran {
     Retry(String),
 }
 
+/// How a run ended, once written down: a result and whether the store took it, or a
+/// retryable failure to try again after the delay.
+enum Stored {
+    Result(JobResult, Result<(), StoreError>),
+    Rescheduled(String, Duration),
+}
+
 impl JobRun {
     pub async fn handle(self, delivery: Delivery) {
         if delivery.redelivered {
@@ -76,22 +86,59 @@ impl JobRun {
         }
         let job = delivery.job.clone();
         let started_at = Utc::now();
-        if let Err(e) = self
-            .store
-            .mark_started(job.id, &self.worker, started_at)
-            .await
-        {
-            tracing::error!(job = %job.id, error = %e, "could not record the start; job goes back to the queue");
-            return requeue(delivery).await;
-        }
         tracing::info!(job = %job.id, command = %job.command, attempt = job.attempt, "job started");
+        // The start is written while the task runs, and the result follows without waiting
+        // for the start's answer: on the store's connection the two travel together, so a
+        // quick job costs one round trip, not two. The store takes them in either order
+        // (a start that finds a result already in leaves it alone).
+        let (start, run) = tokio::join!(
+            self.store.mark_started(job.id, &self.worker, started_at),
+            self.run_and_store(&job, started_at),
+        );
+        let stored = match (start, run) {
+            (_, Stored::Rescheduled(why, delay)) => {
+                return self.retry_later(delivery, why, delay).await;
+            }
+            // No record: the bot's write has not landed (it records and publishes at the same
+            // time) or it expired. The job itself says everything the record needs.
+            (Err(StoreError::UnknownJob(_)), Stored::Result(result, Err(_))) => {
+                self.record_then_finish(&job, &result).await
+            }
+            (start, Stored::Result(result, stored)) => {
+                if let Err(e) = start {
+                    tracing::warn!(job = %job.id, error = %e, "the job's start was not recorded");
+                }
+                stored.map(|()| result)
+            }
+        };
+        match stored {
+            Ok(result) => {
+                tracing::info!(
+                    job = %job.id,
+                    status = %result.status,
+                    ms = result.duration().as_millis() as u64,
+                    "job finished"
+                );
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(job = %job.id, error = %e, "result stored but the ack failed; the job may run again");
+                }
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
+                requeue(delivery).await;
+            }
+        }
+    }
+
+    /// Runs the job and stores its result, or says when to try it again.
+    async fn run_and_store(&self, job: &Job, started_at: chrono::DateTime<Utc>) -> Stored {
         let cancel = self.cancellations.start(job.id);
-        let ran = self.execute(&job, &cancel).await;
+        let ran = self.execute(job, &cancel).await;
         self.cancellations.finish(job.id);
         let (status, output, error) = match ran {
             Ran::Done(status, output, error) => (status, output, error),
             Ran::Retry(why) => match self.retry.delay_after(job.attempt) {
-                Some(delay) => return self.retry_later(delivery, why, delay).await,
+                Some(delay) => return Stored::Rescheduled(why, delay),
                 None => {
                     let why = format!("failed after {} attempts: {why}", job.attempt);
                     (JobStatus::Failed, Output::Empty, Some(why))
@@ -107,23 +154,23 @@ impl JobRun {
             finished_at: Utc::now(),
             error,
         };
-        match self.store.finish_job(&result).await {
-            Ok(()) => {
-                tracing::info!(
-                    job = %job.id,
-                    status = %status,
-                    ms = result.duration().as_millis() as u64,
-                    "job finished"
-                );
-                if let Err(e) = delivery.ack().await {
-                    tracing::warn!(job = %job.id, error = %e, "result stored but the ack failed; the job may run again");
-                }
-            }
-            Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
-                requeue(delivery).await;
-            }
-        }
+        let stored = self.store.finish_job(&result).await;
+        Stored::Result(result, stored)
+    }
+
+    /// Writes the record a job lacks, then its start and its result.
+    async fn record_then_finish(
+        &self,
+        job: &Job,
+        result: &JobResult,
+    ) -> Result<JobResult, StoreError> {
+        tracing::info!(job = %job.id, "the job had no record; writing it from the job");
+        self.store.record_job(job).await?;
+        self.store
+            .mark_started(job.id, &self.worker, result.started_at)
+            .await?;
+        self.store.finish_job(result).await?;
+        Ok(result.clone())
     }
 
     async fn execute(&self, job: &Job, cancel: &CancelSignal) -> Ran {
@@ -157,25 +204,23 @@ impl JobRun {
             );
             return Ran::Done(JobStatus::Failed, Output::Empty, Some(why));
         };
-        let mut handle = tokio::spawn(async move { task.run(&ctx).await });
+        // Run in place (each job already has a tokio task of its own): a panic is caught
+        // here and fails only this job; a timeout or a cancel drops the task's future.
+        let run = std::panic::AssertUnwindSafe(async move { task.run(&ctx).await }).catch_unwind();
         let finished = tokio::select! {
-            f = tokio::time::timeout(job.timeout, &mut handle) => f,
-            _ = cancel.cancelled() => {
-                handle.abort();
-                return cancelled(cancel.by().unwrap_or("someone"));
-            }
+            f = tokio::time::timeout(job.timeout, run) => f,
+            _ = cancel.cancelled() => return cancelled(cancel.by().unwrap_or("someone")),
         };
         match finished {
             Ok(Ok(Ok(output))) => Ran::Done(JobStatus::Succeeded, output, None),
             Ok(Ok(Err(TaskError::Retryable(why)))) => Ran::Retry(why),
             Ok(Ok(Err(e))) => Ran::Done(JobStatus::Failed, Output::Empty, Some(e.to_string())),
-            Ok(Err(join)) => {
-                tracing::error!(job = %job.id, error = %join, "native task crashed");
+            Ok(Err(panic)) => {
+                tracing::error!(job = %job.id, panic = panic_message(&*panic), "native task crashed");
                 let why = format!("the task \"{name}\" crashed; the worker log has details");
                 Ran::Done(JobStatus::Failed, Output::Empty, Some(why))
             }
             Err(_) => {
-                handle.abort();
                 let why = format!("timed out after {}", lexicon::format_duration(job.timeout));
                 Ran::Done(JobStatus::TimedOut, Output::Empty, Some(why))
             }
@@ -266,6 +311,17 @@ impl JobRun {
         if let Err(e) = delivery.ack().await {
             tracing::warn!(job = %job.id, error = %e, "rescheduled but the ack failed; the attempt may run twice");
         }
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "(no message)"
     }
 }
 

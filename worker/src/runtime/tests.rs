@@ -266,3 +266,24 @@ async fn a_job_past_the_delivery_limit_is_set_aside_unrun() {
     handle.await.unwrap().unwrap();
     assert_eq!(runs.0.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_job_whose_record_never_landed_is_recorded_by_its_worker() {
+    let (broker, store) = (Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new()));
+    let runs = Counted::default();
+    let (stop, handle) = worker_with(&broker, &store, runs.clone(), 5).await;
+    let j = job("counted", BTreeMap::new(), Duration::from_secs(5));
+    // Published, but the bot's record write failed.
+    broker.publish(&j).await.unwrap();
+    let record = final_record(&store, j.id).await;
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(record.job, j, "the record says what was asked, and by whom");
+    // The bot's write, landing late, leaves the result alone.
+    store.record_job(&j).await.unwrap();
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert!(record.result.is_some());
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(runs.0.load(Ordering::SeqCst), 1, "run once");
+}
