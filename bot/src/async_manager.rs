@@ -204,7 +204,11 @@ impl AsyncManager {
     /// Delivers job `job`'s reply if this manager serves its adapter. An error means the
     /// store could not be read, and the event must stay pending.
     async fn deliver(&self, job: JobId) -> Result<(), StoreError> {
-        let record = match self.store.claim_reply(job, &self.sinks.names()).await? {
+        let record = match self
+            .store
+            .claim_reply(job, &self.group, &self.sinks.names())
+            .await?
+        {
             ReplyClaim::Claimed(record) => record,
             ReplyClaim::Unknown => {
                 tracing::warn!(%job, "finished job has no record (expired?); nothing to deliver");

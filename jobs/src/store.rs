@@ -89,10 +89,16 @@ pub trait Store: Send + Sync + 'static {
     async fn ack_events(&self, group: &str, ids: &[EventId]) -> Result<(), StoreError>;
 
     /// Reads job `id`'s record and, if the job was asked through one of `adapters`,
-    /// claims the right to deliver its reply: [`ReplyClaim::Claimed`] for the first
-    /// caller only. This is what makes delivery exactly-once when events are read more
-    /// than once; reading and claiming together cost a reply one round trip, not two.
-    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError>;
+    /// claims the right to deliver its reply for consumer group `group`:
+    /// [`ReplyClaim::Claimed`] for the group's first caller only. This is what makes
+    /// delivery exactly-once when events are read more than once; each adapter is served
+    /// by one group. Reading and claiming together cost one round trip, not two.
+    async fn claim_reply(
+        &self,
+        id: JobId,
+        group: &str,
+        adapters: &[String],
+    ) -> Result<ReplyClaim, StoreError>;
 
     /// Keeps `value` under `key` for `ttl`, unless `key` is already kept: `true` for the
     /// first caller only. Adapters use it to agree across bot processes: an event already

@@ -334,19 +334,25 @@ async fn events_a_dead_consumer_never_acknowledged_go_to_another_after_the_idle_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_reply_is_claimed_once_across_store_instances_and_only_by_its_adapter() {
+async fn a_reply_is_claimed_once_per_group_and_only_by_the_group_of_its_adapter() {
     let redis = start_redis().await;
     let a = store_on(&redis).await;
     let b = store_on(&redis).await;
-    let console = vec!["slack".to_string(), "console".to_string()];
-    let unknown = a.claim_reply(JobId::new(), &console).await.unwrap();
+    let (bots, slack) = ("octobox-bot@vm", "octobox-bot:slack");
+    let console = vec!["ssh".to_string(), "console".to_string()];
+    let slack_only = vec!["slack".to_string()];
+    let unknown = a.claim_reply(JobId::new(), bots, &console).await.unwrap();
     assert!(matches!(unknown, ReplyClaim::Unknown), "{unknown:?}");
     for _ in 0..20 {
         let j = job();
         a.record_job(&j).await.unwrap();
-        let elsewhere = b.claim_reply(j.id, &["ssh".to_string()]).await.unwrap();
+        // The Slack group reads the same event first: it must not take the reply away.
+        let elsewhere = b.claim_reply(j.id, slack, &slack_only).await.unwrap();
         assert!(matches!(elsewhere, ReplyClaim::Elsewhere), "{elsewhere:?}");
-        let (x, y) = tokio::join!(a.claim_reply(j.id, &console), b.claim_reply(j.id, &console));
+        let (x, y) = tokio::join!(
+            a.claim_reply(j.id, bots, &console),
+            b.claim_reply(j.id, bots, &console)
+        );
         let won: Vec<ReplyClaim> = [x.unwrap(), y.unwrap()]
             .into_iter()
             .filter(|c| !matches!(c, ReplyClaim::Taken))
@@ -358,7 +364,7 @@ async fn a_reply_is_claimed_once_across_store_instances_and_only_by_its_adapter(
                 j.id
             ),
         }
-        let again = a.claim_reply(j.id, &console).await.unwrap();
+        let again = a.claim_reply(j.id, bots, &console).await.unwrap();
         assert!(matches!(again, ReplyClaim::Taken), "{again:?}");
     }
 }
@@ -367,21 +373,25 @@ async fn a_reply_is_claimed_once_across_store_instances_and_only_by_its_adapter(
 async fn a_record_whose_job_is_unreadable_is_reported_not_claimed() {
     let redis = start_redis().await;
     let store = store_on(&redis).await;
-    let id = JobId::new();
     let mut con = ::redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    let id = JobId::new();
     let key = format!("{}job:{id}", jobs::redis::DEFAULT_PREFIX);
     ::redis::cmd("HSET")
         .arg(&key)
         .arg("job")
         .arg("not json")
+        .arg("status")
+        .arg("queued")
         .exec_async(&mut con)
         .await
         .unwrap();
-    let claim = store.claim_reply(id, &["console".to_string()]).await;
+    let claim = store
+        .claim_reply(id, "octobox-bot@vm", &["console".to_string()])
+        .await;
     assert!(
         matches!(claim, Err(StoreError::Corrupt { ref what, .. }) if *what == key),
         "{claim:?}"

@@ -31,7 +31,8 @@ struct Inner {
     log: VecDeque<Event>,
     first_seq: u64,
     groups: HashMap<String, Group>,
-    delivered: HashSet<JobId>,
+    /// The consumer groups that claimed each job's reply.
+    delivered: HashMap<JobId, HashSet<String>>,
     workers: HashMap<String, (WorkerInfo, tokio::time::Instant)>,
     notes: HashMap<String, (String, tokio::time::Instant)>,
 }
@@ -207,7 +208,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError> {
+    async fn claim_reply(
+        &self,
+        id: JobId,
+        group: &str,
+        adapters: &[String],
+    ) -> Result<ReplyClaim, StoreError> {
         let mut inner = self.lock();
         let Some(record) = inner.records.get(&id) else {
             return Ok(ReplyClaim::Unknown);
@@ -216,7 +222,12 @@ impl Store for MemoryStore {
             return Ok(ReplyClaim::Elsewhere);
         }
         let record = Box::new(record.clone());
-        Ok(match inner.delivered.insert(id) {
+        let first = inner
+            .delivered
+            .entry(id)
+            .or_default()
+            .insert(group.to_string());
+        Ok(match first {
             true => ReplyClaim::Claimed(record),
             false => ReplyClaim::Taken,
         })
@@ -376,7 +387,7 @@ mod tests {
         let served = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         assert!(matches!(
             store
-                .claim_reply(j.id, &served(&["console"]))
+                .claim_reply(j.id, "g", &served(&["console"]))
                 .await
                 .unwrap(),
             ReplyClaim::Unknown
@@ -385,17 +396,24 @@ mod tests {
         let adapter = j.origin.adapter.clone();
         assert!(matches!(
             store
-                .claim_reply(j.id, &served(&["elsewhere"]))
+                .claim_reply(j.id, "g", &served(&["elsewhere"]))
                 .await
                 .unwrap(),
             ReplyClaim::Elsewhere
         ));
-        match store.claim_reply(j.id, &served(&[&adapter])).await.unwrap() {
+        match store
+            .claim_reply(j.id, "g", &served(&[&adapter]))
+            .await
+            .unwrap()
+        {
             ReplyClaim::Claimed(record) => assert_eq!(record.job.id, j.id),
             other => panic!("the first claim should win, got {other:?}"),
         }
         assert!(matches!(
-            store.claim_reply(j.id, &served(&[&adapter])).await.unwrap(),
+            store
+                .claim_reply(j.id, "g", &served(&[&adapter]))
+                .await
+                .unwrap(),
             ReplyClaim::Taken
         ));
     }

@@ -36,9 +36,9 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
-    /// STRING: present once a job's result has been claimed for delivery.
-    pub(crate) fn delivered(&self, id: JobId) -> String {
-        format!("{}delivered:{id}", self.prefix)
+    /// STRING: present once consumer group `group` has claimed a job's reply.
+    pub(crate) fn delivered(&self, group: &str, id: JobId) -> String {
+        format!("{}delivered:{group}:{id}", self.prefix)
     }
 
     /// STRING with a TTL: one worker's last heartbeat (JSON `WorkerInfo`).
@@ -116,8 +116,8 @@ mod tests {
         assert_eq!(keys.history(), "octobox:jobs");
         assert_eq!(keys.events(), "octobox:events");
         assert_eq!(
-            keys.delivered(id),
-            "octobox:delivered:01890a5d-ac96-774b-bcce-b302099a8057"
+            keys.delivered("octobox-bot@vm", id),
+            "octobox:delivered:octobox-bot@vm:01890a5d-ac96-774b-bcce-b302099a8057"
         );
         assert_eq!(keys.worker("w1"), "octobox:worker:w1");
         assert_eq!(keys.workers(), "octobox:workers");

@@ -304,8 +304,13 @@ impl Store for RedisStore {
         self.ack(group, ids).await
     }
 
-    async fn claim_reply(&self, id: JobId, adapters: &[String]) -> Result<ReplyClaim, StoreError> {
-        self.claim(id, adapters).await
+    async fn claim_reply(
+        &self,
+        id: JobId,
+        group: &str,
+        adapters: &[String],
+    ) -> Result<ReplyClaim, StoreError> {
+        self.claim(id, group, adapters).await
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

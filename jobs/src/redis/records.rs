@@ -73,31 +73,6 @@ return 'finished'
     )
 });
 
-/// KEYS: record, delivery claim. ARGV: token, retention (ms), then the adapters served.
-/// Answers `{outcome, record fields}`: `claimed` (with the fields), `elsewhere`, `taken`,
-/// `unknown` (no record) or `corrupt` (its job names no adapter).
-static CLAIM_REPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local job = redis.call('HGET', KEYS[1], 'job')
-if not job then return {'unknown', {}} end
-local ok, decoded = pcall(cjson.decode, job)
-if not ok or type(decoded) ~= 'table' or type(decoded.origin) ~= 'table' then
-  return {'corrupt', {}}
-end
-local adapter = decoded.origin.adapter
-local served = false
-for i = 3, #ARGV do
-  if ARGV[i] == adapter then served = true break end
-end
-if not served then return {'elsewhere', {}} end
-local held = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'GET', 'PX', ARGV[2])
-if held and held ~= ARGV[1] then return {'taken', {}} end
-return {'claimed', redis.call('HGETALL', KEYS[1])}
-",
-    )
-});
-
 impl RedisStore {
     pub(super) async fn record(&self, job: &Job) -> Result<(), StoreError> {
         let record_key = self.keys.job(job.id);
@@ -273,41 +248,60 @@ impl RedisStore {
         Ok(records)
     }
 
-    /// One script: the record, the adapter check and `SET NX GET` with a token unique
-    /// to this call (if the reply to a successful first attempt is lost, the retry reads
-    /// back its own token and still wins).
+    /// The group's claim (`SET NX GET` with a token unique to this call: if the reply to
+    /// a successful first attempt is lost, the retry reads back its own token and still
+    /// wins) and the record, in one round trip. The claim is the group's own, so a group
+    /// that does not serve the job's adapter cannot take the reply from the one that does;
+    /// such a claim is given back at once.
     pub(super) async fn claim(
         &self,
         id: JobId,
+        group: &str,
         adapters: &[String],
     ) -> Result<ReplyClaim, StoreError> {
-        let (record_key, claim_key) = (self.keys.job(id), self.keys.delivered(id));
+        let (record_key, claim_key) = (self.keys.job(id), self.keys.delivered(group, id));
         let token = uuid::Uuid::now_v7().to_string();
         let retention = millis(self.retention).max(1);
-        let (outcome, fields) = self
+        let (held, fields) = self
             .retrying("claim a job's reply", || {
                 let mut con = self.shared.clone();
-                let mut call = CLAIM_REPLY.prepare_invoke();
-                call.key(&record_key).key(&claim_key);
-                call.arg(&token).arg(retention).arg(adapters);
+                let mut pipe = ::redis::pipe();
+                pipe.cmd("SET").arg(&claim_key).arg(&token);
+                pipe.arg("NX").arg("GET").arg("PX").arg(retention);
+                pipe.cmd("HGETALL").arg(&record_key);
                 async move {
-                    call.invoke_async::<(String, HashMap<String, Vec<u8>>)>(&mut con)
+                    pipe.query_async::<(Option<String>, HashMap<String, Vec<u8>>)>(&mut con)
                         .await
                 }
             })
             .await?;
-        match outcome.as_str() {
-            "claimed" => match decode_record(&record_key, &fields)? {
-                Some(record) => Ok(ReplyClaim::Claimed(Box::new(record))),
-                None => Ok(ReplyClaim::Unknown),
-            },
-            "elsewhere" => Ok(ReplyClaim::Elsewhere),
-            "taken" => Ok(ReplyClaim::Taken),
-            "unknown" => Ok(ReplyClaim::Unknown),
-            _ => Err(StoreError::Corrupt {
-                what: record_key,
-                reason: "its job is not JSON naming the adapter it was asked through".into(),
-            }),
+        let Some(record) = decode_record(&record_key, &fields)? else {
+            return Ok(ReplyClaim::Unknown);
+        };
+        let ours = held.is_none_or(|held| held == token);
+        if !adapters.contains(&record.job.origin.adapter) {
+            if ours {
+                self.release_claim(&claim_key).await;
+            }
+            return Ok(ReplyClaim::Elsewhere);
+        }
+        Ok(match ours {
+            true => ReplyClaim::Claimed(Box::new(record)),
+            false => ReplyClaim::Taken,
+        })
+    }
+
+    /// Housekeeping: a claim left behind only holds a little memory until it expires.
+    async fn release_claim(&self, claim_key: &str) {
+        let released = self
+            .retrying("give back a reply claim", || {
+                let mut con = self.shared.clone();
+                let cmd = ::redis::cmd("DEL").arg(claim_key).to_owned();
+                async move { cmd.query_async::<()>(&mut con).await }
+            })
+            .await;
+        if let Err(err) = released {
+            tracing::debug!(key = claim_key, error = %err, "reply claim not given back; it expires");
         }
     }
 
