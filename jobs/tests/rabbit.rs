@@ -591,3 +591,26 @@ async fn a_publish_gets_through_after_someone_deleted_the_exchange() {
     broker.close().await;
     stop(node).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_ask_for_small_frames_unless_the_url_sets_its_own() {
+    let node = node().await;
+    let small = broker(&config(&node)).await;
+    let sizes = node.connection_frame_sizes();
+    assert_eq!(sizes, vec![jobs::rabbit::FRAME_MAX], "{sizes:?}");
+    small.close().await;
+
+    let mut own = config(&node);
+    own.url = Secret::new(format!("{}?frame_max=131072", node.url()));
+    let _large = broker(&own).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sizes = node.connection_frame_sizes();
+        if sizes == vec![131072] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "frame sizes: {sizes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(node).await;
+}

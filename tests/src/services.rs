@@ -212,6 +212,31 @@ impl RabbitMq {
         );
     }
 
+    /// The frame size each open client connection negotiated, as the broker reports it.
+    pub fn connection_frame_sizes(&self) -> Vec<u32> {
+        let mut cmd = Command::new(Path::new(RABBITMQ_BIN).join("rabbitmqctl"));
+        self.env(&mut cmd);
+        let out = cmd
+            .arg("-n")
+            .arg(&self.node)
+            .args([
+                "list_connections",
+                "frame_max",
+                "--quiet",
+                "--no-table-headers",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl list_connections failed: {out:?}"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
     /// Stops the node and starts it again with the same data (durable queues survive).
     pub fn restart(&mut self, down_for: Duration) {
         self.stop();
