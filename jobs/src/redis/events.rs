@@ -7,8 +7,8 @@
 //! handed but has not acknowledged for longer than the claim idle time: that consumer
 //! is presumed dead, and its events would otherwise never be delivered. Looking costs a
 //! round trip, and an event becomes claimable only after the idle time, so a group looks
-//! at most every quarter of that time (and at least every second); it looks again at once
-//! while it finds some ([`ClaimSchedule`]).
+//! once per quarter of that time or once a second, whichever is more often, and again at
+//! once while it finds some ([`ClaimSchedule`]).
 //!
 //! An entry this version cannot read is logged and acknowledged (so it does not come
 //! back), never an error for the whole read.

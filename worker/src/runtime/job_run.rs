@@ -1,9 +1,10 @@
 //! `JobRun`: one delivery, from "started" to acknowledged.
 //!
 //! Each delivery is handled in a tokio task of its own; a native task's panic is caught
-//! there, so it fails the job and not the worker, and a timeout or a cancel drops it. The delivery is settled only after the store holds the
-//! outcome: a result (then ack), a retry scheduled with the broker (then ack), or nothing
-//! because the store failed (then the job goes back to the queue).
+//! there, so it fails the job and not the worker, and a timeout or a cancel drops it. The
+//! delivery is settled only after the store holds the outcome: a result (then ack), a
+//! retry scheduled with the broker (then ack), or nothing because the store failed (then
+//! the job goes back to the queue).
 //!
 //! A *redelivered* job was handed out before and never acknowledged: its worker died —
 //! perhaps because of that very job — or the acknowledgement was lost. If its result is
