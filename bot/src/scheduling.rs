@@ -9,7 +9,7 @@ use std::time::Duration;
 use jobs::config::{Config, ConfigErrors};
 use jobs::{Broker, Job, Origin, ScheduleStore, Store};
 use lexicon::Classification;
-use scheduler::{CommandJobs, ScheduleTable, Scheduler};
+use scheduler::{CommandJobs, ScheduleTable, Scheduler, SchedulerServices};
 
 use crate::commands::CommandTable;
 
@@ -64,13 +64,16 @@ pub fn scheduler_for(
     store: Arc<dyn Store>,
     schedules: Arc<dyn ScheduleStore>,
 ) -> Scheduler {
-    Scheduler::new(
-        holder,
-        table,
-        Arc::new(CatalogJobs(commands)),
+    let services = SchedulerServices {
+        commands: Arc::new(CatalogJobs(commands)),
         broker,
         store,
         schedules,
+    };
+    Scheduler::new(
+        holder,
+        table,
+        services,
         config.scheduler.lease,
         config.jobs.timeout.max(Duration::from_secs(1)),
     )

@@ -51,6 +51,16 @@ pub enum FireError {
     Command { schedule: String, reason: String },
 }
 
+/// What a scheduler fires into: the commands that make jobs, the broker and store the jobs
+/// go to, and the store of schedules (lease, fires, checkpoints).
+#[derive(Clone)]
+pub struct SchedulerServices {
+    pub commands: Arc<dyn CommandJobs>,
+    pub broker: Arc<dyn Broker>,
+    pub store: Arc<dyn Store>,
+    pub schedules: Arc<dyn ScheduleStore>,
+}
+
 /// Everything a fire needs; shared by the scheduler loop and the shipper runs it spawns.
 pub struct Firing {
     pub(crate) holder: String,
@@ -65,16 +75,18 @@ pub struct Firing {
 }
 
 impl Firing {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         holder: String,
         table: Arc<ScheduleTable>,
-        commands: Arc<dyn CommandJobs>,
-        broker: Arc<dyn Broker>,
-        store: Arc<dyn Store>,
-        schedules: Arc<dyn ScheduleStore>,
+        services: SchedulerServices,
         ship_timeout: Duration,
     ) -> Self {
+        let SchedulerServices {
+            commands,
+            broker,
+            store,
+            schedules,
+        } = services;
         Firing {
             holder,
             table,

@@ -21,7 +21,7 @@ pub mod runner;
 pub mod shipper;
 pub mod table;
 
-pub use fire::CommandJobs;
+pub use fire::{CommandJobs, SchedulerServices};
 pub use lease::Lease;
 pub use runner::Scheduler;
 pub use shipper::{ShipReport, Shipper};

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobs::config::Missed;
-use jobs::{Broker, FireKind, ScheduleStore, Store};
+use jobs::FireKind;
 use tokio_util::sync::CancellationToken;
 
-use crate::fire::{CommandJobs, FireError, Firing};
+use crate::fire::{FireError, Firing, SchedulerServices};
 use crate::lease::Lease;
 use crate::table::{Schedule, ScheduleTable};
 
@@ -33,27 +33,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler named `holder` (unique per process) over `table`.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         holder: impl Into<String>,
         table: Arc<ScheduleTable>,
-        commands: Arc<dyn CommandJobs>,
-        broker: Arc<dyn Broker>,
-        store: Arc<dyn Store>,
-        schedules: Arc<dyn ScheduleStore>,
+        services: SchedulerServices,
         lease: Duration,
         ship_timeout: Duration,
     ) -> Self {
         let holder = holder.into();
-        let firing = Firing::new(
-            holder.clone(),
-            table,
-            commands,
-            broker,
-            store,
-            schedules.clone(),
-            ship_timeout,
-        );
+        let schedules = services.schedules.clone();
+        let firing = Firing::new(holder.clone(), table, services, ship_timeout);
         Scheduler {
             firing: Arc::new(firing),
             lease: Lease::new(schedules, holder, lease),
