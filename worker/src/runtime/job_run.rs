@@ -1,4 +1,8 @@
-//! `JobRun`: one delivery, from "started" to acknowledged.
+//! `JobRun`: one delivery, from taken to acknowledged.
+//!
+//! A job is marked started (`running`, a `started` event) only once it has run for
+//! [`START_NOTICE_AFTER`]: most jobs are done sooner, and their result, which carries the
+//! start time, is then their one write to the store.
 //!
 //! Each delivery is handled in a tokio task of its own; a native task's panic is caught
 //! there, so it fails the job and not the worker, and a timeout or a cancel drops it. The
@@ -54,6 +58,10 @@ impl RetryPolicy {
     }
 }
 
+/// How long a job runs before its worker marks it started (status `running`, a
+/// `started` event that adapters show as "running on <worker>").
+pub const START_NOTICE_AFTER: Duration = Duration::from_millis(100);
+
 /// What one job's handling needs, moved into its task.
 pub(super) struct JobRun {
     pub worker: String,
@@ -88,29 +96,16 @@ impl JobRun {
         let job = delivery.job.clone();
         let started_at = Utc::now();
         tracing::info!(job = %job.id, command = %job.command, attempt = job.attempt, "job started");
-        // The start is written while the task runs, and the result follows without waiting
-        // for the start's answer: on the store's connection the two travel together, so a
-        // quick job costs one round trip, not two. The store takes them in either order
-        // (a start that finds a result already in leaves it alone).
-        let (start, run) = tokio::join!(
-            self.store.mark_started(job.id, &self.worker, started_at),
-            self.run_and_store(&job, started_at),
-        );
-        let stored = match (start, run) {
-            (_, Stored::Rescheduled(why, delay)) => {
+        let stored = match self.run_with_start_notice(&job, started_at).await {
+            Stored::Rescheduled(why, delay) => {
                 return self.retry_later(delivery, why, delay).await;
             }
             // No record: the bot's write has not landed (it records and publishes at the same
             // time) or it expired. The job itself says everything the record needs.
-            (Err(StoreError::UnknownJob(_)), Stored::Result(result, Err(_))) => {
+            Stored::Result(result, Err(StoreError::UnknownJob(_))) => {
                 self.record_then_finish(&job, &result).await
             }
-            (start, Stored::Result(result, stored)) => {
-                if let Err(e) = start {
-                    tracing::warn!(job = %job.id, error = %e, "the job's start was not recorded");
-                }
-                stored.map(|()| result)
-            }
+            Stored::Result(result, stored) => stored.map(|()| result),
         };
         match stored {
             Ok(result) => {
@@ -129,6 +124,31 @@ impl JobRun {
                 requeue(delivery).await;
             }
         }
+    }
+
+    /// Runs the job, and marks it started only if it is still running after
+    /// [`START_NOTICE_AFTER`]. Most jobs finish sooner: their result (which carries the
+    /// start time) is then the only write, and nobody is shown a "running" that is
+    /// already over. A start written late, or after the result, changes nothing: the
+    /// store leaves a finished job alone.
+    async fn run_with_start_notice(&self, job: &Job, started_at: chrono::DateTime<Utc>) -> Stored {
+        let run = self.run_and_store(job, started_at);
+        tokio::pin!(run);
+        tokio::select! {
+            biased;
+            stored = &mut run => return stored,
+            () = tokio::time::sleep(START_NOTICE_AFTER) => {}
+        }
+        let (start, stored) = tokio::join!(
+            self.store.mark_started(job.id, &self.worker, started_at),
+            run
+        );
+        match start {
+            // No record yet: the result will find none either, and the record is written then.
+            Ok(()) | Err(StoreError::UnknownJob(_)) => {}
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "the job's start was not recorded"),
+        }
+        stored
     }
 
     /// Runs the job and stores its result, or says when to try it again.
@@ -159,7 +179,7 @@ impl JobRun {
         Stored::Result(result, stored)
     }
 
-    /// Writes the record a job lacks, then its start and its result.
+    /// Writes the record a job lacks, then its result (which carries the start time).
     async fn record_then_finish(
         &self,
         job: &Job,
@@ -167,9 +187,6 @@ impl JobRun {
     ) -> Result<JobResult, StoreError> {
         tracing::info!(job = %job.id, "the job had no record; writing it from the job");
         self.store.record_job(job).await?;
-        self.store
-            .mark_started(job.id, &self.worker, result.started_at)
-            .await?;
         self.store.finish_job(result).await?;
         Ok(result.clone())
     }

@@ -9,6 +9,7 @@ use jobs::memory::{MemoryBroker, MemoryStore};
 use jobs::{Job, JobId, JobResult, JobStatus, Origin, Output, Task};
 use lexicon::Value;
 
+use super::job_run::START_NOTICE_AFTER;
 use super::*;
 use crate::registry::{NativeTask, TaskContext, TaskError};
 
@@ -286,4 +287,63 @@ async fn a_job_whose_record_never_landed_is_recorded_by_its_worker() {
     stop.cancel();
     handle.await.unwrap().unwrap();
     assert_eq!(runs.0.load(Ordering::SeqCst), 1, "run once");
+}
+
+#[tokio::test]
+async fn only_a_job_still_running_after_a_moment_is_shown_as_started() {
+    let (broker, store) = (Arc::new(MemoryBroker::new()), Arc::new(MemoryStore::new()));
+    let worker = Worker::new(
+        "w",
+        broker.clone(),
+        store.clone(),
+        TaskRegistry::standard(),
+        2,
+    );
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    let quick = job("echo", text("hi"), Duration::from_secs(5));
+    let wait = lexicon::DurationValue::from_millis(START_NOTICE_AFTER.as_millis() as u64 * 4);
+    let args = BTreeMap::from([("for".to_string(), Value::Duration(wait))]);
+    let slow = job("sleep", args, Duration::from_secs(5));
+    for j in [&quick, &slow] {
+        store.record_job(j).await.unwrap();
+        broker.publish(j).await.unwrap();
+    }
+    let mut seen_running = false;
+    for _ in 0..400 {
+        let record = store.job(slow.id).await.unwrap().unwrap();
+        seen_running |=
+            record.status == JobStatus::Running && record.worker.as_deref() == Some("w");
+        if record.status.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen_running, "the slow job was never shown running");
+    let quick_record = final_record(&store, quick.id).await;
+    assert_eq!(quick_record.status, JobStatus::Succeeded);
+    assert!(
+        quick_record.started_at.is_some(),
+        "the result carries the start"
+    );
+    assert_eq!(
+        final_record(&store, slow.id).await.status,
+        JobStatus::Succeeded
+    );
+    let events = store
+        .read_events("t", "t", 100, Duration::ZERO)
+        .await
+        .unwrap();
+    let started: Vec<JobId> = events
+        .iter()
+        .filter(|(_, e)| matches!(e.kind, jobs::EventKind::Started { .. }))
+        .map(|(_, e)| e.job)
+        .collect();
+    assert_eq!(
+        started,
+        vec![slow.id],
+        "only the slow job has a `started` event"
+    );
+    stop.cancel();
+    running.await.unwrap().unwrap();
 }
