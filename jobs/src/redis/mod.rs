@@ -20,7 +20,7 @@
 //! | `octobox:job:<id>` | HASH | `job` (JSON `Job`), `status` (`queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`), `worker`, `started_at` (RFC 3339), `result` (JSON `JobResult`); expires `retention` after it was recorded or finished |
 //! | `octobox:jobs` | ZSET | job ids scored by creation time (ms), for `recent_jobs`; entries older than `retention` are trimmed whenever a job is recorded |
 //! | `octobox:events` | STREAM | one field `event` (JSON `Event`); capped near [`STREAM_MAXLEN`] entries (`MAXLEN ~`) |
-//! | `octobox:delivered:<id>` | STRING | the delivery claim of a job, set with `NX`, expiring after `retention` |
+//! | `octobox:delivered:<group>:<id>` | STRING | a consumer group's delivery claim of a job, set with `NX`, expiring after `retention` |
 //! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
 //! | `octobox:note:<key>` | STRING | a note an adapter keeps (`note_once`), set with `NX`, expiring after its ttl |
 //! | `octobox:workers` | SET | worker names, so `workers` need not `SCAN`; names whose key expired are removed while listing |
@@ -30,13 +30,15 @@
 //!
 //! # Atomicity
 //!
-//! The writes the contract pairs happen in one Lua script each, so no reader ever sees
-//! one half: `record_job` writes the record, its history entry and the `queued` event;
-//! `finish_job` writes the result and status and only then appends `finished`;
-//! `mark_started` writes `running` and appends `started` unless the record already holds
-//! a final status (a late redelivery must not undo a result). Scripts rather than
-//! `MULTI`/`EXEC` because the status check in `mark_started` needs a read inside the
-//! transaction, and one script call is one command for the retry helper to repeat.
+//! The writes the contract pairs happen in one atomic request each, so no reader ever
+//! sees one half: `record_job` writes the record (its fields only where absent), its
+//! history entry and the `queued` event; `finish_job` writes the result and status
+//! (and the record from the job, if it has none) and only then appends `finished`; both
+//! are `MULTI`/`EXEC` transactions. `mark_started` writes `running` and appends `started`
+//! unless the record already holds a final status (a late start must not undo a
+//! result): a Lua script, because that check reads inside the transaction. Every job
+//! is recorded and finished; only jobs that run past the worker's start notice are
+//! marked started, so the script's cost is not paid per job.
 //!
 //! # Resilience
 //!
@@ -274,8 +276,8 @@ impl Store for RedisStore {
         self.start(id, worker, at).await
     }
 
-    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
-        self.finish(result).await
+    async fn finish_job(&self, job: &Job, result: &JobResult) -> Result<(), StoreError> {
+        self.finish(job, result).await
     }
 
     async fn append_event(&self, event: &Event) -> Result<EventId, StoreError> {
