@@ -299,7 +299,7 @@ mod tests {
             finished_at: chrono::Utc::now(),
             error: None,
         };
-        store.finish_job(&job, &result).await.unwrap();
+        store.finish_job(&result).await.unwrap();
 
         let stop = CancellationToken::new();
         let manager = AsyncManager::new(store, sinks, "g", "c");

@@ -79,7 +79,7 @@ impl DeadLetterReporter {
                 error: Some(format!("was set aside: {reason}")),
             };
             let id = job.id;
-            match self.store.finish_job(&job, &result).await {
+            match self.store.finish_job(&result).await {
                 Ok(()) => {
                     if let Err(e) = delivery.ack().await {
                         tracing::warn!(job = %id, error = %e, "dead letter reported but not acknowledged");

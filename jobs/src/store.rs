@@ -64,10 +64,8 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Stores `job`'s result and then appends its `finished` event. A job with no record
-    /// (the bot's write has not landed, or it expired) gets one, written from `job`: a
-    /// result is never lost for want of a record.
-    async fn finish_job(&self, job: &Job, result: &JobResult) -> Result<(), StoreError>;
+    /// Stores a job's result and then appends its `finished` event.
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError>;
 
     /// Appends an event that changes no record (`progress`).
     async fn append_event(&self, event: &Event) -> Result<EventId, StoreError>;

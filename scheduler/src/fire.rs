@@ -239,7 +239,7 @@ impl Firing {
             finished_at: Utc::now(),
             error,
         };
-        if let Err(e) = self.store.finish_job(&job, &result).await {
+        if let Err(e) = self.store.finish_job(&result).await {
             tracing::error!(job = %job.id, error = %e, "shipper result not stored");
         }
     }

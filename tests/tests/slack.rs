@@ -520,22 +520,19 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
     ]
     .concat();
     store
-        .finish_job(
-            &job,
-            &JobResult {
-                id: job.id,
-                status: JobStatus::Succeeded,
-                output: Output::File {
-                    name: "graph.png".into(),
-                    media_type: "image/png".into(),
-                    bytes: png.clone(),
-                },
-                worker: "worker-2".into(),
-                started_at: chrono::Utc::now(),
-                finished_at: chrono::Utc::now(),
-                error: None,
+        .finish_job(&JobResult {
+            id: job.id,
+            status: JobStatus::Succeeded,
+            output: Output::File {
+                name: "graph.png".into(),
+                media_type: "image/png".into(),
+                bytes: png.clone(),
             },
-        )
+            worker: "worker-2".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: chrono::Utc::now(),
+            error: None,
+        })
         .await
         .unwrap();
 

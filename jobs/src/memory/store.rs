@@ -124,22 +124,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn finish_job(&self, job: &Job, result: &JobResult) -> Result<(), StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        if let Entry::Vacant(slot) = inner.records.entry(result.id) {
-            tracing::info!(job = %result.id, "the job had no record; writing it from the job");
-            slot.insert(JobRecord::queued(job.clone()));
-            inner.order.push_back(result.id);
-            inner.trim();
-        }
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
+        let mut inner = self.lock();
         let record = inner.record_mut(result.id)?;
         record.status = result.status;
         record.worker = Some(result.worker.clone());
         record.started_at.get_or_insert(result.started_at);
         record.result = Some(result.clone());
         let status = result.status;
-        self.append(inner, Event::now(result.id, EventKind::Finished { status }));
+        self.append(
+            &mut inner,
+            Event::now(result.id, EventKind::Finished { status }),
+        );
         Ok(())
     }
 
@@ -316,7 +312,7 @@ mod tests {
             finished_at: Utc::now(),
             error: None,
         };
-        store.finish_job(&j, &result).await.unwrap();
+        store.finish_job(&result).await.unwrap();
 
         let rec = store.job(j.id).await.unwrap().unwrap();
         assert_eq!(rec.status, JobStatus::Succeeded);

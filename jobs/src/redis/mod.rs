@@ -30,15 +30,13 @@
 //!
 //! # Atomicity
 //!
-//! The writes the contract pairs happen in one atomic request each, so no reader ever
-//! sees one half: `record_job` writes the record (its fields only where absent), its
-//! history entry and the `queued` event; `finish_job` writes the result and status
-//! (and the record from the job, if it has none) and only then appends `finished`; both
-//! are `MULTI`/`EXEC` transactions. `mark_started` writes `running` and appends `started`
-//! unless the record already holds a final status (a late start must not undo a
-//! result): a Lua script, because that check reads inside the transaction. Every job
-//! is recorded and finished; only jobs that run past the worker's start notice are
-//! marked started, so the script's cost is not paid per job.
+//! The writes the contract pairs happen in one Lua script each, so no reader ever sees
+//! one half: `record_job` writes the record, its history entry and the `queued` event;
+//! `finish_job` writes the result and status and only then appends `finished`;
+//! `mark_started` writes `running` and appends `started` unless the record already holds
+//! a final status (a late redelivery must not undo a result). Scripts rather than
+//! `MULTI`/`EXEC` because the status check in `mark_started` needs a read inside the
+//! transaction, and one script call is one command for the retry helper to repeat.
 //!
 //! # Resilience
 //!
@@ -276,8 +274,8 @@ impl Store for RedisStore {
         self.start(id, worker, at).await
     }
 
-    async fn finish_job(&self, job: &Job, result: &JobResult) -> Result<(), StoreError> {
-        self.finish(job, result).await
+    async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
+        self.finish(result).await
     }
 
     async fn append_event(&self, event: &Event) -> Result<EventId, StoreError> {

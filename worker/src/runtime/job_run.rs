@@ -100,6 +100,11 @@ impl JobRun {
             Stored::Rescheduled(why, delay) => {
                 return self.retry_later(delivery, why, delay).await;
             }
+            // No record: the bot's write has not landed (it records and publishes at the same
+            // time) or it expired. The job itself says everything the record needs.
+            Stored::Result(result, Err(StoreError::UnknownJob(_))) => {
+                self.record_then_finish(&job, &result).await
+            }
             Stored::Result(result, stored) => stored.map(|()| result),
         };
         match stored {
@@ -139,8 +144,7 @@ impl JobRun {
             run
         );
         match start {
-            // No record yet (the bot records and publishes at the same time, or the record
-            // expired): the result writes one from the job.
+            // No record yet: the result will find none either, and the record is written then.
             Ok(()) | Err(StoreError::UnknownJob(_)) => {}
             Err(e) => tracing::warn!(job = %job.id, error = %e, "the job's start was not recorded"),
         }
@@ -171,8 +175,20 @@ impl JobRun {
             finished_at: Utc::now(),
             error,
         };
-        let stored = self.store.finish_job(job, &result).await;
+        let stored = self.store.finish_job(&result).await;
         Stored::Result(result, stored)
+    }
+
+    /// Writes the record a job lacks, then its result (which carries the start time).
+    async fn record_then_finish(
+        &self,
+        job: &Job,
+        result: &JobResult,
+    ) -> Result<JobResult, StoreError> {
+        tracing::info!(job = %job.id, "the job had no record; writing it from the job");
+        self.store.record_job(job).await?;
+        self.store.finish_job(result).await?;
+        Ok(result.clone())
     }
 
     async fn execute(&self, job: &Job, cancel: &CancelSignal) -> Ran {
@@ -281,7 +297,7 @@ impl JobRun {
                 finished_at: now,
                 error: Some(why),
             };
-            if let Err(e) = self.store.finish_job(&job, &result).await {
+            if let Err(e) = self.store.finish_job(&result).await {
                 tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
                 return requeue(delivery).await;
             }

@@ -219,7 +219,7 @@ async fn a_redelivered_job_that_already_finished_is_not_run_again() {
         finished_at: Utc::now(),
         error: None,
     };
-    store.finish_job(&j, &done).await.unwrap();
+    store.finish_job(&done).await.unwrap();
     let runs = Counted::default();
     let (stop, handle) = worker_with(&broker, &store, runs.clone(), 5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
