@@ -39,7 +39,7 @@ pub enum ReplyClaim {
     Unknown,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the job store is unavailable: {0}")]
     Unavailable(String),

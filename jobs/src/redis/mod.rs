@@ -4,6 +4,8 @@
 //!
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
+//! - `coalesce`: `Coalescer`, which sends the record and result writes that arrive while
+//!   one is in flight as one script call.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
@@ -58,6 +60,7 @@
 //! Redis answers a connection's commands in order, so a blocked read would stall every
 //! other command multiplexed on it. They use connections of their own (see `events`).
 
+mod coalesce;
 mod events;
 mod keys;
 mod notes;
@@ -99,6 +102,11 @@ pub struct RedisStore {
     shared: ConnectionManager,
     readers: events::BlockingReaders,
     claims: events::ClaimSchedule,
+    /// `record_job` calls made at the same time, sent as one.
+    recording: std::sync::Arc<coalesce::Coalescer<records::PendingRecord>>,
+    /// `finish_job` calls made at the same time, sent as one; each answers whether the
+    /// job had a record.
+    finishing: std::sync::Arc<coalesce::Coalescer<records::PendingResult, bool>>,
     keys: keys::Keys,
     retention: Duration,
     claim_idle: Duration,
@@ -138,6 +146,8 @@ impl RedisStore {
             shared,
             readers: events::BlockingReaders::default(),
             claims: events::ClaimSchedule::default(),
+            recording: Default::default(),
+            finishing: Default::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
             claim_idle: config.reclaim_after,
@@ -181,65 +191,80 @@ impl RedisStore {
     /// timeouts (connect 1 s, answer 3 s). Any other error is reported at once.
     ///
     /// `what` completes "while trying to ..." in logs and errors.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, StoreError>
+    async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut first_failure: Option<Instant> = None;
-        let mut backoff = FIRST_BACKOFF;
-        let mut failures = 0u32;
-        loop {
-            let err = match attempt().await {
-                Ok(value) => {
-                    if let Some(since) = first_failure {
-                        tracing::info!(
-                            store = %self.address,
-                            failures,
-                            after_ms = since.elapsed().as_millis() as u64,
-                            "the job store answers again while trying to {what}"
-                        );
-                    }
-                    return Ok(value);
+        retrying(&self.address, self.retry_limit, what, attempt).await
+    }
+}
+
+/// [`RedisStore::retrying`], for work that runs apart from the store (a coalesced write's
+/// own task): `address` names the server in logs and errors, `limit` is the retry limit.
+async fn retrying<T, F, Fut>(
+    address: &str,
+    limit: Duration,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    let mut first_failure: Option<Instant> = None;
+    let mut backoff = FIRST_BACKOFF;
+    let mut failures = 0u32;
+    loop {
+        let err = match attempt().await {
+            Ok(value) => {
+                if let Some(since) = first_failure {
+                    tracing::info!(
+                        store = %address,
+                        failures,
+                        after_ms = since.elapsed().as_millis() as u64,
+                        "the job store answers again while trying to {what}"
+                    );
                 }
-                Err(err) => err,
-            };
-            if !is_transient(&err) {
-                return Err(StoreError::Unavailable(format!(
-                    "Redis at {} refused to {what}: {err}",
-                    self.address
-                )));
+                return Ok(value);
             }
-            failures += 1;
-            let since = *first_failure.get_or_insert_with(Instant::now);
-            let left = self.retry_limit.saturating_sub(since.elapsed());
-            if left.is_zero() {
-                tracing::error!(
-                    store = %self.address,
-                    failures,
-                    error = %err,
-                    "giving up on the job store while trying to {what}"
-                );
-                return Err(StoreError::Unavailable(format!(
-                    "Redis at {} did not answer within {} ({failures} tries) while trying to \
-                     {what}; the last error was: {err}",
-                    self.address,
-                    lexicon::format_duration(self.retry_limit),
-                )));
-            }
-            if failures == 1 {
-                tracing::warn!(
-                    store = %self.address,
-                    error = %err,
-                    "the job store did not answer; retrying while trying to {what}"
-                );
-            } else {
-                tracing::debug!(store = %self.address, failures, error = %err, "retrying");
-            }
-            // The last wait ends at the limit, so the last try comes as late as allowed.
-            tokio::time::sleep(backoff.min(left)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            Err(err) => err,
+        };
+        if !is_transient(&err) {
+            return Err(StoreError::Unavailable(format!(
+                "Redis at {} refused to {what}: {err}",
+                address
+            )));
         }
+        failures += 1;
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        let left = limit.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            tracing::error!(
+                store = %address,
+                failures,
+                error = %err,
+                "giving up on the job store while trying to {what}"
+            );
+            return Err(StoreError::Unavailable(format!(
+                "Redis at {} did not answer within {} ({failures} tries) while trying to \
+                 {what}; the last error was: {err}",
+                address,
+                lexicon::format_duration(limit),
+            )));
+        }
+        if failures == 1 {
+            tracing::warn!(
+                store = %address,
+                error = %err,
+                "the job store did not answer; retrying while trying to {what}"
+            );
+        } else {
+            tracing::debug!(store = %address, failures, error = %err, "retrying");
+        }
+        // The last wait ends at the limit, so the last try comes as late as allowed.
+        tokio::time::sleep(backoff.min(left)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
