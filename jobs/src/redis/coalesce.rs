@@ -66,7 +66,7 @@ impl<T: Send + 'static, O: Send + 'static> Coalescer<T, O> {
         }
         outcome.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
-                "the write was dropped before it was sent".into(),
+                "the write was abandoned before its outcome was known".into(),
             ))
         })
     }
@@ -76,11 +76,16 @@ impl<T: Send + 'static, O: Send + 'static> Coalescer<T, O> {
         F: Fn(Vec<T>) -> Fut,
         Fut: Future<Output = Result<Vec<O>, StoreError>>,
     {
+        let mut round = Round {
+            coalescer: self,
+            over: false,
+        };
         loop {
             let batch = {
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 if state.waiting.is_empty() {
                     state.sending = false;
+                    round.over = true;
                     return;
                 }
                 let take = state.waiting.len().min(MAX_BATCH);
@@ -109,6 +114,29 @@ impl<T: Send + 'static, O: Send + 'static> Coalescer<T, O> {
                 }
             }
         }
+    }
+}
+
+/// A round of sending. Should it end before its loop does (a `send` that panicked, a
+/// runtime shutting down), its drop fails the writes still waiting, whose callers then
+/// get an error, and lets the next write start a round: nothing waits forever.
+struct Round<'a, T, O> {
+    coalescer: &'a Coalescer<T, O>,
+    over: bool,
+}
+
+impl<T, O> Drop for Round<'_, T, O> {
+    fn drop(&mut self) {
+        if self.over {
+            return;
+        }
+        let mut state = self
+            .coalescer
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        state.waiting.clear();
+        state.sending = false;
     }
 }
 
@@ -167,6 +195,19 @@ mod tests {
         coalescer
             .write(2, |_| async { Ok(vec![()]) })
             .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_send_that_panics_fails_its_writes_and_the_next_write_still_goes() {
+        let coalescer = Arc::new(Coalescer::<u32>::default());
+        let panics = |_: Vec<u32>| async { panic!("the send broke") };
+        let err = coalescer.write(1, panics).await.unwrap_err();
+        assert!(err.to_string().contains("abandoned"), "{err}");
+        let next = coalescer.write(2, |_| async { Ok(vec![()]) });
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the next write is sent, not left waiting")
             .unwrap();
     }
 }
