@@ -28,8 +28,7 @@ struct Args {
     check_config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // Several TLS users share this process: one crypto provider, before any of them starts.
     jobs::tls::install_provider();
     let args = Args::parse();
@@ -42,7 +41,10 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    match run(args).await {
+    let outcome = jobs::runtime::build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("octobox-bot: {e:#}");

@@ -22,6 +22,7 @@
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
+//! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default).
 
 pub mod broker;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod job;
 pub mod memory;
 pub mod rabbit;
 pub mod redis;
+pub mod runtime;
 pub mod schedule_store;
 pub mod store;
 pub mod tls;

@@ -40,7 +40,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let outcome = runtime().and_then(|rt| rt.block_on(run(args)));
+    let outcome = jobs::runtime::build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,21 +50,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// One thread runs the worker's tasks unless `TOKIO_WORKER_THREADS` asks for more. A
-/// worker waits on RabbitMQ, Redis and the Docker engine far more than it computes:
-/// with one thread it wakes no other thread per job, and spends about a tenth less CPU
-/// per job than with one thread per core.
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        builder.worker_threads(1);
-    }
-    builder
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 async fn run(args: Args) -> Result<()> {

@@ -32,8 +32,7 @@ struct Args {
     name: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     jobs::tls::install_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -41,7 +40,11 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let outcome = jobs::runtime::build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("octobox-scheduler: {e:#}");

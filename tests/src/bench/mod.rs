@@ -96,10 +96,11 @@ pub fn run(options: &Options) -> Result<Value> {
         "bench-worker",
         &[("RUST_LOG", options.log_level.as_str())],
     );
-    let runtime = tokio::runtime::Runtime::new().context("a Tokio runtime")?;
+    // The bot runs on the runtime `octobox-bot` runs on.
+    let bot_runtime = jobs::runtime::build().context("the bot's runtime")?;
     let services = [("redis", redis.pid()), ("rabbitmq", mq.pid())];
 
-    let pipeline = runtime
+    let pipeline = bot_runtime
         .block_on(measure_pipeline(
             options,
             &config_path,
@@ -114,6 +115,7 @@ pub fn run(options: &Options) -> Result<Value> {
             )
         })?;
     worker.terminate(Duration::from_secs(30));
+    drop(bot_runtime);
 
     let messages = options.ceiling_messages.unwrap_or(options.jobs);
     eprintln!("octobox-bench: broker ceiling: {messages} messages straight through RabbitMQ");
@@ -122,6 +124,9 @@ pub fn run(options: &Options) -> Result<Value> {
         let rabbit = mq.pid().map_or(0.0, |pid| cpu::seconds(pid, true));
         (cpu::seconds(me, false), rabbit)
     };
+    // A thread per core for the ceiling's publisher and consumer, so that what is
+    // measured is the broker's limit and not its client's.
+    let runtime = tokio::runtime::Runtime::new().context("a Tokio runtime")?;
     let (clients_before, rabbit_before) = cpu_at();
     let msgs_per_s = runtime
         .block_on(ceiling::measure(ceiling::Ceiling {
