@@ -107,6 +107,9 @@ pub struct RedisStore {
     /// `finish_job` calls made at the same time, sent as one; each answers whether the
     /// job had a record.
     finishing: std::sync::Arc<coalesce::Coalescer<records::PendingResult, bool>>,
+    /// What a task sending a batch of those writes needs, built at the first write after
+    /// the last change of settings (`with_*` clear it), and shared by every write.
+    batches: std::sync::OnceLock<std::sync::Arc<records::BatchSender>>,
     keys: keys::Keys,
     retention: Duration,
     claim_idle: Duration,
@@ -148,6 +151,7 @@ impl RedisStore {
             claims: events::ClaimSchedule::default(),
             recording: Default::default(),
             finishing: Default::default(),
+            batches: Default::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
             claim_idle: config.reclaim_after,
@@ -168,6 +172,7 @@ impl RedisStore {
     /// group claims it (the consumer it was handed to is presumed dead).
     pub fn with_claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle;
+        self.batches = Default::default();
         self
     }
 
@@ -175,6 +180,7 @@ impl RedisStore {
     /// reports [`StoreError::Unavailable`].
     pub fn with_retry_limit(mut self, limit: Duration) -> Self {
         self.retry_limit = limit;
+        self.batches = Default::default();
         self
     }
 
@@ -182,6 +188,7 @@ impl RedisStore {
     /// (deployments, tests) can share one Redis database without seeing each other.
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.keys = keys::Keys::new(prefix);
+        self.batches = Default::default();
         self
     }
 

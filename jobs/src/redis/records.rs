@@ -20,9 +20,10 @@
 //! history.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use ::redis::aio::ConnectionManager;
 use ::redis::Script;
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -113,7 +114,83 @@ pub(super) struct PendingResult {
     event: String,
 }
 
+/// What sending a batch of record or result writes needs, shared by every write (and by
+/// the task that sends; see `coalesce`), so a write clones one `Arc` and no strings.
+pub(super) struct BatchSender {
+    con: ConnectionManager,
+    address: String,
+    history: String,
+    events: String,
+    retention: Duration,
+    retry_limit: Duration,
+}
+
+impl BatchSender {
+    /// Records one batch of jobs in one `RECORD_JOBS` call.
+    async fn record(&self, batch: Vec<PendingRecord>) -> Result<Vec<()>, StoreError> {
+        let retention = millis(self.retention);
+        let cutoff = Utc::now().timestamp_millis() - retention as i64;
+        let what = match batch.len() {
+            1 => "record a job",
+            _ => "record jobs",
+        };
+        retrying(&self.address, self.retry_limit, what, || {
+            let mut con = self.con.clone();
+            let mut call = RECORD_JOBS.prepare_invoke();
+            call.key(&self.history).key(&self.events);
+            call.arg(retention.max(1)).arg(cutoff).arg(STREAM_MAXLEN);
+            for job in &batch {
+                call.key(&job.key);
+                call.arg(&job.job_json).arg(&job.id);
+                call.arg(job.created).arg(&job.event);
+            }
+            async move { call.invoke_async::<usize>(&mut con).await }
+        })
+        .await
+        .map(|_| vec![(); batch.len()])
+    }
+
+    /// Stores one batch of results in one `FINISH_JOBS` call; answers, per job, whether
+    /// it had a record.
+    async fn finish(&self, batch: Vec<PendingResult>) -> Result<Vec<bool>, StoreError> {
+        let what = match batch.len() {
+            1 => "store a job's result",
+            _ => "store jobs' results",
+        };
+        let answers = retrying(&self.address, self.retry_limit, what, || {
+            let mut con = self.con.clone();
+            let mut call = FINISH_JOBS.prepare_invoke();
+            call.key(&self.events)
+                .arg(millis(self.retention).max(1))
+                .arg(STREAM_MAXLEN);
+            for job in &batch {
+                call.key(&job.key).arg(&job.result_json).arg(&job.status);
+                call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
+            }
+            async move { call.invoke_async::<Vec<i64>>(&mut con).await }
+        })
+        .await?;
+        Ok(answers.into_iter().map(|a| a == 1).collect())
+    }
+}
+
 impl RedisStore {
+    /// The batch sender for the store's current settings.
+    fn batch_sender(&self) -> Arc<BatchSender> {
+        self.batches
+            .get_or_init(|| {
+                Arc::new(BatchSender {
+                    con: self.shared.clone(),
+                    address: self.address.clone(),
+                    history: self.keys.history(),
+                    events: self.keys.events(),
+                    retention: self.retention,
+                    retry_limit: self.retry_limit,
+                })
+            })
+            .clone()
+    }
+
     /// Jobs recorded at the same time go in one script call (`coalesce`).
     pub(super) async fn record(&self, job: &Job) -> Result<(), StoreError> {
         let pending = PendingRecord {
@@ -123,35 +200,10 @@ impl RedisStore {
             created: job.created_at.timestamp_millis(),
             event: to_json(&Event::now(job.id, EventKind::Queued))?,
         };
-        let (history, events) = (self.keys.history(), self.keys.events());
-        let (con, address) = (self.shared.clone(), self.address.clone());
-        let (retention, limit) = (self.retention, self.retry_limit);
-        let send = move |batch: Vec<PendingRecord>| {
-            let (history, events) = (history.clone(), events.clone());
-            let (con, address) = (con.clone(), address.clone());
-            async move {
-                let cutoff = Utc::now().timestamp_millis() - millis(retention) as i64;
-                let what = match batch.len() {
-                    1 => "record a job",
-                    _ => "record jobs",
-                };
-                retrying(&address, limit, what, || {
-                    let mut con = con.clone();
-                    let mut call = RECORD_JOBS.prepare_invoke();
-                    call.key(&history).key(&events);
-                    call.arg(millis(retention).max(1))
-                        .arg(cutoff)
-                        .arg(STREAM_MAXLEN);
-                    for job in &batch {
-                        call.key(&job.key);
-                        call.arg(&job.job_json).arg(&job.id);
-                        call.arg(job.created).arg(&job.event);
-                    }
-                    async move { call.invoke_async::<usize>(&mut con).await }
-                })
-                .await
-                .map(|_| vec![(); batch.len()])
-            }
+        let sender = self.batch_sender();
+        let send = move |batch| {
+            let sender = sender.clone();
+            async move { sender.record(batch).await }
         };
         self.recording.write(pending, send).await?;
         tracing::debug!(job = %job.id, "job recorded");
@@ -206,29 +258,10 @@ impl RedisStore {
             started_at: timestamp(result.started_at),
             event: to_json(&Event::now(result.id, kind))?,
         };
-        let events = self.keys.events();
-        let (con, address) = (self.shared.clone(), self.address.clone());
-        let (retention, limit) = (millis(self.retention).max(1), self.retry_limit);
-        let send = move |batch: Vec<PendingResult>| {
-            let (events, con, address) = (events.clone(), con.clone(), address.clone());
-            async move {
-                let what = match batch.len() {
-                    1 => "store a job's result",
-                    _ => "store jobs' results",
-                };
-                let answers = retrying(&address, limit, what, || {
-                    let mut con = con.clone();
-                    let mut call = FINISH_JOBS.prepare_invoke();
-                    call.key(&events).arg(retention).arg(STREAM_MAXLEN);
-                    for job in &batch {
-                        call.key(&job.key).arg(&job.result_json).arg(&job.status);
-                        call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
-                    }
-                    async move { call.invoke_async::<Vec<i64>>(&mut con).await }
-                })
-                .await?;
-                Ok(answers.into_iter().map(|a| a == 1).collect())
-            }
+        let sender = self.batch_sender();
+        let send = move |batch| {
+            let sender = sender.clone();
+            async move { sender.finish(batch).await }
         };
         if !self.finishing.write(pending, send).await? {
             return Err(StoreError::UnknownJob(result.id));
