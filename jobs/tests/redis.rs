@@ -369,6 +369,50 @@ async fn a_reply_is_claimed_once_per_group_and_only_by_the_group_of_its_adapter(
     }
 }
 
+/// Claims made at the same time go to Redis together; each still gets its own answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_replies_claimed_at_once_by_two_bots_are_each_delivered_once() {
+    let redis = start_redis().await;
+    let a = std::sync::Arc::new(store_on(&redis).await);
+    let b = std::sync::Arc::new(store_on(&redis).await);
+    let group = "octobox-bot@vm";
+    let adapters = vec!["console".to_string()];
+    let mut recorded = Vec::new();
+    for _ in 0..300 {
+        let j = job();
+        a.record_job(&j).await.unwrap();
+        recorded.push(j);
+    }
+    let unknown = JobId::new();
+    let mut claims = tokio::task::JoinSet::new();
+    for id in recorded.iter().map(|j| j.id).chain([unknown]) {
+        for store in [&a, &b] {
+            let (store, adapters) = (store.clone(), adapters.clone());
+            claims.spawn(async move { (id, store.claim_reply(id, group, &adapters).await) });
+        }
+    }
+    let mut claimed = std::collections::HashMap::new();
+    while let Some(done) = claims.join_next().await {
+        let (id, claim) = done.unwrap();
+        match claim.unwrap() {
+            ReplyClaim::Claimed(record) => {
+                assert_eq!(
+                    record.job.id, id,
+                    "a claim answered with another job's record"
+                );
+                *claimed.entry(id).or_insert(0) += 1;
+            }
+            ReplyClaim::Taken => {}
+            ReplyClaim::Unknown => assert_eq!(id, unknown, "{id} has a record"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    for j in &recorded {
+        assert_eq!(claimed.get(&j.id), Some(&1), "{} claimed once", j.id);
+    }
+    assert_eq!(claimed.len(), recorded.len());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_whose_job_is_unreadable_is_reported_not_claimed() {
     let redis = start_redis().await;

@@ -107,7 +107,10 @@ pub struct RedisStore {
     /// `finish_job` calls made at the same time, sent as one; each answers whether the
     /// job had a record.
     finishing: std::sync::Arc<coalesce::Coalescer<records::PendingResult, bool>>,
-    /// What a task sending a batch of those writes needs, built at the first write after
+    /// Reply claims made at the same time, sent as one; each answers the claim's previous
+    /// holder and the job's record.
+    claiming: std::sync::Arc<coalesce::Coalescer<records::PendingClaim, records::ClaimRead>>,
+    /// What a task sending a batch of those writes or claims needs, built at the first write after
     /// the last change of settings (`with_*` clear it), and shared by every write.
     batches: std::sync::OnceLock<std::sync::Arc<records::BatchSender>>,
     keys: keys::Keys,
@@ -151,6 +154,7 @@ impl RedisStore {
             claims: events::ClaimSchedule::default(),
             recording: Default::default(),
             finishing: Default::default(),
+            claiming: Default::default(),
             batches: Default::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
