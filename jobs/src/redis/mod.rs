@@ -4,8 +4,8 @@
 //!
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
-//! - `coalesce`: `Coalescer`, which sends the record and result writes that arrive while
-//!   one is in flight as one script call.
+//! - `coalesce`: `Coalescer`, which sends the record writes, result writes or reply
+//!   claims that arrive while one is in flight as one script call.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a

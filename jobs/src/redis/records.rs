@@ -7,9 +7,9 @@
 //! deduplicates (see the module header of `redis`). As in the in-memory twin, starting
 //! or finishing a job that is not in the store is `StoreError::UnknownJob`.
 //!
-//! `record_job` and `finish_job` are made for every job, so the calls that arrive while
-//! one is in flight go together in the next script call (`coalesce`): under load, one
-//! call records or finishes many jobs, each still atomically.
+//! `record_job`, `finish_job` and `claim_reply` are made for every job, so the calls that
+//! arrive while one is in flight go together in the next script call (`coalesce`): under
+//! load, one call records, finishes or claims many jobs, each still atomically.
 //!
 //! Why scripts and not `MULTI` transactions of the same plain commands: both were
 //! measured. A transaction cost Redis 14% less CPU per job, but the bot and the worker
