@@ -369,7 +369,7 @@ async fn a_reply_is_claimed_once_per_group_and_only_by_the_group_of_its_adapter(
     }
 }
 
-/// Claims made at the same time go to Redis together; each still gets its own answer.
+/// Claims made at the same time share one connection; each still gets its own answer.
 #[tokio::test(flavor = "multi_thread")]
 async fn many_replies_claimed_at_once_by_two_bots_are_each_delivered_once() {
     let redis = start_redis().await;

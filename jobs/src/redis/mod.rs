@@ -4,8 +4,8 @@
 //!
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
-//! - `coalesce`: `Coalescer`, which sends the record writes, result writes or reply
-//!   claims that arrive while one is in flight as one script call.
+//! - `coalesce`: `Coalescer`, which sends the record and result writes that arrive while
+//!   one is in flight as one script call.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
@@ -107,10 +107,7 @@ pub struct RedisStore {
     /// `finish_job` calls made at the same time, sent as one; each answers whether the
     /// job had a record.
     finishing: std::sync::Arc<coalesce::Coalescer<records::PendingResult, bool>>,
-    /// Reply claims made at the same time, sent as one; each answers the claim's previous
-    /// holder and the job's record.
-    claiming: std::sync::Arc<coalesce::Coalescer<records::PendingClaim, records::ClaimRead>>,
-    /// What a task sending a batch of those writes or claims needs, built at the first write after
+    /// What a task sending a batch of those writes needs, built at the first write after
     /// the last change of settings (`with_*` clear it), and shared by every write.
     batches: std::sync::OnceLock<std::sync::Arc<records::BatchSender>>,
     keys: keys::Keys,
@@ -154,7 +151,6 @@ impl RedisStore {
             claims: events::ClaimSchedule::default(),
             recording: Default::default(),
             finishing: Default::default(),
-            claiming: Default::default(),
             batches: Default::default(),
             keys: keys::Keys::new(DEFAULT_PREFIX),
             retention: config.retention,
