@@ -98,16 +98,24 @@ pub fn run(options: &Options) -> Result<Value> {
     );
     // The bot runs on the runtime `octobox-bot` runs on.
     let bot_runtime = jobs::runtime::build().context("the bot's runtime")?;
-    let services = [("redis", redis.pid()), ("rabbitmq", mq.pid())];
+    let services = vec![("redis", redis.pid()), ("rabbitmq", mq.pid())];
+    let worker_pid = worker
+        .pid()
+        .ok_or_else(|| anyhow!("the worker is not running"))?;
 
+    // The measuring runs as a task on the runtime's thread, where `octobox-bot` runs its
+    // adapters, not on this one: a reply then reaches it without waking another thread.
+    let measuring = measure_pipeline(
+        options.clone(),
+        config_path.clone(),
+        worker_pid,
+        services,
+        redis.port,
+    );
     let pipeline = bot_runtime
-        .block_on(measure_pipeline(
-            options,
-            &config_path,
-            &worker,
-            &services,
-            redis.port,
-        ))
+        .block_on(async { tokio::spawn(measuring).await })
+        .context("the measuring task ended early")
+        .and_then(|measured| measured)
         .map_err(|e| {
             anyhow!(
                 "{e:#}\n--- the worker's log (last lines) ---\n{}",
@@ -195,13 +203,13 @@ struct Pipeline {
 }
 
 async fn measure_pipeline(
-    options: &Options,
-    config_path: &Path,
-    worker: &WorkerProcess,
-    services: &[(&'static str, Option<u32>)],
+    options: Options,
+    config_path: PathBuf,
+    worker_pid: u32,
+    services: Vec<(&'static str, Option<u32>)>,
     redis_port: u16,
 ) -> Result<Pipeline> {
-    let config = Config::load(config_path)?;
+    let config = Config::load(&config_path)?;
     let bot = Bot::start(&config).await.context("starting the bot")?;
     let (sink, mut arrivals) = BenchSink::new();
     bot.sinks.register(ADAPTER, sink);
@@ -238,9 +246,6 @@ async fn measure_pipeline(
             "octobox-bench: throughput: {} jobs, window {}",
             options.jobs, options.window
         );
-        let worker_pid = worker
-            .pid()
-            .ok_or_else(|| anyhow!("the worker is not running"))?;
         // The bench process is the bot; the others are counted with their descendants.
         let mut counted = vec![
             ("bot", std::process::id(), false),
