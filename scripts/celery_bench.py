@@ -31,8 +31,17 @@ What runs (the settings, stated once so the comparison can be judged):
 - RSS: VmRSS of the worker's main process plus its pool processes, after phase B; and
   this client's own VmRSS (the side that submits, as the bot does for Octobox).
 
+With `--serve`, the phases are run when asked instead, so that octobox-bench can
+alternate Celery's low-load tasks with Octobox's in blocks, both meeting the machine in
+the same state. One command per line on stdin, one JSON line on stdout for each:
+
+    (started)          -> {"ready": true}
+    low COUNT          -> {"round_trips_s": [..]}       COUNT tasks one at a time
+    throughput N W     -> {"jobs": N, "jobs_per_s": .., "p50_ms": .., ...}
+    done               -> the report above, without "low_load"; the worker is stopped
+
 Usage: celery_bench.py --broker AMQP_URL --redis REDIS_URL [--jobs N] [--window W]
-                       [--low-load L] [--concurrency C] [--timeout SECONDS]
+                       [--low-load L] [--concurrency C] [--timeout SECONDS] [--serve]
 """
 
 import argparse
@@ -154,13 +163,17 @@ def stop_worker(worker):
             pass
 
 
-def low_load(count, timeout):
+def round_trips(count, timeout):
     latencies = []
     for _ in range(count):
         start = time.perf_counter()
         noop.delay("x").get(timeout=timeout)
         latencies.append(time.perf_counter() - start)
-    return dict(jobs=count, **percentiles(latencies))
+    return latencies
+
+
+def low_load(count, timeout):
+    return dict(jobs=count, **percentiles(round_trips(count, timeout)))
 
 
 def throughput(count, window, timeout):
@@ -205,35 +218,69 @@ def main():
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="the longest wait for any one result, in seconds")
+    parser.add_argument("--serve", action="store_true",
+                        help="run the phases as commands on stdin ask (see above)")
     args = parser.parse_args()
     app.conf.update(broker_url=args.broker, result_backend=args.redis)
 
     worker = start_worker(args)
     try:
         wait_ready(worker, patience=60)
-        log(f"worker ready; phase A: {args.low_load} tasks one at a time")
-        low = low_load(args.low_load, args.timeout)
-        log(f"phase B: {args.jobs} tasks, window {args.window}")
-        high = throughput(args.jobs, args.window, args.timeout)
-        worker_rss = rss_mb(worker.pid) + sum(rss_mb(p) for p in children(worker.pid))
-        report = dict(
-            high,
-            low_load=low,
-            client_rss_mb=round(rss_mb(os.getpid()), 1),
-            worker_rss_mb=round(worker_rss, 1),
-            settings=dict(
-                celery_version=__import__("celery").__version__,
-                pool="prefork",
-                concurrency=args.concurrency,
-                window=args.window,
-                acks_late=app.conf.task_acks_late,
-                prefetch_multiplier=app.conf.worker_prefetch_multiplier,
-                loglevel="WARNING",
-            ),
-        )
+        if args.serve:
+            high = serve(args)
+            low = None
+        else:
+            log(f"worker ready; phase A: {args.low_load} tasks one at a time")
+            low = low_load(args.low_load, args.timeout)
+            log(f"phase B: {args.jobs} tasks, window {args.window}")
+            high = throughput(args.jobs, args.window, args.timeout)
+        report = final_report(args, worker, high, low)
     finally:
         stop_worker(worker)
     print(json.dumps(report), flush=True)
+
+
+def serve(args):
+    """Runs the phases stdin asks for; answers each on stdout. Returns phase B's figures."""
+    print(json.dumps({"ready": True}), flush=True)
+    high = None
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["low"] and len(words) == 2:
+            latencies = round_trips(int(words[1]), args.timeout)
+            print(json.dumps({"round_trips_s": latencies}), flush=True)
+        elif words[:1] == ["throughput"] and len(words) == 3:
+            log(f"phase B: {words[1]} tasks, window {words[2]}")
+            high = throughput(int(words[1]), int(words[2]), args.timeout)
+            print(json.dumps(high), flush=True)
+        elif words == ["done"]:
+            if high is None:
+                raise RuntimeError("asked for the report before the throughput phase ran")
+            return high
+        else:
+            raise RuntimeError(f"not a command: {line.strip()!r}")
+    raise RuntimeError("stdin ended before \"done\"")
+
+
+def final_report(args, worker, high, low):
+    worker_rss = rss_mb(worker.pid) + sum(rss_mb(p) for p in children(worker.pid))
+    report = dict(
+        high,
+        client_rss_mb=round(rss_mb(os.getpid()), 1),
+        worker_rss_mb=round(worker_rss, 1),
+        settings=dict(
+            celery_version=__import__("celery").__version__,
+            pool="prefork",
+            concurrency=args.concurrency,
+            window=args.window,
+            acks_late=app.conf.task_acks_late,
+            prefetch_multiplier=app.conf.worker_prefetch_multiplier,
+            loglevel="WARNING",
+        ),
+    )
+    if low is not None:
+        report["low_load"] = low
+    return report
 
 
 if __name__ == "__main__":

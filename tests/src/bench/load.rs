@@ -68,6 +68,26 @@ pub struct Phase {
     pub submissions: Vec<Duration>,
 }
 
+impl Phase {
+    /// One phase run in parts (blocks alternating with another system's) as a whole:
+    /// its jobs, its time spent, its samples.
+    pub fn combined(parts: Vec<Phase>) -> Phase {
+        let mut whole = Phase {
+            jobs: 0,
+            elapsed: Duration::ZERO,
+            round_trips: Vec::new(),
+            submissions: Vec::new(),
+        };
+        for part in parts {
+            whole.jobs += part.jobs;
+            whole.elapsed += part.elapsed;
+            whole.round_trips.extend(part.round_trips);
+            whole.submissions.extend(part.submissions);
+        }
+        whole
+    }
+}
+
 /// A submission that the router accepted, with the window slot it holds.
 struct Submitted {
     job: JobId,

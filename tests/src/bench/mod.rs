@@ -81,6 +81,9 @@ pub struct Options {
     pub workspace: PathBuf,
 }
 
+/// With Celery, the low-load phase runs in this many blocks, alternating with Celery's.
+const LOW_LOAD_BLOCKS: usize = 10;
+
 /// `[broker] delivery_limit` in the bench's configuration (the default).
 const DELIVERY_LIMIT: u32 = 5;
 
@@ -96,6 +99,21 @@ pub fn run(options: &Options) -> Result<Value> {
         "bench-worker",
         &[("RUST_LOG", options.log_level.as_str())],
     );
+    // Celery's worker starts now: its low-load tasks alternate with Octobox's.
+    let celery = if options.celery {
+        let c = celery::Celery::in_workspace(&options.workspace);
+        c.prepare()?;
+        eprintln!("octobox-bench: starting Celery's worker");
+        Some(c.start(&celery::CeleryRun {
+            broker_url: &mq.url(),
+            redis_url: &redis.url(),
+            window: options.window,
+            patience: options.patience * 2,
+        })?)
+    } else {
+        None
+    };
+
     // The bot runs on the runtime `octobox-bot` runs on.
     let bot_runtime = jobs::runtime::build().context("the bot's runtime")?;
     let services = vec![("redis", redis.pid()), ("rabbitmq", mq.pid())];
@@ -111,8 +129,9 @@ pub fn run(options: &Options) -> Result<Value> {
         worker_pid,
         services,
         redis.port,
+        celery,
     );
-    let pipeline = bot_runtime
+    let (pipeline, celery) = bot_runtime
         .block_on(async { tokio::spawn(measuring).await })
         .context("the measuring task ended early")
         .and_then(|measured| measured)
@@ -159,21 +178,25 @@ pub fn run(options: &Options) -> Result<Value> {
     };
     drop(runtime);
 
-    let celery = if options.celery {
-        let c = celery::Celery::in_workspace(&options.workspace);
-        c.prepare()?;
-        let jobs = options.celery_jobs.unwrap_or(options.jobs);
-        eprintln!("octobox-bench: Celery: {} + {jobs} tasks", options.low_load);
-        Some(c.measure(&celery::CeleryRun {
-            broker_url: &mq.url(),
-            redis_url: &redis.url(),
-            jobs,
-            window: options.window,
-            low_load: options.low_load,
-            patience: options.patience * 2,
-        })?)
-    } else {
-        None
+    let celery = match celery {
+        Some(mut session) => {
+            let jobs = options.celery_jobs.unwrap_or(options.jobs);
+            eprintln!(
+                "octobox-bench: Celery: {jobs} tasks, window {}",
+                options.window
+            );
+            session.throughput(jobs, options.window)?;
+            let mut report = session.finish()?;
+            report["low_load"] = json!({
+                "jobs": pipeline.celery_low.len(),
+                "blocks": LOW_LOAD_BLOCKS,
+                "p50_ms": Percentiles::of(&pipeline.celery_low).map(|p| p.p50_ms),
+                "p95_ms": Percentiles::of(&pipeline.celery_low).map(|p| p.p95_ms),
+                "p99_ms": Percentiles::of(&pipeline.celery_low).map(|p| p.p99_ms),
+            });
+            Some(report)
+        }
+        None => None,
     };
     Ok(report(options, &pipeline, &ceiling, celery))
 }
@@ -189,6 +212,8 @@ struct CeilingFigures {
 /// What the Octobox phases measured.
 struct Pipeline {
     low: Phase,
+    /// Celery's low-load round trips, taken in the blocks between Octobox's.
+    celery_low: Vec<Duration>,
     high: Phase,
     /// CPU milliseconds per job in the throughput phase, by process.
     cpu_ms_per_job: Vec<(&'static str, f64)>,
@@ -208,7 +233,8 @@ async fn measure_pipeline(
     worker_pid: u32,
     services: Vec<(&'static str, Option<u32>)>,
     redis_port: u16,
-) -> Result<Pipeline> {
+    mut celery: Option<celery::CelerySession>,
+) -> Result<(Pipeline, Option<celery::CelerySession>)> {
     let config = Config::load(&config_path)?;
     let bot = Bot::start(&config).await.context("starting the bot")?;
     let (sink, mut arrivals) = BenchSink::new();
@@ -228,20 +254,40 @@ async fn measure_pipeline(
         )
         .await
         .context("the first job did not come back")?;
+        // With Celery, its low-load tasks alternate with Octobox's in blocks, so that a
+        // change in the machine's load during the run weighs on both alike.
+        let blocks = if celery.is_some() { LOW_LOAD_BLOCKS } else { 1 };
         eprintln!(
-            "octobox-bench: low load: {} jobs one at a time",
+            "octobox-bench: low load: {} jobs one at a time, in {blocks} block(s)",
             options.low_load
         );
-        let low = load::run_phase(
-            bot.router.clone(),
-            &mut arrivals,
-            &session,
-            options.low_load,
-            1,
-            options.patience,
-        )
-        .await
-        .context("low-load phase")?;
+        let mut parts = Vec::with_capacity(blocks);
+        let mut celery_low = Vec::with_capacity(options.low_load);
+        for block in 0..blocks {
+            let count = options.low_load * (block + 1) / blocks - options.low_load * block / blocks;
+            let part = load::run_phase(
+                bot.router.clone(),
+                &mut arrivals,
+                &session,
+                count,
+                1,
+                options.patience,
+            )
+            .await
+            .context("low-load phase")?;
+            parts.push(part);
+            if let Some(mut c) = celery.take() {
+                // The script blocks its caller; the bot's thread stays free meanwhile.
+                let (c, round_trips) = tokio::task::spawn_blocking(move || {
+                    let round_trips = c.low_load(count);
+                    (c, round_trips)
+                })
+                .await?;
+                celery_low.extend(round_trips.context("Celery's low-load phase")?);
+                celery = Some(c);
+            }
+        }
+        let low = Phase::combined(parts);
         eprintln!(
             "octobox-bench: throughput: {} jobs, window {}",
             options.jobs, options.window
@@ -289,6 +335,7 @@ async fn measure_pipeline(
             .collect();
         anyhow::Ok(Pipeline {
             low,
+            celery_low,
             high,
             cpu_ms_per_job,
             redis_calls_per_job,
@@ -305,7 +352,7 @@ async fn measure_pipeline(
     {
         eprintln!("octobox-bench: the bot did not stop within 30 s; going on");
     }
-    measured
+    measured.map(|pipeline| (pipeline, celery))
 }
 
 /// A job exactly as the router builds one for the bench's request (for its size).
