@@ -167,6 +167,112 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
     ))
 }
 
+/// RabbitMQ's part of a job's round trip at low load: one message at a time, on the same
+/// kind of queue and with the same guarantees, timed from the publish to its confirm
+/// and to its delivery to the consumer. No job can come back sooner than its delivery.
+pub struct Floor {
+    pub confirmed: Vec<Duration>,
+    pub delivered: Vec<Duration>,
+}
+
+/// Sends `c.messages` messages one at a time (`c.window` is not used).
+pub async fn floor(c: Ceiling<'_>) -> Result<Floor> {
+    let publisher = connect(c.url, "publisher").await?;
+    let consumer = connect(c.url, "consumer").await?;
+    let channel = publisher.create_channel().await?;
+    channel
+        .queue_declare(
+            QUEUE.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            job_queue_arguments(c.delivery_limit),
+        )
+        .await
+        .with_context(|| format!("declaring {QUEUE}"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let receiving = consumer.create_channel().await?;
+    receiving
+        .basic_qos(c.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut deliveries = receiving
+        .basic_consume(
+            QUEUE.into(),
+            "bench-floor".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+    let mut floor = Floor {
+        confirmed: Vec::with_capacity(c.messages),
+        delivered: Vec::with_capacity(c.messages),
+    };
+    let sending = async {
+        for i in 0..c.messages {
+            let start = Instant::now();
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    QUEUE.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    c.body,
+                    properties
+                        .clone()
+                        .with_message_id(format!("floor-{i}").into()),
+                )
+                .await?;
+            // The delivery may come before the confirm; both are awaited together.
+            let delivered = async {
+                let delivery = deliveries
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow!("the consumer ended after {i} messages"))??;
+                let at = Instant::now();
+                delivery.ack(BasicAckOptions::default()).await?;
+                anyhow::Ok(at)
+            };
+            let confirmed = async {
+                match confirm.await? {
+                    Confirmation::Ack(None) => anyhow::Ok(Instant::now()),
+                    other => bail!("RabbitMQ did not take a message: {other:?}"),
+                }
+            };
+            let (delivered, confirmed) = tokio::try_join!(delivered, confirmed)?;
+            floor.delivered.push(delivered - start);
+            floor.confirmed.push(confirmed - start);
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(c.patience, sending)
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{} messages one at a time took over {:?}",
+                c.messages,
+                c.patience
+            )
+        })??;
+    receiving
+        .basic_cancel("bench-floor".into(), BasicCancelOptions::default())
+        .await?;
+    let _ = consumer.close(200, "done".into()).await;
+    drop(deliveries);
+    channel
+        .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
+        .await?;
+    let _ = publisher.close(200, "done".into()).await;
+    Ok(floor)
+}
+
 /// Connects with the frame size the pipeline's connections ask for.
 async fn connect(url: &str, role: &str) -> Result<Connection> {
     let url = format!("{url}?frame_max={}", jobs::rabbit::FRAME_MAX);

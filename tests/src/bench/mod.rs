@@ -7,7 +7,8 @@
 //! - the resident memory of the bot (this process) and of the worker;
 //! - the broker ceiling: RabbitMQ alone, carrying job-sized messages the way the
 //!   pipeline asks it to;
-//! - optionally, Celery doing the same two phases on the same RabbitMQ and Redis.
+//! - optionally, Celery doing the same two phases on the same RabbitMQ and Redis, its
+//!   low-load tasks in blocks alternating with Octobox's.
 //!
 //! Modules:
 //! - [`load`]: submitting through the router, receiving through a reply sink, one phase.
@@ -80,6 +81,9 @@ pub struct Options {
     /// The workspace, for the Celery script and its virtual environment.
     pub workspace: PathBuf,
 }
+
+/// Messages sent one at a time for the broker's low-load floor.
+const FLOOR_MESSAGES: usize = 500;
 
 /// With Celery, the low-load phase runs in this many blocks, alternating with Celery's.
 const LOW_LOAD_BLOCKS: usize = 10;
@@ -168,6 +172,18 @@ pub fn run(options: &Options) -> Result<Value> {
         .context("measuring the broker ceiling")?;
     let (clients_after, rabbit_after) = cpu_at();
     let per_msg = |spent: f64| round3(spent * 1000.0 / messages.max(1) as f64);
+    eprintln!("octobox-bench: broker floor: {FLOOR_MESSAGES} messages one at a time");
+    let floor = runtime
+        .block_on(ceiling::floor(ceiling::Ceiling {
+            url: &mq.url(),
+            body: &pipeline.job_body,
+            messages: FLOOR_MESSAGES,
+            window: 1,
+            prefetch: u16::try_from(options.concurrency).unwrap_or(u16::MAX),
+            delivery_limit: DELIVERY_LIMIT,
+            patience: options.patience,
+        }))
+        .context("measuring the broker's low-load floor")?;
     let ceiling = CeilingFigures {
         messages,
         msgs_per_s,
@@ -175,6 +191,8 @@ pub fn run(options: &Options) -> Result<Value> {
             "rabbitmq": per_msg(rabbit_after - rabbit_before),
             "publisher_and_consumer": per_msg(clients_after - clients_before),
         }),
+        floor_delivered: Percentiles::of(&floor.delivered),
+        floor_confirmed: Percentiles::of(&floor.confirmed),
     };
     drop(runtime);
 
@@ -207,6 +225,9 @@ struct CeilingFigures {
     msgs_per_s: f64,
     /// CPU per message: RabbitMQ's, and this process's (lapin publishing and consuming).
     cpu_ms_per_msg: Value,
+    /// One message at a time: from the publish to the delivery, and to the confirm.
+    floor_delivered: Option<Percentiles>,
+    floor_confirmed: Option<Percentiles>,
 }
 
 /// What the Octobox phases measured.
@@ -465,6 +486,10 @@ fn report(
             // The part of the round trip spent in `handle` (record + confirmed publish).
             "submit_p50_ms": low_submit.map(|p| p.p50_ms),
             "submit_p99_ms": low_submit.map(|p| p.p99_ms),
+            // What the pipeline adds to RabbitMQ's own publish-to-delivery time.
+            "p50_above_broker_floor_ms": low
+                .zip(ceiling.floor_delivered)
+                .map(|(l, f)| round3(l.p50_ms - f.p50_ms)),
         },
         "bot_rss_mb": pipeline.bot_rss_mb,
         "worker_rss_mb": pipeline.worker_rss_mb,
@@ -480,6 +505,11 @@ fn report(
         "broker_ceiling_msgs_per_s": ceiling.msgs_per_s,
         "ceiling_messages": ceiling.messages,
         "ceiling_cpu_ms_per_msg": ceiling.cpu_ms_per_msg,
+        "broker_floor": {
+            "messages": FLOOR_MESSAGES,
+            "publish_to_delivery_ms": ceiling.floor_delivered,
+            "publish_to_confirm_ms": ceiling.floor_confirmed,
+        },
         "ceiling_message_bytes": pipeline.job_body.len(),
         "fraction_of_ceiling": fraction,
         "celery": celery,
