@@ -20,7 +20,10 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    PublisherConfirm,
+};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -44,37 +47,7 @@ pub struct Ceiling<'a> {
 
 /// Messages per second, end to end.
 pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
-    let publisher = connect(c.url, "publisher").await?;
-    let consumer = connect(c.url, "consumer").await?;
-
-    let channel = publisher.create_channel().await?;
-    channel
-        .queue_declare(
-            QUEUE.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            job_queue_arguments(c.delivery_limit),
-        )
-        .await
-        .with_context(|| format!("declaring {QUEUE}"))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-
-    let receiving = consumer.create_channel().await?;
-    receiving
-        .basic_qos(c.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = receiving
-        .basic_consume(
-            QUEUE.into(),
-            "bench".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (link, mut deliveries) = Link::open(&c).await?;
     let messages = c.messages;
     let consuming = tokio::spawn(async move {
         let mut acked = 0usize;
@@ -94,27 +67,10 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
     let first = Instant::now();
     let in_flight = Arc::new(Semaphore::new(c.window.max(1)));
     let mut confirms = tokio::task::JoinSet::new();
-    let properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0));
     let publishing = async {
         for i in 0..c.messages {
             let slot = in_flight.clone().acquire_owned().await?;
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    QUEUE.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    c.body,
-                    properties
-                        .clone()
-                        .with_message_id(format!("bench-{i}").into()),
-                )
-                .await?;
+            let confirm = link.publish(c.body, i).await?;
             confirms.spawn(async move {
                 let confirmation = confirm.await;
                 drop(slot);
@@ -152,15 +108,7 @@ pub async fn measure(c: Ceiling<'_>) -> Result<f64> {
             )
         })???;
 
-    receiving
-        .basic_cancel("bench".into(), BasicCancelOptions::default())
-        .await?;
-    let _ = consumer.close(200, "done".into()).await;
-    drop(deliveries);
-    channel
-        .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
-        .await?;
-    let _ = publisher.close(200, "done".into()).await;
+    link.close(deliveries).await?;
     Ok(super::stats::rate(
         c.messages,
         last.saturating_duration_since(first),
@@ -177,38 +125,7 @@ pub struct Floor {
 
 /// Sends `c.messages` messages one at a time (`c.window` is not used).
 pub async fn floor(c: Ceiling<'_>) -> Result<Floor> {
-    let publisher = connect(c.url, "publisher").await?;
-    let consumer = connect(c.url, "consumer").await?;
-    let channel = publisher.create_channel().await?;
-    channel
-        .queue_declare(
-            QUEUE.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            job_queue_arguments(c.delivery_limit),
-        )
-        .await
-        .with_context(|| format!("declaring {QUEUE}"))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let receiving = consumer.create_channel().await?;
-    receiving
-        .basic_qos(c.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut deliveries = receiving
-        .basic_consume(
-            QUEUE.into(),
-            "bench-floor".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into());
+    let (link, mut deliveries) = Link::open(&c).await?;
     let mut floor = Floor {
         confirmed: Vec::with_capacity(c.messages),
         delivered: Vec::with_capacity(c.messages),
@@ -216,20 +133,7 @@ pub async fn floor(c: Ceiling<'_>) -> Result<Floor> {
     let sending = async {
         for i in 0..c.messages {
             let start = Instant::now();
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    QUEUE.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    c.body,
-                    properties
-                        .clone()
-                        .with_message_id(format!("floor-{i}").into()),
-                )
-                .await?;
+            let confirm = link.publish(c.body, i).await?;
             // The delivery may come before the confirm; both are awaited together.
             let delivered = async {
                 let delivery = deliveries
@@ -261,16 +165,102 @@ pub async fn floor(c: Ceiling<'_>) -> Result<Floor> {
                 c.patience
             )
         })??;
-    receiving
-        .basic_cancel("bench-floor".into(), BasicCancelOptions::default())
-        .await?;
-    let _ = consumer.close(200, "done".into()).await;
-    drop(deliveries);
-    channel
-        .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
-        .await?;
-    let _ = publisher.close(200, "done".into()).await;
+    link.close(deliveries).await?;
     Ok(floor)
+}
+
+/// A publisher with confirms and a consumer, each on a connection of its own, around a
+/// queue declared like the job queues; the queue is deleted by [`Link::close`].
+struct Link {
+    publisher: Connection,
+    consumer: Connection,
+    channel: Channel,
+    receiving: Channel,
+    properties: BasicProperties,
+}
+
+/// The consumer's tag.
+const CONSUMER: &str = "bench";
+
+impl Link {
+    async fn open(c: &Ceiling<'_>) -> Result<(Link, Consumer)> {
+        let publisher = connect(c.url, "publisher").await?;
+        let consumer = connect(c.url, "consumer").await?;
+        let channel = publisher.create_channel().await?;
+        channel
+            .queue_declare(
+                QUEUE.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                job_queue_arguments(c.delivery_limit),
+            )
+            .await
+            .with_context(|| format!("declaring {QUEUE}"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let receiving = consumer.create_channel().await?;
+        receiving
+            .basic_qos(c.prefetch, BasicQosOptions::default())
+            .await?;
+        let deliveries = receiving
+            .basic_consume(
+                QUEUE.into(),
+                CONSUMER.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0));
+        let link = Link {
+            publisher,
+            consumer,
+            channel,
+            receiving,
+            properties,
+        };
+        Ok((link, deliveries))
+    }
+
+    /// Publishes message `i` as the bot publishes a job: persistent and mandatory.
+    async fn publish(&self, body: &[u8], i: usize) -> Result<PublisherConfirm> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                QUEUE.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                self.properties
+                    .clone()
+                    .with_message_id(format!("bench-{i}").into()),
+            )
+            .await?;
+        Ok(confirm)
+    }
+
+    /// Cancels the consumer in order (handed back, so that its drop does not race the
+    /// queue's deletion), deletes the queue and closes both connections.
+    async fn close(self, deliveries: Consumer) -> Result<()> {
+        self.receiving
+            .basic_cancel(CONSUMER.into(), BasicCancelOptions::default())
+            .await?;
+        let _ = self.consumer.close(200, "done".into()).await;
+        drop(deliveries);
+        self.channel
+            .queue_delete(QUEUE.into(), QueueDeleteOptions::default())
+            .await?;
+        let _ = self.publisher.close(200, "done".into()).await;
+        Ok(())
+    }
 }
 
 /// Connects with the frame size the pipeline's connections ask for.
