@@ -31,7 +31,12 @@ fn a_small_bench_run_reports_every_figure() {
     );
     assert_eq!(number("/low_load/jobs"), 50.0);
     assert!(number("/jobs_per_s") > 0.0);
-    for phase in ["", "/low_load"] {
+    for phase in [
+        "",
+        "/low_load",
+        "/broker_floor/publish_to_delivery_ms",
+        "/broker_floor/publish_to_confirm_ms",
+    ] {
         let (p50, p95, p99) = (
             number(&format!("{phase}/p50_ms")),
             number(&format!("{phase}/p95_ms")),
@@ -51,6 +56,11 @@ fn a_small_bench_run_reports_every_figure() {
     assert!(number("/broker_ceiling_msgs_per_s") > 0.0);
     assert!(number("/ceiling_message_bytes") > 100.0, "a serialized job");
     assert!(number("/fraction_of_ceiling") > 0.0);
+    assert_eq!(number("/broker_floor/messages"), 500.0);
+    // What the pipeline adds to RabbitMQ's own publish-to-delivery time.
+    assert!(report
+        .pointer("/low_load/p50_above_broker_floor_ms")
+        .is_some_and(Value::is_number));
     assert_eq!(report["celery"], Value::Null);
     assert_eq!(report["vs_celery"], Value::Null);
     assert!(report["targets"]["worker_rss_under_20mb"].is_boolean());
