@@ -8,7 +8,6 @@ use bot::bot::Bot;
 use bot::reload::ConfigFile;
 use clap::Parser;
 use jobs::config::Config;
-use tracing_subscriber::EnvFilter;
 
 /// Octobox: a chat-ops bot with a job queue.
 #[derive(Parser, Debug)]
@@ -34,12 +33,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    jobs::runtime::log_to_stderr(default_level);
 
     let outcome = jobs::runtime::build()
         .context("starting the async runtime")

@@ -22,7 +22,8 @@
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`config`]: the one configuration file shared by every role, and its loader.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
-//! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default).
+//! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default);
+//!   `log_to_stderr` — their log output.
 
 pub mod broker;
 pub mod config;

@@ -1,4 +1,5 @@
-//! The async runtime every Octobox process runs on.
+//! What every Octobox process runs on: its async runtime ([`build`]) and its log
+//! output ([`log_to_stderr`]).
 //!
 //! One runtime thread unless `TOKIO_WORKER_THREADS` asks for more. The bot, the worker
 //! and the scheduler wait on RabbitMQ, Redis, Slack and the Docker engine far more than
@@ -21,6 +22,18 @@ pub fn build() -> io::Result<tokio::runtime::Runtime> {
         builder.worker_threads(1);
     }
     builder.enable_all().build()
+}
+
+/// Logs go to standard error, filtered by `RUST_LOG` when it is set and by
+/// `default_filter` (`info`, `warn`, ...) when it is not.
+pub fn log_to_stderr(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[cfg(test)]

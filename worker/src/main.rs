@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use jobs::config::Config;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use worker::runtime::hostname;
 use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
 
@@ -33,12 +32,7 @@ const GRACE: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    jobs::runtime::log_to_stderr("info");
     let args = Args::parse();
     let outcome = jobs::runtime::build()
         .context("starting the async runtime")

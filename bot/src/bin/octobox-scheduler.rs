@@ -15,7 +15,6 @@ use bot::scheduling::{schedule_table, scheduler_for};
 use clap::Parser;
 use jobs::config::Config;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use worker::runtime::hostname;
 
 /// An Octobox scheduler: fires timed jobs, exactly once across all schedulers.
@@ -34,12 +33,7 @@ struct Args {
 
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    jobs::runtime::log_to_stderr("info");
     let args = Args::parse();
     let outcome = jobs::runtime::build()
         .context("starting the async runtime")
