@@ -35,16 +35,7 @@ fn main() -> ExitCode {
     let default_level = if args.console { "warn" } else { "info" };
     jobs::runtime::log_to_stderr(default_level);
 
-    let outcome = jobs::runtime::build()
-        .context("starting the async runtime")
-        .and_then(|rt| rt.block_on(run(args)));
-    match outcome {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("octobox-bot: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    jobs::runtime::run_to_exit("octobox-bot", run(args))
 }
 
 async fn run(args: Args) -> Result<ExitCode> {

@@ -23,7 +23,7 @@
 //! - [`config`]: the one configuration file shared by every role, and its loader.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
 //! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default);
-//!   `log_to_stderr` — their log output.
+//!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output.
 
 pub mod broker;
 pub mod config;

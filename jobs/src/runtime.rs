@@ -1,5 +1,5 @@
-//! What every Octobox process runs on: its async runtime ([`build`]) and its log
-//! output ([`log_to_stderr`]).
+//! What every Octobox process runs on: its async runtime ([`build`], [`run_to_exit`])
+//! and its log output ([`log_to_stderr`]).
 //!
 //! One runtime thread unless `TOKIO_WORKER_THREADS` asks for more. The bot, the worker
 //! and the scheduler wait on RabbitMQ, Redis, Slack and the Docker engine far more than
@@ -9,7 +9,10 @@
 //! eighth shorter. Many SSH sessions opening at once are the one load that gains from
 //! more threads (the key exchanges are computation): raise the count there.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::io;
+use std::process::{ExitCode, Termination};
 
 /// The variable that sets the number of runtime threads (read by tokio itself).
 pub const THREADS_VARIABLE: &str = "TOKIO_WORKER_THREADS";
@@ -22,6 +25,31 @@ pub fn build() -> io::Result<tokio::runtime::Runtime> {
         builder.worker_threads(1);
     }
     builder.enable_all().build()
+}
+
+/// Runs a program's `main` future on [`build`]'s runtime and turns its outcome into the
+/// exit code; a failure is printed as `program: error` (with its causes) on standard
+/// error, the last thing a person running the program reads.
+pub fn run_to_exit<T, E, F>(program: &str, main: F) -> ExitCode
+where
+    T: Termination,
+    E: Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let runtime = match build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{program}: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(done) => done.report(),
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Logs go to standard error, filtered by `RUST_LOG` when it is set and by

@@ -34,16 +34,7 @@ fn main() -> ExitCode {
     jobs::tls::install_provider();
     jobs::runtime::log_to_stderr("info");
     let args = Args::parse();
-    let outcome = jobs::runtime::build()
-        .context("starting the async runtime")
-        .and_then(|rt| rt.block_on(run(args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("octobox-worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    jobs::runtime::run_to_exit("octobox-worker", run(args))
 }
 
 async fn run(args: Args) -> Result<()> {
