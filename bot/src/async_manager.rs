@@ -1,9 +1,11 @@
 //! `AsyncManager`: brings each finished job's result back to where it was asked.
 //!
 //! It follows the store's event stream as a member of a consumer group, and acknowledges
-//! an event only after its reply was handed to the adapter; `claim_reply` makes the
-//! delivery exactly-once even when an event is read twice (a redelivered job, a claimed
-//! pending event). Adapters register a [`ReplySink`] under their name (`console`,
+//! an event only after its reply was handed to the adapter. A `finished` event read for
+//! the first time carries the job's record: the reply goes out at once while its claim
+//! goes to the store. An event taken over from a bot presumed dead is claimed first
+//! (`claim_reply`, which reads the record too) and finds that claim, so a reply is not
+//! delivered twice. Adapters register a [`ReplySink`] under their name (`console`,
 //! `slack`, `ssh`); a job's `Origin` names the adapter.
 //!
 //! Which group: a session that lives in one process (a console, an SSH session) can only
@@ -153,7 +155,14 @@ impl AsyncManager {
                 .map(|(id, event)| async move {
                     let update = match event.kind {
                         EventKind::Finished { .. } => {
-                            if let Err(e) = this.deliver(event.job).await {
+                            let delivered = match event.record {
+                                Some(record) => {
+                                    this.deliver_carried(*record).await;
+                                    Ok(())
+                                }
+                                None => this.deliver(event.job).await,
+                            };
+                            if let Err(e) = delivered {
                                 // Left pending: taken over again after the store's reclaim time.
                                 tracing::warn!(job = %event.job, error = %e, "reply not delivered yet; will try again");
                                 return None;
@@ -198,6 +207,33 @@ impl AsyncManager {
         };
         if let Err(e) = sink.progress(origin, update).await {
             tracing::debug!(%job, adapter = %origin.adapter, error = %e, "progress not shown");
+        }
+    }
+
+    /// Delivers the reply whose record came with its event, if this manager serves its
+    /// adapter: the claim goes to the store while the reply goes out, which saves a store
+    /// round trip on every reply (see [`jobs::Event::record`] for why no one else can be
+    /// delivering it). The event is acknowledged even if the claim could not be stored:
+    /// a claim matters only to a bot that takes over an unacknowledged event.
+    async fn deliver_carried(&self, record: jobs::JobRecord) {
+        let (job, origin) = (record.job.id, &record.job.origin);
+        let Some(sink) = self.sinks.get(&origin.adapter) else {
+            tracing::debug!(%job, "not an adapter of this group; left to others");
+            return;
+        };
+        let (claimed, delivered) = tokio::join!(
+            self.store.claim_carried_reply(job, &self.group),
+            sink.deliver(origin, reply::result(&record))
+        );
+        if let Err(e) = delivered {
+            tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
+        }
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(%job, group = %self.group, "a reply another bot had claimed was delivered again")
+            }
+            Err(e) => tracing::warn!(%job, error = %e, "reply delivered; its claim was not stored"),
         }
     }
 
@@ -263,8 +299,9 @@ mod tests {
         }
     }
 
-    /// Runs one job's life through the store and returns what the screen showed.
-    async fn shown(follows: bool) -> Vec<String> {
+    /// Runs one job's life through the store and returns what the screen showed, with the
+    /// store and the job.
+    async fn run_one_job(follows: bool) -> (Vec<String>, Arc<dyn Store>, JobId) {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let screen = Arc::new(Screen {
             follows,
@@ -302,7 +339,7 @@ mod tests {
         store.finish_job(&result).await.unwrap();
 
         let stop = CancellationToken::new();
-        let manager = AsyncManager::new(store, sinks, "g", "c");
+        let manager = AsyncManager::new(store.clone(), sinks, "g", "c");
         let run = tokio::spawn(manager.run(stop.clone()));
         for _ in 0..200 {
             if screen
@@ -319,7 +356,11 @@ mod tests {
         stop.cancel();
         run.await.unwrap();
         let lines = screen.lines.lock().unwrap().clone();
-        lines
+        (lines, store, job.id)
+    }
+
+    async fn shown(follows: bool) -> Vec<String> {
+        run_one_job(follows).await.0
     }
 
     #[tokio::test]
@@ -339,5 +380,16 @@ mod tests {
         let lines = shown(false).await;
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("succeeded"), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_delivered_from_its_event_is_claimed_so_a_takeover_does_not_repeat_it() {
+        let (lines, store, job) = run_one_job(false).await;
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let again = store
+            .claim_reply(job, "g", &["screen".to_string()])
+            .await
+            .unwrap();
+        assert!(matches!(again, ReplyClaim::Taken), "{again:?}");
     }
 }

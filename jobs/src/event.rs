@@ -4,14 +4,22 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobId, JobStatus};
+use crate::job::{JobId, JobRecord, JobStatus};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub job: JobId,
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The job's record as its `finished` event carries it (the store writes a small
+    /// result into the event itself, beside its JSON). A reader is given it only when it
+    /// is the first of its group to be handed the event, and each job appends one
+    /// `finished` event: so this reader alone delivers the reply, and can do so without
+    /// first reading the record back. An event taken over from a consumer presumed dead,
+    /// or whose result was too large to carry, comes without it.
+    #[serde(skip)]
+    pub record: Option<Box<JobRecord>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +44,7 @@ impl Event {
             job,
             at: Utc::now(),
             kind,
+            record: None,
         }
     }
 }

@@ -100,6 +100,13 @@ pub trait Store: Send + Sync + 'static {
         adapters: &[String],
     ) -> Result<ReplyClaim, StoreError>;
 
+    /// Claims job `id`'s reply for group `group` without reading the record, for an
+    /// event that carried it ([`Event::record`]): `true` for the group's first caller
+    /// only. The reader may deliver while the claim is on its way: no other reader of
+    /// the group is handed that event unless this one stops acknowledging, and one that
+    /// takes it over then finds the claim and uses [`Store::claim_reply`].
+    async fn claim_carried_reply(&self, id: JobId, group: &str) -> Result<bool, StoreError>;
+
     /// Keeps `value` under `key` for `ttl`, unless `key` is already kept: `true` for the
     /// first caller only. Adapters use it to agree across bot processes: an event already
     /// handled, the message that shows a job's status.

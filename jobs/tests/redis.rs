@@ -334,6 +334,109 @@ async fn events_a_dead_consumer_never_acknowledged_go_to_another_after_the_idle_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_finished_event_carries_its_record_to_the_first_reader_of_each_group_only() {
+    let redis = start_redis().await;
+    let idle = Duration::from_secs(1);
+    let store = store_on(&redis).await.with_claim_idle(idle);
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    store
+        .finish_job(&result_of(&j, JobStatus::Succeeded))
+        .await
+        .unwrap();
+    let stored = store.job(j.id).await.unwrap().unwrap();
+    // What a reply is made of: the job (with its origin) and its result.
+    let carried =
+        |events: &[(EventId, Event)]| -> Vec<Option<(Job, JobStatus, Option<JobResult>)>> {
+            events
+                .iter()
+                .map(|(_, e)| {
+                    e.record
+                        .as_deref()
+                        .map(|r| (r.job.clone(), r.status, r.result.clone()))
+                })
+                .collect()
+        };
+    let stored = (stored.job, stored.status, stored.result);
+
+    let first = store
+        .read_events("bot", "bot-dies", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        carried(&first),
+        vec![None, Some(stored.clone())],
+        "queued carries nothing; finished carries the record as stored"
+    );
+    let other_group = drain(&store, "dashboard").await;
+    assert_eq!(carried(&other_group), vec![None, Some(stored.clone())]);
+
+    // bot-dies delivers and claims, then dies before acknowledging: the bot that takes
+    // the event over gets it without the record, and the claim stops it.
+    assert!(store.claim_carried_reply(j.id, "bot").await.unwrap());
+    assert!(!store.claim_carried_reply(j.id, "bot").await.unwrap());
+    tokio::time::sleep(idle + Duration::from_millis(300)).await;
+    let taken_over = store
+        .read_events("bot", "bot-lives", 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(ids(&taken_over), ids(&first));
+    assert_eq!(carried(&taken_over), vec![None, None]);
+    let console = vec!["console".to_string()];
+    let claim = store.claim_reply(j.id, "bot", &console).await.unwrap();
+    assert!(matches!(claim, ReplyClaim::Taken), "{claim:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_finished_twice_keeps_its_first_result_and_appends_one_finished_event() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    let first = result_of(&j, JobStatus::Succeeded);
+    store.finish_job(&first).await.unwrap();
+    // A job run again after its worker died before the ack, or the dead-letter path.
+    store
+        .finish_job(&result_of(&j, JobStatus::Failed))
+        .await
+        .expect("a repeated finish is not an error");
+
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert_eq!(record.result, Some(first));
+    let finished = drain(&store, "bot")
+        .await
+        .into_iter()
+        .filter(|(_, e)| matches!(e.kind, EventKind::Finished { .. }))
+        .count();
+    assert_eq!(finished, 1, "one reply per job");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_result_is_read_from_the_record_not_carried_in_the_event() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    let mut result = result_of(&j, JobStatus::Succeeded);
+    result.output = Output::text("x".repeat(64 * 1024));
+    store.finish_job(&result).await.unwrap();
+
+    let events = drain(&store, "bot").await;
+    let (_, finished) = events.last().unwrap();
+    assert!(matches!(finished.kind, EventKind::Finished { .. }));
+    assert!(
+        finished.record.is_none(),
+        "64 KiB does not ride in the stream"
+    );
+    let console = vec!["console".to_string()];
+    match store.claim_reply(j.id, "bot", &console).await.unwrap() {
+        ReplyClaim::Claimed(record) => assert_eq!(record.result, Some(result)),
+        other => panic!("the reply is claimed from the record: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reply_is_claimed_once_per_group_and_only_by_the_group_of_its_adapter() {
     let redis = start_redis().await;
     let a = store_on(&redis).await;

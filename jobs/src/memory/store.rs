@@ -127,6 +127,10 @@ impl Store for MemoryStore {
     async fn finish_job(&self, result: &JobResult) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let record = inner.record_mut(result.id)?;
+        // The first result stands and appends the one `finished` event, as in Redis.
+        if record.status.is_final() {
+            return Ok(());
+        }
         record.status = result.status;
         record.worker = Some(result.worker.clone());
         record.started_at.get_or_insert(result.started_at);
@@ -183,8 +187,16 @@ impl Store for MemoryStore {
                 if from < to {
                     g.next = to;
                     g.pending.extend(from..to);
+                    // Every read here is a first hand-out, so `finished` events carry
+                    // their record as Redis's do.
                     let events = (from..to)
-                        .map(|seq| (seq.to_string(), inner.log[(seq - first) as usize].clone()))
+                        .map(|seq| {
+                            let mut event = inner.log[(seq - first) as usize].clone();
+                            if matches!(event.kind, EventKind::Finished { .. }) {
+                                event.record = inner.records.get(&event.job).cloned().map(Box::new);
+                            }
+                            (seq.to_string(), event)
+                        })
                         .collect();
                     return Ok(events);
                 }
@@ -231,6 +243,15 @@ impl Store for MemoryStore {
             true => ReplyClaim::Claimed(record),
             false => ReplyClaim::Taken,
         })
+    }
+
+    async fn claim_carried_reply(&self, id: JobId, group: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        Ok(inner
+            .delivered
+            .entry(id)
+            .or_default()
+            .insert(group.to_string()))
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -10,6 +10,9 @@
 //! once per quarter of that time or once a second, whichever is more often, and again at
 //! once while it finds some ([`ClaimSchedule`]).
 //!
+//! A `finished` entry may carry its job's record beside the event (see `records`); it is
+//! passed on only with entries read fresh, never with ones taken over ([`Event::record`]).
+//!
 //! An entry this version cannot read is logged and acknowledged (so it does not come
 //! back), never an error for the whole read.
 //!
@@ -26,7 +29,8 @@ use ::redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisResult};
 use tokio::time::Instant;
 
 use super::{millis, RedisStore, CONNECT_TIMEOUT};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
+use crate::job::{Job, JobRecord, JobResult};
 use crate::store::{EventId, StoreError};
 
 /// The stream is capped near this many entries (`MAXLEN ~`): far more than any reader
@@ -140,17 +144,17 @@ impl RedisStore {
                 self.claims.found_none(group);
             }
         }
-        if !entries.is_empty() {
-            tracing::info!(
-                group,
-                consumer,
-                count = entries.len(),
-                "took over events another consumer left unacknowledged"
-            );
-        } else {
-            entries = self.read_new(group, consumer, max, block).await?;
+        if entries.is_empty() {
+            let fresh = self.read_new(group, consumer, max, block).await?;
+            return Ok(self.decode(group, fresh, true).await);
         }
-        Ok(self.decode(group, entries).await)
+        tracing::info!(
+            group,
+            consumer,
+            count = entries.len(),
+            "took over events another consumer left unacknowledged"
+        );
+        Ok(self.decode(group, entries, false).await)
     }
 
     /// Events of `group` pending (handed out, unacknowledged) for longer than the claim
@@ -249,7 +253,14 @@ impl RedisStore {
 
     /// Events from stream entries. An entry this version cannot read is logged and
     /// acknowledged, so it is not handed out again and again; it never fails the read.
-    async fn decode(&self, group: &str, entries: Vec<StreamId>) -> Vec<(EventId, Event)> {
+    /// Entries read `fresh` (never handed to this group before) keep the record a
+    /// `finished` event carries; entries taken over drop it (see [`Event::record`]).
+    async fn decode(
+        &self,
+        group: &str,
+        entries: Vec<StreamId>,
+        fresh: bool,
+    ) -> Vec<(EventId, Event)> {
         let mut events = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();
         for entry in entries {
@@ -258,7 +269,12 @@ impl RedisStore {
                 None => Err("it has no `event` field".to_string()),
             };
             match parsed {
-                Ok(event) => events.push((entry.id, event)),
+                Ok(mut event) => {
+                    if fresh && matches!(event.kind, EventKind::Finished { .. }) {
+                        event.record = carried_record(&entry);
+                    }
+                    events.push((entry.id, event))
+                }
                 Err(reason) => {
                     tracing::warn!(
                         event_id = %entry.id,
@@ -300,6 +316,30 @@ impl RedisStore {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// The record a `finished` entry carries beside its event (its job and its result), if it
+/// carries one this version can read; one it cannot is read from the store instead.
+fn carried_record(entry: &StreamId) -> Option<Box<JobRecord>> {
+    let (job, result) = (
+        entry.get::<Vec<u8>>("job")?,
+        entry.get::<Vec<u8>>("result")?,
+    );
+    let read = serde_json::from_slice::<Job>(&job)
+        .and_then(|job| Ok((job, serde_json::from_slice::<JobResult>(&result)?)));
+    match read {
+        Ok((job, result)) => Some(Box::new(JobRecord {
+            job,
+            status: result.status,
+            worker: Some(result.worker.clone()),
+            started_at: Some(result.started_at),
+            result: Some(result),
+        })),
+        Err(err) => {
+            tracing::debug!(event_id = %entry.id, error = %err, "a finished event's record does not read; reading the store instead");
+            None
+        }
     }
 }
 

@@ -49,9 +49,10 @@
 //! then does the caller see [`StoreError::Unavailable`], naming the server by its
 //! redacted URL. The shared [`ConnectionManager`] reconnects by itself in between.
 //!
-//! A write whose reply was lost is sent again, so a retried `record_job`, `mark_started`
-//! or `finish_job` may append its event twice. That is acceptable: readers deduplicate
-//! delivery with [`Store::claim_reply`], and the record writes are idempotent. The
+//! A write whose reply was lost is sent again, so a retried `record_job` or
+//! `mark_started` may append its event twice. That is acceptable: those events only
+//! inform, and the record writes are idempotent. A retried `finish_job` appends nothing:
+//! the script appends `finished` only with a job's first result, so each job has one. The
 //! delivery claim itself is made safe to repeat by writing a token unique to the call
 //! and reading back the old value (`SET NX GET`): a retry that finds its own token knows
 //! the first attempt won.
@@ -343,6 +344,10 @@ impl Store for RedisStore {
         adapters: &[String],
     ) -> Result<ReplyClaim, StoreError> {
         self.claim(id, group, adapters).await
+    }
+
+    async fn claim_carried_reply(&self, id: JobId, group: &str) -> Result<bool, StoreError> {
+        self.claim_carried(id, group).await
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -87,21 +87,37 @@ return 'started'
 });
 
 /// Stores a batch of results (see `coalesce`). KEYS: events, then one record per job.
-/// ARGV: retention (ms), stream cap, then for each job: result JSON, status, worker,
-/// started at (RFC 3339), event JSON. Answers 1 (finished) or 0 (no record) per job.
+/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), then
+/// for each job: result JSON, status, worker, started at (RFC 3339), event JSON.
+/// Answers, per job, 1 (finished), 2 (it already had a result: left alone, nothing
+/// appended) or 0 (no record).
+///
+/// Each job appends exactly one `finished` event, on its first result: a repeated
+/// finish (a retry whose first attempt landed, a job run again after its worker died
+/// before the ack) changes nothing. A record small enough rides in the event (its `job`
+/// and `result` fields beside `event`; the result holds the status, worker and times),
+/// so a reader can deliver the reply without reading the record back (see `events`).
 static FINISH_JOBS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local out = {}
 for i = 2, #KEYS do
-  local a = 3 + (i - 2) * 5
-  if redis.call('EXISTS', KEYS[i]) == 0 then
+  local a = 4 + (i - 2) * 5
+  local had = redis.call('HMGET', KEYS[i], 'status', 'job')
+  if not had[1] then
     out[#out + 1] = 0
+  elseif had[1] ~= 'queued' and had[1] ~= 'running' then
+    out[#out + 1] = 2
   else
     redis.call('HSET', KEYS[i], 'result', ARGV[a], 'status', ARGV[a + 1], 'worker', ARGV[a + 2])
     redis.call('HSETNX', KEYS[i], 'started_at', ARGV[a + 3])
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[a + 4])
+    if had[2] and #had[2] + #ARGV[a] <= tonumber(ARGV[3]) then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[a + 4],
+        'job', had[2], 'result', ARGV[a])
+    else
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[a + 4])
+    end
     out[#out + 1] = 1
   end
 end
@@ -109,6 +125,11 @@ return out
 ",
     )
 });
+
+/// The largest record (job and result JSON) a `finished` event carries: most replies
+/// are a line or two; a larger one is read from the record instead, so the stream (kept
+/// to [`STREAM_MAXLEN`] entries) stays small.
+pub(super) const RECORD_IN_EVENT_MAX: usize = 4096;
 
 /// One job's part of a `FINISH_JOBS` call.
 pub(super) struct PendingResult {
@@ -157,7 +178,7 @@ impl BatchSender {
     }
 
     /// Stores one batch of results in one `FINISH_JOBS` call; answers, per job, whether
-    /// it had a record.
+    /// it had a record (a result already there counts: it stands).
     async fn finish(&self, batch: Vec<PendingResult>) -> Result<Vec<bool>, StoreError> {
         let what = match batch.len() {
             1 => "store a job's result",
@@ -168,7 +189,8 @@ impl BatchSender {
             let mut call = FINISH_JOBS.prepare_invoke();
             call.key(&self.events)
                 .arg(millis(self.retention).max(1))
-                .arg(STREAM_MAXLEN);
+                .arg(STREAM_MAXLEN)
+                .arg(RECORD_IN_EVENT_MAX);
             for job in &batch {
                 call.key(&job.key).arg(&job.result_json).arg(&job.status);
                 call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
@@ -176,7 +198,7 @@ impl BatchSender {
             async move { call.invoke_async::<Vec<i64>>(&mut con).await }
         })
         .await?;
-        Ok(answers.into_iter().map(|a| a == 1).collect())
+        Ok(answers.into_iter().map(|a| a != 0).collect())
     }
 }
 
@@ -403,6 +425,24 @@ impl RedisStore {
             true => ReplyClaim::Claimed(Box::new(record)),
             false => ReplyClaim::Taken,
         })
+    }
+
+    /// The group's claim alone (the same `SET NX GET` with a token as [`Self::claim`]),
+    /// for a reply whose record came with its event.
+    pub(super) async fn claim_carried(&self, id: JobId, group: &str) -> Result<bool, StoreError> {
+        let claim_key = self.keys.delivered(group, id);
+        let token = uuid::Uuid::now_v7().to_string();
+        let retention = millis(self.retention).max(1);
+        let held = self
+            .retrying("claim a job's reply", || {
+                let mut con = self.shared.clone();
+                let mut cmd = ::redis::cmd("SET");
+                cmd.arg(&claim_key).arg(&token);
+                cmd.arg("NX").arg("GET").arg("PX").arg(retention);
+                async move { cmd.query_async::<Option<String>>(&mut con).await }
+            })
+            .await?;
+        Ok(held.is_none_or(|held| held == token))
     }
 
     /// Housekeeping: a claim left behind only holds a little memory until it expires.
