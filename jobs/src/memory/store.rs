@@ -70,6 +70,14 @@ impl Inner {
         self.records.get_mut(&id).ok_or(StoreError::UnknownJob(id))
     }
 
+    /// Claims job `id`'s reply for `group`: `true` for the group's first caller only.
+    fn claim(&mut self, id: JobId, group: &str) -> bool {
+        self.delivered
+            .entry(id)
+            .or_default()
+            .insert(group.to_string())
+    }
+
     /// Drops the oldest records past the limit, and events every group is done with.
     fn trim(&mut self) {
         while self.order.len() > MemoryStore::KEEP_JOBS {
@@ -234,24 +242,14 @@ impl Store for MemoryStore {
             return Ok(ReplyClaim::Elsewhere);
         }
         let record = Box::new(record.clone());
-        let first = inner
-            .delivered
-            .entry(id)
-            .or_default()
-            .insert(group.to_string());
-        Ok(match first {
+        Ok(match inner.claim(id, group) {
             true => ReplyClaim::Claimed(record),
             false => ReplyClaim::Taken,
         })
     }
 
     async fn claim_carried_reply(&self, id: JobId, group: &str) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        Ok(inner
-            .delivered
-            .entry(id)
-            .or_default()
-            .insert(group.to_string()))
+        Ok(self.lock().claim(id, group))
     }
 
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
