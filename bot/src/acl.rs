@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jobs::config::{AclConfig, AllowEntry, DefaultPolicy};
+use config::{AclConfig, AllowEntry, DefaultPolicy};
 use jobs::Origin;
 
 /// The group whose members may run the admin built-ins (`reload`, cancelling any job).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use jobs::config::Config;
+use config::Config;
 use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
 use jobs::{Broker, ScheduleStore, Store};
 use tokio::task::JoinSet;
@@ -42,7 +42,7 @@ pub struct Bot {
 impl Bot {
     /// Checks the configuration as `start` would, without starting anything: what
     /// `--check-config` runs.
-    pub fn check(config: &Config) -> Result<CommandTable, jobs::config::ConfigErrors> {
+    pub fn check(config: &Config) -> Result<CommandTable, config::ConfigErrors> {
         let registry = TaskRegistry::standard();
         let table = CommandTable::build(config, config.is_embedded().then_some(&registry))?;
         if let Some(ssh) = &config.ssh {

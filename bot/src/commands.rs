@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use jobs::config::{
+use config::{
     fill_template, AllowEntry, Config, ConfigError, ConfigErrors, ContainerCommand, Runs,
 };
 use jobs::Task;
@@ -59,9 +59,7 @@ fn container_task(c: &ContainerCommand, m: &Match) -> Task {
         .iter()
         .filter(
             |t| match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(slot) => {
-                    jobs::config::template_slots(t).len() != 1 || m.args.contains_key(slot)
-                }
+                Some(slot) => config::template_slots(t).len() != 1 || m.args.contains_key(slot),
                 None => true,
             },
         )

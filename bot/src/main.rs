@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use bot::bot::Bot;
 use bot::reload::ConfigFile;
 use clap::Parser;
-use jobs::config::Config;
+use config::Config;
 
 /// Octobox: a chat-ops bot with a job queue.
 #[derive(Parser, Debug)]

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jobs::config::{Config, ConfigErrors};
+use config::{Config, ConfigErrors};
 
 use crate::acl::AccessPolicy;
 use crate::bot::Bot;

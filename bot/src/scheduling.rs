@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::config::{Config, ConfigErrors};
+use config::{Config, ConfigErrors};
 use jobs::{Broker, Job, Origin, ScheduleStore, Store};
 use lexicon::Classification;
 use scheduler::{CommandJobs, ScheduleTable, Scheduler, SchedulerServices};

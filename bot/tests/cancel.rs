@@ -6,7 +6,7 @@ use std::time::Duration;
 use bot::acl::AccessPolicy;
 use bot::commands::CommandTable;
 use bot::router::{Outcome, Request, Router};
-use jobs::config::Config;
+use config::Config;
 use jobs::memory::{MemoryBroker, MemoryStore};
 use jobs::{Broker, Control, Job, Origin, Store, Task};
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::config::{BrokerConfig, StoreConfig};
 use crate::rabbit::RabbitBroker;
 use crate::redis::RedisStore;
 use crate::{Broker, BrokerError, ScheduleStore, Store, StoreError};
+use config::{BrokerConfig, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

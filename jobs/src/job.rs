@@ -15,7 +15,7 @@ use lexicon::Value;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::container::ContainerLimits;
+use config::limits::ContainerLimits;
 
 /// A job's identity: a UUID v7, so ids sort by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,7 +7,6 @@
 //!
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
-//! - [`container`]: `ContainerLimits` — what a containerized task may use, how its output is read.
 //! - [`control`]: `Control` — messages every worker receives (`cancel`).
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
 //!   broadcast control messages.
@@ -20,15 +19,12 @@
 //! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
-//! - [`config`]: the one configuration file shared by every role, and its loader.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
 //! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default);
 //!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output.
 
 pub mod broker;
-pub mod config;
 pub mod connect;
-pub mod container;
 pub mod control;
 pub mod event;
 pub mod job;
@@ -41,7 +37,7 @@ pub mod store;
 pub mod tls;
 
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
-pub use container::{ContainerLimits, OutputFormat};
+pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::config::{BrokerConfig, Secret};
+use config::{BrokerConfig, Secret};
 use jobs::rabbit::RabbitBroker;
 use jobs::{Broker, BrokerError, Job, JobStream, Origin, Task, TaskClass};
 use octobox_tests::services::RabbitMq;

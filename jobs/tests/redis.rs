@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jobs::config::{Secret, StoreConfig};
+use config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::{
     Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output,

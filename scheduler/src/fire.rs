@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs::config::ScheduleRuns;
+use config::ScheduleRuns;
 use jobs::{
     Broker, BrokerError, Fire, FireKind, Job, JobId, JobResult, JobStatus, Origin, Output,
     ScheduleStore, Store, StoreError, Task,

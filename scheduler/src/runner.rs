@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs::config::Missed;
+use config::Missed;
 use jobs::FireKind;
 use tokio_util::sync::CancellationToken;
 

@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use croner::Cron;
-use jobs::config::{
+use config::{
     parse_cron, Config, ConfigError, ConfigErrors, Deliver, Missed, ScheduleRuns, ShipperConfig,
 };
+use croner::Cron;
 use jobs::Origin;
 
 use crate::fire::CommandJobs;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bot::async_manager::ReplySink;
 use bot::reply::Reply;
-use jobs::config::{Secret, StoreConfig};
+use config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::{Fire, JobId, JobRecord, Origin, ScheduleStore, Store};
 use tokio::sync::mpsc;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bot::bot::Bot;
 use bot::router::{Outcome, Request};
-use jobs::config::Config;
+use config::Config;
 use jobs::{Fire, FireKind, Origin};
 use octobox_tests::pipeline::{wait_until, Options, Pipeline};
 use octobox_tests::scheduler::{ChannelRecorder, ScheduleProbe, SchedulerProcess};

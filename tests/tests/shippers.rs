@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs::config::{Config, Secret, ShipperConfig, StoreConfig};
+use config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::ScheduleStore;
 use octobox_tests::scheduler::ChannelRecorder;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use jobs::config::Config;
+use config::Config;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
 use worker::{tasks, RetryPolicy, TaskRegistry, Worker};

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use bot::commands::CommandTable;
 use bot::scheduling::{schedule_table, scheduler_for};
 use clap::Parser;
-use jobs::config::Config;
+use config::Config;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::hostname;
 

@@ -26,7 +26,7 @@ mod socket;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use jobs::config::{SlackConfig, SlackMode};
+use config::{SlackConfig, SlackMode};
 use jobs::{Origin, Store};
 use slack_morphism::prelude::*;
 use tokio::sync::mpsc;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use jobs::config::Secret;
+use config::Secret;
 use slack_morphism::prelude::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use jobs::config::{ConfigError, ConfigErrors};
+use config::{ConfigError, ConfigErrors};
 use russh::keys::ssh_key::{self, LineEnding, PublicKey};
 use russh::keys::{Algorithm, PrivateKey};
 

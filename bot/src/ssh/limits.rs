@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use jobs::config::SshLimits;
+use config::SshLimits;
 
 use crate::reply;
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use jobs::config::SshConfig;
+use config::SshConfig;
 use jobs::Origin;
 use russh::server::Server as _;
 use russh::MethodKind;
@@ -124,7 +124,7 @@ pub struct SshServer;
 impl SshServer {
     /// Checks what `config` needs that the configuration loader cannot see: the
     /// authorized_keys file.
-    pub fn check(config: &SshConfig) -> Result<AuthorizedKeys, jobs::config::ConfigErrors> {
+    pub fn check(config: &SshConfig) -> Result<AuthorizedKeys, config::ConfigErrors> {
         AuthorizedKeys::load(&config.authorized_keys)
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::reply::{JobUpdate, Reply};
 use crate::router::{Answer, Request, Router};
 use crate::ssh::line_editor::crlf;
-use jobs::config::SshLimits;
+use config::SshLimits;
 
 /// What the client sent on the session's channel.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
 use crate::broker::BrokerError;
-use crate::config::Secret;
+use config::Secret;
 
 /// The longest wait between two reconnection attempts.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);

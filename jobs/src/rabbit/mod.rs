@@ -45,9 +45,9 @@ use tokio::time::{timeout, timeout_at, Instant};
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 use crate::broker::{Broker, BrokerError, JobStream};
-use crate::config::BrokerConfig;
 use crate::control::{Control, ControlFeed};
 use crate::job::{Job, TaskClass};
+use config::BrokerConfig;
 
 use consume::{RabbitStream, StreamKind};
 use topology::{delay_queue, DeclareError, JOBS_EXCHANGE};

@@ -77,10 +77,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::config::StoreConfig;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
+use config::StoreConfig;
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -393,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_url_that_is_not_redis_is_refused_without_showing_it() {
-        let config = StoreConfig::new(crate::config::Secret::new("http://u:hunter2@h:1/"));
+        let config = StoreConfig::new(config::Secret::new("http://u:hunter2@h:1/"));
         let Err(err) = RedisStore::connect(&config).await else {
             panic!("an http URL must be refused");
         };

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jobs::config::ShipperConfig;
+use config::ShipperConfig;
 use jobs::{ScheduleStore, StoreError};
 
 pub use checkpoint::Checkpoint;

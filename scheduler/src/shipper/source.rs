@@ -6,7 +6,7 @@
 //! absolute or relative to the URL, absent or null on the last page. Every request
 //! carries the configured headers (`${ENV}` secrets, never logged).
 
-use jobs::config::SourceConfig;
+use config::SourceConfig;
 use reqwest::Url;
 use serde_json::Value;
 

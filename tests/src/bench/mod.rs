@@ -47,7 +47,7 @@ use bot::async_manager::AsyncManager;
 use bot::bot::Bot;
 use bot::commands::Action;
 use chrono::Utc;
-use jobs::config::Config;
+use config::Config;
 use jobs::{Job, Task};
 use lexicon::Classification;
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use jobs::config::{Config, Secret, ShipperConfig, StoreConfig};
+use config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
 use jobs::ScheduleStore;
 use scheduler::Shipper;

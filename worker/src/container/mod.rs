@@ -25,7 +25,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
 use bollard::Docker;
-use jobs::container::format_size;
+use config::limits::format_size;
 use jobs::{ContainerLimits, Job, JobStatus, Output, Task};
 use tokio::sync::OnceCell;
 

@@ -6,7 +6,7 @@
 //! binary file. Output past the command's limit is cut, and the result says so.
 
 use base64::Engine as _;
-use jobs::container::format_size;
+use config::limits::format_size;
 use jobs::{Output, OutputFormat};
 
 /// Text longer than this (in characters) is delivered as a file rather than a message.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use jobs::config::Secret;
+use config::Secret;
 use serde_json::Value;
 
 use super::{write_lines, Sink, WindowWriter};

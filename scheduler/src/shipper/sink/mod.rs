@@ -16,9 +16,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use config::SinkConfig;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use jobs::config::SinkConfig;
 use serde_json::Value;
 
 use super::window::Window;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jobs::config::SinkConfig;
+use config::SinkConfig;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::ObjectStore;

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::secret::expand_env;
-use super::{ConfigError, Secret};
+use crate::secret::expand_env;
+use crate::{ConfigError, Secret};
 
 /// Slack's own Web API.
 pub const SLACK_API_URL: &str = "https://slack.com/api/";

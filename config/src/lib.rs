@@ -1,4 +1,16 @@
-//! The one configuration file every role reads (`octobox.toml`).
+//! The one configuration file every role reads (`octobox.toml`), and its loader.
+//!
+//! Its own crate so that a change to one role's section recompiles only the roles that
+//! read it, and so that the configuration depends on nothing but serde, toml, the
+//! lexicon (durations) and croner (cron expressions are checked at load, with their line).
+//!
+//! - [`Config`]: the validated file, one field per section.
+//! - `load`: [`Config::load`] and [`Config::parse`], section by section.
+//! - `container`: the `container = { ... }` table of a command ([`ContainerCommand`]).
+//! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`).
+//! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`].
+//! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
+//! - `error`: [`ConfigError`] (file, line, key, message) and [`ConfigErrors`].
 //!
 //! [`Config::load`] parses and validates it, and reports every problem at once, each
 //! naming the file, the line and the key. Keys that hold secrets (broker and store URLs,
@@ -9,6 +21,7 @@
 
 mod container;
 mod error;
+pub mod limits;
 mod load;
 mod schedule;
 mod secret;
@@ -22,6 +35,7 @@ use serde::Deserialize;
 
 pub use container::{fill_template, template_slots, ContainerCommand};
 pub use error::{ConfigError, ConfigErrors};
+pub use limits::{ContainerLimits, OutputFormat};
 pub use schedule::{
     parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
     SinkConfig, SourceConfig,

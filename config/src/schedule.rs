@@ -15,7 +15,7 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::secret::{expand_env, Secret};
+use crate::secret::{expand_env, Secret};
 
 /// `[scheduler]`: how the scheduler processes share the work.
 #[derive(Debug, Clone)]
@@ -389,7 +389,7 @@ pub(super) struct Timed {
 }
 
 /// Makes an error from the span of an entry, a key and a message.
-type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> super::ConfigError;
+type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> crate::ConfigError;
 
 /// Checks the timed sections.
 pub(super) fn load(
@@ -397,7 +397,7 @@ pub(super) fn load(
     line_of: &dyn Fn(usize) -> usize,
     env: &dyn Fn(&str) -> Option<String>,
     at: ErrorAt<'_>,
-    errors: &mut Vec<super::ConfigError>,
+    errors: &mut Vec<crate::ConfigError>,
 ) -> Timed {
     let mut timed = Timed {
         scheduler: SchedulerConfig::default(),
@@ -545,7 +545,7 @@ struct RawSink {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::Config;
 
     fn errors(text: &str) -> String {
         Config::parse("octobox.toml", text, |_| None)

@@ -1,7 +1,7 @@
 //! What a person editing `octobox.toml` sees: valid files load, each mistake is named
 //! with its line and key.
 
-use super::*;
+use crate::*;
 
 fn env(name: &str) -> Option<String> {
     match name {

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::LineIndex;
-use super::secret::expand_env;
-use super::slack;
-use super::*;
+use crate::error::LineIndex;
+use crate::secret::expand_env;
+use crate::slack;
+use crate::*;
 
 impl Config {
     /// Reads and validates the file at `path`, expanding `${NAME}` from the environment.
@@ -199,19 +199,19 @@ impl Config {
             });
 
         if let Some(raw_ssh) = raw.ssh {
-            match super::ssh::ssh(raw_ssh, source) {
+            match crate::ssh::ssh(raw_ssh, source) {
                 Ok(ssh) => config.ssh = Some(ssh),
                 Err(problems) => {
                     errors.extend(problems.into_iter().map(|(span, key, m)| at(span, &key, m)))
                 }
             }
         }
-        let raw_timed = super::schedule::RawTimed {
+        let raw_timed = crate::schedule::RawTimed {
             scheduler: raw.scheduler,
             schedule: raw.schedule,
             shipper: raw.shipper,
         };
-        let timed = super::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
+        let timed = crate::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
         (config.scheduler, config.schedules, config.shippers) =
             (timed.scheduler, timed.schedules, timed.shippers);
         config.slack = raw
@@ -297,7 +297,7 @@ fn command(
     acl: &AclConfig,
 ) -> Result<CommandConfig, Vec<(String, String)>> {
     let mut problems = Vec::new();
-    let container = raw.container.map(|c| match super::container::container(c) {
+    let container = raw.container.map(|c| match crate::container::container(c) {
         Ok(c) => Some(c),
         Err(found) => {
             problems.extend(found);
@@ -428,14 +428,14 @@ struct RawConfig {
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
-    ssh: Option<super::ssh::RawSsh>,
+    ssh: Option<crate::ssh::RawSsh>,
     #[serde(default)]
-    scheduler: super::schedule::RawScheduler,
+    scheduler: crate::schedule::RawScheduler,
     #[serde(default)]
-    schedule: Vec<Spanned<super::schedule::RawSchedule>>,
+    schedule: Vec<Spanned<crate::schedule::RawSchedule>>,
     #[serde(default)]
-    shipper: Vec<Spanned<super::schedule::RawShipper>>,
-    slack: Option<super::slack::RawSlack>,
+    shipper: Vec<Spanned<crate::schedule::RawShipper>>,
+    slack: Option<crate::slack::RawSlack>,
 }
 
 #[derive(Deserialize, Default)]
@@ -465,7 +465,7 @@ struct RawCommand {
     examples: Vec<String>,
     builtin: Option<String>,
     native: Option<String>,
-    container: Option<super::container::RawContainer>,
+    container: Option<crate::container::RawContainer>,
     allow: Option<Vec<String>>,
     timeout: Option<String>,
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::container::{parse_size, ContainerLimits, OutputFormat};
+use crate::limits::{parse_size, ContainerLimits, OutputFormat};
 
 /// A validated `container` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,7 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
     }
     let timeout = raw
         .timeout
-        .and_then(|t| super::load::positive_duration(&t, ".container.timeout", &mut problems));
+        .and_then(|t| crate::load::positive_duration(&t, ".container.timeout", &mut problems));
     match raw.network.as_deref() {
         None | Some("none") => {}
         Some("host") => problems.push((
@@ -261,7 +261,7 @@ mod tests {
         let text = "[jobs]\ntimeout = \"1m\"\n\n[[command]]\npattern = \"scan {host:hostname}\"\n\
                     help = \"Scans\"\ntimeout = \"1m\"\ncontainer = { image = \"scan:1\", output = \"html\", \
                     memory = \"lots\", cpus = -1, network = \"host\", timeout = \"2m\" }\n";
-        let errors = crate::config::Config::parse("octobox.toml", text, |_| None)
+        let errors = crate::Config::parse("octobox.toml", text, |_| None)
             .unwrap_err()
             .to_string();
         for expected in [
@@ -279,10 +279,10 @@ mod tests {
         let text = "[[command]]\npattern = \"shot\"\nhelp = \"Shoots\"\n\
                     container = { image = \"shot:1\", output = \"base64\", memory = \"64m\", \
                     network = \"bridge\", timeout = \"30s\" }\n";
-        let config = crate::config::Config::parse("octobox.toml", text, |_| None).unwrap();
+        let config = crate::Config::parse("octobox.toml", text, |_| None).unwrap();
         let command = &config.commands[0];
         assert_eq!(command.timeout, Some(Duration::from_secs(30)));
-        let crate::config::Runs::Container(c) = &command.runs else {
+        let crate::Runs::Container(c) = &command.runs else {
             panic!("a container command");
         };
         assert_eq!(c.limits.output, OutputFormat::Base64);

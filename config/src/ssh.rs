@@ -175,7 +175,7 @@ pub(super) fn ssh(raw: RawSsh, source: &str) -> Result<SshConfig, Vec<Problem>> 
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Config;
+    use crate::Config;
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse("/etc/octobox/octobox.toml", text, |_| None).map_err(|e| e.to_string())
