@@ -11,25 +11,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use commands::LiveCatalog;
 use config::Config;
 use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
+use jobs::process::hostname;
 use jobs::{Broker, ScheduleStore, Store};
+use scheduler::{Scheduler, SchedulerServices};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use worker::runtime::hostname;
 use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
-use crate::acl::AccessPolicy;
 use crate::async_manager::{AsyncManager, Sinks};
-use crate::commands::CommandTable;
+use crate::builtins::BuiltinServices;
 use crate::dead_letters::DeadLetterReporter;
+use crate::reload::{self, Reloader};
 use crate::router::Router;
-use crate::scheduling::{self, ScheduleDesk};
 use crate::slack::SlackAdapter;
 use crate::ssh::SshServer;
 
 pub struct Bot {
     pub router: Arc<Router>,
+    /// The catalog in force, shared by the router, the embedded scheduler and the
+    /// adapters; `reloader` replaces it.
+    pub catalog: LiveCatalog,
+    pub reloader: Arc<Reloader>,
     pub sinks: Sinks,
     /// This bot's name among bot processes; sessions and their reply group carry it.
     pub instance: String,
@@ -40,20 +45,8 @@ pub struct Bot {
 }
 
 impl Bot {
-    /// Checks the configuration as `start` would, without starting anything: what
-    /// `--check-config` runs.
-    pub fn check(config: &Config) -> Result<CommandTable, config::ConfigErrors> {
-        let registry = TaskRegistry::standard();
-        let table = CommandTable::build(config, config.is_embedded().then_some(&registry))?;
-        if let Some(ssh) = &config.ssh {
-            SshServer::check(ssh)?;
-        }
-        scheduling::schedule_table(config, &table)?;
-        Ok(table)
-    }
-
     pub async fn start(config: &Config) -> Result<Bot> {
-        let table = Self::check(config)?;
+        let catalog = LiveCatalog::new(reload::check(config)?);
         let (broker, store) = services(config).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -94,21 +87,24 @@ impl Bot {
         }
 
         // Schedules: listed and steered by the built-ins in every mode; fired here in
-        // embedded mode, by `octobox-scheduler` processes otherwise.
-        let schedule_table = Arc::new(scheduling::schedule_table(config, &table)?);
+        // embedded mode (whatever the catalog has now or after a reload), by
+        // `octobox-scheduler` processes otherwise.
         let schedule_store: Arc<dyn ScheduleStore> = match (&config.store, config.is_embedded()) {
             (Some(store), false) => jobs::connect::schedule_store(store).await?,
             _ => Arc::new(MemoryScheduleStore::new()),
         };
-        if config.is_embedded() && !schedule_table.is_empty() {
-            let scheduler = scheduling::scheduler_for(
-                "embedded".to_string(),
-                config,
-                Arc::new(table.clone()),
-                schedule_table.clone(),
-                broker.clone(),
-                store.clone(),
-                schedule_store.clone(),
+        if config.is_embedded() {
+            let services = SchedulerServices {
+                catalog: catalog.clone(),
+                broker: broker.clone(),
+                store: store.clone(),
+                schedules: schedule_store.clone(),
+            };
+            let scheduler = Scheduler::new(
+                "embedded",
+                services,
+                config.scheduler.lease,
+                config.jobs.timeout.max(Duration::from_secs(1)),
             );
             tasks.spawn(scheduler.run(shutdown.clone()));
         }
@@ -125,13 +121,14 @@ impl Bot {
         let reporter = DeadLetterReporter::new(broker.clone(), store.clone());
         tasks.spawn(reporter.run(shutdown.clone()));
 
-        let policy = AccessPolicy::new(&config.acl);
-        let desk = ScheduleDesk {
-            table: schedule_table,
-            store: schedule_store,
+        let reloader = Arc::new(Reloader::new(catalog.clone()));
+        let services = BuiltinServices {
+            store: store.clone(),
+            broker,
+            schedules: schedule_store,
+            reloader: reloader.clone(),
         };
-        let router =
-            Arc::new(Router::new(table, policy, broker, store.clone()).with_schedules(desk));
+        let router = Arc::new(Router::new(catalog.clone(), services));
         let mut ssh_addr = None;
         if let Some(ssh) = &config.ssh {
             let (addr, serve) =
@@ -151,13 +148,15 @@ impl Bot {
             .await?;
         }
         tracing::info!(
-            commands = router.table().catalog.len(),
+            commands = catalog.load().commands.catalog.len(),
             config = %config.source,
             %instance,
             "bot ready"
         );
         Ok(Bot {
             router,
+            catalog,
+            reloader,
             sinks,
             instance,
             ssh_addr,

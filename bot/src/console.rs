@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use crate::async_manager::ReplySink;
 use crate::bot::Bot;
 use crate::reply::Reply;
-use crate::router::{Answer, Outcome, Request};
+use crate::request::{Answer, Outcome, Request};
 
 const ADAPTER: &str = "console";
 

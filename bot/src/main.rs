@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bot::bot::Bot;
-use bot::reload::ConfigFile;
+use bot::reload::{self, Reloader};
 use clap::Parser;
 use config::Config;
 
@@ -33,9 +33,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };
-    jobs::runtime::log_to_stderr(default_level);
+    jobs::process::log_to_stderr(default_level);
 
-    jobs::runtime::run_to_exit("octobox-bot", run(args))
+    jobs::process::run_to_exit("octobox-bot", run(args))
 }
 
 async fn run(args: Args) -> Result<ExitCode> {
@@ -59,8 +59,8 @@ async fn run(args: Args) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot start with {}", config.source))?;
     if let Some(path) = &args.config {
-        bot.router.set_config_file(ConfigFile::new(path));
-        tokio::spawn(reload_on_sighup(bot.router.clone())?);
+        bot.reloader.set_file(path);
+        tokio::spawn(reload_on_sighup(bot.reloader.clone())?);
     }
     let result = if args.console {
         bot::console::run(&bot).await
@@ -87,27 +87,27 @@ async fn stop_signal() -> Result<()> {
 /// goes to the log. The signal is taken over here, before the caller goes on, so a SIGHUP
 /// that comes at once never meets the default action (ending the process).
 fn reload_on_sighup(
-    router: std::sync::Arc<bot::router::Router>,
+    reloader: std::sync::Arc<Reloader>,
 ) -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     Ok(async move {
         while hangup.recv().await.is_some() {
-            // `Router::reload` logs the outcome, every problem included.
-            let _ = router.reload();
+            // `Reloader::reload` logs the outcome, every problem included.
+            let _ = reloader.reload();
         }
     })
 }
 
 /// `--check-config`: the verdict on stdout, each problem on its own line.
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let checked = Config::load(path).and_then(|config| Bot::check(&config).map(|t| (config, t)));
+    let checked = Config::load(path).and_then(|config| reload::check(&config).map(|c| (config, c)));
     match checked {
-        Ok((config, table)) => {
+        Ok((config, catalog)) => {
             println!(
                 "{}: valid — {} commands ({} configured), {}",
                 path.display(),
-                table.catalog.len(),
+                catalog.commands.catalog.len(),
                 config.commands.len(),
                 if config.is_embedded() {
                     "embedded mode"

@@ -7,6 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use jobs::{JobId, JobRecord, JobStatus, Output, WorkerInfo};
 
+use crate::reload::{ReloadError, Reloaded};
+
 /// The final answer to an async request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -277,21 +279,80 @@ pub fn admins_only(command: &str, admins: &str) -> String {
 }
 
 /// `reload` (or SIGHUP) worked.
-pub fn reloaded(source: &str, commands: usize, configured: usize) -> String {
-    format!("reloaded {source}: {commands} commands ({configured} configured) answer from now on")
-}
-
-/// `reload` found problems; the catalog in force is unchanged.
-pub fn reload_failed(problems: &str) -> String {
+pub fn reloaded(r: &Reloaded) -> String {
     format!(
-        "reload refused, the running commands stay as they were; {}",
-        problems.trim_end()
+        "reloaded {}: {} commands ({} configured) answer from now on",
+        r.source, r.commands, r.configured
     )
 }
 
-/// `reload` in a bot that was started without a configuration file.
-pub fn reload_without_file() -> String {
-    "nothing to reload: this bot was started without --config".to_string()
+/// `reload` changed nothing: the bot has no file, or the file has problems.
+pub fn reload_failed(e: &ReloadError) -> String {
+    match e {
+        ReloadError::NoFile => {
+            "nothing to reload: this bot was started without --config".to_string()
+        }
+        ReloadError::Refused(problems) => format!(
+            "reload refused, the running commands stay as they were; {}",
+            problems.to_string().trim_end()
+        ),
+    }
+}
+
+/// `help <topic>` for a topic no command starts with.
+pub fn no_help_topic(topic: &str) -> String {
+    format!("no command starts with \"{topic}\". Type \"help\" for the list.")
+}
+
+/// `version`.
+pub fn version() -> String {
+    format!("octobox {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// `ping`.
+pub fn pong() -> String {
+    "pong".to_string()
+}
+
+/// `whoami`.
+pub fn whoami(identity: &str, groups: &[&str]) -> String {
+    if groups.is_empty() {
+        format!("you are {identity}, in no group")
+    } else {
+        format!("you are {identity}, in groups: {}", groups.join(", "))
+    }
+}
+
+/// A built-in could not do `what` (`list jobs`, `read job <id>`) because the store
+/// did not answer.
+pub fn store_unavailable(what: &str, e: &dyn std::fmt::Display) -> String {
+    format!("cannot {what}: {e}")
+}
+
+/// An argument that should be a job id is not one.
+pub fn not_a_job_id() -> String {
+    "that is not a job id".to_string()
+}
+
+/// The broker would not take a cancel.
+pub fn cancel_not_sent(id: JobId, e: &dyn std::fmt::Display) -> String {
+    format!("could not cancel job {id}: {e}")
+}
+
+/// A message that is no command (with the lexicon's suggestions).
+pub fn unknown_command(said: &str) -> String {
+    let stop = if said.ends_with('?') { "" } else { "." };
+    format!("{said}{stop} Type \"help\" for the list.")
+}
+
+/// A job the broker would not take.
+pub fn not_queued(e: &dyn std::fmt::Display) -> String {
+    format!("could not queue the job: {e}")
+}
+
+/// A matched command with nothing to run it (the table and catalog disagree: a bug).
+pub fn nothing_runs(command: &str) -> String {
+    format!("\"{command}\" has nothing to run it; this is a bug")
 }
 
 /// Elapsed time with the precision people care about: `12ms`, `1.4s`, `3m20s`.

@@ -1,40 +1,41 @@
 //! The schedule built-ins: `schedules`, `pause schedule <name>`, `resume schedule
-//! <name>`, `run schedule <name> now`. Who may run them is the catalog's business
-//! (`builtins.toml`: the last three are for the group `admins`); the wording is
-//! `reply`'s.
+//! <name>`, `run schedule <name> now`, over the schedules of the catalog in force. Who
+//! may run them is the catalog's business (`builtins.toml`: the last three are for the
+//! group `admins`); the wording is `reply`'s.
 
 use chrono::Utc;
-use jobs::Store;
+use commands::{Builtin, ScheduleTable};
+use jobs::{ScheduleStore, Store};
 
-use crate::builtins::{Builtin, BuiltinContext};
 use crate::reply::{self, ScheduleLine};
-use crate::router::{Answer, Outcome};
-use crate::scheduling::ScheduleDesk;
+use crate::request::{Answer, Outcome};
 
-pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
+/// Runs schedule built-in `builtin` for `who`; `name` is the schedule it names, if any.
+pub(crate) async fn run(
+    builtin: Builtin,
+    table: &ScheduleTable,
+    schedules: &dyn ScheduleStore,
+    jobs: &dyn Store,
+    name: &str,
+    who: &str,
+) -> Answer {
     let done = |text: String| Answer::new(Outcome::Done, text);
     let failed =
         |e: &dyn std::fmt::Display| Answer::new(Outcome::Failed, reply::schedules_unavailable(e));
-    let Some(desk) = ctx.schedules.filter(|d| !d.table.is_empty()) else {
+    if table.is_empty() {
         return done(reply::no_schedules());
-    };
+    }
     if builtin == Builtin::Schedules {
-        return match list(desk, ctx.store).await {
+        return match list(table, schedules, jobs).await {
             Ok(lines) => done(reply::schedule_table(&lines)),
             Err(e) => failed(&e),
         };
     }
-    let name = ctx.text("name").unwrap_or_default();
-    let Some(schedule) = desk.table.get(name) else {
-        let known: Vec<&str> = desk
-            .table
-            .schedules()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
+    let Some(schedule) = table.get(name) else {
+        let known: Vec<&str> = table.schedules().iter().map(|s| s.name.as_str()).collect();
         return Answer::new(Outcome::Unknown, reply::unknown_schedule(name, &known));
     };
-    let store = &desk.store;
+    let store = schedules;
     let answer = match builtin {
         Builtin::PauseSchedule => store
             .set_paused(name, true)
@@ -51,7 +52,7 @@ pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
     };
     match answer {
         Ok(text) => {
-            tracing::info!(user = %ctx.request.origin.identity(), schedule = name, ?builtin, "schedule changed");
+            tracing::info!(user = %who, schedule = name, %builtin, "schedule changed");
             done(text)
         }
         Err(e) => failed(&e),
@@ -59,17 +60,18 @@ pub(crate) async fn run(builtin: Builtin, ctx: &BuiltinContext<'_>) -> Answer {
 }
 
 async fn list(
-    desk: &ScheduleDesk,
-    store: &dyn Store,
+    table: &ScheduleTable,
+    schedules: &dyn ScheduleStore,
+    jobs: &dyn Store,
 ) -> Result<Vec<ScheduleLine>, jobs::StoreError> {
-    let paused = desk.store.paused().await?;
+    let paused = schedules.paused().await?;
     let now = Utc::now();
     let mut lines = Vec::new();
-    for s in desk.table.schedules() {
-        let last = match desk.store.fires(&s.name, 1).await?.into_iter().next() {
+    for s in table.schedules() {
+        let last = match schedules.fires(&s.name, 1).await?.into_iter().next() {
             None => None,
             Some(fire) => {
-                let status = store.job(fire.job).await?.map(|r| r.status);
+                let status = jobs.job(fire.job).await?.map(|r| r.status);
                 Some((fire.job, status))
             }
         };

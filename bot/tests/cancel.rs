@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bot::acl::AccessPolicy;
-use bot::commands::CommandTable;
+use bot::builtins::BuiltinServices;
+use bot::reload::Reloader;
 use bot::router::{Outcome, Request, Router};
+use commands::{Catalog, LiveCatalog};
 use config::Config;
-use jobs::memory::{MemoryBroker, MemoryStore};
+use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
 use jobs::{Broker, Control, Job, Origin, Store, Task};
 
 const GROUPS: &str = "[acl.groups]\nadmins = [\"console:root\"]\n";
@@ -22,16 +23,17 @@ fn request(user: &str, text: &str) -> Request {
 #[tokio::test]
 async fn the_requester_and_admins_may_cancel_and_others_are_told_who_may() {
     let config = Config::parse("octobox.toml", GROUPS, |_| None).unwrap();
-    let table = CommandTable::build(&config, None).unwrap();
+    let catalog = LiveCatalog::new(Catalog::build(&config, None).unwrap());
     let broker = Arc::new(MemoryBroker::new());
     let store = Arc::new(MemoryStore::new());
     let mut control = broker.subscribe_control().await.unwrap();
-    let router = Router::new(
-        table,
-        AccessPolicy::new(&config.acl),
-        broker.clone() as Arc<dyn Broker>,
-        store.clone() as Arc<dyn Store>,
-    );
+    let services = BuiltinServices {
+        store: store.clone() as Arc<dyn Store>,
+        broker: broker.clone() as Arc<dyn Broker>,
+        schedules: Arc::new(MemoryScheduleStore::new()),
+        reloader: Arc::new(Reloader::new(catalog.clone())),
+    };
+    let router = Router::new(catalog, services);
     let job = Job::new(
         "sleep",
         Default::default(),

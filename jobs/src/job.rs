@@ -99,6 +99,10 @@ pub enum Task {
         #[serde(default)]
         limits: ContainerLimits,
     },
+    /// A `[[shipper]]` run. It is never published: the scheduler that fires it runs it,
+    /// since the shipper's source, sink, secrets and checkpoint are that scheduler's
+    /// configuration. A worker that receives one fails it.
+    Ship { shipper: String },
 }
 
 impl Task {
@@ -106,9 +110,11 @@ impl Task {
         Task::Native { name: name.into() }
     }
 
+    /// The queue the task would travel on. A `Ship` task never travels; it counts as
+    /// native, so one that reaches a broker is failed by the first worker, quickly.
     pub fn class(&self) -> TaskClass {
         match self {
-            Task::Native { .. } => TaskClass::Native,
+            Task::Native { .. } | Task::Ship { .. } => TaskClass::Native,
             Task::Container { .. } => TaskClass::Container,
         }
     }

@@ -20,8 +20,9 @@
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
-//! - [`runtime`]: `build` — the async runtime every binary runs on (one thread by default);
-//!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output.
+//! - [`process`]: `build` — the async runtime every binary runs on (one thread by default);
+//!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output;
+//!   `hostname`.
 
 pub mod broker;
 pub mod connect;
@@ -29,9 +30,9 @@ pub mod control;
 pub mod event;
 pub mod job;
 pub mod memory;
+pub mod process;
 pub mod rabbit;
 pub mod redis;
-pub mod runtime;
 pub mod schedule_store;
 pub mod store;
 pub mod tls;

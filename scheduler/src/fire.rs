@@ -1,12 +1,16 @@
 //! `Firing`: what happens when a schedule fires.
 //!
+//! The schedule and the job it fires come from the catalog in force (`LiveCatalog`), so
+//! a `reload` changes what the next fire runs.
+//!
 //! The fire is recorded first (`ScheduleStore::record_fire`, first writer wins per
 //! slot), so whichever scheduler gets there second does nothing. Then the job is
 //! recorded in the store (so `jobs`, `job <id>` and the reply know it) and, for a
 //! command, published to the broker for a worker, like a job a person asked for. A
-//! shipper runs here, in the scheduler that fired it: its source, sink, secrets and
-//! checkpoint belong to the scheduler's configuration; its result is stored like any
-//! job's and delivered by the bot's async manager.
+//! shipper job (`Task::Ship`) runs here, in the scheduler that fired it: its source,
+//! sink, secrets and checkpoint belong to the scheduler's configuration; its result is
+//! stored like any job's and delivered by the bot's async manager. Shipper runs are
+//! tracked, and a stopping scheduler waits for them ([`Firing::finish_shipping`]).
 //!
 //! The fired job is kept with the fire (`unsent_fires`) until it has been recorded and
 //! sent on. A scheduler that dies in between leaves it there, and the next holder sends
@@ -20,83 +24,90 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use commands::{LiveCatalog, NotAJob, Schedule};
 use config::ScheduleRuns;
 use jobs::{
-    Broker, BrokerError, Fire, FireKind, Job, JobId, JobResult, JobStatus, Origin, Output,
-    ScheduleStore, Store, StoreError, Task,
+    Broker, BrokerError, Fire, FireKind, Job, JobId, JobResult, JobStatus, Output, ScheduleStore,
+    Store, StoreError, Task,
 };
 use lexicon::Value;
+use tokio_util::task::TaskTracker;
 
 use crate::shipper::Shipper;
-use crate::table::{Schedule, ScheduleTable};
-
-/// Turns a command as a person would type it into the job it queues: the bot's
-/// catalog, handed to the scheduler so the two never disagree on what a command means.
-pub trait CommandJobs: Send + Sync + 'static {
-    /// The job `text` queues for `origin`, or why `text` is not a job (unknown command,
-    /// bad argument, a built-in the bot answers itself).
-    fn job_for(&self, text: &str, origin: Origin) -> Result<Job, String>;
-}
 
 /// The command name of a shipper's jobs, as `jobs` lists them.
 pub const SHIP_COMMAND: &str = "ship";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FireError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Broker(#[from] BrokerError),
-    #[error("schedule {schedule}: {reason}")]
-    Command { schedule: String, reason: String },
+    #[error("schedule {schedule}: {source}")]
+    Command {
+        schedule: String,
+        #[source]
+        source: NotAJob,
+    },
 }
 
-/// What a scheduler fires into: the commands that make jobs, the broker and store the jobs
-/// go to, and the store of schedules (lease, fires, checkpoints).
+/// What a scheduler fires into: the catalog in force (schedules, and the commands that
+/// make their jobs), the broker and store the jobs go to, and the store of schedules
+/// (lease, fires, checkpoints).
 #[derive(Clone)]
 pub struct SchedulerServices {
-    pub commands: Arc<dyn CommandJobs>,
+    pub catalog: LiveCatalog,
     pub broker: Arc<dyn Broker>,
     pub store: Arc<dyn Store>,
     pub schedules: Arc<dyn ScheduleStore>,
 }
 
-/// Everything a fire needs; shared by the scheduler loop and the shipper runs it spawns.
+/// Everything a fire needs; shared by the scheduler loop and the shipper runs it starts.
 pub struct Firing {
     pub(crate) holder: String,
-    pub(crate) table: Arc<ScheduleTable>,
-    commands: Arc<dyn CommandJobs>,
+    pub(crate) catalog: LiveCatalog,
     broker: Arc<dyn Broker>,
     store: Arc<dyn Store>,
     pub(crate) schedules: Arc<dyn ScheduleStore>,
     ship_timeout: Duration,
     /// One run at a time per shipper: a slow run and the next slot's do not overlap.
     shipping: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The shipper runs under way, waited for when the scheduler stops.
+    shipper_runs: TaskTracker,
 }
 
 impl Firing {
-    pub fn new(
-        holder: String,
-        table: Arc<ScheduleTable>,
-        services: SchedulerServices,
-        ship_timeout: Duration,
-    ) -> Self {
+    pub fn new(holder: String, services: SchedulerServices, ship_timeout: Duration) -> Self {
         let SchedulerServices {
-            commands,
+            catalog,
             broker,
             store,
             schedules,
         } = services;
         Firing {
             holder,
-            table,
-            commands,
+            catalog,
             broker,
             store,
             schedules,
             ship_timeout,
             shipping: Mutex::default(),
+            shipper_runs: TaskTracker::new(),
         }
+    }
+
+    /// Waits for the shipper runs under way: each stores its result (or, past its
+    /// timeout, a failure that says the next run resumes from the checkpoint).
+    pub async fn finish_shipping(&self) {
+        self.shipper_runs.close();
+        if !self.shipper_runs.is_empty() {
+            tracing::info!(
+                runs = self.shipper_runs.len(),
+                "waiting for shipper runs to finish"
+            );
+        }
+        self.shipper_runs.wait().await;
     }
 
     /// Fires `schedule` for `slot`: the job's id, or `None` if the slot had been fired.
@@ -108,11 +119,13 @@ impl Firing {
     ) -> Result<Option<JobId>, FireError> {
         let job = match &schedule.runs {
             ScheduleRuns::Command(text) => self
+                .catalog
+                .load()
                 .commands
                 .job_for(text, schedule.origin.clone())
-                .map_err(|reason| FireError::Command {
+                .map_err(|source| FireError::Command {
                     schedule: schedule.name.clone(),
-                    reason,
+                    source,
                 })?,
             ScheduleRuns::Shipper(name) => {
                 let mut args = BTreeMap::new();
@@ -120,7 +133,9 @@ impl Firing {
                 Job::new(
                     SHIP_COMMAND,
                     args,
-                    Task::native(SHIP_COMMAND),
+                    Task::Ship {
+                        shipper: name.clone(),
+                    },
                     schedule.origin.clone(),
                     self.ship_timeout,
                 )
@@ -149,16 +164,14 @@ impl Firing {
         if !recorded {
             self.store.record_job(job).await?;
         }
-        let shipper = (job.command == SHIP_COMMAND)
-            .then(|| job.args.get("shipper").and_then(Value::as_str))
-            .flatten();
-        match shipper {
-            Some(name) => {
+        match &job.task {
+            Task::Ship { shipper } => {
                 let this = self.clone();
-                let (name, job) = (name.to_string(), job.clone());
-                tokio::spawn(async move { this.ship(&name, job).await });
+                let (name, job) = (shipper.clone(), job.clone());
+                self.shipper_runs
+                    .spawn(async move { this.ship(&name, job).await });
             }
-            None => self.broker.publish(job).await?,
+            Task::Native { .. } | Task::Container { .. } => self.broker.publish(job).await?,
         }
         self.schedules.fire_sent(job.id).await?;
         Ok(())
@@ -204,7 +217,8 @@ impl Firing {
         {
             tracing::warn!(job = %job.id, error = %e, "shipper job not marked started");
         }
-        let outcome = match self.table.shipper(name) {
+        let catalog = self.catalog.load();
+        let outcome = match catalog.schedules.shipper(name) {
             None => Err(format!(
                 "no shipper \"{name}\" in this scheduler's configuration"
             )),

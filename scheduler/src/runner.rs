@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use commands::Schedule;
 use config::Missed;
 use jobs::FireKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::fire::{FireError, Firing, SchedulerServices};
 use crate::lease::Lease;
-use crate::table::{Schedule, ScheduleTable};
 
 /// How many due slots one tick looks at per schedule (a schedule firing every second
 /// that was down for a day has 86,400; only the latest matter).
@@ -32,17 +32,17 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler named `holder` (unique per process) over `table`.
+    /// A scheduler named `holder` (unique per process) over the schedules of
+    /// `services.catalog`, read again at every tick so a reload takes effect at once.
     pub fn new(
         holder: impl Into<String>,
-        table: Arc<ScheduleTable>,
         services: SchedulerServices,
         lease: Duration,
         ship_timeout: Duration,
     ) -> Self {
         let holder = holder.into();
         let schedules = services.schedules.clone();
-        let firing = Firing::new(holder.clone(), table, services, ship_timeout);
+        let firing = Firing::new(holder.clone(), services, ship_timeout);
         Scheduler {
             firing: Arc::new(firing),
             lease: Lease::new(schedules, holder, lease),
@@ -59,11 +59,12 @@ impl Scheduler {
             .unwrap_or(chrono::Duration::MAX)
     }
 
-    /// Fires schedules until `shutdown`, then gives the lease up.
+    /// Fires schedules until `shutdown`, then waits for the shipper runs under way and
+    /// gives the lease up.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(
             holder = %self.lease.holder(),
-            schedules = self.firing.table.schedules().len(),
+            schedules = self.firing.catalog.load().schedules.schedules().len(),
             "scheduler started"
         );
         loop {
@@ -83,6 +84,7 @@ impl Scheduler {
                 tracing::warn!(error = %e, "scheduler tick failed; trying again");
             }
         }
+        self.firing.finish_shipping().await;
         self.lease.release().await;
         tracing::info!(holder = %self.lease.holder(), "scheduler stopped");
     }
@@ -93,7 +95,8 @@ impl Scheduler {
             tracing::warn!(error = %e, "fired jobs left unsent; trying again next tick");
         }
         let paused = store.paused().await?;
-        for schedule in self.firing.table.schedules() {
+        let catalog = self.firing.catalog.load();
+        for schedule in catalog.schedules.schedules() {
             let result = self
                 .step(schedule, now, paused.contains(&schedule.name))
                 .await;
@@ -102,7 +105,7 @@ impl Scheduler {
             }
         }
         for name in store.take_run_requests().await? {
-            match self.firing.table.get(&name) {
+            match catalog.schedules.get(&name) {
                 Some(schedule) => {
                     self.firing.fire(schedule, now, FireKind::Manual).await?;
                 }

@@ -65,8 +65,13 @@ deliver = "slack:#ops"
         delivered.push(reply.job);
     }
 
-    let desk = bot.router.schedules().expect("the bot knows its schedules");
-    let fires = desk.store.fires("heartbeat", 100).await.unwrap();
+    let fires = bot
+        .router
+        .services()
+        .schedules
+        .fires("heartbeat", 100)
+        .await
+        .unwrap();
     for job in &delivered {
         let fire = fires
             .iter()
@@ -103,6 +108,76 @@ deliver = "slack:#ops"
         "{}",
         unknown.text
     );
+    bot.stop().await;
+}
+
+/// The embedded bot's configuration for the reload scenario: a schedule every second
+/// that runs `run`, and `extra` commands.
+fn reloadable(run: &str, extra: &str) -> String {
+    format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[scheduler]
+lease = "1s"
+
+[[schedule]]
+name = "heartbeat"
+cron = "* * * * * *"
+run = "{run}"
+deliver = "slack:#ops"
+{extra}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_reaches_the_embedded_scheduler_and_the_router_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("octobox.toml");
+    std::fs::write(&path, reloadable("echo before", "")).unwrap();
+    let bot = Bot::start(&Config::load(&path).unwrap()).await.unwrap();
+    bot.reloader.set_file(&path);
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder);
+    let root = Request {
+        text: "shout hello".to_string(),
+        origin: Origin::new("console", "root"),
+    };
+    let unknown = bot.router.handle(&root).await;
+    assert_eq!(unknown.outcome, Outcome::Unknown, "{}", unknown.text);
+
+    let (_, first) = tokio::time::timeout(PATIENCE, replies.recv())
+        .await
+        .expect("the schedule fires before the reload")
+        .unwrap();
+    assert!(first.text.ends_with("before"), "{}", first.text);
+
+    // The new file adds a command and makes the schedule run it.
+    let shout = "\n[[command]]\npattern = \"shout {text:text}\"\nhelp = \"Says it loud\"\nnative = \"echo\"\n";
+    std::fs::write(&path, reloadable("shout after", shout)).unwrap();
+    let reload = Request {
+        text: "reload".to_string(),
+        ..root.clone()
+    };
+    let reloaded = bot.router.handle(&reload).await;
+    assert_eq!(reloaded.outcome, Outcome::Done, "{}", reloaded.text);
+
+    // Replies of slots fired before the reload may still come; the next fire runs the
+    // new text, as the new command.
+    let after = loop {
+        let (_, reply) = tokio::time::timeout(PATIENCE, replies.recv())
+            .await
+            .expect("the schedule fires after the reload")
+            .unwrap();
+        if !reply.text.ends_with("before") {
+            break reply;
+        }
+    };
+    assert!(after.text.contains("(shout) succeeded"), "{}", after.text);
+    assert!(after.text.ends_with("after"), "{}", after.text);
+    let asked = bot.router.handle(&root).await;
+    assert_eq!(asked.outcome, Outcome::Queued, "{}", asked.text);
     bot.stop().await;
 }
 

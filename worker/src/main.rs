@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use config::Config;
+use jobs::process::hostname;
 use tokio_util::sync::CancellationToken;
-use worker::runtime::hostname;
 use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
 
 /// An Octobox worker: runs the jobs the bot queues.
@@ -32,9 +32,9 @@ const GRACE: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    jobs::runtime::log_to_stderr("info");
+    jobs::process::log_to_stderr("info");
     let args = Args::parse();
-    jobs::runtime::run_to_exit("octobox-worker", run(args))
+    jobs::process::run_to_exit("octobox-worker", run(args))
 }
 
 async fn run(args: Args) -> Result<()> {

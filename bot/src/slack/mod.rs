@@ -34,7 +34,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::async_manager::{AsyncManager, Sinks};
-use crate::router::{Outcome, Request, Router};
+use crate::request::{Outcome, Request};
+use crate::router::Router;
 use addressing::{Addressed, Addressing};
 use api::SlackApi;
 use dedupe::RecentEvents;

@@ -7,7 +7,7 @@
 //! [`super::session::status`].
 
 use crate::reply;
-use crate::router::Outcome;
+use crate::request::Outcome;
 use crate::ssh::session::{job_status, status, Input, Notice, Session};
 
 /// Runs `command` and returns the exit status.

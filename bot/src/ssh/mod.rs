@@ -122,12 +122,6 @@ impl Shared {
 pub struct SshServer;
 
 impl SshServer {
-    /// Checks what `config` needs that the configuration loader cannot see: the
-    /// authorized_keys file.
-    pub fn check(config: &SshConfig) -> Result<AuthorizedKeys, config::ConfigErrors> {
-        AuthorizedKeys::load(&config.authorized_keys)
-    }
-
     /// Binds the listener and serves until `shutdown`; returns the bound address (the
     /// port chosen when `listen` asks for port 0) and the serving task.
     pub async fn start(
@@ -140,7 +134,7 @@ impl SshServer {
         SocketAddr,
         impl std::future::Future<Output = ()> + Send + 'static,
     )> {
-        let keys = Self::check(config)?;
+        let keys = AuthorizedKeys::load(&config.authorized_keys)?;
         let host_key = keys::host_key(&config.host_key)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -11,7 +11,8 @@ use russh::ChannelId;
 use tokio::sync::mpsc;
 
 use crate::reply::{JobUpdate, Reply};
-use crate::router::{Answer, Request, Router};
+use crate::request::{Answer, Request};
+use crate::router::Router;
 use crate::ssh::line_editor::crlf;
 use config::SshLimits;
 

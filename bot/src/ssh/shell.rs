@@ -54,8 +54,8 @@ async fn on_terminal(session: &mut Session) -> u32 {
                     }
                     Some(Input::Data(bytes)) => bytes,
                 };
-                let table = session.router.table();
-                let complete = |partial: &str| table.catalog.complete(partial);
+                let catalog = session.router.catalog();
+                let complete = |partial: &str| catalog.commands.catalog.complete(partial);
                 let (screen, actions) = editor.feed(&bytes, &complete);
                 session.term.raw(screen).await;
                 for action in actions {

@@ -45,11 +45,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bot::async_manager::AsyncManager;
 use bot::bot::Bot;
-use bot::commands::Action;
 use chrono::Utc;
 use config::Config;
 use jobs::{Job, Task};
-use lexicon::Classification;
 use serde_json::{json, Value};
 
 use crate::processes::WorkerProcess;
@@ -119,7 +117,7 @@ pub fn run(options: &Options) -> Result<Value> {
     };
 
     // The bot runs on the runtime `octobox-bot` runs on.
-    let bot_runtime = jobs::runtime::build().context("the bot's runtime")?;
+    let bot_runtime = jobs::process::build().context("the bot's runtime")?;
     let services = vec![("redis", redis.pid()), ("rabbitmq", mq.pid())];
     let worker_pid = worker
         .pid()
@@ -379,23 +377,15 @@ async fn measure_pipeline(
 /// A job exactly as the router builds one for the bench's request (for its size).
 fn sample_job(bot: &Bot, session: &str) -> Result<Job> {
     let request = load::request(session);
-    let table = bot.router.table();
-    let Classification::Matched(m) = table.catalog.classify(&request.text) else {
-        bail!("\"{}\" is not a command of this bot", request.text);
-    };
-    let action = table
-        .action(&m.command)
-        .ok_or_else(|| anyhow!("\"{}\" has no action", m.command))?;
-    let Action::Native(task) = &action.runs else {
+    let job = bot
+        .catalog
+        .load()
+        .commands
+        .job_for(&request.text, request.origin)?;
+    if !matches!(job.task, Task::Native { .. }) {
         bail!("\"{}\" is not a native job", request.text);
-    };
-    Ok(Job::new(
-        m.command,
-        m.args,
-        Task::native(task.clone()),
-        request.origin,
-        action.timeout,
-    ))
+    }
+    Ok(job)
 }
 
 fn write_config(dir: &Path, mq: &RabbitMq, redis: &Redis, concurrency: usize) -> Result<PathBuf> {

@@ -213,6 +213,15 @@ impl JobRun {
                     ),
                 };
             }
+            Task::Ship { shipper } => {
+                return Ran::Done(
+                    JobStatus::Failed,
+                    Output::Empty,
+                    Some(format!(
+                        "shipper \"{shipper}\" runs in the scheduler that fires it, never on a worker"
+                    )),
+                );
+            }
         };
         let Some(task) = self.registry.get(name) else {
             let known: Vec<_> = self.registry.names().collect();

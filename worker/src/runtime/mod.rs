@@ -250,7 +250,7 @@ impl Worker {
         let store = self.store.clone();
         let mut info = WorkerInfo {
             name: self.name.clone(),
-            host: hostname(),
+            host: jobs::process::hostname(),
             classes: self.classes().into_iter().map(|(c, _)| c).collect(),
             concurrency: self.classes().into_iter().map(|(_, n)| n).sum(),
             running: 0,
@@ -294,15 +294,6 @@ async fn listen_for_cancels(
             }
         }
     }
-}
-
-/// This machine's name, for worker reports.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
 }
 
 #[cfg(test)]

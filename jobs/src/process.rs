@@ -1,5 +1,5 @@
-//! What every Octobox process runs on: its async runtime ([`build`], [`run_to_exit`])
-//! and its log output ([`log_to_stderr`]).
+//! What every Octobox process runs on: its async runtime ([`build`], [`run_to_exit`]),
+//! its log output ([`log_to_stderr`]) and its machine's name ([`hostname`]).
 //!
 //! One runtime thread unless `TOKIO_WORKER_THREADS` asks for more. The bot, the worker
 //! and the scheduler wait on RabbitMQ, Redis, Slack and the Docker engine far more than
@@ -62,6 +62,17 @@ pub fn log_to_stderr(default_filter: &str) {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// This machine's name, for worker reports and process names (`localhost` when the
+/// system will not say).
+pub fn hostname() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 #[cfg(test)]

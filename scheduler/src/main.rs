@@ -2,20 +2,22 @@
 //! you like: they share a lease in Redis, only its holder fires, and each slot fires
 //! once. SIGTERM (or Ctrl-C) gives the lease up so another takes over at once.
 //!
-//! It lives in the bot's package because it compiles the same command catalog
-//! (`builtins.toml` plus the configured commands) to check and build scheduled jobs.
+//! It compiles the same command catalog as the bot (`commands::Catalog`: the built-ins
+//! plus the configured commands) to check and build scheduled jobs. SIGHUP reads the
+//! configuration file again and puts its schedules and commands in force, or keeps the
+//! ones in force and logs every problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bot::commands::CommandTable;
-use bot::scheduling::{schedule_table, scheduler_for};
 use clap::Parser;
+use commands::{Catalog, LiveCatalog};
 use config::Config;
+use jobs::process::hostname;
+use scheduler::{Scheduler, SchedulerServices};
 use tokio_util::sync::CancellationToken;
-use worker::runtime::hostname;
 
 /// An Octobox scheduler: fires timed jobs, exactly once across all schedulers.
 #[derive(Parser, Debug)]
@@ -33,9 +35,9 @@ struct Args {
 
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    jobs::runtime::log_to_stderr("info");
+    jobs::process::log_to_stderr("info");
     let args = Args::parse();
-    jobs::runtime::run_to_exit("octobox-scheduler", run(args))
+    jobs::process::run_to_exit("octobox-scheduler", run(args))
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -47,8 +49,7 @@ async fn run(args: Args) -> Result<()> {
             config.source
         );
     };
-    let commands = CommandTable::build(&config, None)?;
-    let table = schedule_table(&config, &commands)?;
+    let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
     let schedules = jobs::connect::schedule_store(store)
         .await
         .context("opening the schedule store")?;
@@ -56,19 +57,52 @@ async fn run(args: Args) -> Result<()> {
     let holder = args
         .name
         .unwrap_or_else(|| format!("scheduler@{}-{}", hostname(), std::process::id()));
-    let scheduler = scheduler_for(
-        holder,
-        &config,
-        Arc::new(commands),
-        Arc::new(table),
+    let services = SchedulerServices {
+        catalog: catalog.clone(),
         broker,
         store,
         schedules,
+    };
+    let scheduler = Scheduler::new(
+        holder,
+        services,
+        config.scheduler.lease,
+        config.jobs.timeout.max(Duration::from_secs(1)),
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(reload_on_sighup(args.config.clone(), catalog)?);
     scheduler.run(shutdown).await;
     Ok(())
+}
+
+/// SIGHUP reads `path` again; a file with problems changes nothing, and each problem
+/// is logged. The signal is taken over before this returns, so an early SIGHUP never
+/// meets the default action (ending the process).
+fn reload_on_sighup(
+    path: PathBuf,
+    catalog: LiveCatalog,
+) -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            reload(&path, &catalog);
+        }
+    })
+}
+
+fn reload(path: &Path, catalog: &LiveCatalog) {
+    match Config::load(path).and_then(|config| Catalog::build(&config, None)) {
+        Ok(new) => {
+            let schedules = new.schedules.schedules().len();
+            catalog.replace(new);
+            tracing::info!(config = %path.display(), schedules, "configuration reloaded");
+        }
+        Err(errors) => {
+            tracing::warn!(config = %path.display(), problems = errors.0.len(), "reload refused:\n{errors}");
+        }
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

@@ -1,4 +1,5 @@
-//! `ScheduleTable`: the configuration's schedules, compiled and checked.
+//! `ScheduleTable`: the configuration's schedules, compiled and checked against the
+//! command table they run from.
 //!
 //! A schedule's `run` text is turned into a job once here, through the same catalog a
 //! person's message goes through, so a schedule that names no command (or a built-in,
@@ -13,7 +14,7 @@ use config::{
 use croner::Cron;
 use jobs::Origin;
 
-use crate::fire::CommandJobs;
+use crate::table::CommandTable;
 
 /// One schedule, ready to fire.
 #[derive(Debug, Clone)]
@@ -92,7 +93,7 @@ pub struct ScheduleTable {
 
 impl ScheduleTable {
     /// Compiles `config`'s schedules; `commands` checks each `run` text.
-    pub fn build(config: &Config, commands: &dyn CommandJobs) -> Result<Self, ConfigErrors> {
+    pub fn build(config: &Config, commands: &CommandTable) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut schedules = Vec::new();
         for (i, s) in config.schedules.iter().enumerate() {
@@ -118,7 +119,7 @@ impl ScheduleTable {
             };
             if let ScheduleRuns::Command(text) = &s.runs {
                 if let Err(m) = commands.job_for(text, origin.clone()) {
-                    errors.push(error(".run", m));
+                    errors.push(error(".run", m.to_string()));
                     continue;
                 }
             }
@@ -167,27 +168,11 @@ impl ScheduleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobs::Job;
-
-    /// Every command text is a job; what it is does not matter here.
-    struct AnyCommand;
-
-    impl CommandJobs for AnyCommand {
-        fn job_for(&self, text: &str, origin: Origin) -> Result<Job, String> {
-            let task = jobs::Task::native(text);
-            Ok(Job::new(
-                text,
-                Default::default(),
-                task,
-                origin,
-                Default::default(),
-            ))
-        }
-    }
 
     fn table(schedule: &str) -> ScheduleTable {
         let config = Config::parse("t.toml", schedule, |_| None).unwrap();
-        ScheduleTable::build(&config, &AnyCommand).unwrap()
+        let commands = CommandTable::build(&config, None).unwrap();
+        ScheduleTable::build(&config, &commands).unwrap()
     }
 
     fn at(t: &str) -> DateTime<Utc> {
@@ -197,7 +182,7 @@ mod tests {
     #[test]
     fn slots_follow_the_schedules_time_zone() {
         let t = table(
-            "[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntime_zone = \"Europe/Paris\"\nrun = \"x\"\n",
+            "[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntime_zone = \"Europe/Paris\"\nrun = \"echo x\"\n",
         );
         let s = &t.schedules()[0];
         // 02:00 in Paris is 01:00 UTC in winter and 00:00 UTC in summer.
@@ -214,7 +199,7 @@ mod tests {
 
     #[test]
     fn slots_between_two_times_come_oldest_first() {
-        let t = table("[[schedule]]\nname = \"n\"\ncron = \"*/20 * * * * *\"\nrun = \"x\"\ndeliver = \"slack:#ops\"\n");
+        let t = table("[[schedule]]\nname = \"n\"\ncron = \"*/20 * * * * *\"\nrun = \"echo x\"\ndeliver = \"slack:#ops\"\n");
         let s = &t.schedules()[0];
         let slots = s.slots(at("2026-11-22T10:00:00Z"), at("2026-11-22T10:01:00Z"), 10);
         assert_eq!(

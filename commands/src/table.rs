@@ -1,50 +1,93 @@
-//! `CommandTable`: the compiled catalog plus what the bot needs to act on a match (what
-//! runs the command, who may, how long it may take).
+//! `CommandTable`: the compiled catalog plus what acts on each match (what runs the
+//! command, who may, how long it may take), and the one step from a match to a `Job`.
 //!
-//! Built-in commands come from `builtins.toml`, declared exactly like configured ones,
-//! and are compiled into one catalog with the commands of `octobox.toml`, so a
-//! configured command that clashes with a built-in is reported like any other clash.
+//! Built-in commands ([`crate::builtin::DECLARATIONS`]) are compiled into one catalog
+//! with the commands of `octobox.toml`, so a configured command that clashes with a
+//! built-in is reported like any other clash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use config::{
     fill_template, AllowEntry, Config, ConfigError, ConfigErrors, ContainerCommand, Runs,
 };
-use jobs::Task;
-use lexicon::{Catalog, Match};
+use jobs::{Job, Origin, Task};
+use lexicon::{Catalog, Classification, Match};
 
-use worker::TaskRegistry;
+use crate::builtin::{Builtin, DECLARATIONS, DECLARATIONS_SOURCE};
 
-use crate::builtins::Builtin;
+/// The native tasks a worker of this build runs, and the slots each reads: what a
+/// configuration is checked against when the checking process runs the worker too.
+#[derive(Debug, Clone, Default)]
+pub struct NativeTasks {
+    params: BTreeMap<String, Vec<String>>,
+}
 
-/// The declarations of the built-in commands.
-pub const BUILTINS: &str = include_str!("builtins.toml");
+impl NativeTasks {
+    /// `(task name, the slots it reads)` pairs.
+    pub fn new<'a>(tasks: impl IntoIterator<Item = (&'a str, &'a [&'a str])>) -> Self {
+        NativeTasks {
+            params: tasks
+                .into_iter()
+                .map(|(name, params)| {
+                    (
+                        name.to_string(),
+                        params.iter().map(|p| p.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn params(&self, task: &str) -> Option<&[String]> {
+        self.params.get(task).map(Vec::as_slice)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.params.keys().map(String::as_str)
+    }
+}
+
+/// Why a text does not make a job (a schedule's `run`, a rerun).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAJob {
+    #[error("is empty")]
+    Empty,
+    /// Not a command, or a bad argument: the lexicon's own sentence.
+    #[error("\"{text}\": {reason}")]
+    NotUnderstood { text: String, reason: String },
+    /// Cannot happen: the table is built from the same declarations as its catalog.
+    #[error("\"{command}\" has nothing to run it")]
+    NothingRunsIt { command: String },
+    #[error("\"{command}\" is answered by the bot at once, not run as a job: schedule a command that runs a task")]
+    AnsweredAtOnce { command: String },
+}
 
 /// What to do once a message has matched a command.
 #[derive(Debug, Clone)]
 pub struct CommandAction {
-    pub runs: Action,
+    pub runs: Executor,
     pub allow: Option<Vec<AllowEntry>>,
     pub timeout: Duration,
 }
 
+/// What runs a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum Executor {
     Builtin(Builtin),
     Native(String),
     /// A container job; its argv and env templates are filled from the arguments.
     Container(Box<ContainerCommand>),
 }
 
-impl Action {
+impl Executor {
     /// The task a match runs as a job: `None` for a built-in, answered at once. The one
     /// place a command becomes a task, for people (the router) and schedules alike.
     pub fn task_for(&self, m: &Match) -> Option<Task> {
         match self {
-            Action::Builtin(_) => None,
-            Action::Native(name) => Some(Task::native(name)),
-            Action::Container(c) => Some(container_task(c, m)),
+            Executor::Builtin(_) => None,
+            Executor::Native(name) => Some(Task::native(name)),
+            Executor::Container(c) => Some(container_task(c, m)),
         }
     }
 }
@@ -88,8 +131,8 @@ impl CommandTable {
     /// Compiles the built-ins and `config`'s commands. `tasks`, when given, are the
     /// native tasks this process runs (embedded mode): a command naming another task, or
     /// lacking a slot its task reads, is an error.
-    pub fn build(config: &Config, tasks: Option<&TaskRegistry>) -> Result<Self, ConfigErrors> {
-        let builtins = Config::parse("built-in commands", BUILTINS, |_| None)?;
+    pub fn build(config: &Config, tasks: Option<&NativeTasks>) -> Result<Self, ConfigErrors> {
+        let builtins = Config::parse(DECLARATIONS_SOURCE, DECLARATIONS, |_| None)?;
         let declared: Vec<_> = builtins.commands.iter().chain(&config.commands).collect();
         let at = |index: usize, message: String| -> ConfigError {
             match index.checked_sub(builtins.commands.len()) {
@@ -103,14 +146,14 @@ impl CommandTable {
         for (i, c) in declared.iter().enumerate() {
             let runs = match &c.runs {
                 Runs::Builtin(name) => match name.parse::<Builtin>() {
-                    Ok(b) => Some(Action::Builtin(b)),
+                    Ok(b) => Some(Executor::Builtin(b)),
                     Err(e) => {
-                        errors.push(at(i, e));
+                        errors.push(at(i, e.to_string()));
                         None
                     }
                 },
                 Runs::Native(task) => match tasks {
-                    Some(registry) if registry.get(task).is_none() => {
+                    Some(registry) if registry.params(task).is_none() => {
                         let known: Vec<_> = registry.names().collect();
                         errors.push(at(
                             i,
@@ -121,9 +164,9 @@ impl CommandTable {
                         ));
                         None
                     }
-                    _ => Some(Action::Native(task.clone())),
+                    _ => Some(Executor::Native(task.clone())),
                 },
-                Runs::Container(c) => Some(Action::Container(c.clone())),
+                Runs::Container(c) => Some(Executor::Container(c.clone())),
             };
             actions.push(runs.map(|runs| CommandAction {
                 runs,
@@ -154,7 +197,7 @@ impl CommandTable {
         if let (Some(catalog), Some(registry)) = (&catalog, tasks) {
             for def in catalog.commands() {
                 let Some(Some(CommandAction {
-                    runs: Action::Native(task),
+                    runs: Executor::Native(task),
                     ..
                 })) = actions.get(def.index())
                 else {
@@ -195,6 +238,28 @@ impl CommandTable {
     pub fn action(&self, command: &str) -> Option<&CommandAction> {
         self.actions.get(command)
     }
+
+    /// The job `text` queues for `origin`, exactly as for a person typing it: what a
+    /// schedule fires. Built-ins are answered at once and make no job.
+    pub fn job_for(&self, text: &str, origin: Origin) -> Result<Job, NotAJob> {
+        let m = match self.catalog.classify(text) {
+            Classification::Matched(m) => m,
+            Classification::Empty => return Err(NotAJob::Empty),
+            other => {
+                return Err(NotAJob::NotUnderstood {
+                    text: text.to_string(),
+                    reason: other.to_string(),
+                })
+            }
+        };
+        let Some(action) = self.action(&m.command) else {
+            return Err(NotAJob::NothingRunsIt { command: m.command });
+        };
+        match action.runs.task_for(&m) {
+            Some(task) => Ok(Job::new(m.command, m.args, task, origin, action.timeout)),
+            None => Err(NotAJob::AnsweredAtOnce { command: m.command }),
+        }
+    }
 }
 
 /// `{slot}` references in container argv and env that name no slot of the pattern.
@@ -206,7 +271,7 @@ fn unknown_slots(
     let mut errors = Vec::new();
     for def in catalog.commands() {
         let Some(Some(CommandAction {
-            runs: Action::Container(c),
+            runs: Executor::Container(c),
             ..
         })) = actions.get(def.index())
         else {
@@ -234,16 +299,21 @@ fn unknown_slots(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn config(text: &str) -> Config {
         Config::parse("octobox.toml", text, |_| None).unwrap()
     }
 
+    /// The native tasks of a standard worker.
+    pub(crate) fn standard_tasks() -> NativeTasks {
+        NativeTasks::new([("echo", &["text"][..]), ("sleep", &["for"][..])])
+    }
+
     #[test]
     fn builtins_compile_and_every_example_is_its_own_command() {
-        let registry = TaskRegistry::standard();
+        let registry = standard_tasks();
         let table = CommandTable::build(&Config::default(), Some(&registry)).unwrap();
         for def in table.catalog.commands() {
             assert!(
@@ -275,7 +345,7 @@ mod tests {
             "[[command]]\npattern = \"greet\"\nhelp = \"Greets\"\nbuiltin = \"greet\"\n\n\
              [[command]]\npattern = \"deploy {s:name}\"\nhelp = \"Deploys\"\nnative = \"deploy\"\n",
         );
-        let errors = CommandTable::build(&c, Some(&TaskRegistry::standard())).unwrap_err();
+        let errors = CommandTable::build(&c, Some(&standard_tasks())).unwrap_err();
         let text = errors.to_string();
         assert!(
             text.contains("octobox.toml:1: command[1]: no built-in command \"greet\""),
@@ -290,7 +360,7 @@ mod tests {
     #[test]
     fn a_command_must_declare_the_slots_its_task_reads() {
         let c = config("[[command]]\npattern = \"deploy {service:name}\"\nhelp = \"Deploys\"\nnative = \"echo\"\n");
-        let text = CommandTable::build(&c, Some(&TaskRegistry::standard()))
+        let text = CommandTable::build(&c, Some(&standard_tasks()))
             .unwrap_err()
             .to_string();
         assert!(
