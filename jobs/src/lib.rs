@@ -19,11 +19,14 @@
 //! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a
 //!   consumer group, delivery claims, worker heartbeats; retried through reconnects.
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
+//! - [`backoff`]: `Backoff` — the one policy (doubling, jittered pauses) for every retry and
+//!   reconnect loop.
 //! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
 //! - [`process`]: `build` — the async runtime every binary runs on (one thread by default);
 //!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output;
 //!   `hostname`.
 
+pub mod backoff;
 pub mod broker;
 pub mod connect;
 pub mod control;

@@ -1,5 +1,5 @@
 //! `RabbitBroker` against a real RabbitMQ node: each test starts a private node of its own
-//! (`octobox_tests::services::RabbitMq`), so tests run in parallel and leave nothing behind.
+//! (`test_services::RabbitMq`), so tests run in parallel and leave nothing behind.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use config::{BrokerConfig, Secret};
 use jobs::rabbit::RabbitBroker;
 use jobs::{Broker, BrokerError, Job, JobStream, Origin, Task, TaskClass};
-use octobox_tests::services::RabbitMq;
+use test_services::RabbitMq;
 use tokio::time::{timeout, Instant};
 
 fn logs() {
@@ -543,7 +543,7 @@ async fn a_message_that_is_not_a_job_goes_to_the_dead_letters_and_consuming_goes
 #[tokio::test(flavor = "multi_thread")]
 async fn connecting_to_a_broker_that_is_not_there_fails_at_once_without_the_password() {
     logs();
-    let port = octobox_tests::services::free_port();
+    let port = test_services::free_port();
     let config = BrokerConfig::new(Secret::new(format!(
         "amqp://octo:hunter2@127.0.0.1:{port}/%2f"
     )));

@@ -13,7 +13,7 @@ use jobs::{
     Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output,
     ReplyClaim, Store, StoreError, Task, TaskClass, WorkerInfo,
 };
-use octobox_tests::services::Redis;
+use test_services::Redis;
 use tracing::instrument::WithSubscriber;
 
 // ---- setup -------------------------------------------------------------------------

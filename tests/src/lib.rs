@@ -9,7 +9,8 @@
 
 //! - [`containers`]: test images for containerized tasks, built locally; the containers
 //!   a job left behind.
-//! - [`services`]: private `redis-server` and RabbitMQ instances on free ports.
+//! - [`services`]: private `redis-server` and RabbitMQ instances on free ports (the
+//!   `octobox-test-services` crate, which `jobs`' own tests use without the rest).
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`scheduler`]: `octobox-scheduler` processes, and `ScheduleProbe` into their Redis.
 //! - [`shipping`]: a shipper's far ends: a paging event source, a collector that fails
@@ -31,7 +32,7 @@ pub mod containers;
 pub mod pipeline;
 pub mod processes;
 pub mod scheduler;
-pub mod services;
+pub use test_services as services;
 pub mod shipping;
 pub mod slack_bot;
 pub mod slack_server;

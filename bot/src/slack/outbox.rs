@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jobs::backoff::Backoff;
 use jobs::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -288,7 +289,7 @@ impl ChannelQueue {
 
     /// Makes the call until it succeeds or Slack refuses it.
     async fn attempt(&self, work: &Work) -> Result<Option<String>, ApiFailure> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Outbox::MAX_BACKOFF);
         loop {
             let result = match work {
                 Work::Post { thread, text } => self
@@ -314,9 +315,7 @@ impl ChannelQueue {
                 }
                 Err(ApiFailure::Transient(e)) => {
                     tracing::warn!(channel = %self.channel, error = %e, "Slack unreachable; trying again");
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(Outbox::MAX_BACKOFF);
-                    wait
+                    backoff.next_pause()
                 }
                 done => return done,
             };

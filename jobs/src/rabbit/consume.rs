@@ -31,10 +31,11 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, Channel, Consumer};
 
 use super::is_dead;
-use super::link::{Shared, RECONNECT_MAX_DELAY};
+use super::link::{Shared, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
 
 /// How long acknowledging or rejecting a delivery may take before it counts as failed.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
+use crate::backoff::Backoff;
 use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
 use crate::job::{Job, JobId};
 
@@ -81,7 +82,7 @@ impl RabbitStream {
 
     /// Subscribes again on a new channel, retrying until it works or the broker is closed.
     async fn resubscribe(&mut self) -> Result<(), BrokerError> {
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         loop {
             if self.shared.is_closed() {
                 return Err(BrokerError::Closed);
@@ -98,8 +99,7 @@ impl RabbitStream {
                     }
                 }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+            tokio::time::sleep(backoff.next_pause()).await;
         }
     }
 

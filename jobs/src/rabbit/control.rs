@@ -19,7 +19,8 @@ use lapin::{BasicProperties, Channel, Consumer, ExchangeKind};
 use tokio::sync::mpsc;
 
 use super::is_dead;
-use super::link::{Shared, RECONNECT_MAX_DELAY};
+use super::link::{Shared, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
+use crate::backoff::Backoff;
 use crate::broker::BrokerError;
 use crate::control::{Control, ControlFeed};
 
@@ -166,7 +167,7 @@ async fn follow(
         if !lost {
             continue;
         }
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         loop {
             if shared.is_closed() {
                 return;
@@ -181,8 +182,7 @@ async fn follow(
                     Err(error) => tracing::warn!(%error, "cannot listen for control messages yet"),
                 }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+            tokio::time::sleep(backoff.next_pause()).await;
         }
     }
 }

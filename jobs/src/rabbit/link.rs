@@ -23,6 +23,7 @@ use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use crate::backoff::Backoff;
 use crate::broker::BrokerError;
 use config::Secret;
 
@@ -160,7 +161,7 @@ async fn supervise(shared: Weak<Shared>) {
         let (uri, target) = (link.uri.clone(), link.target.clone());
         // Not holding the link while waiting: dropping the broker must still end this.
         drop((link, connection));
-        let mut pause = RECONNECT_MIN_DELAY;
+        let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         let mut attempts = 0u32;
         let fresh = loop {
             attempts += 1;
@@ -176,8 +177,7 @@ async fn supervise(shared: Weak<Shared>) {
                 Some(link) if !link.is_closed() => {}
                 _ => return,
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
+            tokio::time::sleep(backoff.next_pause()).await;
         };
         let Some(link) = shared.upgrade() else { return };
         if link.is_closed() {

@@ -44,6 +44,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 /// once); a confirmation lost with a connection is not.
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
+use crate::backoff::Backoff;
 use crate::broker::{Broker, BrokerError, JobStream};
 use crate::control::{Control, ControlFeed};
 use crate::job::{Job, TaskClass};
@@ -133,7 +134,7 @@ impl RabbitBroker {
         })?;
         let started = Instant::now();
         let deadline = started + self.publish_timeout;
-        let mut pause = RECONNECT_MIN_DELAY;
+        let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         let mut tries = 0u32;
         loop {
             if self.shared.is_closed() {
@@ -203,18 +204,17 @@ impl RabbitBroker {
                 Err(_) => return Err(self.gave_up(job, started)),
                 Ok(()) if self.shared.generation() != generation => {
                     // A new connection: publish on it at once.
-                    pause = RECONNECT_MIN_DELAY;
+                    backoff.reset();
                     continue;
                 }
                 Ok(()) => {}
             }
-            if timeout_at(deadline, tokio::time::sleep(pause))
+            if timeout_at(deadline, tokio::time::sleep(backoff.next_pause()))
                 .await
                 .is_err()
             {
                 return Err(self.gave_up(job, started));
             }
-            pause = (pause * 2).min(RECONNECT_MAX_DELAY);
         }
     }
 

@@ -77,6 +77,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
@@ -221,7 +222,7 @@ where
     Fut: Future<Output = RedisResult<T>>,
 {
     let mut first_failure: Option<Instant> = None;
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failures = 0u32;
     loop {
         let err = match attempt().await {
@@ -271,8 +272,7 @@ where
             tracing::debug!(store = %address, failures, error = %err, "retrying");
         }
         // The last wait ends at the limit, so the last try comes as late as allowed.
-        tokio::time::sleep(backoff.min(left)).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(backoff.next_pause().min(left)).await;
     }
 }
 

@@ -1,8 +1,11 @@
 //! `HttpRetry`: sending a request again when the other side is briefly unable to take
 //! it (connection failures, timeouts, 5xx, 429 with or without `Retry-After`), with a
-//! backoff; anything else fails at once with the status and the start of the body.
+//! backoff (`jobs::backoff::Backoff`, the one policy); anything else fails at once with
+//! the status and the start of the body.
 
 use std::time::Duration;
+
+use jobs::backoff::Backoff;
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 
@@ -32,7 +35,7 @@ impl HttpRetry {
         make: impl Fn() -> RequestBuilder,
         retries: &mut u64,
     ) -> Result<Response, String> {
-        let mut backoff = self.first_backoff;
+        let mut backoff = Backoff::new(self.first_backoff, self.max_backoff);
         let mut attempt = 1;
         loop {
             let (wait, problem) = match make().send().await {
@@ -45,7 +48,9 @@ impl HttpRetry {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
                     (
-                        after.unwrap_or(backoff).min(self.max_backoff),
+                        after
+                            .unwrap_or_else(|| backoff.next_pause())
+                            .min(self.max_backoff),
                         format!("answered {}", r.status()),
                     )
                 }
@@ -55,7 +60,7 @@ impl HttpRetry {
                     let body: String = body.chars().take(200).collect();
                     return Err(format!("{what} was refused with {status}: {body}"));
                 }
-                Err(e) => (backoff, format!("failed: {}", without_url(&e))),
+                Err(e) => (backoff.next_pause(), format!("failed: {}", without_url(&e))),
             };
             if attempt >= self.attempts {
                 return Err(format!("{what} {problem}, {attempt} times; giving up"));
@@ -64,7 +69,6 @@ impl HttpRetry {
             *retries += 1;
             attempt += 1;
             tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(self.max_backoff);
         }
     }
 }
