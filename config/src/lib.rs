@@ -11,6 +11,8 @@
 //! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`].
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
 //! - `error`: [`ConfigError`] (file, line, key, message) and [`ConfigErrors`].
+//! - `fields`: readers every section shares (bounded whole numbers, durations with a
+//!   floor, identities), so one mistake reads the same in every section.
 //!
 //! [`Config::load`] parses and validates it, and reports every problem at once, each
 //! naming the file, the line and the key. Keys that hold secrets (broker and store URLs,
@@ -21,6 +23,7 @@
 
 mod container;
 mod error;
+mod fields;
 pub mod limits;
 mod load;
 mod schedule;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::LineIndex;
+use crate::fields::{bounded, is_identity, positive_duration};
 use crate::secret::expand_env;
 use crate::slack;
 use crate::*;
@@ -70,9 +71,8 @@ impl Config {
 
         let mut duration = |raw: &Option<Spanned<String>>, key: &str, slot: &mut Duration| {
             if let Some(t) = raw {
-                match lexicon::parse_duration(t.get_ref()) {
-                    Ok(d) if d > Duration::ZERO => *slot = d,
-                    Ok(_) => errors.push(at(Some(t.span()), key, "must be longer than 0s".into())),
+                match positive_duration(t.get_ref()) {
+                    Ok(d) => *slot = d,
                     Err(m) => errors.push(at(Some(t.span()), key, m)),
                 }
             }
@@ -99,47 +99,31 @@ impl Config {
             duration(&s.reclaim_after, "store.reclaim_after", &mut reclaim_after);
         }
         if let Some(r) = &raw.jobs.retries {
-            match u32::try_from(*r.get_ref()) {
-                Ok(n @ 0..=100) => config.jobs.retries = n,
-                _ => errors.push(at(
-                    Some(r.span()),
-                    "jobs.retries",
-                    format!("{} is not a whole number from 0 to 100", r.get_ref()),
-                )),
+            match bounded(*r.get_ref(), 0..=100) {
+                Ok(n) => config.jobs.retries = n,
+                Err(m) => errors.push(at(Some(r.span()), "jobs.retries", m)),
             }
         }
         let mut delivery_limit = 5;
         if let Some(l) = raw.broker.as_ref().and_then(|b| b.delivery_limit.as_ref()) {
-            match u32::try_from(*l.get_ref()) {
-                Ok(n @ 1..=1000) => delivery_limit = n,
-                _ => errors.push(at(
-                    Some(l.span()),
-                    "broker.delivery_limit",
-                    format!("{} is not a whole number from 1 to 1000", l.get_ref()),
-                )),
+            match bounded(*l.get_ref(), 1..=1000) {
+                Ok(n) => delivery_limit = n,
+                Err(m) => errors.push(at(Some(l.span()), "broker.delivery_limit", m)),
             }
         }
 
         config.worker.name = raw.worker.name;
         if let Some(c) = &raw.worker.concurrency {
-            match usize::try_from(*c.get_ref()) {
-                Ok(n @ 1..=1024) => config.worker.concurrency = n,
-                _ => errors.push(at(
-                    Some(c.span()),
-                    "worker.concurrency",
-                    format!("{} is not a whole number from 1 to 1024", c.get_ref()),
-                )),
+            match bounded(*c.get_ref(), 1..=1024) {
+                Ok(n) => config.worker.concurrency = n,
+                Err(m) => errors.push(at(Some(c.span()), "worker.concurrency", m)),
             }
         }
 
         if let Some(c) = &raw.worker.container_concurrency {
-            match usize::try_from(*c.get_ref()) {
-                Ok(n @ 1..=256) => config.worker.container_concurrency = n,
-                _ => errors.push(at(
-                    Some(c.span()),
-                    "worker.container_concurrency",
-                    format!("{} is not a whole number from 1 to 256", c.get_ref()),
-                )),
+            match bounded(*c.get_ref(), 1..=256) {
+                Ok(n) => config.worker.container_concurrency = n,
+                Err(m) => errors.push(at(Some(c.span()), "worker.container_concurrency", m)),
             }
         }
 
@@ -286,10 +270,6 @@ fn plain_words(message: &str) -> String {
         .replace("expected a string", "expected a quoted string")
 }
 
-fn is_identity(s: &str) -> bool {
-    matches!(s.split_once(':'), Some((a, u)) if !a.is_empty() && !u.is_empty())
-}
-
 /// Checks one `[[command]]`; problems come back as (`.field`, message).
 fn command(
     raw: RawCommand,
@@ -345,9 +325,13 @@ fn command(
             })
             .collect()
     });
-    let timeout = raw
-        .timeout
-        .and_then(|t| positive_duration(&t, ".timeout", &mut problems));
+    let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
+        Ok(d) => Some(d),
+        Err(m) => {
+            problems.push((".timeout".into(), m));
+            None
+        }
+    });
     let timeout = match &runs {
         Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
             problems.push((
@@ -372,25 +356,6 @@ fn command(
             timeout,
         }),
         _ => Err(problems),
-    }
-}
-
-/// A duration longer than zero, or a problem recorded under `key`.
-pub(super) fn positive_duration(
-    text: &str,
-    key: &str,
-    problems: &mut Vec<(String, String)>,
-) -> Option<Duration> {
-    match lexicon::parse_duration(text) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            problems.push((key.into(), "must be longer than 0s".into()));
-            None
-        }
-        Err(m) => {
-            problems.push((key.into(), m));
-            None
-        }
     }
 }
 

@@ -15,6 +15,7 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::fields::duration_at_least;
 use crate::secret::{expand_env, Secret};
 
 /// `[scheduler]`: how the scheduler processes share the work.
@@ -245,12 +246,8 @@ pub(super) fn shipper(
             ),
         ));
     }
-    let window = match lexicon::parse_duration(&raw.window) {
-        Ok(d) if d >= Duration::from_secs(1) => d,
-        Ok(_) => {
-            problems.push((".window".into(), "must be at least 1s".into()));
-            Duration::from_secs(1)
-        }
+    let window = match duration_at_least(&raw.window, Duration::from_secs(1)) {
+        Ok(d) => d,
         Err(m) => {
             problems.push((".window".into(), m));
             Duration::from_secs(1)
@@ -405,13 +402,8 @@ pub(super) fn load(
         shippers: Vec::new(),
     };
     if let Some(lease) = &raw.scheduler.lease {
-        match lexicon::parse_duration(lease.get_ref()) {
-            Ok(d) if d >= Duration::from_millis(500) => timed.scheduler.lease = d,
-            Ok(_) => errors.push(at(
-                Some(lease.span()),
-                "scheduler.lease",
-                "must be at least 500ms".into(),
-            )),
+        match duration_at_least(lease.get_ref(), Duration::from_millis(500)) {
+            Ok(d) => timed.scheduler.lease = d,
             Err(m) => errors.push(at(Some(lease.span()), "scheduler.lease", m)),
         }
     }

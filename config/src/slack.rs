@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::fields::bounded;
 use crate::secret::expand_env;
 use crate::{ConfigError, Secret};
 
@@ -104,13 +105,9 @@ pub(super) fn slack(
             };
             let mut connections = 2;
             if let Some(c) = &raw.connections {
-                match u32::try_from(*c.get_ref()) {
-                    Ok(n @ 1..=10) => connections = n,
-                    _ => errors.push(at(
-                        Some(c.span()),
-                        "slack.connections",
-                        format!("{} is not a whole number from 1 to 10", c.get_ref()),
-                    )),
+                match bounded(*c.get_ref(), 1..=10) {
+                    Ok(n) => connections = n,
+                    Err(m) => errors.push(at(Some(c.span()), "slack.connections", m)),
                 }
             }
             app_token.map(|app_token| SlackMode::Socket {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::fields::{bounded, positive_duration};
+
 /// A validated `[ssh]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshConfig {
@@ -120,25 +122,16 @@ pub(super) fn ssh(raw: RawSsh, source: &str) -> Result<SshConfig, Vec<Problem>> 
 
     let mut limits = SshLimits::default();
     if let Some(t) = &raw.idle_timeout {
-        match lexicon::parse_duration(t.get_ref()) {
-            Ok(d) if d > Duration::ZERO => limits.idle_timeout = d,
-            Ok(_) => problem(
-                Some(t.span()),
-                "idle_timeout",
-                "must be longer than 0s".into(),
-            ),
+        match positive_duration(t.get_ref()) {
+            Ok(d) => limits.idle_timeout = d,
             Err(m) => problem(Some(t.span()), "idle_timeout", m),
         }
     }
     let mut count = |raw: &Option<Spanned<i64>>, key: &str, max: usize, slot: &mut usize| {
         if let Some(n) = raw {
-            match usize::try_from(*n.get_ref()) {
-                Ok(v) if (1..=max).contains(&v) => *slot = v,
-                _ => problem(
-                    Some(n.span()),
-                    key,
-                    format!("{} is not a whole number from 1 to {max}", n.get_ref()),
-                ),
+            match bounded(*n.get_ref(), 1..=max) {
+                Ok(v) => *slot = v,
+                Err(m) => problem(Some(n.span()), key, m),
             }
         }
     };
