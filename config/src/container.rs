@@ -148,7 +148,7 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
         if let Some(text) = raw {
             match parse_size(text) {
                 Ok(bytes) => *slot = bytes,
-                Err(m) => problem(key, m),
+                Err(e) => problem(key, e.to_string()),
             }
         }
     };

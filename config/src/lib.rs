@@ -7,8 +7,9 @@
 //! - [`Config`]: the validated file, one field per section.
 //! - `load`: [`Config::load`] and [`Config::parse`], section by section.
 //! - `container`: the `container = { ... }` table of a command ([`ContainerCommand`]).
-//! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`).
-//! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`].
+//! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`, `SizeError`).
+//! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`] and
+//!   [`CronError`].
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
 //! - `error`: [`ConfigError`] (file, line, key, message) and [`ConfigErrors`].
 //! - `fields`: readers every section shares (bounded whole numbers, durations with a
@@ -40,8 +41,8 @@ pub use container::{fill_template, template_slots, ContainerCommand};
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::{ContainerLimits, OutputFormat};
 pub use schedule::{
-    parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
-    SinkConfig, SourceConfig,
+    parse_cron, CronError, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig,
+    ShipperConfig, SinkConfig, SourceConfig,
 };
 pub use secret::Secret;
 pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};

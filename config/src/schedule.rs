@@ -129,21 +129,47 @@ pub enum SinkConfig {
     },
 }
 
+/// Why a cron expression could not be read.
+///
+/// The message of [`CronError::Invalid`] repeats croner's reason although it is also the
+/// source: configuration errors are shown as one line each, and that line must say what
+/// is wrong with the expression.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// Neither 5 nor 6 fields (nor a nickname such as `@daily`): checked before croner,
+    /// whose own message for it names no count.
+    #[error(
+        "\"{expr}\" has {fields} fields: write 5 (minute hour day month weekday) or 6 \
+         (with seconds first)"
+    )]
+    FieldCount { expr: String, fields: usize },
+    /// croner refused it.
+    #[error("\"{expr}\" is not a cron expression: {source}")]
+    Invalid {
+        expr: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
+}
+
 /// Parses a cron expression of 5 fields (minute first) or 6 (seconds first).
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+pub fn parse_cron(expr: &str) -> Result<Cron, CronError> {
     let fields = expr.split_whitespace().count();
     if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-        return Err(format!(
-            "\"{expr}\" has {fields} fields: write 5 (minute hour day month weekday) or 6 \
-             (with seconds first)"
-        ));
+        return Err(CronError::FieldCount {
+            expr: expr.to_string(),
+            fields,
+        });
     }
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| format!("\"{expr}\" is not a cron expression: {e}"))
+        .map_err(|source| CronError::Invalid {
+            expr: expr.to_string(),
+            source,
+        })
 }
 
 /// Problems come back as (key suffix, message), like the `[[command]]` checks.
@@ -161,8 +187,8 @@ pub(super) fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, 
             ),
         );
     }
-    if let Err(m) = parse_cron(&raw.cron) {
-        problem(".cron", m);
+    if let Err(e) = parse_cron(&raw.cron) {
+        problem(".cron", e.to_string());
     }
     let time_zone = match raw.time_zone.as_deref() {
         None => chrono_tz::UTC,
