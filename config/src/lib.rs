@@ -5,13 +5,17 @@
 //! lexicon (durations) and croner (cron expressions are checked at load, with their line).
 //!
 //! - [`Config`]: the validated file, one field per section.
-//! - `load`: [`Config::load`] and [`Config::parse`], section by section.
+//! - `load`: [`Config::load`] and [`Config::parse`], which calls one function per
+//!   section; the small sections `[acl]`, `[jobs]`, `[worker]`.
+//! - `command`: the `[[command]]` entries, and [`Config::command_error`] for the roles.
 //! - `container`: the `container = { ... }` table of a command ([`ContainerCommand`]).
+//! - `durable`: `[broker]` and `[store]`, set together or not at all.
 //! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`, `SizeError`).
 //! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`] and
 //!   [`CronError`].
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
-//! - `error`: [`ConfigError`] (file, line, key, message) and [`ConfigErrors`].
+//! - `error`: [`ConfigError`] (file, line, key, message), [`ConfigErrors`], and the
+//!   `Report` every section writes its problems to.
 //! - `fields`: readers every section shares (bounded whole numbers, durations with a
 //!   floor, identities), so one mistake reads the same in every section.
 //!
@@ -22,7 +26,9 @@
 //!
 //! `compose/octobox.example.toml` documents every key; keep it in step with this module.
 
+mod command;
 mod container;
+mod durable;
 mod error;
 mod fields;
 pub mod limits;

@@ -15,6 +15,7 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::error::Report;
 use crate::fields::duration_at_least;
 use crate::secret::{expand_env, Secret};
 
@@ -404,95 +405,69 @@ pub(super) struct RawTimed {
     pub(super) shipper: Vec<Spanned<RawShipper>>,
 }
 
-/// The validated sections, and every problem found in them.
+/// The validated sections.
 pub(super) struct Timed {
     pub(super) scheduler: SchedulerConfig,
     pub(super) schedules: Vec<ScheduleConfig>,
     pub(super) shippers: Vec<ShipperConfig>,
 }
 
-/// Makes an error from the span of an entry, a key and a message.
-type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> crate::ConfigError;
-
-/// Checks the timed sections.
+/// Checks the timed sections; `env` resolves the `${NAME}` secrets of shippers.
 pub(super) fn load(
     raw: RawTimed,
-    line_of: &dyn Fn(usize) -> usize,
     env: &dyn Fn(&str) -> Option<String>,
-    at: ErrorAt<'_>,
-    errors: &mut Vec<crate::ConfigError>,
+    report: &mut Report,
 ) -> Timed {
-    let mut timed = Timed {
-        scheduler: SchedulerConfig::default(),
-        schedules: Vec::new(),
-        shippers: Vec::new(),
+    let default = SchedulerConfig::default();
+    let scheduler = SchedulerConfig {
+        lease: report
+            .read(&raw.scheduler.lease, "scheduler.lease", |t| {
+                duration_at_least(t, Duration::from_millis(500))
+            })
+            .unwrap_or(default.lease),
     };
-    if let Some(lease) = &raw.scheduler.lease {
-        match duration_at_least(lease.get_ref(), Duration::from_millis(500)) {
-            Ok(d) => timed.scheduler.lease = d,
-            Err(m) => errors.push(at(Some(lease.span()), "scheduler.lease", m)),
-        }
-    }
+    let mut shippers: Vec<ShipperConfig> = Vec::new();
     for (i, entry) in raw.shipper.into_iter().enumerate() {
         let span = entry.span();
         let key = format!("shipper[{}]", i + 1);
-        match shipper(entry.into_inner(), line_of(span.start), env) {
-            Ok(s)
-                if timed
-                    .shippers
-                    .iter()
-                    .any(|o: &ShipperConfig| o.name == s.name) =>
-            {
-                errors.push(at(
-                    Some(span),
-                    &format!("{key}.name"),
-                    format!("\"{}\" is declared twice", s.name),
-                ))
-            }
-            Ok(s) => timed.shippers.push(s),
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
+        match shipper(entry.into_inner(), report.line(span.start), env) {
+            Ok(s) if shippers.iter().any(|o| o.name == s.name) => report.error(
+                Some(span),
+                &format!("{key}.name"),
+                format!("\"{}\" is declared twice", s.name),
             ),
+            Ok(s) => shippers.push(s),
+            Err(problems) => report.entry(span, &key, problems),
         }
     }
+    let mut schedules: Vec<ScheduleConfig> = Vec::new();
     for (i, entry) in raw.schedule.into_iter().enumerate() {
         let span = entry.span();
         let key = format!("schedule[{}]", i + 1);
-        match schedule(entry.into_inner(), line_of(span.start)) {
-            Ok(s)
-                if timed
-                    .schedules
-                    .iter()
-                    .any(|o: &ScheduleConfig| o.name == s.name) =>
-            {
-                errors.push(at(
-                    Some(span),
-                    &format!("{key}.name"),
-                    format!("\"{}\" is declared twice", s.name),
-                ))
-            }
+        match schedule(entry.into_inner(), report.line(span.start)) {
+            Ok(s) if schedules.iter().any(|o| o.name == s.name) => report.error(
+                Some(span),
+                &format!("{key}.name"),
+                format!("\"{}\" is declared twice", s.name),
+            ),
             Ok(s) => match &s.runs {
-                ScheduleRuns::Shipper(name)
-                    if !timed.shippers.iter().any(|sh| &sh.name == name) =>
-                {
-                    errors.push(at(
+                ScheduleRuns::Shipper(name) if !shippers.iter().any(|sh| &sh.name == name) => {
+                    report.error(
                         Some(span),
                         &format!("{key}.ship"),
                         format!("no [[shipper]] named \"{name}\""),
-                    ))
+                    )
                 }
-                _ => timed.schedules.push(s),
+                _ => schedules.push(s),
             },
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
-            ),
+            Err(problems) => report.entry(span, &key, problems),
         }
     }
-    timed
+    Timed {
+        scheduler,
+        schedules,
+        shippers,
+    }
 }
 
 fn is_name(s: &str) -> bool {
