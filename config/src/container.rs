@@ -198,8 +198,8 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
         )),
         Some(n) => limits.network = Some(n.to_string()),
     }
-    limits.pull = raw.pull.unwrap_or(false);
-    limits.read_only = raw.read_only.unwrap_or(true);
+    limits.pull = raw.pull.unwrap_or(limits.pull);
+    limits.read_only = raw.read_only.unwrap_or(limits.read_only);
     match raw.user {
         Some(u) if u.trim().is_empty() => problems.push((
             ".container.user".into(),

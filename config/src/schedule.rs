@@ -108,6 +108,30 @@ pub struct SourceConfig {
     pub headers: BTreeMap<String, Secret>,
 }
 
+impl SourceConfig {
+    /// A source at `url` that reads the usual names: `since`, `until` and `limit` for the
+    /// window and the page size (500), `records` and `next` in each page; no headers.
+    pub fn new(url: String) -> Self {
+        SourceConfig {
+            url,
+            since_param: "since".into(),
+            until_param: "until".into(),
+            page_size_param: "limit".into(),
+            page_size: 500,
+            records: "records".into(),
+            next: "next".into(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// How many records an `http` sink posts at once when `batch` is not set.
+const DEFAULT_BATCH: usize = 500;
+
+/// The region an `s3` sink signs for when `region` is not set: the one MinIO and most
+/// S3-compatible servers answer to when none is configured.
+const DEFAULT_REGION: &str = "us-east-1";
+
 #[derive(Debug, Clone)]
 pub enum SinkConfig {
     /// One JSON Lines file per window in `dir`.
@@ -306,36 +330,35 @@ pub(super) fn shipper(
             .collect::<BTreeMap<_, _>>()
     };
     let s = raw.source;
+    let default = SourceConfig::new(s.url);
     let source = SourceConfig {
         headers: headers(".source.headers", &s.headers),
-        url: s.url,
-        since_param: s.since_param.unwrap_or_else(|| "since".into()),
-        until_param: s.until_param.unwrap_or_else(|| "until".into()),
-        page_size_param: s.page_size_param.unwrap_or_else(|| "limit".into()),
-        page_size: s.page_size.unwrap_or(500),
-        records: s.records.unwrap_or_else(|| "records".into()),
-        next: s.next.unwrap_or_else(|| "next".into()),
+        since_param: s.since_param.unwrap_or(default.since_param),
+        until_param: s.until_param.unwrap_or(default.until_param),
+        page_size_param: s.page_size_param.unwrap_or(default.page_size_param),
+        page_size: s.page_size.unwrap_or(default.page_size),
+        records: s.records.unwrap_or(default.records),
+        next: s.next.unwrap_or(default.next),
+        ..default
     };
     let k = raw.sink;
+    let gzip = k.gzip.unwrap_or(false);
     let sink = match k.kind.as_str() {
-        "files" => k.dir.clone().map(|dir| SinkConfig::Files {
-            dir,
-            gzip: k.gzip.unwrap_or(false),
-        }),
+        "files" => k.dir.clone().map(|dir| SinkConfig::Files { dir, gzip }),
         "http" => k.url.clone().map(|url| SinkConfig::Http {
             url,
-            batch: k.batch.unwrap_or(500),
+            batch: k.batch.unwrap_or(DEFAULT_BATCH),
             headers: headers(".sink.headers", &k.headers),
         }),
         "s3" => match (&k.endpoint, &k.bucket, &k.access_key, &k.secret_key) {
             (Some(e), Some(b), Some(a), Some(s)) => Some(SinkConfig::S3 {
                 endpoint: e.clone(),
                 bucket: b.clone(),
-                region: k.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                region: k.region.clone().unwrap_or_else(|| DEFAULT_REGION.into()),
                 prefix: k.prefix.clone().unwrap_or_default(),
                 access_key: secret(".sink.access_key", a),
                 secret_key: secret(".sink.secret_key", s),
-                gzip: k.gzip.unwrap_or(false),
+                gzip,
             }),
             _ => None,
         },

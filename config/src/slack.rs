@@ -17,6 +17,10 @@ use crate::Secret;
 /// Slack's own Web API.
 pub const SLACK_API_URL: &str = "https://slack.com/api/";
 
+/// How many Socket Mode connections stay open when `connections` is not set: two, so
+/// that one can be replaced while the other delivers.
+const DEFAULT_CONNECTIONS: u32 = 2;
+
 /// A validated `[slack]` section.
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
@@ -95,7 +99,7 @@ pub(super) fn slack(
                 .read(&raw.connections, "slack.connections", |&n| {
                     bounded(n, 1..=10)
                 })
-                .unwrap_or(2);
+                .unwrap_or(DEFAULT_CONNECTIONS);
             app_token.map(|app_token| SlackMode::Socket {
                 app_token,
                 connections,
