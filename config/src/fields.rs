@@ -49,6 +49,14 @@ pub(crate) fn duration_at_least(text: &str, min: Duration) -> Result<Duration, S
     }
 }
 
+/// Whether `s` is a name of something the file declares (a schedule, a shipper):
+/// letters, digits, `-` and `_`, so it can be typed in a command and a log line.
+pub(crate) fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Whether `s` is an identity, `adapter:user` (`console:alice`, `slack:U024BE7LH`).
 pub(crate) fn is_identity(s: &str) -> bool {
     matches!(s.split_once(':'), Some((a, u)) if !a.is_empty() && !u.is_empty())

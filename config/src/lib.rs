@@ -11,8 +11,8 @@
 //! - `container`: the `container = { ... }` table of a command ([`ContainerCommand`]).
 //! - `durable`: `[broker]` and `[store]`, set together or not at all.
 //! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`, `SizeError`).
-//! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`] and
-//!   [`CronError`].
+//! - `schedule`: `[scheduler]` and `[[schedule]]`, [`parse_cron`] and [`CronError`].
+//! - `shipper`: `[[shipper]]` ([`ShipperConfig`]: a source, a sink, a window).
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
 //! - `error`: [`ConfigError`] (file, line, key, message), [`ConfigErrors`], and the
 //!   `Report` every section writes its problems to.
@@ -35,6 +35,7 @@ pub mod limits;
 mod load;
 mod schedule;
 mod secret;
+mod shipper;
 mod slack;
 mod ssh;
 
@@ -48,9 +49,9 @@ pub use error::{ConfigError, ConfigErrors};
 pub use limits::{ContainerLimits, OutputFormat};
 pub use schedule::{
     parse_cron, CronError, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig,
-    ShipperConfig, SinkConfig, SourceConfig,
 };
 pub use secret::Secret;
+pub use shipper::{ShipperConfig, SinkConfig, SourceConfig};
 pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
 

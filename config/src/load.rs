@@ -5,7 +5,7 @@
 //! This module owns [`Config::load`], [`Config::parse`] (which calls the sections one
 //! after the other), the file's raw shape (`RawConfig`) and the small sections `[acl]`,
 //! `[jobs]` and `[worker]`. The larger ones have modules of their own: `command`,
-//! `durable` (`[broker]`, `[store]`), `ssh`, `schedule`, `slack`.
+//! `durable` (`[broker]`, `[store]`), `ssh`, `schedule`, `shipper`, `slack`.
 
 use std::path::Path;
 
@@ -16,7 +16,8 @@ use crate::command::{self, RawCommand};
 use crate::durable::{self, RawBroker, RawStore};
 use crate::error::Report;
 use crate::fields::{bounded, is_identity, positive_duration};
-use crate::schedule::{self, RawSchedule, RawScheduler, RawShipper, RawTimed};
+use crate::schedule::{self, RawSchedule, RawScheduler, RawTimed};
+use crate::shipper::RawShipper;
 use crate::slack::{self, RawSlack};
 use crate::ssh::{self, RawSsh};
 use crate::*;
