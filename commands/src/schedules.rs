@@ -105,8 +105,8 @@ impl ScheduleTable {
             };
             let cron = match parse_cron(&s.cron) {
                 Ok(c) => c,
-                Err(m) => {
-                    errors.push(error(".cron", m));
+                Err(e) => {
+                    errors.push(error(".cron", e.to_string()));
                     continue;
                 }
             };

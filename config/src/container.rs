@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::fields::{bounded, positive_duration};
 use crate::limits::{parse_size, ContainerLimits, OutputFormat};
 
 /// A validated `container` table.
@@ -147,7 +148,7 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
         if let Some(text) = raw {
             match parse_size(text) {
                 Ok(bytes) => *slot = bytes,
-                Err(m) => problem(key, m),
+                Err(e) => problem(key, e.to_string()),
             }
         }
     };
@@ -171,17 +172,18 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
         }
     }
     if let Some(pids) = raw.pids {
-        match u32::try_from(pids) {
-            Ok(n @ 1..=100_000) => limits.pids = n,
-            _ => problems.push((
-                ".container.pids".into(),
-                format!("{pids} is not a whole number from 1 to 100000"),
-            )),
+        match bounded(pids, 1..=100_000) {
+            Ok(n) => limits.pids = n,
+            Err(m) => problems.push((".container.pids".into(), m)),
         }
     }
-    let timeout = raw
-        .timeout
-        .and_then(|t| crate::load::positive_duration(&t, ".container.timeout", &mut problems));
+    let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
+        Ok(d) => Some(d),
+        Err(m) => {
+            problems.push((".container.timeout".into(), m));
+            None
+        }
+    });
     match raw.network.as_deref() {
         None | Some("none") => {}
         Some("host") => problems.push((
@@ -196,8 +198,8 @@ pub(super) fn container(raw: RawContainer) -> Result<ContainerCommand, Vec<(Stri
         )),
         Some(n) => limits.network = Some(n.to_string()),
     }
-    limits.pull = raw.pull.unwrap_or(false);
-    limits.read_only = raw.read_only.unwrap_or(true);
+    limits.pull = raw.pull.unwrap_or(limits.pull);
+    limits.read_only = raw.read_only.unwrap_or(limits.read_only);
     match raw.user {
         Some(u) if u.trim().is_empty() => problems.push((
             ".container.user".into(),

@@ -5,12 +5,19 @@
 //! lexicon (durations) and croner (cron expressions are checked at load, with their line).
 //!
 //! - [`Config`]: the validated file, one field per section.
-//! - `load`: [`Config::load`] and [`Config::parse`], section by section.
+//! - `load`: [`Config::load`] and [`Config::parse`], which calls one function per
+//!   section; the small sections `[acl]`, `[jobs]`, `[worker]`.
+//! - `command`: the `[[command]]` entries, and [`Config::command_error`] for the roles.
 //! - `container`: the `container = { ... }` table of a command ([`ContainerCommand`]).
-//! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`).
-//! - `schedule`: `[scheduler]`, `[[schedule]]`, `[[shipper]]`, [`parse_cron`].
+//! - `durable`: `[broker]` and `[store]`, set together or not at all.
+//! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`, `SizeError`).
+//! - `schedule`: `[scheduler]` and `[[schedule]]`, [`parse_cron`] and [`CronError`].
+//! - `shipper`: `[[shipper]]` ([`ShipperConfig`]: a source, a sink, a window).
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
-//! - `error`: [`ConfigError`] (file, line, key, message) and [`ConfigErrors`].
+//! - `error`: [`ConfigError`] (file, line, key, message), [`ConfigErrors`], and the
+//!   `Report` every section writes its problems to.
+//! - `fields`: readers every section shares (bounded whole numbers, durations with a
+//!   floor, identities), so one mistake reads the same in every section.
 //!
 //! [`Config::load`] parses and validates it, and reports every problem at once, each
 //! naming the file, the line and the key. Keys that hold secrets (broker and store URLs,
@@ -19,12 +26,16 @@
 //!
 //! `compose/octobox.example.toml` documents every key; keep it in step with this module.
 
+mod command;
 mod container;
+mod durable;
 mod error;
+mod fields;
 pub mod limits;
 mod load;
 mod schedule;
 mod secret;
+mod shipper;
 mod slack;
 mod ssh;
 
@@ -37,10 +48,10 @@ pub use container::{fill_template, template_slots, ContainerCommand};
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::{ContainerLimits, OutputFormat};
 pub use schedule::{
-    parse_cron, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig, ShipperConfig,
-    SinkConfig, SourceConfig,
+    parse_cron, CronError, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig,
 };
 pub use secret::Secret;
+pub use shipper::{ShipperConfig, SinkConfig, SourceConfig};
 pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
 

@@ -6,6 +6,8 @@
 //! small tmpfs, a pids limit, a non-root user, no implicit pulls. A command relaxes each
 //! one explicitly (`compose/octobox.example.toml` lists the keys).
 
+use std::num::ParseIntError;
+
 use serde::{Deserialize, Serialize};
 
 /// How a container's standard output becomes the job's result.
@@ -69,9 +71,29 @@ impl Default for ContainerLimits {
     }
 }
 
+/// Why a size could not be read. Each message is the sentence a person editing the
+/// configuration sees after the file, line and key; the variants let a caller tell the
+/// causes apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// The text after the digits is not `k`, `m` or `g` (with an optional `b`).
+    #[error("\"{text}\" is not a size: write a number with k, m or g, e.g. 256m")]
+    UnknownUnit { text: String },
+    /// The unit is fine, the number before it is not (missing, or too many digits).
+    #[error("\"{text}\" is not a size: write a number with k, m or g, e.g. 256m")]
+    BadNumber {
+        text: String,
+        #[source]
+        source: ParseIntError,
+    },
+    /// Zero bytes, or more than 64 bits count: no limit anyone means.
+    #[error("\"{text}\" is not a size greater than zero")]
+    OutOfRange { text: String },
+}
+
 /// A size as people write it: `512k`, `256m`, `1g` (binary units, as Docker reads them),
 /// or a plain number of bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -84,17 +106,20 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" => MIB,
         "g" => 1024 * MIB,
         _ => {
-            return Err(format!(
-                "\"{text}\" is not a size: write a number with k, m or g, e.g. 256m"
-            ))
+            return Err(SizeError::UnknownUnit {
+                text: text.to_string(),
+            })
         }
     };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("\"{text}\" is not a size: write a number with k, m or g, e.g. 256m")
+    let n: u64 = digits.parse().map_err(|source| SizeError::BadNumber {
+        text: text.to_string(),
+        source,
     })?;
     n.checked_mul(factor)
         .filter(|&b| b > 0)
-        .ok_or_else(|| format!("\"{text}\" is not a size greater than zero"))
+        .ok_or_else(|| SizeError::OutOfRange {
+            text: text.to_string(),
+        })
 }
 
 /// A size as people read it: `256 MiB`, `8 MiB`, `512 KiB`, `100 bytes`.

@@ -1,15 +1,25 @@
 //! Reading the file: TOML syntax and types first (serde, with spans for line numbers),
-//! then the checks serde cannot make, collected so that every error is reported at once.
+//! then the checks serde cannot make, one function per section, all writing to one
+//! `Report` so that every error is reported at once.
+//!
+//! This module owns [`Config::load`], [`Config::parse`] (which calls the sections one
+//! after the other), the file's raw shape (`RawConfig`) and the small sections `[acl]`,
+//! `[jobs]` and `[worker]`. The larger ones have modules of their own: `command`,
+//! `durable` (`[broker]`, `[store]`), `ssh`, `schedule`, `shipper`, `slack`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::error::LineIndex;
-use crate::secret::expand_env;
-use crate::slack;
+use crate::command::{self, RawCommand};
+use crate::durable::{self, RawBroker, RawStore};
+use crate::error::Report;
+use crate::fields::{bounded, is_identity, positive_duration};
+use crate::schedule::{self, RawSchedule, RawScheduler, RawTimed};
+use crate::shipper::RawShipper;
+use crate::slack::{self, RawSlack};
+use crate::ssh::{self, RawSsh};
 use crate::*;
 
 impl Config {
@@ -33,224 +43,103 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
-        let lines = LineIndex::new(text);
-        let at = |span: Option<std::ops::Range<usize>>, key: &str, message: String| ConfigError {
-            file: source.to_string(),
-            line: span.map(|s| lines.line(s.start)),
-            key: key.to_string(),
-            message,
-        };
+        let mut report = Report::new(source, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
-            ConfigErrors(vec![at(e.span(), &key, plain_words(e.message()))])
+            ConfigErrors(vec![report.at(e.span(), &key, plain_words(e.message()))])
         })?;
+        let env: &dyn Fn(&str) -> Option<String> = &env;
 
-        let mut errors = Vec::new();
-        let mut config = Config {
-            source: source.to_string(),
-            bot: raw.bot,
-            acl: raw.acl,
-            ..Config::default()
-        };
-
-        for (group, members) in &config.acl.groups {
-            for member in members {
-                if !is_identity(member) {
-                    errors.push(at(
-                        None,
-                        &format!("acl.groups.{group}"),
-                        format!(
-                            "\"{member}\" is not an identity: write adapter:user, \
-                             e.g. console:alice or slack:U024BE7LH"
-                        ),
-                    ));
-                }
-            }
-        }
-
-        let mut duration = |raw: &Option<Spanned<String>>, key: &str, slot: &mut Duration| {
-            if let Some(t) = raw {
-                match lexicon::parse_duration(t.get_ref()) {
-                    Ok(d) if d > Duration::ZERO => *slot = d,
-                    Ok(_) => errors.push(at(Some(t.span()), key, "must be longer than 0s".into())),
-                    Err(m) => errors.push(at(Some(t.span()), key, m)),
-                }
-            }
-        };
-        duration(&raw.jobs.timeout, "jobs.timeout", &mut config.jobs.timeout);
-        duration(
-            &raw.jobs.retry_backoff,
-            "jobs.retry_backoff",
-            &mut config.jobs.retry_backoff,
-        );
-        let mut publish_timeout = BrokerConfig::new(Secret::new("")).publish_timeout;
-        if let Some(b) = &raw.broker {
-            duration(
-                &b.publish_timeout,
-                "broker.publish_timeout",
-                &mut publish_timeout,
-            );
-        }
-        let store_defaults = StoreConfig::new(Secret::new(""));
-        let (mut retention, mut reclaim_after) =
-            (store_defaults.retention, store_defaults.reclaim_after);
-        if let Some(s) = &raw.store {
-            duration(&s.retention, "store.retention", &mut retention);
-            duration(&s.reclaim_after, "store.reclaim_after", &mut reclaim_after);
-        }
-        if let Some(r) = &raw.jobs.retries {
-            match u32::try_from(*r.get_ref()) {
-                Ok(n @ 0..=100) => config.jobs.retries = n,
-                _ => errors.push(at(
-                    Some(r.span()),
-                    "jobs.retries",
-                    format!("{} is not a whole number from 0 to 100", r.get_ref()),
-                )),
-            }
-        }
-        let mut delivery_limit = 5;
-        if let Some(l) = raw.broker.as_ref().and_then(|b| b.delivery_limit.as_ref()) {
-            match u32::try_from(*l.get_ref()) {
-                Ok(n @ 1..=1000) => delivery_limit = n,
-                _ => errors.push(at(
-                    Some(l.span()),
-                    "broker.delivery_limit",
-                    format!("{} is not a whole number from 1 to 1000", l.get_ref()),
-                )),
-            }
-        }
-
-        config.worker.name = raw.worker.name;
-        if let Some(c) = &raw.worker.concurrency {
-            match usize::try_from(*c.get_ref()) {
-                Ok(n @ 1..=1024) => config.worker.concurrency = n,
-                _ => errors.push(at(
-                    Some(c.span()),
-                    "worker.concurrency",
-                    format!("{} is not a whole number from 1 to 1024", c.get_ref()),
-                )),
-            }
-        }
-
-        if let Some(c) = &raw.worker.container_concurrency {
-            match usize::try_from(*c.get_ref()) {
-                Ok(n @ 1..=256) => config.worker.container_concurrency = n,
-                _ => errors.push(at(
-                    Some(c.span()),
-                    "worker.container_concurrency",
-                    format!("{} is not a whole number from 1 to 256", c.get_ref()),
-                )),
-            }
-        }
-
-        for (i, entry) in raw.command.into_iter().enumerate() {
-            let span = entry.span();
-            let key = format!("command[{}]", i + 1);
-            let line = lines.line(span.start);
-            match command(entry.into_inner(), line, &config.acl) {
-                Ok(c) => config.commands.push(c),
-                Err(problems) => errors.extend(
-                    problems
-                        .into_iter()
-                        .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
-                ),
-            }
-        }
-
-        let mut url = |raw: &Spanned<String>, key: &str, schemes: &[&str]| {
-            let value = match expand_env(raw.get_ref(), &env) {
-                Ok(v) => v,
-                Err(e) => {
-                    errors.push(at(Some(raw.span()), key, e.to_string()));
-                    return None;
-                }
-            };
-            if !schemes
-                .iter()
-                .any(|s| value.starts_with(&format!("{s}://")))
-            {
-                errors.push(at(
-                    Some(raw.span()),
-                    key,
-                    format!(
-                        "expected a URL starting with {}://",
-                        schemes.join(":// or ")
-                    ),
-                ));
-                return None;
-            }
-            Some(Secret::new(value))
-        };
-        config.broker = raw
+        acl(&raw.acl, &mut report);
+        let jobs = jobs(&raw.jobs, &mut report);
+        let worker = worker(raw.worker, &mut report);
+        let commands = command::commands(raw.command, &raw.acl, &mut report);
+        let broker = raw
             .broker
-            .and_then(|b| url(&b.url, "broker.url", &["amqp", "amqps"]))
-            .map(|url| BrokerConfig {
-                url,
-                delivery_limit,
-                publish_timeout,
-            });
-        config.store = raw
-            .store
-            .and_then(|s| url(&s.url, "store.url", &["redis", "rediss"]))
-            .map(|url| StoreConfig {
-                url,
-                retention,
-                reclaim_after,
-            });
-
-        if let Some(raw_ssh) = raw.ssh {
-            match crate::ssh::ssh(raw_ssh, source) {
-                Ok(ssh) => config.ssh = Some(ssh),
-                Err(problems) => {
-                    errors.extend(problems.into_iter().map(|(span, key, m)| at(span, &key, m)))
-                }
-            }
-        }
-        let raw_timed = crate::schedule::RawTimed {
+            .and_then(|b| durable::broker(b, env, &mut report));
+        let store = raw.store.and_then(|s| durable::store(s, env, &mut report));
+        let ssh = raw.ssh.and_then(|s| ssh::ssh(s, &mut report));
+        let timed = RawTimed {
             scheduler: raw.scheduler,
             schedule: raw.schedule,
             shipper: raw.shipper,
         };
-        let timed = crate::schedule::load(raw_timed, &|o| lines.line(o), &env, &at, &mut errors);
-        (config.scheduler, config.schedules, config.shippers) =
-            (timed.scheduler, timed.schedules, timed.shippers);
-        config.slack = raw
+        let timed = schedule::load(timed, env, &mut report);
+        let slack = raw
             .slack
-            .and_then(|s| slack::slack(s, &config.bot.name, &at, &env, &mut errors));
+            .and_then(|s| slack::slack(s, &raw.bot.name, env, &mut report));
+        durable::both_or_neither(broker.is_some(), store.is_some(), &mut report);
 
-        match (&config.broker, &config.store) {
-            (Some(_), None) if errors.is_empty() => errors.push(at(
+        report.finish(Config {
+            source: source.to_string(),
+            bot: raw.bot,
+            acl: raw.acl,
+            jobs,
+            worker,
+            commands,
+            broker,
+            store,
+            ssh,
+            scheduler: timed.scheduler,
+            schedules: timed.schedules,
+            shippers: timed.shippers,
+            slack,
+        })
+    }
+}
+
+/// `[acl]`: serde reads it whole; each group member must be an identity, since an
+/// `allow` entry naming the group would otherwise let in no one the author meant.
+fn acl(acl: &AclConfig, report: &mut Report) {
+    for (group, members) in &acl.groups {
+        for member in members.iter().filter(|m| !is_identity(m)) {
+            report.error(
                 None,
-                "store",
-                "[broker] is set but [store] is not: set both for durable jobs, or neither \
-                 to run embedded"
-                    .into(),
-            )),
-            (None, Some(_)) if errors.is_empty() => errors.push(at(
-                None,
-                "broker",
-                "[store] is set but [broker] is not: set both for durable jobs, or neither \
-                 to run embedded"
-                    .into(),
-            )),
-            _ => {}
-        }
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(errors))
+                &format!("acl.groups.{group}"),
+                format!(
+                    "\"{member}\" is not an identity: write adapter:user, \
+                     e.g. console:alice or slack:U024BE7LH"
+                ),
+            );
         }
     }
+}
 
-    /// An error about a `[[command]]` entry of this file, for checks made by the roles
-    /// (the bot compiling the catalog, for one).
-    pub fn command_error(&self, index: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.source.clone(),
-            line: self.commands.get(index).map(|c| c.line),
-            key: format!("command[{}]", index + 1),
-            message: message.into(),
-        }
+/// `[jobs]`: the defaults every job gets from its command.
+fn jobs(raw: &RawJobs, report: &mut Report) -> JobsConfig {
+    let default = JobsConfig::default();
+    JobsConfig {
+        timeout: report
+            .read(&raw.timeout, "jobs.timeout", |t| positive_duration(t))
+            .unwrap_or(default.timeout),
+        retries: report
+            .read(&raw.retries, "jobs.retries", |&n| bounded(n, 0..=100))
+            .unwrap_or(default.retries),
+        retry_backoff: report
+            .read(&raw.retry_backoff, "jobs.retry_backoff", |t| {
+                positive_duration(t)
+            })
+            .unwrap_or(default.retry_backoff),
+    }
+}
+
+/// `[worker]`: how much one worker process takes on at once.
+fn worker(raw: RawWorker, report: &mut Report) -> WorkerConfig {
+    let default = WorkerConfig::default();
+    WorkerConfig {
+        name: raw.name.or(default.name),
+        concurrency: report
+            .read(&raw.concurrency, "worker.concurrency", |&n| {
+                bounded(n, 1..=1024)
+            })
+            .unwrap_or(default.concurrency),
+        container_concurrency: report
+            .read(
+                &raw.container_concurrency,
+                "worker.container_concurrency",
+                |&n| bounded(n, 1..=256),
+            )
+            .unwrap_or(default.container_concurrency),
     }
 }
 
@@ -286,133 +175,7 @@ fn plain_words(message: &str) -> String {
         .replace("expected a string", "expected a quoted string")
 }
 
-fn is_identity(s: &str) -> bool {
-    matches!(s.split_once(':'), Some((a, u)) if !a.is_empty() && !u.is_empty())
-}
-
-/// Checks one `[[command]]`; problems come back as (`.field`, message).
-fn command(
-    raw: RawCommand,
-    line: usize,
-    acl: &AclConfig,
-) -> Result<CommandConfig, Vec<(String, String)>> {
-    let mut problems = Vec::new();
-    let container = raw.container.map(|c| match crate::container::container(c) {
-        Ok(c) => Some(c),
-        Err(found) => {
-            problems.extend(found);
-            None
-        }
-    });
-    let runs = match (raw.builtin, raw.native, container) {
-        (Some(b), None, None) => Some(Runs::Builtin(b)),
-        (None, Some(n), None) => Some(Runs::Native(n)),
-        (None, None, Some(c)) => c.map(|c| Runs::Container(Box::new(c))),
-        (None, None, None) => {
-            problems.push((
-                String::new(),
-                "says nothing about what runs it: add `native = \"<task>\"`, \
-                 `container = { image = \"...\" }` (or `builtin = \"<name>\"`)"
-                    .to_string(),
-            ));
-            None
-        }
-        _ => {
-            problems.push((
-                String::new(),
-                "has more than one of `builtin`, `native` and `container`: keep one".to_string(),
-            ));
-            None
-        }
-    };
-    if raw.pattern.trim().is_empty() {
-        problems.push((".pattern".into(), "is empty".into()));
-    }
-    if raw.help.trim().is_empty() {
-        problems.push((
-            ".help".into(),
-            "is empty: say in one sentence what the command does".into(),
-        ));
-    }
-    let allow = raw.allow.map(|list| {
-        list.iter()
-            .filter_map(|entry| match allow_entry(entry, acl) {
-                Ok(e) => Some(e),
-                Err(m) => {
-                    problems.push((".allow".into(), m));
-                    None
-                }
-            })
-            .collect()
-    });
-    let timeout = raw
-        .timeout
-        .and_then(|t| positive_duration(&t, ".timeout", &mut problems));
-    let timeout = match &runs {
-        Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
-            problems.push((
-                ".container.timeout".into(),
-                "and the command's `timeout` are both set: keep one".into(),
-            ));
-            timeout
-        }
-        Some(Runs::Container(c)) => timeout.or(c.timeout),
-        _ => timeout,
-    };
-    match runs {
-        Some(runs) if problems.is_empty() => Ok(CommandConfig {
-            line,
-            name: raw.name,
-            pattern: raw.pattern,
-            help: raw.help,
-            section: raw.section.unwrap_or_default(),
-            examples: raw.examples,
-            runs,
-            allow,
-            timeout,
-        }),
-        _ => Err(problems),
-    }
-}
-
-/// A duration longer than zero, or a problem recorded under `key`.
-pub(super) fn positive_duration(
-    text: &str,
-    key: &str,
-    problems: &mut Vec<(String, String)>,
-) -> Option<Duration> {
-    match lexicon::parse_duration(text) {
-        Ok(d) if d > Duration::ZERO => Some(d),
-        Ok(_) => {
-            problems.push((key.into(), "must be longer than 0s".into()));
-            None
-        }
-        Err(m) => {
-            problems.push((key.into(), m));
-            None
-        }
-    }
-}
-
-fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
-    match entry.split_once(':') {
-        Some(("group", g)) if acl.groups.contains_key(g) => Ok(AllowEntry::Group(g.to_string())),
-        Some(("group", g)) => Err(format!(
-            "group \"{g}\" is not declared in [acl.groups] (declared: {})",
-            if acl.groups.is_empty() {
-                "none".to_string()
-            } else {
-                acl.groups.keys().cloned().collect::<Vec<_>>().join(", ")
-            }
-        )),
-        Some(("user", id)) if is_identity(id) => Ok(AllowEntry::User(id.to_string())),
-        _ => Err(format!(
-            "\"{entry}\" is neither \"group:<name>\" nor \"user:<adapter>:<user>\" \
-             (e.g. user:console:alice)"
-        )),
-    }
-}
-
+/// The file as serde reads it: every section, with spans where a later check needs a line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -428,14 +191,14 @@ struct RawConfig {
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
-    ssh: Option<crate::ssh::RawSsh>,
+    ssh: Option<RawSsh>,
     #[serde(default)]
-    scheduler: crate::schedule::RawScheduler,
+    scheduler: RawScheduler,
     #[serde(default)]
-    schedule: Vec<Spanned<crate::schedule::RawSchedule>>,
+    schedule: Vec<Spanned<RawSchedule>>,
     #[serde(default)]
-    shipper: Vec<Spanned<crate::schedule::RawShipper>>,
-    slack: Option<crate::slack::RawSlack>,
+    shipper: Vec<Spanned<RawShipper>>,
+    slack: Option<RawSlack>,
 }
 
 #[derive(Deserialize, Default)]
@@ -452,36 +215,4 @@ struct RawWorker {
     name: Option<String>,
     concurrency: Option<Spanned<i64>>,
     container_concurrency: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommand {
-    name: Option<String>,
-    pattern: String,
-    help: String,
-    section: Option<String>,
-    #[serde(default)]
-    examples: Vec<String>,
-    builtin: Option<String>,
-    native: Option<String>,
-    container: Option<crate::container::RawContainer>,
-    allow: Option<Vec<String>>,
-    timeout: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBroker {
-    url: Spanned<String>,
-    delivery_limit: Option<Spanned<i64>>,
-    publish_timeout: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    url: Spanned<String>,
-    retention: Option<Spanned<String>>,
-    reclaim_after: Option<Spanned<String>>,
 }

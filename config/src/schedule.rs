@@ -1,4 +1,6 @@
-//! The timed part of the configuration: `[scheduler]`, `[[schedule]]` and `[[shipper]]`.
+//! The timed part of the configuration: `[scheduler]` and `[[schedule]]`, and the loading
+//! of the timed sections together, since a schedule that ships names a `[[shipper]]`
+//! (whose entries `shipper` checks).
 //!
 //! Cron expressions are parsed here, with croner, so a bad one is reported at load with
 //! its file, line and key like every other error; [`parse_cron`] is the one way the
@@ -6,16 +8,16 @@
 //! command catalog by the role that builds it (the bot, the scheduler), since the
 //! catalog includes built-in declarations this crate does not know.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::secret::{expand_env, Secret};
+use crate::error::Report;
+use crate::fields::{duration_at_least, is_name};
+use crate::shipper::{shipper, RawShipper, ShipperConfig};
 
 /// `[scheduler]`: how the scheduler processes share the work.
 #[derive(Debug, Clone)]
@@ -76,80 +78,53 @@ pub enum Missed {
     CatchUp,
 }
 
-/// One `[[shipper]]`: records moved from an HTTP source to a sink, window by window.
-#[derive(Debug, Clone)]
-pub struct ShipperConfig {
-    pub line: usize,
-    pub name: String,
-    /// The length of a window; windows are aligned to the Unix epoch in UTC, so `1d`
-    /// windows are UTC days.
-    pub window: Duration,
-    /// Where shipping starts when no checkpoint exists: by default the last whole window.
-    pub first_window: Option<DateTime<Utc>>,
-    pub source: SourceConfig,
-    pub sink: SinkConfig,
-}
-
-/// An HTTP JSON API that answers a time window, a page at a time.
-#[derive(Debug, Clone)]
-pub struct SourceConfig {
-    pub url: String,
-    pub since_param: String,
-    pub until_param: String,
-    pub page_size_param: String,
-    pub page_size: usize,
-    /// The field of a page that holds its records (an array).
-    pub records: String,
-    /// The field of a page that holds the next page's URL (absent or null on the last).
-    pub next: String,
-    /// Sent with every request; values may be `${ENV}` secrets.
-    pub headers: BTreeMap<String, Secret>,
-}
-
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    /// One JSON Lines file per window in `dir`.
-    Files { dir: String, gzip: bool },
-    /// Batches POSTed as JSON Lines to a collector.
-    Http {
-        url: String,
-        batch: usize,
-        headers: BTreeMap<String, Secret>,
-    },
-    /// One JSON Lines object per window in an S3-compatible bucket.
-    S3 {
-        endpoint: String,
-        bucket: String,
-        region: String,
-        prefix: String,
-        access_key: Secret,
-        secret_key: Secret,
-        gzip: bool,
+/// Why a cron expression could not be read.
+///
+/// The message of [`CronError::Invalid`] repeats croner's reason although it is also the
+/// source: configuration errors are shown as one line each, and that line must say what
+/// is wrong with the expression.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// Neither 5 nor 6 fields (nor a nickname such as `@daily`): checked before croner,
+    /// whose own message for it names no count.
+    #[error(
+        "\"{expr}\" has {fields} fields: write 5 (minute hour day month weekday) or 6 \
+         (with seconds first)"
+    )]
+    FieldCount { expr: String, fields: usize },
+    /// croner refused it.
+    #[error("\"{expr}\" is not a cron expression: {source}")]
+    Invalid {
+        expr: String,
+        #[source]
+        source: croner::errors::CronError,
     },
 }
 
 /// Parses a cron expression of 5 fields (minute first) or 6 (seconds first).
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+pub fn parse_cron(expr: &str) -> Result<Cron, CronError> {
     let fields = expr.split_whitespace().count();
     if !expr.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-        return Err(format!(
-            "\"{expr}\" has {fields} fields: write 5 (minute hour day month weekday) or 6 \
-             (with seconds first)"
-        ));
+        return Err(CronError::FieldCount {
+            expr: expr.to_string(),
+            fields,
+        });
     }
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
         .build()
         .parse(expr)
-        .map_err(|e| format!("\"{expr}\" is not a cron expression: {e}"))
+        .map_err(|source| CronError::Invalid {
+            expr: expr.to_string(),
+            source,
+        })
 }
 
-/// Problems come back as (key suffix, message), like the `[[command]]` checks.
-type Problems = Vec<(String, String)>;
-
-pub(super) fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, Problems> {
-    let mut problems = Problems::new();
+/// Checks one `[[schedule]]`; problems come back as (`.field`, message), like the
+/// `[[command]]` checks.
+fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, Vec<(String, String)>> {
+    let mut problems = Vec::new();
     let mut problem = |k: &str, m: String| problems.push((k.to_string(), m));
     if !is_name(&raw.name) {
         problem(
@@ -160,8 +135,8 @@ pub(super) fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, 
             ),
         );
     }
-    if let Err(m) = parse_cron(&raw.cron) {
-        problem(".cron", m);
+    if let Err(e) = parse_cron(&raw.cron) {
+        problem(".cron", e.to_string());
     }
     let time_zone = match raw.time_zone.as_deref() {
         None => chrono_tz::UTC,
@@ -230,150 +205,6 @@ pub(super) fn schedule(raw: RawSchedule, line: usize) -> Result<ScheduleConfig, 
     }
 }
 
-pub(super) fn shipper(
-    raw: RawShipper,
-    line: usize,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ShipperConfig, Problems> {
-    let mut problems = Problems::new();
-    if !is_name(&raw.name) {
-        problems.push((
-            ".name".into(),
-            format!(
-                "\"{}\" is not a shipper name: use letters, digits, - and _",
-                raw.name
-            ),
-        ));
-    }
-    let window = match lexicon::parse_duration(&raw.window) {
-        Ok(d) if d >= Duration::from_secs(1) => d,
-        Ok(_) => {
-            problems.push((".window".into(), "must be at least 1s".into()));
-            Duration::from_secs(1)
-        }
-        Err(m) => {
-            problems.push((".window".into(), m));
-            Duration::from_secs(1)
-        }
-    };
-    let first_window =
-        raw.first_window
-            .as_deref()
-            .and_then(|t| match DateTime::parse_from_rfc3339(t) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(e) => {
-                    problems.push((
-                        ".first_window".into(),
-                        format!("\"{t}\" is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"),
-                    ));
-                    None
-                }
-            });
-    let mut secret = |key: &str, raw: &str| match expand_env(raw, env) {
-        Ok(v) => Secret::new(v),
-        Err(e) => {
-            problems.push((key.to_string(), e.to_string()));
-            Secret::new("")
-        }
-    };
-    let mut headers = |key: &str, raw: &BTreeMap<String, String>| {
-        raw.iter()
-            .map(|(h, v)| (h.clone(), secret(&format!("{key}.{h}"), v)))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let s = raw.source;
-    let source = SourceConfig {
-        headers: headers(".source.headers", &s.headers),
-        url: s.url,
-        since_param: s.since_param.unwrap_or_else(|| "since".into()),
-        until_param: s.until_param.unwrap_or_else(|| "until".into()),
-        page_size_param: s.page_size_param.unwrap_or_else(|| "limit".into()),
-        page_size: s.page_size.unwrap_or(500),
-        records: s.records.unwrap_or_else(|| "records".into()),
-        next: s.next.unwrap_or_else(|| "next".into()),
-    };
-    let k = raw.sink;
-    let sink = match k.kind.as_str() {
-        "files" => k.dir.clone().map(|dir| SinkConfig::Files {
-            dir,
-            gzip: k.gzip.unwrap_or(false),
-        }),
-        "http" => k.url.clone().map(|url| SinkConfig::Http {
-            url,
-            batch: k.batch.unwrap_or(500),
-            headers: headers(".sink.headers", &k.headers),
-        }),
-        "s3" => match (&k.endpoint, &k.bucket, &k.access_key, &k.secret_key) {
-            (Some(e), Some(b), Some(a), Some(s)) => Some(SinkConfig::S3 {
-                endpoint: e.clone(),
-                bucket: b.clone(),
-                region: k.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                prefix: k.prefix.clone().unwrap_or_default(),
-                access_key: secret(".sink.access_key", a),
-                secret_key: secret(".sink.secret_key", s),
-                gzip: k.gzip.unwrap_or(false),
-            }),
-            _ => None,
-        },
-        other => {
-            problems.push((
-                ".sink.kind".into(),
-                format!("\"{other}\" is not a sink: write \"files\", \"http\" or \"s3\""),
-            ));
-            Some(SinkConfig::Files {
-                dir: String::new(),
-                gzip: false,
-            })
-        }
-    };
-    let Some(sink) = sink else {
-        let needs = match k.kind.as_str() {
-            "files" => "`dir`",
-            "http" => "`url`",
-            _ => "`endpoint`, `bucket`, `access_key` and `secret_key`",
-        };
-        problems.push((
-            ".sink".into(),
-            format!("a \"{}\" sink needs {needs}", k.kind),
-        ));
-        return Err(problems);
-    };
-    for (key, url) in [
-        (".source.url", Some(&source.url)),
-        (".sink.url", k.url.as_ref()),
-    ]
-    .into_iter()
-    .chain([(".sink.endpoint", k.endpoint.as_ref())])
-    {
-        if let Some(u) = url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                problems.push((
-                    key.into(),
-                    format!("\"{u}\" is not an http:// or https:// URL"),
-                ));
-            }
-        }
-    }
-    if source.page_size == 0 || matches!(sink, SinkConfig::Http { batch: 0, .. }) {
-        problems.push((
-            ".source.page_size".into(),
-            "sizes must be at least 1".into(),
-        ));
-    }
-    if problems.is_empty() {
-        Ok(ShipperConfig {
-            line,
-            name: raw.name,
-            window,
-            first_window,
-            source,
-            sink,
-        })
-    } else {
-        Err(problems)
-    }
-}
-
 /// The `[scheduler]`, `[[schedule]]` and `[[shipper]]` sections as the file holds them.
 pub(super) struct RawTimed {
     pub(super) scheduler: RawScheduler,
@@ -381,106 +212,69 @@ pub(super) struct RawTimed {
     pub(super) shipper: Vec<Spanned<RawShipper>>,
 }
 
-/// The validated sections, and every problem found in them.
+/// The validated sections.
 pub(super) struct Timed {
     pub(super) scheduler: SchedulerConfig,
     pub(super) schedules: Vec<ScheduleConfig>,
     pub(super) shippers: Vec<ShipperConfig>,
 }
 
-/// Makes an error from the span of an entry, a key and a message.
-type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> crate::ConfigError;
-
-/// Checks the timed sections.
+/// Checks the timed sections; `env` resolves the `${NAME}` secrets of shippers.
 pub(super) fn load(
     raw: RawTimed,
-    line_of: &dyn Fn(usize) -> usize,
     env: &dyn Fn(&str) -> Option<String>,
-    at: ErrorAt<'_>,
-    errors: &mut Vec<crate::ConfigError>,
+    report: &mut Report,
 ) -> Timed {
-    let mut timed = Timed {
-        scheduler: SchedulerConfig::default(),
-        schedules: Vec::new(),
-        shippers: Vec::new(),
+    let default = SchedulerConfig::default();
+    let scheduler = SchedulerConfig {
+        lease: report
+            .read(&raw.scheduler.lease, "scheduler.lease", |t| {
+                duration_at_least(t, Duration::from_millis(500))
+            })
+            .unwrap_or(default.lease),
     };
-    if let Some(lease) = &raw.scheduler.lease {
-        match lexicon::parse_duration(lease.get_ref()) {
-            Ok(d) if d >= Duration::from_millis(500) => timed.scheduler.lease = d,
-            Ok(_) => errors.push(at(
-                Some(lease.span()),
-                "scheduler.lease",
-                "must be at least 500ms".into(),
-            )),
-            Err(m) => errors.push(at(Some(lease.span()), "scheduler.lease", m)),
-        }
-    }
+    let mut shippers: Vec<ShipperConfig> = Vec::new();
     for (i, entry) in raw.shipper.into_iter().enumerate() {
         let span = entry.span();
         let key = format!("shipper[{}]", i + 1);
-        match shipper(entry.into_inner(), line_of(span.start), env) {
-            Ok(s)
-                if timed
-                    .shippers
-                    .iter()
-                    .any(|o: &ShipperConfig| o.name == s.name) =>
-            {
-                errors.push(at(
-                    Some(span),
-                    &format!("{key}.name"),
-                    format!("\"{}\" is declared twice", s.name),
-                ))
-            }
-            Ok(s) => timed.shippers.push(s),
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
+        match shipper(entry.into_inner(), report.line(span.start), env) {
+            Ok(s) if shippers.iter().any(|o| o.name == s.name) => report.error(
+                Some(span),
+                &format!("{key}.name"),
+                format!("\"{}\" is declared twice", s.name),
             ),
+            Ok(s) => shippers.push(s),
+            Err(problems) => report.entry(span, &key, problems),
         }
     }
+    let mut schedules: Vec<ScheduleConfig> = Vec::new();
     for (i, entry) in raw.schedule.into_iter().enumerate() {
         let span = entry.span();
         let key = format!("schedule[{}]", i + 1);
-        match schedule(entry.into_inner(), line_of(span.start)) {
-            Ok(s)
-                if timed
-                    .schedules
-                    .iter()
-                    .any(|o: &ScheduleConfig| o.name == s.name) =>
-            {
-                errors.push(at(
-                    Some(span),
-                    &format!("{key}.name"),
-                    format!("\"{}\" is declared twice", s.name),
-                ))
-            }
+        match schedule(entry.into_inner(), report.line(span.start)) {
+            Ok(s) if schedules.iter().any(|o| o.name == s.name) => report.error(
+                Some(span),
+                &format!("{key}.name"),
+                format!("\"{}\" is declared twice", s.name),
+            ),
             Ok(s) => match &s.runs {
-                ScheduleRuns::Shipper(name)
-                    if !timed.shippers.iter().any(|sh| &sh.name == name) =>
-                {
-                    errors.push(at(
+                ScheduleRuns::Shipper(name) if !shippers.iter().any(|sh| &sh.name == name) => {
+                    report.error(
                         Some(span),
                         &format!("{key}.ship"),
                         format!("no [[shipper]] named \"{name}\""),
-                    ))
+                    )
                 }
-                _ => timed.schedules.push(s),
+                _ => schedules.push(s),
             },
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(field, m)| at(Some(span.clone()), &format!("{key}{field}"), m)),
-            ),
+            Err(problems) => report.entry(span, &key, problems),
         }
     }
-    timed
-}
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    Timed {
+        scheduler,
+        schedules,
+        shippers,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -499,48 +293,6 @@ pub(super) struct RawSchedule {
     ship: Option<String>,
     deliver: Option<String>,
     missed: Option<Missed>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawShipper {
-    name: String,
-    window: String,
-    first_window: Option<String>,
-    source: RawSource,
-    sink: RawSink,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    url: String,
-    since_param: Option<String>,
-    until_param: Option<String>,
-    page_size_param: Option<String>,
-    page_size: Option<usize>,
-    records: Option<String>,
-    next: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSink {
-    kind: String,
-    dir: Option<String>,
-    gzip: Option<bool>,
-    url: Option<String>,
-    batch: Option<usize>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    endpoint: Option<String>,
-    bucket: Option<String>,
-    region: Option<String>,
-    prefix: Option<String>,
-    access_key: Option<String>,
-    secret_key: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,11 +9,17 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::error::Report;
+use crate::fields::bounded;
 use crate::secret::expand_env;
-use crate::{ConfigError, Secret};
+use crate::Secret;
 
 /// Slack's own Web API.
 pub const SLACK_API_URL: &str = "https://slack.com/api/";
+
+/// How many Socket Mode connections stay open when `connections` is not set: two, so
+/// that one can be replaced while the other delivers.
+const DEFAULT_CONNECTIONS: u32 = 2;
 
 /// A validated `[slack]` section.
 #[derive(Debug, Clone)]
@@ -58,30 +64,21 @@ pub(super) struct RawSlack {
     prefixes: Option<Vec<String>>,
 }
 
-/// Makes an error for a span of the file and a key.
-type ErrorAt<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, &str, String) -> ConfigError;
-
-/// Checks `[slack]`; `at` makes an error for a span and key, `env` resolves `${NAME}`.
+/// Checks `[slack]`; `env` resolves `${NAME}`. The default prefixes are the bot's name
+/// (`bot_name`) and `!`.
 pub(super) fn slack(
     raw: RawSlack,
     bot_name: &str,
-    at: ErrorAt<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-    errors: &mut Vec<ConfigError>,
+    report: &mut Report,
 ) -> Option<SlackConfig> {
-    let first_errors = errors.len();
-    let mut secret = |raw: &Spanned<String>, key: &str| match expand_env(raw.get_ref(), env) {
-        Ok(v) if v.trim().is_empty() => {
-            errors.push(at(Some(raw.span()), key, "is empty".into()));
-            None
-        }
-        Ok(v) => Some(Secret::new(v)),
-        Err(e) => {
-            errors.push(at(Some(raw.span()), key, e.to_string()));
-            None
-        }
+    let found = report.found();
+    let secret = |text: &String| match expand_env(text, env) {
+        Ok(v) if v.trim().is_empty() => Err("is empty".to_string()),
+        Ok(v) => Ok(Secret::new(v)),
+        Err(e) => Err(e.to_string()),
     };
-    let bot_token = secret(&raw.bot_token, "slack.bot_token");
+    let bot_token = report.check(&raw.bot_token, "slack.bot_token", secret);
     let mode_name = raw
         .mode
         .as_ref()
@@ -89,71 +86,45 @@ pub(super) fn slack(
         .unwrap_or("socket");
     let mode = match mode_name {
         "socket" => {
-            let app_token = match &raw.app_token {
-                Some(t) => secret(t, "slack.app_token"),
-                None => {
-                    errors.push(at(
-                        None,
-                        "slack.app_token",
-                        "Socket Mode needs an app-level token (xapp-…); set app_token, or \
-                         mode = \"events\" with listen and signing_secret"
-                            .into(),
-                    ));
-                    None
-                }
-            };
-            let mut connections = 2;
-            if let Some(c) = &raw.connections {
-                match u32::try_from(*c.get_ref()) {
-                    Ok(n @ 1..=10) => connections = n,
-                    _ => errors.push(at(
-                        Some(c.span()),
-                        "slack.connections",
-                        format!("{} is not a whole number from 1 to 10", c.get_ref()),
-                    )),
-                }
+            if raw.app_token.is_none() {
+                report.error(
+                    None,
+                    "slack.app_token",
+                    "Socket Mode needs an app-level token (xapp-…); set app_token, or \
+                     mode = \"events\" with listen and signing_secret",
+                );
             }
+            let app_token = report.read(&raw.app_token, "slack.app_token", secret);
+            let connections = report
+                .read(&raw.connections, "slack.connections", |&n| {
+                    bounded(n, 1..=10)
+                })
+                .unwrap_or(DEFAULT_CONNECTIONS);
             app_token.map(|app_token| SlackMode::Socket {
                 app_token,
                 connections,
             })
         }
         "events" => {
-            let signing_secret = match &raw.signing_secret {
-                Some(s) => secret(s, "slack.signing_secret"),
-                None => {
-                    errors.push(at(
-                        None,
-                        "slack.signing_secret",
-                        "the Events API needs the app's signing secret to verify requests".into(),
-                    ));
-                    None
-                }
-            };
-            let listen = match &raw.listen {
-                Some(l) => match l.get_ref().parse::<SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        errors.push(at(
-                            Some(l.span()),
-                            "slack.listen",
-                            format!(
-                                "\"{}\" is not an address and port, e.g. 0.0.0.0:3000",
-                                l.get_ref()
-                            ),
-                        ));
-                        None
-                    }
-                },
-                None => {
-                    errors.push(at(
-                        None,
-                        "slack.listen",
-                        "the Events API needs an address to listen on, e.g. 0.0.0.0:3000".into(),
-                    ));
-                    None
-                }
-            };
+            if raw.signing_secret.is_none() {
+                report.error(
+                    None,
+                    "slack.signing_secret",
+                    "the Events API needs the app's signing secret to verify requests",
+                );
+            }
+            let signing_secret = report.read(&raw.signing_secret, "slack.signing_secret", secret);
+            if raw.listen.is_none() {
+                report.error(
+                    None,
+                    "slack.listen",
+                    "the Events API needs an address to listen on, e.g. 0.0.0.0:3000",
+                );
+            }
+            let listen = report.read(&raw.listen, "slack.listen", |l| {
+                l.parse::<SocketAddr>()
+                    .map_err(|_| format!("\"{l}\" is not an address and port, e.g. 0.0.0.0:3000"))
+            });
             match (listen, signing_secret) {
                 (Some(listen), Some(signing_secret)) => Some(SlackMode::Events {
                     listen,
@@ -163,45 +134,28 @@ pub(super) fn slack(
             }
         }
         other => {
-            errors.push(at(
+            report.error(
                 raw.mode.as_ref().map(|m| m.span()),
                 "slack.mode",
                 format!("\"{other}\" is neither \"socket\" nor \"events\""),
-            ));
+            );
             None
         }
     };
-    let api_url = match &raw.api_url {
-        None => SLACK_API_URL.to_string(),
-        Some(u) => {
-            let url = u.get_ref().trim();
-            if url.starts_with("https://") || url.starts_with("http://") {
-                if url.ends_with('/') {
-                    url.to_string()
-                } else {
-                    format!("{url}/")
-                }
-            } else {
-                errors.push(at(
-                    Some(u.span()),
-                    "slack.api_url",
-                    format!("\"{url}\" is not an http:// or https:// URL"),
-                ));
-                String::new()
-            }
-        }
-    };
+    let api_url = report
+        .read(&raw.api_url, "slack.api_url", |u| api_url(u))
+        .unwrap_or_else(|| SLACK_API_URL.to_string());
     let prefixes = raw
         .prefixes
         .unwrap_or_else(|| vec![bot_name.to_string(), "!".to_string()]);
     if prefixes.iter().any(|p| p.trim().is_empty()) {
-        errors.push(at(
+        report.error(
             None,
             "slack.prefixes",
-            "a prefix is empty: every message would address the bot".into(),
-        ));
+            "a prefix is empty: every message would address the bot",
+        );
     }
-    if errors.len() > first_errors {
+    if report.found() > found {
         return None;
     }
     Some(SlackConfig {
@@ -209,5 +163,18 @@ pub(super) fn slack(
         api_url,
         mode: mode?,
         prefixes: prefixes.into_iter().map(|p| p.trim().to_string()).collect(),
+    })
+}
+
+/// A Web API base URL, ending in `/` so that method names can be appended.
+fn api_url(text: &str) -> Result<String, String> {
+    let url = text.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("\"{url}\" is not an http:// or https:// URL"));
+    }
+    Ok(if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
     })
 }

@@ -11,6 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::error::Report;
+use crate::fields::{bounded, positive_duration};
+
 /// A validated `[ssh]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshConfig {
@@ -62,115 +65,92 @@ pub(super) struct RawSsh {
     max_line_length: Option<Spanned<i64>>,
 }
 
-/// A problem found in `[ssh]`: (where, key, message).
-pub(super) type Problem = (Option<std::ops::Range<usize>>, String, String);
-
-/// Checks `[ssh]`; `source` is the configuration file, whose folder relative paths are
-/// read from.
-pub(super) fn ssh(raw: RawSsh, source: &str) -> Result<SshConfig, Vec<Problem>> {
-    let mut problems: Vec<Problem> = Vec::new();
-    let mut problem = |span: Option<std::ops::Range<usize>>, key: &str, m: String| {
-        problems.push((span, format!("ssh.{key}"), m));
-    };
-    let base = Path::new(source).parent().unwrap_or(Path::new("."));
-
-    let listen = match &raw.listen {
-        None => Some(DEFAULT_LISTEN.parse().expect("the default address parses")),
-        Some(l) => match l.get_ref().parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                problem(
-                    Some(l.span()),
-                    "listen",
-                    format!(
-                        "\"{}\" is not an address and port: write e.g. \"0.0.0.0:2222\" or \
-                         \"[::1]:2222\"",
-                        l.get_ref()
-                    ),
-                );
-                None
-            }
-        },
-    };
-    let mut path = |raw: &Option<Spanned<String>>, key: &str, what: &str| match raw {
-        Some(p) if !p.get_ref().trim().is_empty() => Some(base.join(p.get_ref())),
-        Some(p) => {
-            problem(Some(p.span()), key, "is empty".into());
-            None
-        }
-        None => {
-            problem(
-                None,
-                key,
-                format!("is missing: [ssh] needs the path of {what}"),
-            );
-            None
-        }
-    };
+/// Checks `[ssh]`; relative paths are read from the folder of the configuration file.
+pub(super) fn ssh(raw: RawSsh, report: &mut Report) -> Option<SshConfig> {
+    let found = report.found();
+    let base = Path::new(report.source())
+        .parent()
+        .unwrap_or(Path::new("."));
+    let listen = report.read(&raw.listen, "ssh.listen", |l| {
+        l.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "\"{l}\" is not an address and port: write e.g. \"0.0.0.0:2222\" or \
+                 \"[::1]:2222\""
+            )
+        })
+    });
     let host_key = path(
         &raw.host_key,
-        "host_key",
+        "ssh.host_key",
         "the server's host key (created there on first start)",
+        base,
+        report,
     );
     let authorized_keys = path(
         &raw.authorized_keys,
-        "authorized_keys",
+        "ssh.authorized_keys",
         "the file of keys that may log in",
+        base,
+        report,
     );
-
-    let mut limits = SshLimits::default();
-    if let Some(t) = &raw.idle_timeout {
-        match lexicon::parse_duration(t.get_ref()) {
-            Ok(d) if d > Duration::ZERO => limits.idle_timeout = d,
-            Ok(_) => problem(
-                Some(t.span()),
-                "idle_timeout",
-                "must be longer than 0s".into(),
-            ),
-            Err(m) => problem(Some(t.span()), "idle_timeout", m),
-        }
-    }
-    let mut count = |raw: &Option<Spanned<i64>>, key: &str, max: usize, slot: &mut usize| {
-        if let Some(n) = raw {
-            match usize::try_from(*n.get_ref()) {
-                Ok(v) if (1..=max).contains(&v) => *slot = v,
-                _ => problem(
-                    Some(n.span()),
-                    key,
-                    format!("{} is not a whole number from 1 to {max}", n.get_ref()),
-                ),
-            }
-        }
-    };
-    count(
-        &raw.max_sessions,
-        "max_sessions",
-        100_000,
-        &mut limits.max_sessions,
-    );
-    count(
-        &raw.max_sessions_per_identity,
-        "max_sessions_per_identity",
-        100_000,
-        &mut limits.max_sessions_per_identity,
-    );
-    count(
-        &raw.max_line_length,
-        "max_line_length",
-        1_048_576,
-        &mut limits.max_line_length,
-    );
-    match (listen, host_key, authorized_keys) {
-        (Some(listen), Some(host_key), Some(authorized_keys)) if problems.is_empty() => {
-            Ok(SshConfig {
-                listen,
-                host_key,
-                authorized_keys,
-                limits,
+    let default = SshLimits::default();
+    let count = |n: &i64, max: usize| bounded(*n, 1..=max);
+    let limits = SshLimits {
+        idle_timeout: report
+            .read(&raw.idle_timeout, "ssh.idle_timeout", |t| {
+                positive_duration(t)
             })
-        }
-        _ => Err(problems),
+            .unwrap_or(default.idle_timeout),
+        max_sessions: report
+            .read(&raw.max_sessions, "ssh.max_sessions", |n| count(n, 100_000))
+            .unwrap_or(default.max_sessions),
+        max_sessions_per_identity: report
+            .read(
+                &raw.max_sessions_per_identity,
+                "ssh.max_sessions_per_identity",
+                |n| count(n, 100_000),
+            )
+            .unwrap_or(default.max_sessions_per_identity),
+        max_line_length: report
+            .read(&raw.max_line_length, "ssh.max_line_length", |n| {
+                count(n, 1_048_576)
+            })
+            .unwrap_or(default.max_line_length),
+    };
+    if report.found() > found {
+        return None;
     }
+    Some(SshConfig {
+        listen: listen
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses")),
+        host_key: host_key?,
+        authorized_keys: authorized_keys?,
+        limits,
+    })
+}
+
+/// A path [ssh] needs (`what` says what it is for), read from `base` when relative.
+fn path(
+    raw: &Option<Spanned<String>>,
+    key: &str,
+    what: &str,
+    base: &Path,
+    report: &mut Report,
+) -> Option<PathBuf> {
+    if raw.is_none() {
+        report.error(
+            None,
+            key,
+            format!("is missing: [ssh] needs the path of {what}"),
+        );
+    }
+    report.read(raw, key, |p| {
+        if p.trim().is_empty() {
+            Err("is empty".to_string())
+        } else {
+            Ok(base.join(p))
+        }
+    })
 }
 
 #[cfg(test)]

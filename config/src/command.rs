@@ -1,0 +1,168 @@
+//! The `[[command]]` entries: what runs each command, who may run it, its timeout.
+//!
+//! Patterns are not compiled here (the lexicon's catalog is built by the roles, with the
+//! built-in declarations this crate does not know); [`Config::command_error`] lets them
+//! report what they find with the entry's line, like every error of this crate.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::container::{self, RawContainer};
+use crate::error::Report;
+use crate::fields::{is_identity, positive_duration};
+use crate::{AclConfig, AllowEntry, CommandConfig, Config, ConfigError, Runs};
+
+impl Config {
+    /// An error about a `[[command]]` entry of this file, for checks made by the roles
+    /// (the bot compiling the catalog, for one).
+    pub fn command_error(&self, index: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.source.clone(),
+            line: self.commands.get(index).map(|c| c.line),
+            key: format!("command[{}]", index + 1),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommand {
+    name: Option<String>,
+    pattern: String,
+    help: String,
+    section: Option<String>,
+    #[serde(default)]
+    examples: Vec<String>,
+    builtin: Option<String>,
+    native: Option<String>,
+    container: Option<RawContainer>,
+    allow: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+/// Checks every `[[command]]`; `allow` lists are checked against the groups of `acl`.
+pub(crate) fn commands(
+    raw: Vec<Spanned<RawCommand>>,
+    acl: &AclConfig,
+    report: &mut Report,
+) -> Vec<CommandConfig> {
+    let mut commands = Vec::new();
+    for (i, entry) in raw.into_iter().enumerate() {
+        let span = entry.span();
+        let line = report.line(span.start);
+        match command(entry.into_inner(), line, acl) {
+            Ok(c) => commands.push(c),
+            Err(problems) => report.entry(span, &format!("command[{}]", i + 1), problems),
+        }
+    }
+    commands
+}
+
+/// Checks one `[[command]]`; problems come back as (`.field`, message).
+fn command(
+    raw: RawCommand,
+    line: usize,
+    acl: &AclConfig,
+) -> Result<CommandConfig, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let container = raw.container.map(|c| match container::container(c) {
+        Ok(c) => Some(c),
+        Err(found) => {
+            problems.extend(found);
+            None
+        }
+    });
+    let runs = match (raw.builtin, raw.native, container) {
+        (Some(b), None, None) => Some(Runs::Builtin(b)),
+        (None, Some(n), None) => Some(Runs::Native(n)),
+        (None, None, Some(c)) => c.map(|c| Runs::Container(Box::new(c))),
+        (None, None, None) => {
+            problems.push((
+                String::new(),
+                "says nothing about what runs it: add `native = \"<task>\"`, \
+                 `container = { image = \"...\" }` (or `builtin = \"<name>\"`)"
+                    .to_string(),
+            ));
+            None
+        }
+        _ => {
+            problems.push((
+                String::new(),
+                "has more than one of `builtin`, `native` and `container`: keep one".to_string(),
+            ));
+            None
+        }
+    };
+    if raw.pattern.trim().is_empty() {
+        problems.push((".pattern".into(), "is empty".into()));
+    }
+    if raw.help.trim().is_empty() {
+        problems.push((
+            ".help".into(),
+            "is empty: say in one sentence what the command does".into(),
+        ));
+    }
+    let allow = raw.allow.map(|list| {
+        list.iter()
+            .filter_map(|entry| match allow_entry(entry, acl) {
+                Ok(e) => Some(e),
+                Err(m) => {
+                    problems.push((".allow".into(), m));
+                    None
+                }
+            })
+            .collect()
+    });
+    let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
+        Ok(d) => Some(d),
+        Err(m) => {
+            problems.push((".timeout".into(), m));
+            None
+        }
+    });
+    let timeout = match &runs {
+        Some(Runs::Container(c)) if c.timeout.is_some() && timeout.is_some() => {
+            problems.push((
+                ".container.timeout".into(),
+                "and the command's `timeout` are both set: keep one".into(),
+            ));
+            timeout
+        }
+        Some(Runs::Container(c)) => timeout.or(c.timeout),
+        _ => timeout,
+    };
+    match runs {
+        Some(runs) if problems.is_empty() => Ok(CommandConfig {
+            line,
+            name: raw.name,
+            pattern: raw.pattern,
+            help: raw.help,
+            section: raw.section.unwrap_or_default(),
+            examples: raw.examples,
+            runs,
+            allow,
+            timeout,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
+    match entry.split_once(':') {
+        Some(("group", g)) if acl.groups.contains_key(g) => Ok(AllowEntry::Group(g.to_string())),
+        Some(("group", g)) => Err(format!(
+            "group \"{g}\" is not declared in [acl.groups] (declared: {})",
+            if acl.groups.is_empty() {
+                "none".to_string()
+            } else {
+                acl.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        )),
+        Some(("user", id)) if is_identity(id) => Ok(AllowEntry::User(id.to_string())),
+        _ => Err(format!(
+            "\"{entry}\" is neither \"group:<name>\" nor \"user:<adapter>:<user>\" \
+             (e.g. user:console:alice)"
+        )),
+    }
+}

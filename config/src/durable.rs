@@ -1,0 +1,114 @@
+//! `[broker]` and `[store]`: the RabbitMQ broker and the Redis store that make jobs
+//! durable. Both are set, or neither and the bot runs embedded; one without the other is
+//! refused, since a durable queue whose results are lost (or the reverse) is neither mode.
+//!
+//! Their URLs are [`Secret`]s: they usually hold a password, so an error about one names
+//! the key and what was expected, never the value.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::Report;
+use crate::fields::{bounded, positive_duration};
+use crate::secret::expand_env;
+use crate::{BrokerConfig, Secret, StoreConfig};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBroker {
+    url: Spanned<String>,
+    delivery_limit: Option<Spanned<i64>>,
+    publish_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    url: Spanned<String>,
+    retention: Option<Spanned<String>>,
+    reclaim_after: Option<Spanned<String>>,
+}
+
+/// Checks `[broker]`; its settings start from [`BrokerConfig::new`]'s defaults.
+pub(crate) fn broker(
+    raw: RawBroker,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<BrokerConfig> {
+    let url = report.check(&raw.url, "broker.url", |u| url(u, &["amqp", "amqps"], env));
+    let delivery_limit = report.read(&raw.delivery_limit, "broker.delivery_limit", |&n| {
+        bounded(n, 1..=1000)
+    });
+    let publish_timeout = report.read(&raw.publish_timeout, "broker.publish_timeout", |t| {
+        positive_duration(t)
+    });
+    let default = BrokerConfig::new(url?);
+    Some(BrokerConfig {
+        delivery_limit: delivery_limit.unwrap_or(default.delivery_limit),
+        publish_timeout: publish_timeout.unwrap_or(default.publish_timeout),
+        ..default
+    })
+}
+
+/// Checks `[store]`; its settings start from [`StoreConfig::new`]'s defaults.
+pub(crate) fn store(
+    raw: RawStore,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<StoreConfig> {
+    let url = report.check(&raw.url, "store.url", |u| url(u, &["redis", "rediss"], env));
+    let retention = report.read(&raw.retention, "store.retention", |t| positive_duration(t));
+    let reclaim_after = report.read(&raw.reclaim_after, "store.reclaim_after", |t| {
+        positive_duration(t)
+    });
+    let default = StoreConfig::new(url?);
+    Some(StoreConfig {
+        retention: retention.unwrap_or(default.retention),
+        reclaim_after: reclaim_after.unwrap_or(default.reclaim_after),
+        ..default
+    })
+}
+
+/// Refuses one of `[broker]` and `[store]` without the other. Only when nothing else is
+/// wrong: a section that failed its own checks reads as absent here, and this error
+/// would then blame the wrong thing.
+pub(crate) fn both_or_neither(broker: bool, store: bool, report: &mut Report) {
+    if report.found() > 0 {
+        return;
+    }
+    match (broker, store) {
+        (true, false) => report.error(
+            None,
+            "store",
+            "[broker] is set but [store] is not: set both for durable jobs, or neither \
+             to run embedded",
+        ),
+        (false, true) => report.error(
+            None,
+            "broker",
+            "[store] is set but [broker] is not: set both for durable jobs, or neither \
+             to run embedded",
+        ),
+        _ => {}
+    }
+}
+
+/// A URL with one of `schemes`, after `${NAME}` expansion. The message never quotes the
+/// value, which may hold a password.
+fn url(
+    text: &str,
+    schemes: &[&str],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, String> {
+    let value = expand_env(text, env).map_err(|e| e.to_string())?;
+    if !schemes
+        .iter()
+        .any(|s| value.starts_with(&format!("{s}://")))
+    {
+        return Err(format!(
+            "expected a URL starting with {}://",
+            schemes.join(":// or ")
+        ));
+    }
+    Ok(Secret::new(value))
+}
