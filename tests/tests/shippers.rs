@@ -204,14 +204,9 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     assert_each_once(&collector.records(), 300);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn run_schedule_now_ships_and_delivers_what_moved() {
-    let hour = Duration::from_secs(3600);
-    let this_hour = scheduler::shipper::Window::containing(Utc::now(), hour).start;
-    let first = this_hour - chrono::Duration::hours(3);
-    let source =
-        EventSource::start(sample_records(first, 3 * hour, 90), TOKEN, Duration::ZERO).await;
-    let dir = tempfile::tempdir().unwrap();
+/// An embedded bot's configuration: schedule `export` (run by hand) ships `source`'s
+/// hours from `first` on into files under `dir`, its result to `slack:#exports`.
+fn export_config(source: &EventSource, dir: &std::path::Path, first: DateTime<Utc>) -> Config {
     let text = format!(
         r#"
 [acl.groups]
@@ -232,12 +227,23 @@ sink = {{ kind = "files", dir = "{dir}" }}
 "#,
         first = first.to_rfc3339(),
         url = source.url,
-        dir = dir.path().display()
+        dir = dir.display()
     );
-    let config = Config::parse("test.toml", &text, |n| {
+    Config::parse("test.toml", &text, |n| {
         (n == "HALO_TOKEN").then(|| TOKEN.into())
     })
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_schedule_now_ships_and_delivers_what_moved() {
+    let hour = Duration::from_secs(3600);
+    let this_hour = scheduler::shipper::Window::containing(Utc::now(), hour).start;
+    let first = this_hour - chrono::Duration::hours(3);
+    let source =
+        EventSource::start(sample_records(first, 3 * hour, 90), TOKEN, Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = export_config(&source, dir.path(), first);
     let bot = bot::bot::Bot::start(&config).await.unwrap();
     let (recorder, mut replies) = ChannelRecorder::new();
     bot.sinks.register("slack", recorder);
@@ -270,4 +276,51 @@ sink = {{ kind = "files", dir = "{dir}" }}
         .collect();
     assert_each_once(&shipped, 90);
     bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_bot_waits_for_its_shipper_run_to_store_its_result() {
+    let hour = Duration::from_secs(3600);
+    let this_hour = scheduler::shipper::Window::containing(Utc::now(), hour).start;
+    let first = this_hour - chrono::Duration::hours(3);
+    // 13 pages, 200 ms each: the run is under way when the bot is told to stop.
+    let source = EventSource::start(
+        sample_records(first, 3 * hour, 90),
+        TOKEN,
+        Duration::from_millis(200),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot = bot::bot::Bot::start(&export_config(&source, dir.path(), first))
+        .await
+        .unwrap();
+    let store = bot.router.services().store.clone();
+    let asked = bot
+        .router
+        .handle(&bot::router::Request {
+            text: "run schedule export now".into(),
+            origin: jobs::Origin::new("console", "root"),
+        })
+        .await;
+    assert_eq!(asked.outcome, bot::router::Outcome::Done, "{}", asked.text);
+    let running = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let jobs = store.recent_jobs(1).await.unwrap();
+            match jobs.first() {
+                Some(r) if r.status == jobs::JobStatus::Running => break r.job.id,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("the shipper job starts");
+
+    bot.stop().await;
+    let record = store.job(running).await.unwrap().expect("the job's record");
+    assert_eq!(record.status, jobs::JobStatus::Succeeded, "{record:?}");
+    let shipped: Vec<_> = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .flat_map(|f| read_json_lines(&std::fs::read(f.unwrap().path()).unwrap()))
+        .collect();
+    assert_each_once(&shipped, 90);
 }
