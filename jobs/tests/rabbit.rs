@@ -409,7 +409,10 @@ async fn a_delivery_from_before_a_restart_cannot_be_acked_and_is_delivered_again
     assert_eq!(again.job.id, sent.id);
     assert_eq!(again.job.attempt, 2);
     let error = before.ack().await.expect_err("its delivery tag is gone");
-    assert!(matches!(error, BrokerError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, BrokerError::Unavailable { .. }),
+        "{error:?}"
+    );
     eprintln!("{error}");
     again.ack().await.unwrap();
     assert!(nothing_within(&mut stream, Duration::from_secs(1)).await);
@@ -439,7 +442,7 @@ async fn publishing_while_the_broker_is_down_fails_in_time_and_names_no_password
     let error = broker.publish(&job()).await.unwrap_err();
     let took = start.elapsed();
     assert!(
-        matches!(error, BrokerError::Unavailable(_)),
+        matches!(error, BrokerError::Unavailable { .. }),
         "unexpected {error:?}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");

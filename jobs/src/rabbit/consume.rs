@@ -257,11 +257,11 @@ async fn subscribe(
     let channel = connection
         .create_channel()
         .await
-        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+        .map_err(|e| shared.unavailable("could not open a channel", e))?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await
-        .map_err(|e| shared.unavailable("could not set the prefetch", &e))?;
+        .map_err(|e| shared.unavailable("could not set the prefetch", e))?;
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -270,7 +270,7 @@ async fn subscribe(
             FieldTable::default(),
         )
         .await
-        .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), &e))?;
+        .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), e))?;
     Ok((generation, channel, consumer))
 }
 
@@ -293,21 +293,25 @@ impl RabbitAcker {
             Ok(Ok(true)) => return Ok(()),
             // A settlement sent on a channel that died unnoticed may never be answered; the
             // worker must not wait for it (it would hold a slot for ever).
-            Err(_) => BrokerError::Unavailable(format!(
+            Err(_) => BrokerError::unavailable(format!(
                 "job {} could not be {what}: RabbitMQ at {} did not answer within {:?}, so it \
                  will deliver it again",
                 self.job, self.shared.target, SETTLE_WAIT
             )),
             // The acker was poisoned: its channel closed or reconnected since the delivery.
-            Ok(Ok(false)) => BrokerError::Unavailable(format!(
+            Ok(Ok(false)) => BrokerError::unavailable(format!(
                 "job {} could not be {what}: the connection to RabbitMQ at {} was lost after \
                  it was delivered, so RabbitMQ will deliver it again",
                 self.job, self.shared.target
             )),
-            Ok(Err(error)) => BrokerError::Unavailable(format!(
-                "job {} could not be {what}: RabbitMQ at {}: {error}; it will be delivered again",
-                self.job, self.shared.target
-            )),
+            Ok(Err(error)) => BrokerError::unavailable_by(
+                format!(
+                    "job {} could not be {what}: RabbitMQ at {}: {error}; it will be \
+                     delivered again",
+                    self.job, self.shared.target
+                ),
+                error,
+            ),
         };
         tracing::warn!(job = %self.job, %error, "settling a delivery failed");
         Err(error)
