@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::control::{Control, ControlFeed};
+use crate::failure::DeadLetter;
 use crate::job::{Job, TaskClass};
 
 /// What went wrong with a broker.
@@ -94,8 +95,8 @@ pub struct Delivery {
     /// The broker handed this job out before and it was never acknowledged: the worker
     /// that held it died, or its acknowledgement was lost.
     pub redelivered: bool,
-    /// For a dead letter: why the broker gave up on it, as a sentence.
-    pub dead: Option<String>,
+    /// For a dead letter: why the broker gave up on it.
+    pub dead: Option<DeadLetter>,
     acker: Box<dyn Acknowledge>,
 }
 
@@ -109,7 +110,7 @@ impl Delivery {
         }
     }
 
-    pub fn dead_letter(job: Job, reason: String, acker: Box<dyn Acknowledge>) -> Self {
+    pub fn dead_letter(job: Job, reason: DeadLetter, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             job,
             redelivered: false,

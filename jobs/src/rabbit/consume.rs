@@ -37,6 +37,7 @@ use super::link::{Shared, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 use crate::backoff::Backoff;
 use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
+use crate::failure::DeadLetter;
 use crate::job::{Job, JobId};
 
 /// How often a waiting stream checks that its channel is still alive.
@@ -345,9 +346,9 @@ fn delivery_count(headers: Option<&FieldTable>) -> u32 {
         .unwrap_or(0)
 }
 
-/// Why RabbitMQ dead-lettered a message, as a sentence. The most recent `x-death` entry
-/// comes first; a delayed job carries an older `expired` entry from its delay queue.
-pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> String {
+/// Why RabbitMQ dead-lettered a message. The most recent `x-death` entry comes first; a
+/// delayed job carries an older `expired` entry from its delay queue.
+pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> DeadLetter {
     let latest = headers
         .and_then(|h| h.inner().get("x-death"))
         .and_then(|deaths| match deaths {
@@ -364,21 +365,14 @@ pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u
             .and_then(as_text)
     });
     match reason.as_deref() {
-        Some("delivery_limit") => {
-            let times = match delivery_limit {
-                1 => "once".to_string(),
-                n => format!("{n} times"),
-            };
-            format!(
-                "it was delivered {times} without being acknowledged (the delivery limit): \
-                 it may crash the workers that take it"
-            )
-        }
-        Some("rejected") => "it was rejected by a worker".to_string(),
-        Some("expired") => "it expired".to_string(),
-        Some("maxlen") => "its queue was full".to_string(),
-        Some(other) => format!("RabbitMQ dead-lettered it ({other})"),
-        None => "RabbitMQ dead-lettered it without saying why".to_string(),
+        Some("delivery_limit") => DeadLetter::DeliveryLimit {
+            limit: delivery_limit,
+        },
+        Some("rejected") => DeadLetter::Rejected,
+        Some("expired") => DeadLetter::Expired,
+        Some("maxlen") => DeadLetter::QueueFull,
+        Some(other) => DeadLetter::Other(other.to_string()),
+        None => DeadLetter::Unexplained,
     }
 }
 
@@ -436,18 +430,20 @@ mod tests {
             "delivery_limit",
         );
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was delivered 5 times without being acknowledged (the delivery limit): \
              it may crash the workers that take it"
         );
-        assert!(dead_letter_reason(Some(&h), 1).starts_with("it was delivered once without"));
+        assert!(dead_letter_reason(Some(&h), 1)
+            .to_string()
+            .starts_with("it was delivered once without"));
         let h = headers(vec![death("rejected", "octobox.jobs.native")], "rejected");
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was rejected by a worker"
         );
         assert_eq!(
-            dead_letter_reason(None, 5),
+            dead_letter_reason(None, 5).to_string(),
             "RabbitMQ dead-lettered it without saying why"
         );
     }
@@ -462,7 +458,7 @@ mod tests {
             "expired",
         );
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was rejected by a worker"
         );
     }
