@@ -29,8 +29,8 @@ use config::limits::format_size;
 use jobs::{ContainerLimits, Job, JobStatus, Output, Task};
 use tokio::sync::OnceCell;
 
+use crate::cancel::{cancelled_by, CancelSignal};
 use crate::registry::TaskContext;
-use crate::runtime::CancelSignal;
 use engine::{EngineError, Removal};
 
 /// How a container job ended: status, output, and the sentence for a failure.
@@ -176,7 +176,7 @@ impl ContainerRunner {
             _ = cancel.cancelled() => {
                 removal.remove().await;
                 let by = cancel.by().unwrap_or("someone");
-                return (JobStatus::Cancelled, Output::Empty, Some(crate::runtime::cancelled_by(by)));
+                return (JobStatus::Cancelled, Output::Empty, Some(cancelled_by(by)));
             }
         };
         removal.remove().await;

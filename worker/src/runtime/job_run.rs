@@ -27,7 +27,8 @@ use jobs::{
     Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, StoreError, Task,
 };
 
-use super::cancel::{CancelSignal, Cancellations};
+use super::cancel::Cancellations;
+use crate::cancel::{cancelled_by, CancelSignal};
 use crate::container::ContainerRunner;
 use crate::registry::{TaskContext, TaskError, TaskRegistry};
 
@@ -354,11 +355,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// The outcome of a job stopped by `cancel`; `by` is who asked.
 pub(crate) fn cancelled(by: &str) -> Ran {
-    Ran::Done(
-        JobStatus::Cancelled,
-        Output::Empty,
-        Some(super::cancel::cancelled_by(by)),
-    )
+    Ran::Done(JobStatus::Cancelled, Output::Empty, Some(cancelled_by(by)))
 }
 
 async fn requeue(delivery: Delivery) {
