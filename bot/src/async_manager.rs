@@ -31,10 +31,33 @@ use tokio_util::sync::CancellationToken;
 
 use crate::reply::{self, JobUpdate, Reply};
 
+/// Why an adapter could not hand a reply (or a progress update) to whoever asked. The
+/// manager only logs it: the result stays in the job history either way.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Whoever asked is no longer there to be told (the session closed, or lives in
+    /// another process); the sentence names the session.
+    #[error("{0}")]
+    Gone(String),
+    /// The origin does not say where to answer.
+    #[error("{0}")]
+    Unaddressed(&'static str),
+    /// The adapter's service did not take it; the sentence is that error's.
+    #[error("{0}")]
+    Adapter(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DeliveryError {
+    /// [`DeliveryError::Adapter`], for `map_err`.
+    pub fn adapter(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DeliveryError::Adapter(Box::new(error))
+    }
+}
+
 /// Where an adapter receives the replies for the requests it took.
 #[async_trait]
 pub trait ReplySink: Send + Sync + 'static {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String>;
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), DeliveryError>;
 
     /// Whether this adapter shows jobs' progress; `progress` is called only if so.
     fn follows_progress(&self) -> bool {
@@ -42,7 +65,7 @@ pub trait ReplySink: Send + Sync + 'static {
     }
 
     /// A job asked from `origin` advanced. Best effort: an error is logged and forgotten.
-    async fn progress(&self, _origin: &Origin, _update: JobUpdate) -> Result<(), String> {
+    async fn progress(&self, _origin: &Origin, _update: JobUpdate) -> Result<(), DeliveryError> {
         Ok(())
     }
 }
@@ -286,14 +309,14 @@ mod tests {
 
     #[async_trait]
     impl ReplySink for Screen {
-        async fn deliver(&self, _origin: &Origin, reply: Reply) -> Result<(), String> {
+        async fn deliver(&self, _origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
             self.lines.lock().unwrap().push(reply.text);
             Ok(())
         }
         fn follows_progress(&self) -> bool {
             self.follows
         }
-        async fn progress(&self, _origin: &Origin, update: JobUpdate) -> Result<(), String> {
+        async fn progress(&self, _origin: &Origin, update: JobUpdate) -> Result<(), DeliveryError> {
             self.lines.lock().unwrap().push(reply::update(&update));
             Ok(())
         }

@@ -21,7 +21,7 @@ use rustyline::ExternalPrinter;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-use crate::async_manager::ReplySink;
+use crate::async_manager::{DeliveryError, ReplySink};
 use crate::bot::Bot;
 use crate::reply::Reply;
 use crate::request::{Answer, Outcome, Request};
@@ -36,16 +36,16 @@ struct ConsoleSink {
 
 #[async_trait]
 impl ReplySink for ConsoleSink {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
         if origin.channel.as_deref() != Some(self.session.as_str()) {
-            return Err(format!(
+            return Err(DeliveryError::Gone(format!(
                 "the console session that asked ({}) is gone",
                 origin.channel.as_deref().unwrap_or("unknown")
-            ));
+            )));
         }
         self.tx
             .send(reply)
-            .map_err(|_| "the console has closed".to_string())
+            .map_err(|_| DeliveryError::Gone("the console has closed".to_string()))
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs::{Broker, JobResult, JobStatus, Output, Store};
+use jobs::{Broker, DeadLetter, JobFailure, JobResult, JobStatus, Output, Store};
 use tokio_util::sync::CancellationToken;
 
 pub struct DeadLetterReporter {
@@ -49,10 +49,7 @@ impl DeadLetterReporter {
                 Some(Ok(d)) => d,
             };
             let job = delivery.job.clone();
-            let reason = delivery
-                .dead
-                .clone()
-                .unwrap_or_else(|| "the job queue gave up on it".to_string());
+            let reason = delivery.dead.clone().unwrap_or(DeadLetter::GaveUp);
 
             // Its last start, where there was one, so "failed after" tells how long ago.
             let record = self.store.job(job.id).await.ok().flatten();
@@ -76,7 +73,7 @@ impl DeadLetterReporter {
                     .unwrap_or_else(|| "no worker".to_string()),
                 started_at: record.and_then(|r| r.started_at).unwrap_or(now),
                 finished_at: now,
-                error: Some(format!("was set aside: {reason}")),
+                error: Some(JobFailure::DeadLettered(reason).to_string()),
             };
             let id = job.id;
             match self.store.finish_job(&result).await {

@@ -9,18 +9,46 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::control::{Control, ControlFeed};
+use crate::failure::DeadLetter;
 use crate::job::{Job, TaskClass};
 
+/// What went wrong with a broker.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("the job queue refused job {job}: {reason}")]
     Refused { job: String, reason: String },
-    #[error("the job queue is unavailable: {0}")]
-    Unavailable(String),
+    /// The broker did not answer, or failed: `reason` is the whole sentence (naming the
+    /// server and what was being done, quoting the client's error), `source` that error.
+    #[error("the job queue is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("the job queue has shut down")]
     Closed,
-    #[error("a queued job could not be read: {0}")]
-    Malformed(String),
+}
+
+impl BrokerError {
+    /// [`BrokerError::Unavailable`] for a failure with no underlying error (a timeout, a
+    /// connection already known to be lost).
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        BrokerError::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`BrokerError::Unavailable`] caused by `source`, which `reason` quotes.
+    pub fn unavailable_by(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BrokerError::Unavailable {
+            reason: reason.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 #[async_trait]
@@ -67,8 +95,8 @@ pub struct Delivery {
     /// The broker handed this job out before and it was never acknowledged: the worker
     /// that held it died, or its acknowledgement was lost.
     pub redelivered: bool,
-    /// For a dead letter: why the broker gave up on it, as a sentence.
-    pub dead: Option<String>,
+    /// For a dead letter: why the broker gave up on it.
+    pub dead: Option<DeadLetter>,
     acker: Box<dyn Acknowledge>,
 }
 
@@ -82,7 +110,7 @@ impl Delivery {
         }
     }
 
-    pub fn dead_letter(job: Job, reason: String, acker: Box<dyn Acknowledge>) -> Self {
+    pub fn dead_letter(job: Job, reason: DeadLetter, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             job,
             redelivered: false,

@@ -8,6 +8,8 @@
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
 //! - [`control`]: `Control` — messages every worker receives (`cancel`).
+//! - [`failure`]: `JobFailure` — why a job failed, the sentences workers and the dead-letter
+//!   reporter write into results; `DeadLetter` — why the broker gave up on a job.
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
 //!   broadcast control messages.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
@@ -31,6 +33,7 @@ pub mod broker;
 pub mod connect;
 pub mod control;
 pub mod event;
+pub mod failure;
 pub mod job;
 pub mod memory;
 pub mod process;
@@ -44,6 +47,7 @@ pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
+pub use failure::{DeadLetter, JobFailure};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
 pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};

@@ -3,6 +3,7 @@
 //! Writes that must be seen together happen in one call (a result and its `finished`
 //! event, a record and its `queued` event), so an implementation can make them atomic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,14 +40,43 @@ pub enum ReplyClaim {
     Unknown,
 }
 
+/// What went wrong with a store. Cloned to every caller of a batched write, so the
+/// client's error is kept behind an `Arc`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("the job store is unavailable: {0}")]
-    Unavailable(String),
+    /// The store did not answer, or refused: `reason` is the whole sentence (naming the
+    /// server and what was being done, quoting the client's error), `source` that error.
+    #[error("the job store is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("the job store holds data this version cannot read ({what}): {reason}")]
     Corrupt { what: String, reason: String },
     #[error("job {0} is not in the store")]
     UnknownJob(JobId),
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] for a failure with no underlying error.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Unavailable`] caused by `source`, which `reason` quotes.
+    pub fn unavailable_by(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Unavailable {
+            reason: reason.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
 }
 
 #[async_trait]

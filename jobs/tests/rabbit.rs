@@ -199,7 +199,10 @@ async fn a_job_rejected_without_requeue_arrives_in_the_dead_letters_with_a_reaso
 
     let letter = next(&mut dead).await;
     assert_eq!(letter.job.id, sent.id);
-    assert_eq!(letter.dead.as_deref(), Some("it was rejected by a worker"));
+    assert_eq!(
+        letter.dead.as_ref().map(ToString::to_string).as_deref(),
+        Some("it was rejected by a worker")
+    );
     letter.ack().await.unwrap();
     assert!(nothing_within(&mut dead, Duration::from_millis(500)).await);
     broker.close().await;
@@ -233,7 +236,7 @@ async fn a_job_requeued_past_the_delivery_limit_is_dead_lettered_with_that_reaso
     assert_eq!(attempts, [1, 2], "each delivery counts as an attempt");
     assert_eq!(letter.job.id, sent.id);
     assert_eq!(
-        letter.dead.as_deref(),
+        letter.dead.as_ref().map(ToString::to_string).as_deref(),
         Some(
             "it was delivered 2 times without being acknowledged (the delivery limit): \
              it may crash the workers that take it"
@@ -409,7 +412,10 @@ async fn a_delivery_from_before_a_restart_cannot_be_acked_and_is_delivered_again
     assert_eq!(again.job.id, sent.id);
     assert_eq!(again.job.attempt, 2);
     let error = before.ack().await.expect_err("its delivery tag is gone");
-    assert!(matches!(error, BrokerError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, BrokerError::Unavailable { .. }),
+        "{error:?}"
+    );
     eprintln!("{error}");
     again.ack().await.unwrap();
     assert!(nothing_within(&mut stream, Duration::from_secs(1)).await);
@@ -439,7 +445,7 @@ async fn publishing_while_the_broker_is_down_fails_in_time_and_names_no_password
     let error = broker.publish(&job()).await.unwrap_err();
     let took = start.elapsed();
     assert!(
-        matches!(error, BrokerError::Unavailable(_)),
+        matches!(error, BrokerError::Unavailable { .. }),
         "unexpected {error:?}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");

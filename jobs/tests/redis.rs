@@ -710,7 +710,7 @@ async fn with_redis_gone_longer_than_the_retry_limit_a_call_fails_without_its_pa
         .unwrap_err();
     let waited = t.elapsed();
     let message = err.to_string();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{message}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{message}");
     assert!(!message.contains(PASSWORD), "{message}");
     assert!(!format!("{err:?}").contains(PASSWORD));
     assert!(

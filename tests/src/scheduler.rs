@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bot::async_manager::ReplySink;
+use bot::async_manager::{DeliveryError, ReplySink};
 use bot::reply::Reply;
 use config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
@@ -116,9 +116,9 @@ impl ChannelRecorder {
 
 #[async_trait]
 impl ReplySink for ChannelRecorder {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
         self.0
             .send((origin.clone(), reply))
-            .map_err(|e| e.to_string())
+            .map_err(|e| DeliveryError::Gone(e.to_string()))
     }
 }

@@ -3,6 +3,10 @@
 //! - [`registry`]: `NativeTask`, the trait a Rust task implements, and `TaskRegistry`,
 //!   the tasks a worker can run by name.
 //! - [`tasks`]: the native tasks every worker has (`echo`, `sleep`).
+//! - [`cancel`]: `CancelSignal`, one running job's cancel switch: tripped by the runtime,
+//!   watched by whatever runs the job.
+//! - [`finished`]: `Finished` — how a run ended (its output, or a `jobs::JobFailure`),
+//!   whether a native task or a container ran it.
 //! - [`container`]: `ContainerRunner`, which runs container jobs in Docker (bollard),
 //!   isolated, with timeouts, cancel, output limits and progress from stderr.
 //! - [`runtime`]: `Worker`, the consume loops: bounded concurrency, a timeout per job,
@@ -12,11 +16,14 @@
 //! The worker knows the `jobs` contract and nothing of the bot: the bot's embedded mode
 //! runs a `Worker` in its own process, exactly as `octobox-worker` will run one alone.
 
+pub mod cancel;
 pub mod container;
+pub mod finished;
 pub mod registry;
 pub mod runtime;
 pub mod tasks;
 
-pub use container::ContainerRunner;
+pub use container::{ContainerRunner, EngineUnavailable};
+pub use finished::Finished;
 pub use registry::{NativeTask, TaskContext, TaskError, TaskRegistry};
 pub use runtime::{RetryPolicy, Worker};

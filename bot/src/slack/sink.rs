@@ -16,7 +16,7 @@ use jobs::{JobId, Origin, Store};
 
 use super::api::UploadFile;
 use super::outbox::Outbox;
-use crate::async_manager::ReplySink;
+use crate::async_manager::{DeliveryError, ReplySink};
 use crate::reply::{self, JobUpdate, Reply};
 
 /// The longest text sent as one message (Slack advises 4,000 characters).
@@ -125,11 +125,10 @@ pub fn layout(text: &str, name: &str) -> Layout {
 
 #[async_trait]
 impl ReplySink for SlackSink {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
-        let channel = origin
-            .channel
-            .as_deref()
-            .ok_or("a Slack request without a channel")?;
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
+        let channel = origin.channel.as_deref().ok_or(DeliveryError::Unaddressed(
+            "a Slack request without a channel",
+        ))?;
         let status = self.status(reply.job, STATUS_WAIT).await;
         let thread = origin
             .thread
@@ -148,18 +147,18 @@ impl ReplySink for SlackSink {
             Some((status_channel, ts)) => self.outbox.finish(status_channel, ts, &first).await,
             None => self.outbox.post(channel, thread, &first).await.map(drop),
         };
-        shown.map_err(|e| e.to_string())?;
+        shown.map_err(DeliveryError::adapter)?;
         for part in more {
             self.outbox
                 .post(channel, thread, &part)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(DeliveryError::adapter)?;
         }
         if let Some(file) = long_text {
             self.outbox
                 .upload(channel, thread, file)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(DeliveryError::adapter)?;
         }
         if let Some((name, media_type, bytes)) = reply.file {
             let file = UploadFile {
@@ -171,7 +170,7 @@ impl ReplySink for SlackSink {
             self.outbox
                 .upload(channel, thread, file)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(DeliveryError::adapter)?;
         }
         Ok(())
     }
@@ -180,7 +179,7 @@ impl ReplySink for SlackSink {
         true
     }
 
-    async fn progress(&self, _origin: &Origin, update: JobUpdate) -> Result<(), String> {
+    async fn progress(&self, _origin: &Origin, update: JobUpdate) -> Result<(), DeliveryError> {
         let job = update.job();
         // A job often starts before its status message is posted: wait for it a little.
         let Some((channel, ts)) = self.status(job, STATUS_WAIT).await else {
@@ -192,7 +191,7 @@ impl ReplySink for SlackSink {
         self.outbox
             .edit(&channel, &ts, &reply::update(&update))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(DeliveryError::adapter)?;
         // The result may have been shown meanwhile, by this bot or another, and this edit
         // may have landed after it: whoever edits last puts the result back.
         if let Some(result) = self.finished(job).await {
@@ -203,7 +202,7 @@ impl ReplySink for SlackSink {
             self.outbox
                 .finish(&channel, &ts, &first)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(DeliveryError::adapter)?;
         }
         Ok(())
     }

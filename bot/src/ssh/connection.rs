@@ -116,7 +116,7 @@ async fn run(
         Ok(permit) => permit,
         Err(refusal) => {
             tracing::warn!(user = %identity, reason = %refusal, "ssh session refused");
-            term.error_line(&refusal).await;
+            term.error_line(&refusal.to_string()).await;
             term.finish(status::FAILED).await;
             return;
         }

@@ -20,6 +20,18 @@ struct Open {
     by_identity: HashMap<String, usize>,
 }
 
+/// Which session limit a new session would pass; it reads as the sentence its person is
+/// shown (`reply::too_many_sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionLimit {
+    /// The bot serves `max` sessions already.
+    #[error("{}", reply::too_many_sessions(None, *max))]
+    Total { max: usize },
+    /// `identity` has `max` sessions open already.
+    #[error("{}", reply::too_many_sessions(Some(identity), *max))]
+    PerIdentity { identity: String, max: usize },
+}
+
 /// An open session's place; given back when dropped.
 pub struct SessionPermit {
     open: Arc<Mutex<Open>>,
@@ -38,19 +50,20 @@ impl SessionCounter {
         &self.limits
     }
 
-    /// A place for one more session of `identity`, or the sentence saying which limit
-    /// is reached.
-    pub fn open(&self, identity: &str) -> Result<SessionPermit, String> {
+    /// A place for one more session of `identity`, or the limit it would pass.
+    pub fn open(&self, identity: &str) -> Result<SessionPermit, SessionLimit> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.limits.max_sessions {
-            return Err(reply::too_many_sessions(None, self.limits.max_sessions));
+            return Err(SessionLimit::Total {
+                max: self.limits.max_sessions,
+            });
         }
         let mine = open.by_identity.entry(identity.to_string()).or_default();
         if *mine >= self.limits.max_sessions_per_identity {
-            return Err(reply::too_many_sessions(
-                Some(identity),
-                self.limits.max_sessions_per_identity,
-            ));
+            return Err(SessionLimit::PerIdentity {
+                identity: identity.to_string(),
+                max: self.limits.max_sessions_per_identity,
+            });
         }
         *mine += 1;
         open.total += 1;
@@ -87,10 +100,10 @@ mod tests {
         });
         let a1 = counter.open("ssh:alice").unwrap();
         let _a2 = counter.open("ssh:alice").unwrap();
-        let e = counter.open("ssh:alice").err().unwrap();
+        let e = counter.open("ssh:alice").err().unwrap().to_string();
         assert!(e.contains("ssh:alice") && e.contains("2"), "{e}");
         let _b = counter.open("ssh:bob").unwrap();
-        let e = counter.open("ssh:carol").err().unwrap();
+        let e = counter.open("ssh:carol").err().unwrap().to_string();
         assert!(e.contains("3"), "{e}");
         drop(a1);
         assert!(counter.open("ssh:carol").is_ok());

@@ -36,7 +36,7 @@ use russh::MethodKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::async_manager::{ReplySink, Sinks};
+use crate::async_manager::{DeliveryError, ReplySink, Sinks};
 use crate::reply::{JobUpdate, Reply};
 use crate::router::Router;
 use connection::Connection;
@@ -63,16 +63,16 @@ impl SshSessions {
         self.lock().remove(name);
     }
 
-    fn send(&self, origin: &Origin, notice: Notice) -> Result<(), String> {
+    fn send(&self, origin: &Origin, notice: Notice) -> Result<(), DeliveryError> {
         let name = origin.channel.as_deref().unwrap_or("");
         let tx = self.lock().get(name).cloned();
         match tx {
             Some(tx) => tx
                 .send(notice)
-                .map_err(|_| format!("the SSH session {name} has closed")),
-            None => Err(format!(
+                .map_err(|_| DeliveryError::Gone(format!("the SSH session {name} has closed"))),
+            None => Err(DeliveryError::Gone(format!(
                 "the SSH session that asked ({name}) is gone; the result stays in the job history"
-            )),
+            ))),
         }
     }
 
@@ -83,7 +83,7 @@ impl SshSessions {
 
 #[async_trait]
 impl ReplySink for SshSessions {
-    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), String> {
+    async fn deliver(&self, origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
         self.send(origin, Notice::Reply(reply))
     }
 
@@ -93,7 +93,7 @@ impl ReplySink for SshSessions {
         !self.lock().is_empty()
     }
 
-    async fn progress(&self, origin: &Origin, update: JobUpdate) -> Result<(), String> {
+    async fn progress(&self, origin: &Origin, update: JobUpdate) -> Result<(), DeliveryError> {
         // A session that ended sees no progress; that is not worth a log line.
         let _ = self.send(origin, Notice::Progress(update));
         Ok(())

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 use crate::control::{Control, ControlFeed};
+use crate::failure::DeadLetter;
 use crate::job::{Job, TaskClass};
 
 /// A queued job, and whether it was handed out before (requeued after a reject).
@@ -132,7 +133,7 @@ impl JobStream for MemoryStream {
             dead: self.dead.clone(),
         });
         Some(Ok(if self.dead_letters {
-            Delivery::dead_letter(job, "it was rejected by a worker".to_string(), acker)
+            Delivery::dead_letter(job, DeadLetter::Rejected, acker)
         } else {
             let mut d = Delivery::new(job, acker);
             d.redelivered = redelivered;

@@ -37,6 +37,7 @@ use super::link::{Shared, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 use crate::backoff::Backoff;
 use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
+use crate::failure::DeadLetter;
 use crate::job::{Job, JobId};
 
 /// How often a waiting stream checks that its channel is still alive.
@@ -257,11 +258,11 @@ async fn subscribe(
     let channel = connection
         .create_channel()
         .await
-        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+        .map_err(|e| shared.unavailable("could not open a channel", e))?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await
-        .map_err(|e| shared.unavailable("could not set the prefetch", &e))?;
+        .map_err(|e| shared.unavailable("could not set the prefetch", e))?;
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -270,7 +271,7 @@ async fn subscribe(
             FieldTable::default(),
         )
         .await
-        .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), &e))?;
+        .map_err(|e| shared.unavailable(&format!("could not consume from {queue}"), e))?;
     Ok((generation, channel, consumer))
 }
 
@@ -293,21 +294,25 @@ impl RabbitAcker {
             Ok(Ok(true)) => return Ok(()),
             // A settlement sent on a channel that died unnoticed may never be answered; the
             // worker must not wait for it (it would hold a slot for ever).
-            Err(_) => BrokerError::Unavailable(format!(
+            Err(_) => BrokerError::unavailable(format!(
                 "job {} could not be {what}: RabbitMQ at {} did not answer within {:?}, so it \
                  will deliver it again",
                 self.job, self.shared.target, SETTLE_WAIT
             )),
             // The acker was poisoned: its channel closed or reconnected since the delivery.
-            Ok(Ok(false)) => BrokerError::Unavailable(format!(
+            Ok(Ok(false)) => BrokerError::unavailable(format!(
                 "job {} could not be {what}: the connection to RabbitMQ at {} was lost after \
                  it was delivered, so RabbitMQ will deliver it again",
                 self.job, self.shared.target
             )),
-            Ok(Err(error)) => BrokerError::Unavailable(format!(
-                "job {} could not be {what}: RabbitMQ at {}: {error}; it will be delivered again",
-                self.job, self.shared.target
-            )),
+            Ok(Err(error)) => BrokerError::unavailable_by(
+                format!(
+                    "job {} could not be {what}: RabbitMQ at {}: {error}; it will be \
+                     delivered again",
+                    self.job, self.shared.target
+                ),
+                error,
+            ),
         };
         tracing::warn!(job = %self.job, %error, "settling a delivery failed");
         Err(error)
@@ -341,9 +346,9 @@ fn delivery_count(headers: Option<&FieldTable>) -> u32 {
         .unwrap_or(0)
 }
 
-/// Why RabbitMQ dead-lettered a message, as a sentence. The most recent `x-death` entry
-/// comes first; a delayed job carries an older `expired` entry from its delay queue.
-pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> String {
+/// Why RabbitMQ dead-lettered a message. The most recent `x-death` entry comes first; a
+/// delayed job carries an older `expired` entry from its delay queue.
+pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> DeadLetter {
     let latest = headers
         .and_then(|h| h.inner().get("x-death"))
         .and_then(|deaths| match deaths {
@@ -360,21 +365,14 @@ pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u
             .and_then(as_text)
     });
     match reason.as_deref() {
-        Some("delivery_limit") => {
-            let times = match delivery_limit {
-                1 => "once".to_string(),
-                n => format!("{n} times"),
-            };
-            format!(
-                "it was delivered {times} without being acknowledged (the delivery limit): \
-                 it may crash the workers that take it"
-            )
-        }
-        Some("rejected") => "it was rejected by a worker".to_string(),
-        Some("expired") => "it expired".to_string(),
-        Some("maxlen") => "its queue was full".to_string(),
-        Some(other) => format!("RabbitMQ dead-lettered it ({other})"),
-        None => "RabbitMQ dead-lettered it without saying why".to_string(),
+        Some("delivery_limit") => DeadLetter::DeliveryLimit {
+            limit: delivery_limit,
+        },
+        Some("rejected") => DeadLetter::Rejected,
+        Some("expired") => DeadLetter::Expired,
+        Some("maxlen") => DeadLetter::QueueFull,
+        Some(other) => DeadLetter::Other(other.to_string()),
+        None => DeadLetter::Unexplained,
     }
 }
 
@@ -432,18 +430,20 @@ mod tests {
             "delivery_limit",
         );
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was delivered 5 times without being acknowledged (the delivery limit): \
              it may crash the workers that take it"
         );
-        assert!(dead_letter_reason(Some(&h), 1).starts_with("it was delivered once without"));
+        assert!(dead_letter_reason(Some(&h), 1)
+            .to_string()
+            .starts_with("it was delivered once without"));
         let h = headers(vec![death("rejected", "octobox.jobs.native")], "rejected");
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was rejected by a worker"
         );
         assert_eq!(
-            dead_letter_reason(None, 5),
+            dead_letter_reason(None, 5).to_string(),
             "RabbitMQ dead-lettered it without saying why"
         );
     }
@@ -458,7 +458,7 @@ mod tests {
             "expired",
         );
         assert_eq!(
-            dead_letter_reason(Some(&h), 5),
+            dead_letter_reason(Some(&h), 5).to_string(),
             "it was rejected by a worker"
         );
     }

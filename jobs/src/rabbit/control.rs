@@ -53,7 +53,7 @@ pub(crate) async fn publish(
     control: &Control,
 ) -> Result<(), BrokerError> {
     let body = serde_json::to_vec(control)
-        .map_err(|e| BrokerError::Unavailable(format!("a control message: {e}")))?;
+        .map_err(|e| BrokerError::unavailable_by(format!("a control message: {e}"), e))?;
     let confirm = channel
         .basic_publish(
             CONTROL_EXCHANGE.into(),
@@ -63,16 +63,16 @@ pub(crate) async fn publish(
             BasicProperties::default().with_content_type("application/json".into()),
         )
         .await
-        .map_err(|e| shared.unavailable("could not send a control message", &e))?;
+        .map_err(|e| shared.unavailable("could not send a control message", e))?;
     tokio::time::timeout(Duration::from_secs(10), confirm)
         .await
         .map_err(|_| {
-            BrokerError::Unavailable(format!(
+            BrokerError::unavailable(format!(
                 "RabbitMQ at {} did not confirm a control message in time",
                 shared.target
             ))
         })?
-        .map_err(|e| shared.unavailable("could not send a control message", &e))?;
+        .map_err(|e| shared.unavailable("could not send a control message", e))?;
     Ok(())
 }
 
@@ -94,10 +94,10 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
     let channel = connection
         .create_channel()
         .await
-        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+        .map_err(|e| shared.unavailable("could not open a channel", e))?;
     declare(&channel)
         .await
-        .map_err(|e| shared.unavailable("could not declare the control exchange", &e))?;
+        .map_err(|e| shared.unavailable("could not declare the control exchange", e))?;
     let queue = channel
         .queue_declare(
             "".into(),
@@ -109,7 +109,7 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
             FieldTable::default(),
         )
         .await
-        .map_err(|e| shared.unavailable("could not declare a control queue", &e))?;
+        .map_err(|e| shared.unavailable("could not declare a control queue", e))?;
     let name = queue.name().as_str().to_string();
     channel
         .queue_bind(
@@ -120,7 +120,7 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
             FieldTable::default(),
         )
         .await
-        .map_err(|e| shared.unavailable("could not bind the control queue", &e))?;
+        .map_err(|e| shared.unavailable("could not bind the control queue", e))?;
     let consumer = channel
         .basic_consume(
             name.as_str().into(),
@@ -132,7 +132,7 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
             FieldTable::default(),
         )
         .await
-        .map_err(|e| shared.unavailable("could not consume control messages", &e))?;
+        .map_err(|e| shared.unavailable("could not consume control messages", e))?;
     Ok((generation, channel, consumer))
 }
 

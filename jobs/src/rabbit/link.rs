@@ -63,7 +63,7 @@ impl Shared {
         let target = url.redacted_url();
         let mut uri: AMQPUri = url.expose().parse().map_err(|_| {
             // The parser's message may quote the whole URL, password included.
-            BrokerError::Unavailable(format!(
+            BrokerError::unavailable(format!(
                 "the broker URL for {target} is not a valid AMQP URL \
                  (amqp://user:password@host:port/vhost)"
             ))
@@ -120,7 +120,7 @@ impl Shared {
             )
             .await;
             if waited.is_err() {
-                return Err(BrokerError::Unavailable(format!(
+                return Err(BrokerError::unavailable(format!(
                     "RabbitMQ at {} is not reachable; reconnecting",
                     self.target
                 )));
@@ -138,8 +138,11 @@ impl Shared {
     }
 
     /// A sentence for an error that has no better one.
-    pub fn unavailable(&self, doing: &str, error: &lapin::Error) -> BrokerError {
-        BrokerError::Unavailable(format!("RabbitMQ at {}: {doing}: {error}", self.target))
+    pub fn unavailable(&self, doing: &str, error: lapin::Error) -> BrokerError {
+        BrokerError::unavailable_by(
+            format!("RabbitMQ at {}: {doing}: {error}", self.target),
+            error,
+        )
     }
 }
 
@@ -201,25 +204,27 @@ async fn open(uri: &AMQPUri, target: &str, deadline: Instant) -> Result<Connecti
     let address = (uri.authority.host.clone(), uri.authority.port);
     match timeout_at(deadline, tokio::net::TcpStream::connect(address)).await {
         Err(_) => {
-            return Err(BrokerError::Unavailable(format!(
+            return Err(BrokerError::unavailable(format!(
                 "RabbitMQ at {target} did not accept a connection in time"
             )))
         }
         Ok(Err(error)) => {
-            return Err(BrokerError::Unavailable(format!(
-                "could not connect to RabbitMQ at {target}: {error}"
-            )))
+            return Err(BrokerError::unavailable_by(
+                format!("could not connect to RabbitMQ at {target}: {error}"),
+                error,
+            ))
         }
         Ok(Ok(_probe)) => {}
     }
     let properties = ConnectionProperties::default().with_connection_name(connection_name().into());
     match timeout_at(deadline, Connection::connect_uri(uri.clone(), properties)).await {
-        Err(_) => Err(BrokerError::Unavailable(format!(
+        Err(_) => Err(BrokerError::unavailable(format!(
             "RabbitMQ at {target} did not complete the AMQP handshake in time"
         ))),
-        Ok(Err(error)) => Err(BrokerError::Unavailable(format!(
-            "could not connect to RabbitMQ at {target}: {error}"
-        ))),
+        Ok(Err(error)) => Err(BrokerError::unavailable_by(
+            format!("could not connect to RabbitMQ at {target}: {error}"),
+            error,
+        )),
         Ok(Ok(connection)) => Ok(connection),
     }
 }

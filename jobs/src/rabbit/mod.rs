@@ -109,7 +109,7 @@ impl RabbitBroker {
         }
         *publisher = None;
         if !connection.status().connected() {
-            return Err(BrokerError::Unavailable(format!(
+            return Err(BrokerError::unavailable(format!(
                 "RabbitMQ at {} is not reachable; reconnecting",
                 self.shared.target
             )));
@@ -224,7 +224,7 @@ impl RabbitBroker {
             waited_ms = started.elapsed().as_millis() as u64,
             "gave up publishing: RabbitMQ did not confirm the job in time"
         );
-        BrokerError::Unavailable(format!(
+        BrokerError::unavailable(format!(
             "job {} could not be queued: RabbitMQ at {} did not confirm it within {} seconds",
             job.id,
             self.shared.target,
@@ -323,9 +323,8 @@ fn confirmed(job: &Job, confirmation: Confirmation) -> Result<(), BrokerError> {
             reason: "RabbitMQ could not store it (it answered with a negative confirmation)"
                 .to_string(),
         }),
-        Confirmation::NotRequested => Err(BrokerError::Unavailable(
-            "the publishing channel is not in confirm mode, so the job may not be queued"
-                .to_string(),
+        Confirmation::NotRequested => Err(BrokerError::unavailable(
+            "the publishing channel is not in confirm mode, so the job may not be queued",
         )),
     }
 }
@@ -345,11 +344,11 @@ async fn open_publisher(
     let channel = connection
         .create_channel()
         .await
-        .map_err(|e| shared.unavailable("could not open a channel", &e))?;
+        .map_err(|e| shared.unavailable("could not open a channel", e))?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
-        .map_err(|e| shared.unavailable("could not turn on publisher confirms", &e))?;
+        .map_err(|e| shared.unavailable("could not turn on publisher confirms", e))?;
     let declared = timeout(
         Duration::from_secs(60),
         topology::declare(&channel, shared.delivery_limit),
@@ -364,12 +363,15 @@ async fn open_publisher(
             } else {
                 ""
             };
-            Err(BrokerError::Unavailable(format!(
-                "RabbitMQ at {} refused to declare the {what}: {error}{hint}",
-                shared.target
-            )))
+            Err(BrokerError::unavailable_by(
+                format!(
+                    "RabbitMQ at {} refused to declare the {what}: {error}{hint}",
+                    shared.target
+                ),
+                error,
+            ))
         }
-        Err(_) => Err(BrokerError::Unavailable(format!(
+        Err(_) => Err(BrokerError::unavailable(format!(
             "RabbitMQ at {} did not declare the job queues within a minute",
             shared.target
         ))),

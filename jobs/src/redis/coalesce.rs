@@ -65,8 +65,8 @@ impl<T: Send + 'static, O: Send + 'static> Coalescer<T, O> {
             tokio::spawn(sending.in_current_span().with_current_subscriber());
         }
         outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the write was abandoned before its outcome was known".into(),
+            Err(StoreError::unavailable(
+                "the write was abandoned before its outcome was known",
             ))
         })
     }
@@ -189,7 +189,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_fails_every_write_in_it_and_the_next_write_is_sent_anew() {
         let coalescer = Arc::new(Coalescer::<u32>::default());
-        let failing = |_: Vec<u32>| async { Err(StoreError::Unavailable("down".into())) };
+        let failing = |_: Vec<u32>| async { Err(StoreError::unavailable("down")) };
         let err = coalescer.write(1, failing).await.unwrap_err();
         assert!(err.to_string().contains("down"), "{err}");
         coalescer

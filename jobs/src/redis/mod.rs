@@ -128,9 +128,13 @@ impl RedisStore {
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         let address = config.url.redacted_url();
         let client = ::redis::Client::open(config.url.expose()).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "the store URL {address} is not a Redis URL (redis://[:password@]host:port/db): {e}"
-            ))
+            StoreError::unavailable_by(
+                format!(
+                    "the store URL {address} is not a Redis URL \
+                     (redis://[:password@]host:port/db): {e}"
+                ),
+                e,
+            )
         })?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -142,9 +146,10 @@ impl RedisStore {
             .set_max_delay(MAX_BACKOFF);
         let shared = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "could not prepare a connection to Redis at {address}: {e}"
-                ))
+                StoreError::unavailable_by(
+                    format!("could not prepare a connection to Redis at {address}: {e}"),
+                    e,
+                )
             })?;
         let store = RedisStore {
             client,
@@ -240,10 +245,10 @@ where
             Err(err) => err,
         };
         if !is_transient(&err) {
-            return Err(StoreError::Unavailable(format!(
-                "Redis at {} refused to {what}: {err}",
-                address
-            )));
+            return Err(StoreError::unavailable_by(
+                format!("Redis at {address} refused to {what}: {err}"),
+                err,
+            ));
         }
         failures += 1;
         let since = *first_failure.get_or_insert_with(Instant::now);
@@ -255,12 +260,15 @@ where
                 error = %err,
                 "giving up on the job store while trying to {what}"
             );
-            return Err(StoreError::Unavailable(format!(
-                "Redis at {} did not answer within {} ({failures} tries) while trying to \
-                 {what}; the last error was: {err}",
-                address,
-                lexicon::format_duration(limit),
-            )));
+            return Err(StoreError::unavailable_by(
+                format!(
+                    "Redis at {} did not answer within {} ({failures} tries) while trying \
+                     to {what}; the last error was: {err}",
+                    address,
+                    lexicon::format_duration(limit),
+                ),
+                err,
+            ));
         }
         if failures == 1 {
             tracing::warn!(

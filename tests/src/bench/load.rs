@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
-use bot::async_manager::ReplySink;
+use bot::async_manager::{DeliveryError, ReplySink};
 use bot::reply::Reply;
 use bot::router::{Outcome, Request, Router};
 use jobs::{JobId, JobStatus, Origin};
@@ -45,7 +45,7 @@ impl BenchSink {
 
 #[async_trait]
 impl ReplySink for BenchSink {
-    async fn deliver(&self, _origin: &Origin, reply: Reply) -> Result<(), String> {
+    async fn deliver(&self, _origin: &Origin, reply: Reply) -> Result<(), DeliveryError> {
         let at = Instant::now();
         self.0
             .send(Arrival {
@@ -53,7 +53,7 @@ impl ReplySink for BenchSink {
                 status: reply.status,
                 at,
             })
-            .map_err(|_| "the bench has stopped listening".to_string())
+            .map_err(|_| DeliveryError::Gone("the bench has stopped listening".to_string()))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Docker engine calls around one container that need more than one line: pulling,
-//! reading the exit state, removing (also when the job's future is dropped), and turning
-//! engine errors into sentences.
+//! reading the exit state, removing (also when the job's future is dropped), and telling
+//! engine errors as the job's `JobFailure`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{CreateImageOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use futures::StreamExt;
+use jobs::JobFailure;
 
 /// How a container ended.
 pub struct ExitState {
@@ -31,21 +32,25 @@ impl EngineError {
         EngineError::Call { doing, error }
     }
 
-    /// The sentence the requester reads.
-    pub fn sentence(&self, host: &str) -> String {
+    /// The job's failure, for the engine at `host`.
+    pub fn failure(&self, host: &str) -> JobFailure {
         match self {
-            EngineError::MissingImage(image) => format!(
-                "image \"{image}\" is not on this worker's Docker engine, and this command does \
-                 not pull images: load the image on the worker, or set pull = true in the \
-                 command's container table"
-            ),
+            EngineError::MissingImage(image) => JobFailure::MissingImage {
+                image: image.clone(),
+            },
             EngineError::Call {
                 doing,
                 error: DockerError::DockerResponseServerError { message, .. },
-            } => format!("the Docker engine at {host} refused to {doing}: {message}"),
-            EngineError::Call { doing, error } => {
-                format!("the Docker engine at {host} is not answering (trying to {doing}): {error}")
-            }
+            } => JobFailure::EngineRefused {
+                host: host.to_string(),
+                doing: doing.to_string(),
+                message: message.clone(),
+            },
+            EngineError::Call { doing, error } => JobFailure::EngineGone {
+                host: host.to_string(),
+                doing: doing.to_string(),
+                reason: error.to_string(),
+            },
         }
     }
 }

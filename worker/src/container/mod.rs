@@ -11,7 +11,7 @@
 //! behind (a worker killed mid-job) can be found.
 //!
 //! - `engine`: pulling, the exit state, removal (also of abandoned jobs), engine errors as
-//!   sentences.
+//!   the job's `JobFailure`.
 //! - [`streams`]: reading stdout (the result) and stderr (progress lines).
 //! - [`output`]: stdout to `Output`: text, decoded base64, files of known types.
 
@@ -25,21 +25,30 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder};
 use bollard::Docker;
-use config::limits::format_size;
-use jobs::{ContainerLimits, Job, JobStatus, Output, Task};
+use jobs::{ContainerLimits, Job, JobFailure, Task};
 use tokio::sync::OnceCell;
 
+use crate::cancel::CancelSignal;
+use crate::finished::Finished;
 use crate::registry::TaskContext;
-use crate::runtime::CancelSignal;
 use engine::{EngineError, Removal};
-
-/// How a container job ended: status, output, and the sentence for a failure.
-pub type Finished = (JobStatus, Output, Option<String>);
 
 /// The label every job container carries, with the job id as its value.
 pub const JOB_LABEL: &str = "octobox.job";
 /// The user a container runs as when neither the command nor the image names one.
 const NOBODY: &str = "65534:65534";
+/// How long the engine has to answer a worker that connects to it.
+const ENGINE_ANSWER: Duration = Duration::from_secs(5);
+
+/// Why this worker cannot reach its Docker engine. It reads as the sentence container jobs
+/// fail with meanwhile (`failure`); `source` is the client's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct EngineUnavailable {
+    pub failure: JobFailure,
+    #[source]
+    source: Option<bollard::errors::Error>,
+}
 
 /// Runs container jobs on one Docker engine.
 pub struct ContainerRunner {
@@ -53,9 +62,9 @@ pub struct ContainerRunner {
 
 impl ContainerRunner {
     /// Connects to the engine `DOCKER_HOST` names (the local socket by default), agrees
-    /// on an API version and checks that it answers. An error is a sentence saying why
-    /// this worker cannot run containers.
-    pub async fn connect() -> Result<Self, String> {
+    /// on an API version and checks that it answers. An error says why this worker cannot
+    /// run containers.
+    pub async fn connect() -> Result<Self, EngineUnavailable> {
         let runner = Self::unchecked();
         runner.docker().await?;
         Ok(runner)
@@ -75,7 +84,7 @@ impl ContainerRunner {
     }
 
     /// The client, connecting first if no engine has answered yet.
-    async fn docker(&self) -> Result<&Docker, String> {
+    async fn docker(&self) -> Result<&Docker, EngineUnavailable> {
         let host = &self.host;
         self.docker
             .get_or_try_init(|| async {
@@ -85,12 +94,22 @@ impl ContainerRunner {
                     docker.ping().await?;
                     Ok::<_, bollard::errors::Error>(docker)
                 };
-                match tokio::time::timeout(Duration::from_secs(5), answer).await {
+                match tokio::time::timeout(ENGINE_ANSWER, answer).await {
                     Ok(Ok(docker)) => Ok(docker),
-                    Ok(Err(e)) => Err(format!("the Docker engine at {host} does not answer: {e}")),
-                    Err(_) => Err(format!(
-                        "the Docker engine at {host} did not answer within 5 seconds"
-                    )),
+                    Ok(Err(e)) => Err(EngineUnavailable {
+                        failure: JobFailure::EngineSilent {
+                            host: host.clone(),
+                            reason: e.to_string(),
+                        },
+                        source: Some(e),
+                    }),
+                    Err(_) => Err(EngineUnavailable {
+                        failure: JobFailure::EngineSlow {
+                            host: host.clone(),
+                            within: ENGINE_ANSWER,
+                        },
+                        source: None,
+                    }),
                 }
             })
             .await
@@ -113,15 +132,15 @@ impl ContainerRunner {
     pub async fn run(&self, ctx: &TaskContext, cancel: &CancelSignal) -> Finished {
         let job = &ctx.job;
         let Task::Container { image, limits, .. } = &job.task else {
-            return failed(format!("job {} is not a container job", job.id));
+            return Finished::Failed(JobFailure::NotAContainerJob { job: job.id });
         };
         let docker = match self.docker().await {
             Ok(docker) => docker,
-            Err(why) => return failed(why),
+            Err(unavailable) => return Finished::Failed(unavailable.failure),
         };
         let image_user = match image_user(docker, image, limits.pull).await {
             Ok(user) => user,
-            Err(e) => return failed(e.sentence(&self.host)),
+            Err(e) => return Finished::Failed(e.failure(&self.host)),
         };
         let body = container_body(job, image_user, limits);
         let name = format!("octobox-{}", job.id);
@@ -134,7 +153,9 @@ impl ContainerRunner {
         let id = match created {
             Ok(c) => c.id,
             Err(e) => {
-                return failed(EngineError::new("create its container", e).sentence(&self.host))
+                return Finished::Failed(
+                    EngineError::new("create its container", e).failure(&self.host),
+                )
             }
         };
         let removal = Removal::new(docker.clone(), id.clone(), self.live.clone());
@@ -148,12 +169,16 @@ impl ContainerRunner {
             Ok(a) => a,
             Err(e) => {
                 removal.remove().await;
-                return failed(EngineError::new("attach to its container", e).sentence(&self.host));
+                return Finished::Failed(
+                    EngineError::new("attach to its container", e).failure(&self.host),
+                );
             }
         };
         if let Err(e) = docker.start_container(&id, None).await {
             removal.remove().await;
-            return failed(EngineError::new("start its container", e).sentence(&self.host));
+            return Finished::Failed(
+                EngineError::new("start its container", e).failure(&self.host),
+            );
         }
         tracing::info!(job = %job.id, container = %id, %image, "container started");
 
@@ -167,50 +192,35 @@ impl ContainerRunner {
             ran = ran => ran,
             _ = tokio::time::sleep(job.timeout) => {
                 removal.remove().await;
-                let why = format!(
-                    "timed out after {}; its container was stopped and removed",
-                    lexicon::format_duration(job.timeout)
-                );
-                return (JobStatus::TimedOut, Output::Empty, Some(why));
+                return Finished::Failed(JobFailure::ContainerTimedOut { after: job.timeout });
             }
             _ = cancel.cancelled() => {
                 removal.remove().await;
-                let by = cancel.by().unwrap_or("someone");
-                return (JobStatus::Cancelled, Output::Empty, Some(crate::runtime::cancelled_by(by)));
+                let by = cancel.by().unwrap_or("someone").to_string();
+                return Finished::Failed(JobFailure::Cancelled { by });
             }
         };
         removal.remove().await;
         let exit = match exit {
             Ok(exit) => exit,
-            Err(e) => return failed(e.sentence(&self.host)),
+            Err(e) => return Finished::Failed(e.failure(&self.host)),
         };
-        if let Some(broken) = &collected.broken {
-            return failed(format!(
-                "the Docker engine at {} stopped sending the container's output: {broken}",
-                self.host
-            ));
+        if let Some(broken) = collected.broken {
+            return Finished::Failed(JobFailure::OutputBroken {
+                host: self.host.clone(),
+                reason: broken,
+            });
         }
         if exit.oom_killed {
-            return failed(format!(
-                "its container ran out of memory (the limit is {}) and was stopped",
-                format_size(limits.memory)
-            ));
+            return Finished::Failed(JobFailure::OutOfMemory {
+                limit: limits.memory,
+            });
         }
         if exit.code != 0 {
-            let tail: Vec<_> = collected.stderr_tail.iter().map(String::as_str).collect();
-            let why = if tail.is_empty() {
-                format!(
-                    "its container exited with status {} (it wrote nothing to stderr)",
-                    exit.code
-                )
-            } else {
-                format!(
-                    "its container exited with status {}; its last lines on stderr:\n{}",
-                    exit.code,
-                    tail.join("\n")
-                )
-            };
-            return failed(why);
+            return Finished::Failed(JobFailure::Exited {
+                code: exit.code,
+                stderr_tail: collected.stderr_tail.into(),
+            });
         }
         match output::job_output(
             collected.stdout,
@@ -218,8 +228,8 @@ impl ContainerRunner {
             limits.output_limit,
             limits.output,
         ) {
-            Ok(out) => (JobStatus::Succeeded, out, None),
-            Err(why) => failed(why),
+            Ok(out) => Finished::Succeeded(out),
+            Err(failure) => Finished::Failed(failure),
         }
     }
 }
@@ -244,10 +254,6 @@ async fn image_user(
         Err(e) if engine::is_not_found(&e) => Err(EngineError::MissingImage(image.to_string())),
         Err(e) => Err(EngineError::new("look up its image", e)),
     }
-}
-
-fn failed(why: String) -> Finished {
-    (JobStatus::Failed, Output::Empty, Some(why))
 }
 
 /// The container for `job`, isolated as `limits` say.

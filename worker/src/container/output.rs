@@ -7,28 +7,23 @@
 
 use base64::Engine as _;
 use config::limits::format_size;
-use jobs::{Output, OutputFormat};
+use jobs::{JobFailure, Output, OutputFormat};
 
 /// Text longer than this (in characters) is delivered as a file rather than a message.
 pub const MESSAGE_LIMIT: usize = 3000;
 
-/// Turns `stdout` into the job's output; `cut` says it was cut at `limit` bytes. An error
-/// is a sentence for the requester.
+/// Turns `stdout` into the job's output; `cut` says it was cut at `limit` bytes.
 pub fn job_output(
     stdout: Vec<u8>,
     cut: bool,
     limit: u64,
     format: OutputFormat,
-) -> Result<Output, String> {
+) -> Result<Output, JobFailure> {
     match format {
         OutputFormat::Text => Ok(text_output(&String::from_utf8_lossy(&stdout), cut, limit)),
         OutputFormat::Base64 => {
             if cut {
-                return Err(format!(
-                    "its output passed the {} limit and was cut, so it cannot be decoded as \
-                     base64; raise the command's output_limit",
-                    format_size(limit)
-                ));
+                return Err(JobFailure::Base64Cut { limit });
             }
             let encoded: Vec<u8> = stdout
                 .into_iter()
@@ -36,7 +31,9 @@ pub fn job_output(
                 .collect();
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&encoded)
-                .map_err(|e| format!("its output is not valid base64 ({e})"))?;
+                .map_err(|e| JobFailure::NotBase64 {
+                    reason: e.to_string(),
+                })?;
             Ok(decoded_output(bytes))
         }
     }
@@ -146,9 +143,13 @@ mod tests {
 
     #[test]
     fn bad_base64_and_cut_base64_say_so() {
-        let bad = job_output(b"!!!".to_vec(), false, 100, OutputFormat::Base64).unwrap_err();
+        let bad = job_output(b"!!!".to_vec(), false, 100, OutputFormat::Base64)
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("not valid base64"), "{bad}");
-        let cut = job_output(b"aGVsbG8=".to_vec(), true, 8, OutputFormat::Base64).unwrap_err();
+        let cut = job_output(b"aGVsbG8=".to_vec(), true, 8, OutputFormat::Base64)
+            .unwrap_err()
+            .to_string();
         assert!(cut.contains("8 bytes limit"), "{cut}");
     }
 

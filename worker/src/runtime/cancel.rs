@@ -1,45 +1,22 @@
 //! `Cancellations`: which running jobs were asked to stop, and by whom.
 //!
 //! A `cancel` reaches every worker (a control message). The worker running the job
-//! trips its [`CancelSignal`]; the task's runner stops it (a container is killed and
+//! trips its [`CancelSignal`] (`crate::cancel`); the task's runner stops it (a container is killed and
 //! removed, a native task is dropped). A cancel for a job this worker does not run is
 //! remembered for a while, so a job still in the queue is cancelled when it arrives.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::JobId;
-use tokio_util::sync::CancellationToken;
+
+use crate::cancel::CancelSignal;
 
 /// How long a cancel for a job this worker has not (yet) received is remembered.
 const REMEMBER: Duration = Duration::from_secs(3600);
 /// At most this many such cancels are remembered; the oldest are forgotten first.
 const REMEMBER_AT_MOST: usize = 10_000;
-
-/// One running job's cancel switch.
-#[derive(Debug, Default)]
-pub struct CancelSignal {
-    token: CancellationToken,
-    by: OnceLock<String>,
-}
-
-impl CancelSignal {
-    /// Resolves once the job is cancelled.
-    pub async fn cancelled(&self) {
-        self.token.cancelled().await
-    }
-
-    /// Who cancelled the job, once it is.
-    pub fn by(&self) -> Option<&str> {
-        self.by.get().map(String::as_str)
-    }
-
-    fn trip(&self, by: &str) {
-        let _ = self.by.set(by.to_string());
-        self.token.cancel();
-    }
-}
 
 /// The cancel switches of the jobs running on this worker.
 #[derive(Debug, Default)]
@@ -82,11 +59,6 @@ impl Cancellations {
         early.insert(id, (by.to_string(), now));
         false
     }
-}
-
-/// The reason a cancelled job's result gives.
-pub fn cancelled_by(by: &str) -> String {
-    format!("cancelled by {by}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

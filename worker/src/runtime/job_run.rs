@@ -24,11 +24,13 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 use jobs::{
-    Broker, Delivery, Event, EventKind, Job, JobResult, JobStatus, Output, Store, StoreError, Task,
+    Broker, Delivery, Event, EventKind, Job, JobFailure, JobResult, Store, StoreError, Task,
 };
 
-use super::cancel::{CancelSignal, Cancellations};
+use super::cancel::Cancellations;
+use crate::cancel::CancelSignal;
 use crate::container::ContainerRunner;
+use crate::finished::Finished;
 use crate::registry::{TaskContext, TaskError, TaskRegistry};
 
 /// How failures a task calls retryable are tried again: up to `retries` more attempts,
@@ -75,9 +77,10 @@ pub(super) struct JobRun {
     pub delivery_limit: u32,
 }
 
-/// How a run ended, before it is written down.
+/// How a run ended, before it is written down: finished, or a failure the task calls
+/// retryable (its sentence), to try again if attempts are left.
 pub(crate) enum Ran {
-    Done(JobStatus, Output, Option<String>),
+    Done(Finished),
     Retry(String),
 }
 
@@ -156,25 +159,17 @@ impl JobRun {
         let cancel = self.cancellations.start(job.id);
         let ran = self.execute(job, &cancel).await;
         self.cancellations.finish(job.id);
-        let (status, output, error) = match ran {
-            Ran::Done(status, output, error) => (status, output, error),
+        let finished = match ran {
+            Ran::Done(finished) => finished,
             Ran::Retry(why) => match self.retry.delay_after(job.attempt) {
                 Some(delay) => return Stored::Rescheduled(why, delay),
-                None => {
-                    let why = format!("failed after {} attempts: {why}", job.attempt);
-                    (JobStatus::Failed, Output::Empty, Some(why))
-                }
+                None => Finished::Failed(JobFailure::RetriesUsedUp {
+                    attempts: job.attempt,
+                    last: why,
+                }),
             },
         };
-        let result = JobResult {
-            id: job.id,
-            status,
-            output,
-            worker: self.worker.clone(),
-            started_at,
-            finished_at: Utc::now(),
-            error,
-        };
+        let result = finished.into_result(job.id, &self.worker, started_at);
         let stored = self.store.finish_job(&result).await;
         Stored::Result(result, stored)
     }
@@ -199,37 +194,24 @@ impl JobRun {
         let name = match &job.task {
             Task::Native { name } => name,
             Task::Container { image, .. } => {
-                return match &self.containers {
-                    Some(runner) => {
-                        let (status, output, error) = runner.run(&ctx, cancel).await;
-                        Ran::Done(status, output, error)
-                    }
-                    None => Ran::Done(
-                        JobStatus::Failed,
-                        Output::Empty,
-                        Some(format!(
-                            "this worker cannot run containers, so it cannot run image \"{image}\""
-                        )),
-                    ),
-                };
+                return Ran::Done(match &self.containers {
+                    Some(runner) => runner.run(&ctx, cancel).await,
+                    None => Finished::Failed(JobFailure::NoContainers {
+                        image: image.clone(),
+                    }),
+                });
             }
             Task::Ship { shipper } => {
-                return Ran::Done(
-                    JobStatus::Failed,
-                    Output::Empty,
-                    Some(format!(
-                        "shipper \"{shipper}\" runs in the scheduler that fires it, never on a worker"
-                    )),
-                );
+                return Ran::Done(Finished::Failed(JobFailure::ShipperOnWorker {
+                    shipper: shipper.clone(),
+                }));
             }
         };
         let Some(task) = self.registry.get(name) else {
-            let known: Vec<_> = self.registry.names().collect();
-            let why = format!(
-                "this worker has no native task \"{name}\" (it has: {})",
-                known.join(", ")
-            );
-            return Ran::Done(JobStatus::Failed, Output::Empty, Some(why));
+            return Ran::Done(Finished::Failed(JobFailure::UnknownTask {
+                name: name.clone(),
+                known: self.registry.names().map(String::from).collect(),
+            }));
         };
         // Run in place (each job already has a tokio task of its own): a panic is caught
         // here and fails only this job; a timeout or a cancel drops the task's future.
@@ -239,18 +221,16 @@ impl JobRun {
             _ = cancel.cancelled() => return cancelled(cancel.by().unwrap_or("someone")),
         };
         match finished {
-            Ok(Ok(Ok(output))) => Ran::Done(JobStatus::Succeeded, output, None),
+            Ok(Ok(Ok(output))) => Ran::Done(Finished::Succeeded(output)),
             Ok(Ok(Err(TaskError::Retryable(why)))) => Ran::Retry(why),
-            Ok(Ok(Err(e))) => Ran::Done(JobStatus::Failed, Output::Empty, Some(e.to_string())),
+            Ok(Ok(Err(e))) => Ran::Done(Finished::Failed(JobFailure::Task(e.to_string()))),
             Ok(Err(panic)) => {
                 tracing::error!(job = %job.id, panic = panic_message(&*panic), "native task crashed");
-                let why = format!("the task \"{name}\" crashed; the worker log has details");
-                Ran::Done(JobStatus::Failed, Output::Empty, Some(why))
+                Ran::Done(Finished::Failed(JobFailure::Crashed { task: name.clone() }))
             }
-            Err(_) => {
-                let why = format!("timed out after {}", lexicon::format_duration(job.timeout));
-                Ran::Done(JobStatus::TimedOut, Output::Empty, Some(why))
-            }
+            Err(_) => Ran::Done(Finished::Failed(JobFailure::TimedOut {
+                after: job.timeout,
+            })),
         }
     }
 
@@ -287,25 +267,13 @@ impl JobRun {
         };
         let deliveries = job.attempt.saturating_sub(1);
         if deliveries >= self.delivery_limit {
-            let times = match deliveries {
-                1 => "once".to_string(),
-                n => format!("{n} times"),
-            };
-            let why = format!(
-                "was set aside: it was delivered {times} and never finished (the delivery \
-                 limit); it may crash the workers that take it"
-            );
             tracing::warn!(job = %job.id, deliveries, "job set aside after repeated lost deliveries");
-            let now = Utc::now();
-            let result = JobResult {
-                id: job.id,
-                status: JobStatus::Failed,
-                output: Output::Empty,
-                worker: self.worker.clone(),
-                started_at: record.and_then(|r| r.started_at).unwrap_or(now),
-                finished_at: now,
-                error: Some(why),
-            };
+            let started_at = record.and_then(|r| r.started_at).unwrap_or_else(Utc::now);
+            let result = Finished::Failed(JobFailure::NeverFinished { deliveries }).into_result(
+                job.id,
+                &self.worker,
+                started_at,
+            );
             if let Err(e) = self.store.finish_job(&result).await {
                 tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
                 return requeue(delivery).await;
@@ -354,11 +322,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// The outcome of a job stopped by `cancel`; `by` is who asked.
 pub(crate) fn cancelled(by: &str) -> Ran {
-    Ran::Done(
-        JobStatus::Cancelled,
-        Output::Empty,
-        Some(super::cancel::cancelled_by(by)),
-    )
+    Ran::Done(Finished::Failed(JobFailure::Cancelled {
+        by: by.to_string(),
+    }))
 }
 
 async fn requeue(delivery: Delivery) {

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::container::ContainerRunner;
 use crate::registry::TaskRegistry;
-pub use cancel::{cancelled_by, CancelSignal, Cancellations};
+pub use cancel::Cancellations;
 use job_run::JobRun;
 pub use job_run::RetryPolicy;
 
