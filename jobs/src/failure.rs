@@ -51,6 +51,17 @@ pub enum JobFailure {
     #[error("cancelled by {by}")]
     Cancelled { by: String },
 
+    // Shipper runs (in the scheduler that fired them).
+    #[error("no shipper \"{name}\" in this scheduler's configuration")]
+    UnknownShipper { name: String },
+    /// Past its timeout. The status stays `failed`: the run stopped at a checkpoint and
+    /// the next one resumes there, so nothing is lost as with a timed-out task.
+    #[error(
+        "timed out after {}; the next run resumes from the checkpoint",
+        format_duration(*after)
+    )]
+    ShipperStopped { after: Duration },
+
     // The Docker engine and the container.
     /// The engine could not be reached; `reason` quotes the client's error.
     #[error("the Docker engine at {host} does not answer: {reason}")]

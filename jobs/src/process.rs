@@ -9,7 +9,7 @@
 //! eighth shorter. Many SSH sessions opening at once are the one load that gains from
 //! more threads (the key exchanges are computation): raise the count there.
 
-use std::fmt::Display;
+use std::error::Error;
 use std::future::Future;
 use std::io;
 use std::process::{ExitCode, Termination};
@@ -33,7 +33,7 @@ pub fn build() -> io::Result<tokio::runtime::Runtime> {
 pub fn run_to_exit<T, E, F>(program: &str, main: F) -> ExitCode
 where
     T: Termination,
-    E: Display,
+    E: AsRef<dyn Error + Send + Sync + 'static>,
     F: Future<Output = Result<T, E>>,
 {
     let runtime = match build() {
@@ -46,10 +46,42 @@ where
     match runtime.block_on(main) {
         Ok(done) => done.report(),
         Err(e) => {
-            eprintln!("{program}: {e:#}");
+            eprintln!("{program}: {}", with_causes(e.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes as one line, `error: cause: cause`. Our errors often quote
+/// their cause in their own sentence and keep it as their source too; a cause whose
+/// words are already on the line is not repeated.
+pub fn with_causes(error: &(dyn Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let words = c.to_string();
+        if !line.contains(&words) {
+            line.push_str(": ");
+            line.push_str(&words);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C; `then` says in the log what stopping means
+/// for this process ("giving the lease up").
+pub async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken, then: &'static str) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        tracing::error!("cannot listen for SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: {then}"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: {then}"),
+    }
+    shutdown.cancel();
 }
 
 /// Logs go to standard error, filtered by `RUST_LOG` when it is set and by
@@ -78,6 +110,34 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}")]
+    struct Failed {
+        what: String,
+        #[source]
+        cause: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let quoted = Failed {
+            what: "cannot reach Redis: connection refused".into(),
+            cause: std::io::Error::other("connection refused"),
+        };
+        assert_eq!(
+            with_causes(&quoted),
+            "cannot reach Redis: connection refused"
+        );
+        let unquoted = Failed {
+            what: "cannot reach Redis".into(),
+            cause: std::io::Error::other("connection refused"),
+        };
+        assert_eq!(
+            with_causes(&unquoted),
+            "cannot reach Redis: connection refused"
+        );
+    }
 
     #[test]
     fn one_thread_runs_the_tasks_unless_the_variable_asks_for_more() {

@@ -27,8 +27,8 @@ use chrono::{DateTime, Utc};
 use commands::{LiveCatalog, NotAJob, Schedule};
 use config::ScheduleRuns;
 use jobs::{
-    Broker, BrokerError, Fire, FireKind, Job, JobId, JobResult, JobStatus, Output, ScheduleStore,
-    Store, StoreError, Task,
+    Broker, BrokerError, Fire, FireKind, Job, JobFailure, JobId, JobResult, JobStatus, Output,
+    ScheduleStore, Store, StoreError, Task,
 };
 use lexicon::Value;
 use tokio_util::task::TaskTracker;
@@ -219,18 +219,15 @@ impl Firing {
         }
         let catalog = self.catalog.load();
         let outcome = match catalog.schedules.shipper(name) {
-            None => Err(format!(
-                "no shipper \"{name}\" in this scheduler's configuration"
-            )),
+            None => Err(JobFailure::UnknownShipper {
+                name: name.to_string(),
+            }),
             Some(config) => {
                 let shipper = Shipper::new(config.clone(), self.schedules.clone());
                 match tokio::time::timeout(job.timeout, shipper.run(Utc::now())).await {
                     Ok(Ok(report)) => Ok(report),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!(
-                        "timed out after {}; the next run resumes from the checkpoint",
-                        lexicon::format_duration(job.timeout)
-                    )),
+                    Ok(Err(e)) => Err(JobFailure::Task(e.to_string())),
+                    Err(_) => Err(JobFailure::ShipperStopped { after: job.timeout }),
                 }
             }
         };
@@ -241,7 +238,7 @@ impl Firing {
             }
             Err(e) => {
                 tracing::warn!(shipper = name, job = %job.id, error = %e, "shipping failed");
-                (JobStatus::Failed, Output::Empty, Some(e))
+                (e.status(), Output::Empty, Some(e.to_string()))
             }
         };
         let result = JobResult {

@@ -70,7 +70,10 @@ async fn run(args: Args) -> Result<()> {
         config.jobs.timeout.max(Duration::from_secs(1)),
     );
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(jobs::process::stop_on_signal(
+        shutdown.clone(),
+        "giving the lease up",
+    ));
     tokio::spawn(reload_on_sighup(args.config.clone(), catalog)?);
     scheduler.run(shutdown).await;
     Ok(())
@@ -103,18 +106,4 @@ fn reload(path: &Path, catalog: &LiveCatalog) {
             tracing::warn!(config = %path.display(), problems = errors.0.len(), "reload refused:\n{errors}");
         }
     }
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        tracing::error!("cannot listen for SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: giving the lease up"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: giving the lease up"),
-    }
-    shutdown.cancel();
 }

@@ -71,21 +71,10 @@ async fn run(args: Args) -> Result<()> {
         .await;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(jobs::process::stop_on_signal(
+        shutdown.clone(),
+        "finishing running jobs, taking no more",
+    ));
     worker.run(shutdown).await.context("the worker stopped")?;
     Ok(())
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        tracing::error!("cannot listen for SIGTERM");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing running jobs, taking no more"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: finishing running jobs, taking no more"),
-    }
-    shutdown.cancel();
 }
