@@ -31,7 +31,7 @@ where
 /// A duration longer than zero: a zero timeout or wait would mean "never" or "spin",
 /// and neither is what anyone writing it meant.
 pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
-    match lexicon::parse_duration(text)? {
+    match lexicon::parse_duration(text).map_err(|e| e.to_string())? {
         d if d > Duration::ZERO => Ok(d),
         _ => Err("must be longer than 0s".into()),
     }
@@ -40,7 +40,7 @@ pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
 /// A duration of at least `min`, for the periods below which the work would be pointless
 /// or harmful (a lease renewed faster than the store answers).
 pub(crate) fn duration_at_least(text: &str, min: Duration) -> Result<Duration, String> {
-    match lexicon::parse_duration(text)? {
+    match lexicon::parse_duration(text).map_err(|e| e.to_string())? {
         d if d >= min => Ok(d),
         _ => Err(format!(
             "must be at least {}",

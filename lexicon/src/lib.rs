@@ -71,7 +71,9 @@ pub mod suggest;
 
 pub use catalog::{Catalog, CatalogError, CommandDef, CommandSpec, DEFAULT_SECTION};
 pub use classify::{ArgumentError, Classification, Match};
-pub use slot::{format_duration, parse_duration, DurationValue, SlotDef, SlotKind, Value};
+pub use slot::{
+    format_duration, parse_duration, BadValue, DurationValue, SlotDef, SlotKind, Value,
+};
 
 /// The README's examples run as doc tests.
 #[cfg(doctest)]

@@ -263,12 +263,12 @@ impl SlotKind {
         }
     }
 
-    /// Parses one value of this kind. The error is a sentence such as
+    /// Parses one value of this kind. The error reads as a sentence such as
     /// `"999.1.1.1" is not an IP address`.
-    pub fn parse(&self, text: &str) -> Result<Value, String> {
+    pub fn parse(&self, text: &str) -> Result<Value, BadValue> {
         match self.check(text) {
             Ok(parsed) => Ok(self.value_of(text, parsed)),
-            Err(reject) => Err(self.problem(text, reject)),
+            Err(reject) => Err(BadValue(self.problem(text, reject))),
         }
     }
 
@@ -480,13 +480,18 @@ fn parse_millis(s: &str) -> Result<u64, Reject> {
     Ok(total)
 }
 
-/// Parses a duration such as `30s`, `5m`, `1h30m` or `500ms`. The error is the sentence shown
-/// to users, e.g. `"30" is not a duration: use a unit, e.g. 30s`.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// A text that is not a value of its kind. Its `Display` is the sentence shown to users,
+/// e.g. `"30" is not a duration: use a unit, e.g. 30s`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
+
+/// Parses a duration such as `30s`, `5m`, `1h30m` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, BadValue> {
     let text = text.trim();
     parse_millis(text)
         .map(std::time::Duration::from_millis)
-        .map_err(|r| SlotKind::Duration.problem(text, r))
+        .map_err(|r| BadValue(SlotKind::Duration.problem(text, r)))
 }
 
 /// The canonical text of a duration, as the `duration` slot type writes it: largest units
@@ -560,7 +565,7 @@ mod tests {
     fn bad(kind: &SlotKind, s: &str) -> String {
         match kind.parse(s) {
             Ok(v) => panic!("{s:?} should be refused as {kind}, got {v:?}"),
-            Err(e) => e,
+            Err(e) => e.0,
         }
     }
 
@@ -716,6 +721,7 @@ mod tests {
         );
         assert!(parse_duration("30")
             .unwrap_err()
+            .0
             .contains("use a unit, e.g. 30s"));
         assert_eq!(
             format_duration(std::time::Duration::from_secs(5400)),
