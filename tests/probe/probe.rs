@@ -40,6 +40,17 @@ fn main() {
             drop(unsafe { std::fs::File::from_raw_fd(2) });
             std::thread::sleep(Duration::from_secs(number(0)));
         }
+        // N MiB on stderr without a newline, then a last line: a task that never ends
+        // its progress line.
+        Some("flood") => {
+            let chunk = vec![b'x'; 1 << 20];
+            let mut err = std::io::stderr().lock();
+            for _ in 0..number(0) {
+                let _ = err.write_all(&chunk);
+            }
+            let _ = err.write_all(b"\nlast words\n");
+            println!("flooded");
+        }
         Some("progress") => {
             for i in 1..=number(0) {
                 eprintln!("step {i}");

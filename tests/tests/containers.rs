@@ -397,13 +397,15 @@ fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
     let p = Pipeline::start(Options {
         extra: format!(
             "{}\n[[command]]\npattern = \"chatter\"\nhelp = \"Write 50 lines to stderr\"\n\
-             container = {{ image = \"{}\", argv = [\"progress\", \"50\", \"0\"] }}\n",
+             container = {{ image = \"{image}\", argv = [\"progress\", \"50\", \"0\"] }}\n\
+             \n[[command]]\npattern = \"flood\"\nhelp = \"Write 200 MiB to stderr without a newline\"\n\
+             container = {{ image = \"{image}\", argv = [\"flood\", \"200\"] }}\n",
             commands(),
-            probe_image()
+            image = probe_image()
         ),
         ..Options::default()
     });
-    let _worker = p.worker("worker-a");
+    let worker = p.worker("worker-a");
     let mut bot = p.console.start();
     wait_until(
         "worker-a to report container jobs",
@@ -434,6 +436,30 @@ fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
         "{progress:?}"
     );
 
+    // A task whose stderr never ends its line costs the worker one line's worth of
+    // memory, not the 200 MiB it writes, and every progress line stays short.
+    bot.send("flood");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    bot.expect("flood's result", |l| l == "flooded");
+    let progress = progress_lines(&p.redis.url(), &id);
+    assert!(
+        progress.iter().all(|l| l.chars().count() < 400),
+        "a progress line was not shortened: {:?}",
+        progress.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert!(
+        progress.iter().any(|l| l.starts_with("last words")),
+        "{progress:?}"
+    );
+    let peak = peak_memory_kib(worker.pid().expect("the worker runs"));
+    assert!(
+        peak < 100 * 1024,
+        "the worker's memory peaked at {peak} KiB while a task wrote 200 MiB to stderr"
+    );
+
     bot.send("doze 60");
     let id = bot
         .expect("queued", |l| l.starts_with("queued as job "))
@@ -447,6 +473,16 @@ fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
     assert_eq!(containers_of(&id), Vec::<String>::new());
     let out = bot.finish();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// The most memory process `pid` has held at once (`VmHWM`), in KiB.
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
 }
 
 /// The `progress` lines of job `id` in the event stream, oldest first.

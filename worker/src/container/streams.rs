@@ -1,6 +1,10 @@
 //! Reading a running container: standard output is kept (up to the limit) for the result;
 //! standard error is split into lines that become `progress` events, at most a few per
 //! second, and its last lines are kept to explain a failure.
+//!
+//! A container is code we do not trust to be polite: stderr may never write a newline.
+//! Each byte of it is looked at once, and a line keeps at most [`LINE_BYTES`] bytes
+//! however long it runs, so memory stays bounded and CPU is linear in what it writes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,6 +20,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 const TAIL_LINES: usize = 5;
 /// Longer stderr lines are shortened in progress events and failure messages.
 const LINE_CHARS: usize = 300;
+/// The bytes of one stderr line kept while it is read: room for [`LINE_CHARS`] characters
+/// of four bytes each; the rest of the line is dropped as it comes.
+const LINE_BYTES: usize = 4 * LINE_CHARS + 4;
 
 /// What was read from a container that has closed its output.
 #[derive(Debug, Default)]
@@ -38,7 +45,7 @@ pub async fn collect(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut collected = Collected::default();
     let mut progress = Progress::default();
-    let mut partial = Vec::new();
+    let mut partial = PartialLine::default();
     while let Some(item) = output.next().await {
         match item {
             Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
@@ -51,11 +58,13 @@ pub async fn collect(
                     .extend_from_slice(&message[..message.len().min(room)]);
             }
             Ok(LogOutput::StdErr { message }) => {
-                partial.extend_from_slice(&message);
-                while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=end).collect();
-                    progress.line(&line, &mut collected, ctx).await;
+                let mut rest = &message[..];
+                while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+                    partial.push(&rest[..end]);
+                    progress.line(&partial.take(), &mut collected, ctx).await;
+                    rest = &rest[end + 1..];
                 }
+                partial.push(rest);
             }
             Ok(LogOutput::StdIn { .. }) => {}
             Err(e) => {
@@ -65,10 +74,33 @@ pub async fn collect(
         }
     }
     if !partial.is_empty() {
-        progress.line(&partial, &mut collected, ctx).await;
+        progress.line(&partial.take(), &mut collected, ctx).await;
     }
     progress.flush(ctx).await;
     collected
+}
+
+/// The stderr line being read: its first [`LINE_BYTES`] bytes. A line cut there is
+/// longer than [`LINE_CHARS`] characters, so `shorten` marks it as cut.
+#[derive(Default)]
+struct PartialLine {
+    kept: Vec<u8>,
+}
+
+impl PartialLine {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = LINE_BYTES.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The line so far, and a fresh start for the next.
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.kept)
+    }
 }
 
 /// Rate-limits progress events: a line that comes too soon after the last event is not
@@ -134,4 +166,23 @@ fn shorten(line: &str) -> String {
     let mut s: String = line.chars().take(LINE_CHARS).collect();
     s.push('…');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_that_never_ends_keeps_one_lines_worth_of_bytes() {
+        let mut line = PartialLine::default();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..160 {
+            line.push(&chunk);
+        }
+        assert_eq!(line.kept.len(), LINE_BYTES);
+        let shown = shorten(&String::from_utf8_lossy(&line.take()));
+        assert_eq!(shown.chars().count(), LINE_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert!(line.is_empty());
+    }
 }
