@@ -112,3 +112,28 @@ fn url(
     }
     Ok(Secret::new(value))
 }
+
+/// A role that runs only against RabbitMQ and Redis was given a file without them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{source_file}: {program} needs [broker] and [store] sections; to run everything in one \
+     process, start octobox-bot without them instead"
+)]
+pub struct NotDurable {
+    pub source_file: String,
+    pub program: String,
+}
+
+impl crate::Config {
+    /// `[broker]` and `[store]`, for `program`, a role that runs only against them
+    /// (`octobox-worker`, `octobox-scheduler`).
+    pub fn durable(&self, program: &str) -> Result<(&BrokerConfig, &StoreConfig), NotDurable> {
+        match (&self.broker, &self.store) {
+            (Some(broker), Some(store)) => Ok((broker, store)),
+            _ => Err(NotDurable {
+                source_file: self.source.clone(),
+                program: program.to_string(),
+            }),
+        }
+    }
+}

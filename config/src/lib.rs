@@ -45,6 +45,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use container::{fill_template, template_slots, ContainerCommand};
+pub use durable::NotDurable;
 pub use error::{ConfigError, ConfigErrors};
 pub use limits::{ContainerLimits, OutputFormat};
 pub use schedule::{

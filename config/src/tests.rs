@@ -298,3 +298,20 @@ fn slack_mistakes_are_named_by_line_and_key() {
     let all = errors("[slack]\nbot_token = \"x\"\n").join("\n");
     assert!(all.contains("slack.app_token: Socket Mode needs"), "{all}");
 }
+
+#[test]
+fn a_durable_role_without_broker_and_store_says_how_to_run_instead() {
+    let config = Config::parse("octobox.toml", "", |_| None).unwrap();
+    assert_eq!(
+        config.durable("octobox-worker").unwrap_err().to_string(),
+        "octobox.toml: octobox-worker needs [broker] and [store] sections; to run everything \
+         in one process, start octobox-bot without them instead"
+    );
+    let config = Config::parse(
+        "octobox.toml",
+        "[broker]\nurl = \"amqp://localhost\"\n[store]\nurl = \"redis://localhost\"\n",
+        |_| None,
+    )
+    .unwrap();
+    assert!(config.durable("octobox-worker").is_ok());
+}

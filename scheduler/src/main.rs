@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use commands::{Catalog, LiveCatalog};
 use config::Config;
@@ -42,13 +42,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let config = Config::load(&args.config)?;
-    let (Some(broker), Some(store)) = (&config.broker, &config.store) else {
-        bail!(
-            "{}: octobox-scheduler needs [broker] and [store] sections; to run everything in \
-             one process, start octobox-bot without them instead",
-            config.source
-        );
-    };
+    let (broker, store) = config.durable("octobox-scheduler")?;
     let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
     let schedules = jobs::connect::schedule_store(store)
         .await

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use config::Config;
 use jobs::process::hostname;
@@ -39,13 +39,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let config = Config::load(&args.config)?;
-    let (Some(broker), Some(store)) = (&config.broker, &config.store) else {
-        bail!(
-            "{}: octobox-worker needs [broker] and [store] sections; to run everything in \
-             one process, start octobox-bot without them instead",
-            config.source
-        );
-    };
+    let (broker, store) = config.durable("octobox-worker")?;
     let delivery_limit = broker.delivery_limit;
     let (broker, store) = jobs::connect::connect(broker, store).await?;
 
