@@ -94,6 +94,39 @@ fn import(dir: &Path, file: &str, tag: &str) {
     );
 }
 
+/// The probe image with its `USER` set to `user` (an image that asks to run as root, in
+/// whatever spelling), made locally with `docker commit`.
+pub fn probe_image_as(user: &str) -> String {
+    let base = probe_image();
+    let mut hasher = DefaultHasher::new();
+    (base, user).hash(&mut hasher);
+    let tag = format!("octobox-test/probe-user:{:016x}", hasher.finish());
+    if image_exists(&tag) {
+        return tag;
+    }
+    let created = Command::new("docker")
+        .args(["create", base, "noop"])
+        .output()
+        .expect("docker runs");
+    assert!(
+        created.status.success(),
+        "docker create failed: {created:?}"
+    );
+    let container = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let committed = Command::new("docker")
+        .args(["commit", "--change"])
+        .arg(format!("USER {user}"))
+        .args([&container, &tag])
+        .output()
+        .expect("docker runs");
+    let _ = Command::new("docker").args(["rm", &container]).output();
+    assert!(
+        committed.status.success(),
+        "docker commit failed: {committed:?}"
+    );
+    tag
+}
+
 /// The containers, running or not, labelled as job `job`'s.
 pub fn containers_of(job: &str) -> Vec<String> {
     let out = Command::new("docker")

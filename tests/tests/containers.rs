@@ -3,7 +3,9 @@
 //! Every scenario also checks that no container of its jobs is left behind.
 
 use octobox_tests::console::Console;
-use octobox_tests::containers::{containers_of, missing_image, probe_image, wait_for_container_of};
+use octobox_tests::containers::{
+    containers_of, missing_image, probe_image, probe_image_as, wait_for_container_of,
+};
 use regex::Regex;
 
 /// Commands over the probe image, one per behaviour under test.
@@ -212,6 +214,44 @@ fn a_container_runs_as_nobody_without_capabilities_on_a_read_only_root() {
         out.contains("Uid: 65534\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nroot not writable: Read-only file system (os error 30)\ntmp writable"),
         "{out}"
     );
+}
+
+/// An image may ask for root in its `USER`; whatever the spelling of uid 0, its container
+/// runs as nobody.
+#[test]
+fn an_image_that_asks_for_root_in_any_spelling_runs_as_nobody() {
+    let spellings = [
+        ("a", "root:root"),
+        ("b", "0:1"),
+        ("c", "00"),
+        ("d", "root:0"),
+    ];
+    let mut config = String::new();
+    for (name, user) in spellings {
+        config.push_str(&format!(
+            "[[command]]\npattern = \"identity {name}\"\nhelp = \"Who the image runs as\"\n\
+             container = {{ image = \"{}\", argv = [\"identity\"] }}\n\n",
+            probe_image_as(user)
+        ));
+    }
+    let lines: Vec<String> = spellings
+        .iter()
+        .map(|(name, _)| format!("identity {name}"))
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = Console::new().config(&config).run(&lines);
+    assert!(out.status.success(), "{out:?}");
+    for (name, user) in spellings {
+        assert!(
+            Regex::new(&format!(
+                r"\(identity {name}\) succeeded in .*:\nUid: 65534\n"
+            ))
+            .unwrap()
+            .is_match(&out.stdout),
+            "USER {user} ran as root:\n{}",
+            out.stdout
+        );
+    }
 }
 
 #[test]
@@ -473,6 +513,50 @@ fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
     assert_eq!(containers_of(&id), Vec::<String>::new());
     let out = bot.finish();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// A worker killed mid-job leaves its container running; the job, delivered again to
+/// another worker, gets a container of its own and is answered.
+#[test]
+fn a_job_whose_worker_was_killed_runs_again_beside_the_old_container() {
+    use octobox_tests::pipeline::{wait_until, Options, Pipeline};
+    let p = Pipeline::start(Options {
+        extra: commands(),
+        ..Options::default()
+    });
+    let mut first = p.worker("worker-a");
+    let mut bot = p.console.start();
+    wait_until(
+        "worker-a to take container jobs",
+        octobox_tests::console::PATIENCE,
+        || {
+            bot.send("workers");
+            bot.expect("the workers table", |l| {
+                l.starts_with("worker-a") || l.starts_with("no live workers")
+            })
+            .contains("native,container")
+        },
+    );
+    bot.send("doze 4");
+    let id = bot
+        .expect("queued", |l| l.starts_with("queued as job "))
+        .trim_start_matches("queued as job ")
+        .to_string();
+    wait_for_container_of(&id);
+    first.kill();
+    let _second = p.worker("worker-b");
+    let answer = bot.expect("the job's result", |l| {
+        l.starts_with(&format!("job {id} (doze)"))
+    });
+    assert!(answer.contains("succeeded"), "{answer}");
+    bot.expect("its output", |l| l == "woke up");
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
+    for container in containers_of(&id) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &container])
+            .output();
+    }
 }
 
 /// The most memory process `pid` has held at once (`VmHWM`), in KiB.

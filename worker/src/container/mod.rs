@@ -6,9 +6,12 @@
 //! values only. The isolation in `ContainerLimits` is applied as it says: no network
 //! unless one is named, read-only root with a tmpfs at `/tmp`, every capability dropped,
 //! no new privileges, a pids limit, memory (without extra swap) and CPU limits, and the
-//! image's own non-root user or else nobody, unless the command names a user. A timeout or a `cancel` kills and removes
-//! the container. Each container carries the label `octobox.job=<id>`, so one left
-//! behind (a worker killed mid-job) can be found.
+//! image's own user unless it is root (uid 0, however the image spells it), else nobody,
+//! unless the command names a user. The job's timeout covers the container's whole life,
+//! from the image look-up (and pull) to its exit; a timeout or a `cancel` kills and
+//! removes the container. Each container carries the label `octobox.job=<id>`, so one
+//! left behind (a worker killed mid-job) can be found, and a name of its own, so a job
+//! delivered again never collides with the container of an earlier delivery.
 //!
 //! - `engine`: pulling, the exit state, removal (also of abandoned jobs), engine errors as
 //!   the job's `JobFailure`.
@@ -27,6 +30,7 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOp
 use bollard::Docker;
 use jobs::{ContainerLimits, Job, JobFailure, Task};
 use tokio::sync::OnceCell;
+use tokio::time::timeout_at;
 
 use crate::cancel::CancelSignal;
 use crate::finished::Finished;
@@ -134,25 +138,33 @@ impl ContainerRunner {
         let Task::Container { image, limits, .. } = &job.task else {
             return Finished::Failed(JobFailure::NotAContainerJob { job: job.id });
         };
+        // From here on, every step is bounded by the job's timeout: a pull, a create or
+        // an attach the engine never answers must not hold a worker slot for ever.
+        let deadline = tokio::time::Instant::now() + job.timeout;
+        let timed_out = || Finished::Failed(JobFailure::ContainerTimedOut { after: job.timeout });
         let docker = match self.docker().await {
             Ok(docker) => docker,
             Err(unavailable) => return Finished::Failed(unavailable.failure),
         };
-        let image_user = match image_user(docker, image, limits.pull).await {
-            Ok(user) => user,
-            Err(e) => return Finished::Failed(e.failure(&self.host)),
+        let image_user = match timeout_at(deadline, image_user(docker, image, limits.pull)).await {
+            Err(_) => return timed_out(),
+            Ok(Ok(user)) => user,
+            Ok(Err(e)) => return Finished::Failed(e.failure(&self.host)),
         };
         let body = container_body(job, image_user, limits);
-        let name = format!("octobox-{}", job.id);
-        let created = docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
-                body,
-            )
-            .await;
-        let id = match created {
-            Ok(c) => c.id,
-            Err(e) => {
+        let name = container_name(job.id);
+        let created = docker.create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            body,
+        );
+        let id = match timeout_at(deadline, created).await {
+            Err(_) => {
+                // The engine may still create it: it carries the job's label, and the
+                // removal of leftovers finds it.
+                return timed_out();
+            }
+            Ok(Ok(c)) => c.id,
+            Ok(Err(e)) => {
                 return Finished::Failed(
                     EngineError::new("create its container", e).failure(&self.host),
                 )
@@ -165,20 +177,32 @@ impl ContainerRunner {
             .stdout(true)
             .stderr(true)
             .build();
-        let attached = match docker.attach_container(&id, Some(attach)).await {
-            Ok(a) => a,
-            Err(e) => {
+        let attached = match timeout_at(deadline, docker.attach_container(&id, Some(attach))).await
+        {
+            Err(_) => {
+                removal.remove().await;
+                return timed_out();
+            }
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
                 removal.remove().await;
                 return Finished::Failed(
                     EngineError::new("attach to its container", e).failure(&self.host),
                 );
             }
         };
-        if let Err(e) = docker.start_container(&id, None).await {
-            removal.remove().await;
-            return Finished::Failed(
-                EngineError::new("start its container", e).failure(&self.host),
-            );
+        match timeout_at(deadline, docker.start_container(&id, None)).await {
+            Err(_) => {
+                removal.remove().await;
+                return timed_out();
+            }
+            Ok(Err(e)) => {
+                removal.remove().await;
+                return Finished::Failed(
+                    EngineError::new("start its container", e).failure(&self.host),
+                );
+            }
+            Ok(Ok(())) => {}
         }
         tracing::info!(job = %job.id, container = %id, %image, "container started");
 
@@ -190,9 +214,9 @@ impl ContainerRunner {
         };
         let (collected, exit) = tokio::select! {
             ran = ran => ran,
-            _ = tokio::time::sleep(job.timeout) => {
+            _ = tokio::time::sleep_until(deadline) => {
                 removal.remove().await;
-                return Finished::Failed(JobFailure::ContainerTimedOut { after: job.timeout });
+                return timed_out();
             }
             _ = cancel.cancelled() => {
                 removal.remove().await;
@@ -234,6 +258,20 @@ impl ContainerRunner {
     }
 }
 
+/// A container name of its own for a run of job `id`: the job's id, for people reading
+/// `docker ps`, and a random part, so that a job delivered again (its worker was killed,
+/// its container may still run) never meets `Conflict. The container name is in use`.
+fn container_name(id: jobs::JobId) -> String {
+    format!("octobox-{id}-{:08x}", rand::random::<u32>())
+}
+
+/// Whether `user` (an image's or a command's `USER`: `name`, `uid`, `name:group`,
+/// `uid:gid`) is uid 0, however it is spelled: `root`, `0`, `00`, `root:root`, `0:1`.
+pub fn is_root(user: &str) -> bool {
+    let uid = user.split(':').next().unwrap_or("").trim();
+    uid == "root" || (!uid.is_empty() && uid.bytes().all(|b| b == b'0'))
+}
+
 /// The user the image names, after making sure the image is there (pulling it only
 /// when the command allows).
 async fn image_user(
@@ -268,8 +306,7 @@ fn container_body(
     else {
         return ContainerCreateBody::default();
     };
-    let image_user =
-        image_user.filter(|u| !u.is_empty() && !matches!(u.as_str(), "root" | "0" | "0:0"));
+    let image_user = image_user.filter(|u| !u.trim().is_empty() && !is_root(u));
     let user = limits
         .user
         .clone()
@@ -310,5 +347,28 @@ fn container_body(
             ..HostConfig::default()
         }),
         ..ContainerCreateBody::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_0_is_root_however_it_is_spelled() {
+        for root in ["root", "0", "00", "root:root", "0:1", "root:0", " 0 "] {
+            assert!(is_root(root), "{root}");
+        }
+        for other in ["nobody", "65534:65534", "1000:0", "10", "rooted", ""] {
+            assert!(!is_root(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn each_run_of_a_job_has_a_container_name_of_its_own() {
+        let id = jobs::JobId::new();
+        let (a, b) = (container_name(id), container_name(id));
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("octobox-{id}-")), "{a}");
     }
 }
