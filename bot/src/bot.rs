@@ -67,7 +67,8 @@ impl Bot {
                 retries: config.jobs.retries,
                 backoff: config.jobs.retry_backoff,
             })
-            .with_grace(Duration::from_secs(5));
+            .with_grace(Duration::from_secs(5))
+            .with_catalog(catalog.clone());
             // The only worker takes container jobs even without an engine, so that each
             // fails with the reason instead of waiting in the queue for ever.
             let runner = match ContainerRunner::connect().await {

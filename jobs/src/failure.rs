@@ -21,6 +21,16 @@ use crate::job::{JobId, JobStatus};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobFailure {
     // Jobs a worker cannot run.
+    /// The worker's own configuration has no such command (or answers it in the bot).
+    #[error("this worker's configuration has no command \"{command}\", so it did not run it")]
+    UnknownCommand { command: String },
+    /// The job's task or arguments are not what the worker's own configuration makes of
+    /// its command: forged, or the bot and the worker read different files.
+    #[error(
+        "was not run: what it asks for is not what this worker's configuration declares for \
+         \"{command}\" (if the configuration changed, reload the bot and restart the workers)"
+    )]
+    NotAsConfigured { command: String },
     #[error("this worker has no native task \"{name}\" (it has: {})", known.join(", "))]
     UnknownTask { name: String, known: Vec<String> },
     #[error("this worker cannot run containers, so it cannot run image \"{image}\"")]

@@ -9,6 +9,8 @@
 //!   whether a native task or a container ran it.
 //! - [`container`]: `ContainerRunner`, which runs container jobs in Docker (bollard),
 //!   isolated, with timeouts, cancel, output limits and progress from stderr.
+//! - [`own_config`]: `own_task` — a job's task is built from the worker's own catalog,
+//!   never taken from the queue; a job that says otherwise is refused.
 //! - [`runtime`]: `Worker`, the consume loops: bounded concurrency, a timeout per job,
 //!   retries with backoff (`RetryPolicy`), result stored before the delivery is
 //!   acknowledged, heartbeats, graceful shutdown.
@@ -19,6 +21,7 @@
 pub mod cancel;
 pub mod container;
 pub mod finished;
+pub mod own_config;
 pub mod registry;
 pub mod runtime;
 pub mod tasks;

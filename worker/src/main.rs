@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use commands::{Catalog, LiveCatalog};
 use config::Config;
 use jobs::process::hostname;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     let (broker, store) = config.durable("octobox-worker")?;
+    // Tasks are built from this file's commands, never taken from the queue. Native task
+    // names are checked when a job runs (a chaos worker has one more than the others).
+    let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
     let delivery_limit = broker.delivery_limit;
     let (broker, store) = jobs::connect::connect(broker, store).await?;
 
@@ -58,6 +62,7 @@ async fn run(args: Args) -> Result<()> {
             backoff: config.jobs.retry_backoff,
         })
         .with_delivery_limit(delivery_limit)
+        .with_catalog(catalog)
         .with_grace(GRACE);
     // Container jobs come only to workers whose engine answers.
     let worker = worker

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use commands::LiveCatalog;
 use futures::FutureExt;
 use jobs::{
     Broker, Delivery, Event, EventKind, Job, JobFailure, JobResult, Store, StoreError, Task,
@@ -31,6 +32,7 @@ use super::cancel::Cancellations;
 use crate::cancel::CancelSignal;
 use crate::container::ContainerRunner;
 use crate::finished::Finished;
+use crate::own_config::own_task;
 use crate::registry::{TaskContext, TaskError, TaskRegistry};
 
 /// How failures a task calls retryable are tried again: up to `retries` more attempts,
@@ -71,6 +73,8 @@ pub(super) struct JobRun {
     pub store: Arc<dyn Store>,
     pub registry: Arc<TaskRegistry>,
     pub containers: Option<Arc<ContainerRunner>>,
+    /// The catalog tasks are built from; `None` only where a caller trusts its jobs (tests).
+    pub catalog: Option<LiveCatalog>,
     pub cancellations: Arc<Cancellations>,
     pub retry: RetryPolicy,
     /// How many deliveries a job gets before it is set aside.
@@ -190,6 +194,17 @@ impl JobRun {
         if let Some(by) = cancel.by() {
             return cancelled(by);
         }
+        let mut job = job.clone();
+        if let Some(catalog) = &self.catalog {
+            match own_task(&catalog.load(), &job) {
+                Ok(task) => job.task = task,
+                Err(refused) => {
+                    tracing::warn!(job = %job.id, command = %job.command, reason = %refused, "job refused");
+                    return Ran::Done(Finished::Failed(refused));
+                }
+            }
+        }
+        let job = &job;
         let ctx = TaskContext::new(job.clone(), self.store.clone());
         let name = match &job.task {
             Task::Native { name } => name,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use commands::LiveCatalog;
 use jobs::{Broker, BrokerError, Control, ControlFeed, Store, TaskClass, WorkerInfo};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -36,6 +37,7 @@ pub struct Worker {
     containers: Option<Arc<ContainerRunner>>,
     container_concurrency: usize,
     cancellations: Arc<Cancellations>,
+    catalog: Option<LiveCatalog>,
 }
 
 /// How often a worker reports itself, and how long a report stays valid: a worker that
@@ -63,6 +65,7 @@ impl Worker {
             containers: None,
             container_concurrency: 1,
             cancellations: Arc::default(),
+            catalog: None,
         }
     }
 
@@ -76,6 +79,15 @@ impl Worker {
     /// How failures the task calls retryable are tried again.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Builds every job's task from `catalog` (this worker's own configuration) instead
+    /// of taking it from the job, and refuses jobs that say otherwise
+    /// ([`crate::own_config`]). The binaries always set it; a worker without one trusts
+    /// what it is sent, for tests that make their jobs by hand.
+    pub fn with_catalog(mut self, catalog: LiveCatalog) -> Self {
+        self.catalog = Some(catalog);
         self
     }
 
@@ -210,6 +222,7 @@ impl Worker {
                         store: self.store.clone(),
                         registry: self.registry.clone(),
                         containers: self.containers.clone(),
+                        catalog: self.catalog.clone(),
                         cancellations: self.cancellations.clone(),
                         retry: self.retry,
                         delivery_limit: self.delivery_limit,

@@ -1,0 +1,51 @@
+//! `own_task`: what a worker runs is what its own configuration says.
+//!
+//! Whoever can publish to the broker can put any `Task` in a job: an image of their
+//! choosing, the host's network, uid 0, every capability. So a worker never takes a task
+//! from a job: it looks the job's command up in its own catalog, checks the arguments
+//! against the command's slots, and builds the task from its own declaration, as the bot
+//! did. A job whose task says otherwise is refused, unrun: it was forged, or the bot and
+//! the worker were given different configurations (and then running either version would
+//! surprise someone).
+
+use commands::Catalog;
+use jobs::{Job, JobFailure, Task};
+use lexicon::Match;
+
+/// The task `job` runs on this worker, built from `catalog`, or why the job is refused.
+pub fn own_task(catalog: &Catalog, job: &Job) -> Result<Task, JobFailure> {
+    let command = &job.command;
+    let (Some(def), Some(action)) = (
+        catalog.commands.catalog.get(command),
+        catalog.commands.action(command),
+    ) else {
+        return Err(JobFailure::UnknownCommand {
+            command: command.clone(),
+        });
+    };
+    let slots = def.slots();
+    for (name, value) in &job.args {
+        let valid = slots
+            .iter()
+            .find(|s| &s.name == name)
+            .is_some_and(|s| s.kind.parse(&value.to_string()).is_ok());
+        if !valid {
+            return Err(JobFailure::NotAsConfigured {
+                command: command.clone(),
+            });
+        }
+    }
+    let m = Match {
+        command: command.clone(),
+        args: job.args.clone(),
+    };
+    match action.runs.task_for(&m) {
+        Some(task) if task == job.task && action.timeout == job.timeout => Ok(task),
+        Some(_) => Err(JobFailure::NotAsConfigured {
+            command: command.clone(),
+        }),
+        None => Err(JobFailure::UnknownCommand {
+            command: command.clone(),
+        }),
+    }
+}
