@@ -6,6 +6,15 @@
 //! through a shell. Whether each `{slot}` names a slot of the pattern is checked where
 //! the pattern is compiled (the bot's command table), since this file does not parse
 //! patterns; [`ContainerCommand::slot_references`] gives it what to check.
+//!
+//! A worker runs what the configuration says and trusts nothing else, so the
+//! configuration is where a dangerous container is stopped: a network shared with the
+//! host or another container, capabilities past [`ALLOWED_CAPABILITIES`], a limit past
+//! its ceiling (`MAX_*` in [`crate::limits`]), root without `allow_root = true`, and
+//! variables that choose what code runs ([`DENIED_ENV`]) are refused when the file is
+//! loaded, each with the file, line and key. A slot's value that starts with `-` is
+//! refused for argv when the command runs, unless the table says `dash_values = true`
+//! (the command table does that check, where the values are known).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

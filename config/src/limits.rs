@@ -4,7 +4,8 @@
 //! what the bot's configuration said, whatever version of the configuration that worker
 //! has. The defaults are the safe ones: no network, a read-only root file system with a
 //! small tmpfs, a pids limit, a non-root user, no implicit pulls. A command relaxes each
-//! one explicitly (`compose/octobox.example.toml` lists the keys).
+//! one explicitly (`compose/octobox.example.toml` lists the keys), never past the
+//! ceilings below (`MAX_MEMORY`, `MAX_TMPFS`, ...), which the configuration loader checks.
 
 use std::num::ParseIntError;
 
