@@ -25,4 +25,4 @@ pub use access::{AccessPolicy, Refusal, ADMIN_GROUP};
 pub use builtin::Builtin;
 pub use catalog::{Catalog, LiveCatalog};
 pub use schedules::{Schedule, ScheduleTable, ORIGIN_ADAPTER};
-pub use table::{CommandAction, CommandTable, Executor, NativeTasks, NotAJob};
+pub use table::{CommandAction, CommandTable, Executor, NativeTasks, NotAJob, OptionLikeValue};

@@ -61,6 +61,22 @@ pub enum NotAJob {
     NothingRunsIt { command: String },
     #[error("\"{command}\" is answered by the bot at once, not run as a job: schedule a command that runs a task")]
     AnsweredAtOnce { command: String },
+    /// A value the command's container would read as an option.
+    #[error(transparent)]
+    OptionLikeValue(#[from] OptionLikeValue),
+}
+
+/// A slot's value that starts with `-` and would reach a container's argv, where the
+/// program would read it as an option (`--help`, `-oProxyCommand=...`, `--output=/x`)
+/// rather than the host or name it asked for. Refused unless the command's container
+/// table says `dash_values = true`: a pattern's slot types cannot know which values a
+/// given program takes as options, so the safe answer is none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{value}\" starts with \"-\" and would reach the program as an option; this command does not take such values")]
+pub struct OptionLikeValue {
+    /// The slot the value was given for.
+    pub slot: String,
+    pub value: String,
 }
 
 /// What to do once a message has matched a command.
@@ -81,21 +97,50 @@ pub enum Executor {
 }
 
 impl Executor {
-    /// The task a match runs as a job: `None` for a built-in, answered at once. The one
-    /// place a command becomes a task, for people (the router) and schedules alike.
+    /// The task a match runs as a job: `None` for a built-in, answered at once; an error
+    /// for a value the task must not be given ([`OptionLikeValue`]). The one place a
+    /// command becomes a task, for people (the router) and schedules alike.
+    pub fn task_checked(&self, m: &Match) -> Result<Option<Task>, OptionLikeValue> {
+        match self {
+            Executor::Builtin(_) => Ok(None),
+            Executor::Native(name) => Ok(Some(Task::native(name))),
+            Executor::Container(c) => container_task(c, m).map(Some),
+        }
+    }
+
+    /// [`Executor::task_checked`] without the check on values: a container task is made
+    /// even from a value starting with `-`. Kept for callers not yet moved to
+    /// `task_checked`; new code must not use it.
     pub fn task_for(&self, m: &Match) -> Option<Task> {
         match self {
             Executor::Builtin(_) => None,
             Executor::Native(name) => Some(Task::native(name)),
-            Executor::Container(c) => Some(container_task(c, m)),
+            Executor::Container(c) => Some(fill_container_task(c, m)),
         }
     }
+}
+
+/// The container task for a match (see [`fill_container_task`]), unless a slot that
+/// argv refers to has a value starting with `-` and the table does not allow it
+/// (`dash_values`). Only argv is checked: an environment value is never parsed as an
+/// option.
+fn container_task(c: &ContainerCommand, m: &Match) -> Result<Task, OptionLikeValue> {
+    if !c.dash_values {
+        for slot in c.argv.iter().flat_map(|t| config::template_slots(t)) {
+            if let Some(value) = m.args.get(&slot).map(|v| v.to_string()) {
+                if value.starts_with('-') {
+                    return Err(OptionLikeValue { slot, value });
+                }
+            }
+        }
+    }
+    Ok(fill_container_task(c, m))
 }
 
 /// The container task for a match: each argv element and env value is its template with
 /// the arguments filled in, one whole value each, never read by a shell. An element that
 /// is only an optional slot left out is dropped rather than passed empty.
-fn container_task(c: &ContainerCommand, m: &Match) -> Task {
+fn fill_container_task(c: &ContainerCommand, m: &Match) -> Task {
     let value = |slot: &str| m.args.get(slot).map(|v| v.to_string());
     let argv = c
         .argv
@@ -255,7 +300,7 @@ impl CommandTable {
         let Some(action) = self.action(&m.command) else {
             return Err(NotAJob::NothingRunsIt { command: m.command });
         };
-        match action.runs.task_for(&m) {
+        match action.runs.task_checked(&m)? {
             Some(task) => Ok(Job::new(m.command, m.args, task, origin, action.timeout)),
             None => Err(NotAJob::AnsweredAtOnce { command: m.command }),
         }
@@ -391,5 +436,55 @@ pub(crate) mod tests {
         let text = CommandTable::build(&c, None).unwrap_err().to_string();
         assert!(text.contains("octobox.toml:3: command[1]: "), "{text}");
         assert!(text.contains("ipv9"), "{text}");
+    }
+
+    /// A `run {what:word}` command whose container reads `what` in argv (as `argv`
+    /// says) and `TARGET` in env, with `extra` added to its table.
+    fn run_table(argv: &str, extra: &str) -> CommandTable {
+        let c = config(&format!(
+            "[[command]]\npattern = \"run {{what:word}}\"\nhelp = \"Runs\"\n\
+             container = {{ image = \"run:1\", argv = {argv}, env = {{ TARGET = \"{{what}}\" }}{extra} }}\n"
+        ));
+        CommandTable::build(&c, None).unwrap()
+    }
+
+    fn job(table: &CommandTable, text: &str) -> Result<Job, NotAJob> {
+        table.job_for(text, Origin::new("console", "alice"))
+    }
+
+    #[test]
+    fn values_starting_with_a_dash_never_reach_argv_as_options() {
+        let table = run_table("[\"--fast\", \"{what}\"]", "");
+        for value in ["--help", "-oProxyCommand=x", "-"] {
+            let err = job(&table, &format!("run {value}")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("\"{value}\" starts with \"-\" and would reach the program as an option; this command does not take such values")
+            );
+            assert!(
+                matches!(err, NotAJob::OptionLikeValue(OptionLikeValue { ref slot, .. }) if slot == "what")
+            );
+        }
+        // Inside a larger element too: the program still sees the dash first.
+        let inside = run_table("[\"{what}.txt\"]", "");
+        assert!(job(&inside, "run --help").is_err());
+        assert!(job(&table, "run db-1").is_ok());
+        assert!(job(&table, "run a-b").is_ok());
+
+        let allowed = run_table("[\"--fast\", \"{what}\"]", ", dash_values = true");
+        let Task::Container { argv, .. } = job(&allowed, "run --help").unwrap().task else {
+            panic!("a container task");
+        };
+        assert_eq!(argv, ["--fast", "--help"]);
+    }
+
+    #[test]
+    fn a_value_read_only_from_the_environment_may_start_with_a_dash() {
+        let table = run_table("[\"--fast\"]", "");
+        let Task::Container { argv, env, .. } = job(&table, "run --help").unwrap().task else {
+            panic!("a container task");
+        };
+        assert_eq!(argv, ["--fast"]);
+        assert_eq!(env.get("TARGET").map(String::as_str), Some("--help"));
     }
 }

@@ -4,7 +4,8 @@
 //! what the bot's configuration said, whatever version of the configuration that worker
 //! has. The defaults are the safe ones: no network, a read-only root file system with a
 //! small tmpfs, a pids limit, a non-root user, no implicit pulls. A command relaxes each
-//! one explicitly (`compose/octobox.example.toml` lists the keys).
+//! one explicitly (`compose/octobox.example.toml` lists the keys), never past the
+//! ceilings below (`MAX_MEMORY`, `MAX_TMPFS`, ...), which the configuration loader checks.
 
 use std::num::ParseIntError;
 
@@ -52,6 +53,24 @@ pub struct ContainerLimits {
 
 /// 1 MiB, for the defaults below.
 const MIB: u64 = 1024 * 1024;
+/// 1 GiB, for the bounds below.
+const GIB: u64 = 1024 * MIB;
+
+/// The most memory a command may give its container. The bounds below are ceilings
+/// past which a value is a typo or an attempt to starve the worker's host (a worker runs
+/// several containers at once, beside its own native jobs); a task that truly needs more
+/// belongs on a machine of its own, not in a shared worker's configuration.
+pub const MAX_MEMORY: u64 = 16 * GIB;
+/// The least memory Docker accepts for a container.
+pub const MIN_MEMORY: u64 = 6 * MIB;
+/// The largest `/tmp` tmpfs: it is memory too, on top of [`MAX_MEMORY`].
+pub const MAX_TMPFS: u64 = 4 * GIB;
+/// The most standard output kept: the worker holds it in memory and ships it whole.
+pub const MAX_OUTPUT_LIMIT: u64 = 64 * MIB;
+/// The most processes and threads: enough for any scanner, short of a fork bomb.
+pub const MAX_PIDS: u32 = 4096;
+/// The most CPUs a container may use.
+pub const MAX_CPUS: f64 = 64.0;
 
 impl Default for ContainerLimits {
     fn default() -> Self {
