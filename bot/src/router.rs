@@ -71,8 +71,10 @@ impl Router {
                 builtins::run(*b, &self.services, call).await
             }
             Executor::Native(_) | Executor::Container(_) => {
-                let Some(task) = action.runs.task_for(&m) else {
-                    unreachable!("native and container actions always make a task")
+                let task = match action.runs.task_checked(&m) {
+                    Ok(Some(task)) => task,
+                    Ok(None) => unreachable!("native and container actions always make a task"),
+                    Err(refused) => return Answer::new(Outcome::BadArgument, refused.to_string()),
                 };
                 self.submit(m, task, action, &request.origin).await
             }

@@ -107,17 +107,6 @@ impl Executor {
             Executor::Container(c) => container_task(c, m).map(Some),
         }
     }
-
-    /// [`Executor::task_checked`] without the check on values: a container task is made
-    /// even from a value starting with `-`. Kept for callers not yet moved to
-    /// `task_checked`; new code must not use it.
-    pub fn task_for(&self, m: &Match) -> Option<Task> {
-        match self {
-            Executor::Builtin(_) => None,
-            Executor::Native(name) => Some(Task::native(name)),
-            Executor::Container(c) => Some(fill_container_task(c, m)),
-        }
-    }
 }
 
 /// The container task for a match (see [`fill_container_task`]), unless a slot that

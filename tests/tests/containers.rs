@@ -254,6 +254,110 @@ fn an_image_that_asks_for_root_in_any_spelling_runs_as_nobody() {
     }
 }
 
+/// `say --help` must not reach the program as an option: a value that starts with `-` is
+/// refused for a slot that reaches argv, and no job is queued.
+#[test]
+fn a_value_that_looks_like_an_option_never_reaches_argv() {
+    let out = Console::new().config(&commands()).run(&["say --help"]);
+    assert!(
+        out.stdout.contains(
+            "\"--help\" starts with \"-\" and would reach the program as an option; this \
+             command does not take such values"
+        ),
+        "{out:?}"
+    );
+    assert!(job_ids(&out.stdout).is_empty(), "{}", out.stdout);
+}
+
+/// Whoever can publish to RabbitMQ cannot choose what a worker runs: a job for a
+/// configured command whose task asks for the host's network, root, capabilities and a
+/// writable root is refused unrun, and so is a job naming a command the worker's
+/// configuration does not have.
+#[test]
+fn a_forged_container_job_is_refused_and_never_runs() {
+    use config::{BrokerConfig, ContainerLimits, Secret, StoreConfig};
+    use jobs::rabbit::RabbitBroker;
+    use jobs::redis::RedisStore;
+    use jobs::{Broker, Job, JobRecord, Origin, Store, Task};
+    use octobox_tests::pipeline::{Options, Pipeline};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    let p = Pipeline::start(Options {
+        extra: commands(),
+        ..Options::default()
+    });
+    let _worker = p.worker("worker-a");
+    let task = Task::Container {
+        image: probe_image().to_string(),
+        argv: vec!["identity".into()],
+        env: BTreeMap::new(),
+        limits: ContainerLimits {
+            network: Some("host".into()),
+            user: Some("0:0".into()),
+            capabilities: vec!["SYS_ADMIN".into(), "NET_ADMIN".into()],
+            read_only: false,
+            ..ContainerLimits::default()
+        },
+    };
+    let mut args = BTreeMap::new();
+    args.insert("words".to_string(), lexicon::Value::Text("hello".into()));
+    let mallory = Origin::new("console", "mallory");
+    let forged = Job::new(
+        "say",
+        args,
+        task.clone(),
+        mallory.clone(),
+        Duration::from_secs(60),
+    );
+    let unknown = Job::new(
+        "pwn",
+        BTreeMap::new(),
+        task,
+        mallory,
+        Duration::from_secs(60),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let [forged, unknown]: [JobRecord; 2] = runtime.block_on(async {
+        let broker = RabbitBroker::connect(&BrokerConfig::new(Secret::new(p.mq.url())))
+            .await
+            .unwrap();
+        let store = RedisStore::connect(&StoreConfig::new(Secret::new(p.redis.url())))
+            .await
+            .unwrap();
+        broker.publish(&forged).await.unwrap();
+        broker.publish(&unknown).await.unwrap();
+        let finished = |id| {
+            let store = &store;
+            async move {
+                loop {
+                    match store.job(id).await.unwrap() {
+                        Some(r) if r.status.is_final() => return r,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(octobox_tests::console::PATIENCE, async {
+            [finished(forged.id).await, finished(unknown.id).await]
+        })
+        .await
+        .expect("the worker answers both jobs")
+    });
+    for (record, said) in [
+        (&forged, "was not run: what it asks for is not what this worker's configuration declares for \"say\""),
+        (&unknown, "this worker's configuration has no command \"pwn\", so it did not run it"),
+    ] {
+        let result = record.result.as_ref().expect("a result");
+        assert_eq!(record.status, jobs::JobStatus::Failed, "{result:?}");
+        assert!(
+            result.error.as_deref().unwrap_or("").starts_with(said),
+            "{result:?}"
+        );
+        assert_eq!(result.output, jobs::Output::Empty, "it ran: {result:?}");
+    }
+}
+
 #[test]
 fn the_memory_limit_is_enforced() {
     let out = run(&["hog 64"]);

@@ -39,12 +39,12 @@ pub fn own_task(catalog: &Catalog, job: &Job) -> Result<Task, JobFailure> {
         command: command.clone(),
         args: job.args.clone(),
     };
-    match action.runs.task_for(&m) {
-        Some(task) if task == job.task && action.timeout == job.timeout => Ok(task),
-        Some(_) => Err(JobFailure::NotAsConfigured {
+    match action.runs.task_checked(&m) {
+        Ok(Some(task)) if task == job.task && action.timeout == job.timeout => Ok(task),
+        Ok(Some(_)) | Err(_) => Err(JobFailure::NotAsConfigured {
             command: command.clone(),
         }),
-        None => Err(JobFailure::UnknownCommand {
+        Ok(None) => Err(JobFailure::UnknownCommand {
             command: command.clone(),
         }),
     }
