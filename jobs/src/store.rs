@@ -154,4 +154,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short description for logs: "in-memory store", "Redis at host:port".
     fn describe(&self) -> String;
+
+    /// Names the deployment this store serves: every process sharing this store is one
+    /// Octobox. Labels carry it so that one Octobox never touches another's resources on a
+    /// shared machine (the Docker engine). By default, what `describe` says.
+    fn scope(&self) -> String {
+        self.describe()
+    }
 }

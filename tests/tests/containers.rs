@@ -620,9 +620,10 @@ fn a_worker_process_runs_containers_reports_progress_and_hears_cancel() {
 }
 
 /// A worker killed mid-job leaves its container running; the job, delivered again to
-/// another worker, gets a container of its own and is answered.
+/// another worker, gets a container of its own and is answered, and the dead worker's
+/// container is removed by the live one once the dead one's heartbeat has expired.
 #[test]
-fn a_job_whose_worker_was_killed_runs_again_beside_the_old_container() {
+fn a_job_whose_worker_was_killed_runs_again_and_its_old_container_is_removed() {
     use octobox_tests::pipeline::{wait_until, Options, Pipeline};
     let p = Pipeline::start(Options {
         extra: commands(),
@@ -641,14 +642,20 @@ fn a_job_whose_worker_was_killed_runs_again_beside_the_old_container() {
             .contains("native,container")
         },
     );
-    bot.send("doze 4");
+    bot.send("doze 20");
     let id = bot
         .expect("queued", |l| l.starts_with("queued as job "))
         .trim_start_matches("queued as job ")
         .to_string();
     wait_for_container_of(&id);
+    let orphan = containers_of(&id).remove(0);
     first.kill();
     let _second = p.worker("worker-b");
+    wait_until(
+        "the dead worker's container to be removed",
+        std::time::Duration::from_secs(60),
+        || !containers_of(&id).contains(&orphan),
+    );
     let answer = bot.expect("the job's result", |l| {
         l.starts_with(&format!("job {id} (doze)"))
     });

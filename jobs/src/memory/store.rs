@@ -299,6 +299,11 @@ impl Store for MemoryStore {
     fn describe(&self) -> String {
         "in-memory store".to_string()
     }
+
+    /// An in-memory store serves one process only.
+    fn scope(&self) -> String {
+        format!("in-memory store of process {}", std::process::id())
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! reading the exit state, removing (also when the job's future is dropped), and telling
 //! engine errors as the job's `JobFailure`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bollard::errors::Error as DockerError;
-use bollard::query_parameters::{CreateImageOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use bollard::Docker;
 use futures::StreamExt;
 use jobs::JobFailure;
@@ -131,6 +133,28 @@ impl Drop for Removal {
     }
 }
 
+/// Whether container `id` is one of this worker's jobs under way.
+pub fn is_live(live: &Live, id: &str) -> bool {
+    lock(live).contains(id)
+}
+
+/// Every container, running or not, that carries `label`, with its labels.
+pub async fn labelled(
+    docker: &Docker,
+    label: &str,
+) -> Result<Vec<(String, HashMap<String, String>)>, DockerError> {
+    let filters = HashMap::from([("label", vec![label])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let found = docker.list_containers(Some(options)).await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+        .collect())
+}
+
 /// Removes every container still in `live` (at shutdown, after the grace period).
 pub async fn remove_all(docker: &Docker, live: &Live) {
     let left: Vec<String> = lock(live).iter().cloned().collect();
@@ -139,7 +163,7 @@ pub async fn remove_all(docker: &Docker, live: &Live) {
     }
 }
 
-async fn remove(docker: &Docker, id: &str, live: &Live) {
+pub async fn remove(docker: &Docker, id: &str, live: &Live) {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)

@@ -22,7 +22,7 @@ mod engine;
 pub mod output;
 pub mod streams;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -39,6 +39,13 @@ use engine::{EngineError, Removal};
 
 /// The label every job container carries, with the job id as its value.
 pub const JOB_LABEL: &str = "octobox.job";
+/// The label naming the worker that runs the container.
+pub const WORKER_LABEL: &str = "octobox.worker";
+/// The label naming the Octobox the container belongs to (`Store::scope`): a worker
+/// sweeps only its own Octobox's containers.
+pub const SCOPE_LABEL: &str = "octobox.scope";
+/// The label with the job's attempt (retries count; a redelivery keeps it).
+pub const ATTEMPT_LABEL: &str = "octobox.attempt";
 /// The user a container runs as when neither the command nor the image names one.
 const NOBODY: &str = "65534:65534";
 /// How long the engine has to answer a worker that connects to it.
@@ -62,6 +69,10 @@ pub struct ContainerRunner {
     host: String,
     /// The containers of jobs under way, for [`ContainerRunner::remove_leftovers`].
     live: engine::Live,
+    /// The worker whose jobs these are, in each container's [`WORKER_LABEL`].
+    worker: String,
+    /// The Octobox it belongs to (`Store::scope`), in each container's [`SCOPE_LABEL`].
+    scope: String,
 }
 
 impl ContainerRunner {
@@ -84,6 +95,8 @@ impl ContainerRunner {
             docker: OnceCell::new(),
             host,
             live: Default::default(),
+            worker: String::new(),
+            scope: String::new(),
         }
     }
 
@@ -127,6 +140,45 @@ impl ContainerRunner {
         }
     }
 
+    /// Names the worker this runner's containers belong to (their [`WORKER_LABEL`]), and
+    /// the Octobox that worker is part of (their [`SCOPE_LABEL`]).
+    pub fn set_worker(&mut self, name: &str, scope: &str) {
+        self.worker = name.to_string();
+        self.scope = scope.to_string();
+    }
+
+    /// Removes the job containers of this Octobox (its scope) no live worker holds: those
+    /// of workers not in
+    /// `live_workers` (they died: a SIGKILL leaves its containers running past their
+    /// timeout), and those of this worker's name that it is not running (a previous life
+    /// of it). Containers without a worker label are left alone. Returns how many went.
+    pub async fn remove_orphans(&self, live_workers: &HashSet<String>) -> usize {
+        let Some(docker) = self.docker.get() else {
+            return 0;
+        };
+        let scoped = format!("{SCOPE_LABEL}={}", self.scope);
+        let Ok(found) = engine::labelled(docker, &scoped).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for (id, labels) in found {
+            let Some(owner) = labels.get(WORKER_LABEL) else {
+                continue;
+            };
+            let orphan = if *owner == self.worker {
+                !engine::is_live(&self.live, &id)
+            } else {
+                !live_workers.contains(owner)
+            };
+            if orphan {
+                tracing::warn!(container = %id, worker = %owner, job = labels.get(JOB_LABEL).map(String::as_str).unwrap_or("?"), "removing a container no live worker holds");
+                engine::remove(docker, &id, &self.live).await;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     pub fn describe(&self) -> String {
         format!("Docker engine at {}", self.host)
     }
@@ -151,7 +203,7 @@ impl ContainerRunner {
             Ok(Ok(user)) => user,
             Ok(Err(e)) => return Finished::Failed(e.failure(&self.host)),
         };
-        let body = container_body(job, image_user, limits);
+        let body = container_body(job, (&self.worker, &self.scope), image_user, limits);
         let name = container_name(job.id);
         let created = docker.create_container(
             Some(CreateContainerOptionsBuilder::new().name(&name).build()),
@@ -297,6 +349,7 @@ async fn image_user(
 /// The container for `job`, isolated as `limits` say.
 fn container_body(
     job: &Job,
+    (worker, scope): (&str, &str),
     image_user: Option<String>,
     limits: &ContainerLimits,
 ) -> ContainerCreateBody {
@@ -321,6 +374,9 @@ fn container_body(
     let labels = HashMap::from([
         (JOB_LABEL.to_string(), job.id.to_string()),
         ("octobox.command".to_string(), job.command.clone()),
+        (WORKER_LABEL.to_string(), worker.to_string()),
+        (SCOPE_LABEL.to_string(), scope.to_string()),
+        (ATTEMPT_LABEL.to_string(), job.attempt.to_string()),
     ]);
     ContainerCreateBody {
         image: Some(image.clone()),

@@ -44,6 +44,8 @@ pub struct Worker {
 /// misses three heartbeats is no longer listed.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
+/// How often a worker looks for containers no live worker holds.
+const SWEEP: Duration = Duration::from_secs(10);
 
 impl Worker {
     pub fn new(
@@ -103,7 +105,8 @@ impl Worker {
 
     /// Runs container jobs with `runner`, at most `concurrency` at once, beside the
     /// native ones: this worker then takes jobs from the container queue too.
-    pub fn with_containers(mut self, runner: ContainerRunner, concurrency: usize) -> Self {
+    pub fn with_containers(mut self, mut runner: ContainerRunner, concurrency: usize) -> Self {
+        runner.set_worker(&self.name, &self.store.scope());
         self.containers = Some(Arc::new(runner));
         self.container_concurrency = concurrency.max(1);
         self
@@ -148,6 +151,9 @@ impl Worker {
         ));
         let busy = Arc::new(AtomicUsize::new(0));
         let heartbeat = tokio::spawn(this.heartbeat(busy.clone(), shutdown.clone()));
+        let sweeper = this.containers.clone().map(|runner| {
+            tokio::spawn(sweep_orphans(runner, this.store.clone(), shutdown.clone()))
+        });
         let mut loops = JoinSet::new();
         for (class, concurrency) in this.classes() {
             let (this, busy, shutdown) = (this.clone(), busy.clone(), shutdown.clone());
@@ -169,6 +175,9 @@ impl Worker {
         }
         heartbeat.abort();
         listener.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         if let Some(runner) = &this.containers {
             runner.remove_leftovers().await;
         }
@@ -305,6 +314,30 @@ async fn listen_for_cancels(
                 let here = cancellations.cancel(job, &by);
                 tracing::info!(%worker, %job, %by, running_here = here, "cancel received");
             }
+        }
+    }
+}
+
+/// Removes, at start and then every [`SWEEP`], the job containers no live worker holds
+/// (`ContainerRunner::remove_orphans`): a worker killed mid-job leaves its container
+/// running, and nothing else would ever stop it. A worker is live while its heartbeat is.
+async fn sweep_orphans(
+    runner: Arc<ContainerRunner>,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.workers().await {
+            Ok(workers) => {
+                let live = workers.into_iter().map(|w| w.name).collect();
+                runner.remove_orphans(&live).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot list live workers; no sweep this time"),
         }
     }
 }
