@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::error::Report;
 use crate::fields::{bounded, positive_duration};
 use crate::secret::expand_env;
-use crate::{BrokerConfig, Secret, StoreConfig};
+use crate::{BrokerConfig, Secret, StoreConfig, StoreTls};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,9 @@ pub(crate) struct RawStore {
     url: Spanned<String>,
     retention: Option<Spanned<String>>,
     reclaim_after: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    client_cert_file: Option<Spanned<String>>,
+    client_key_file: Option<Spanned<String>>,
 }
 
 /// Checks `[broker]`; its settings start from [`BrokerConfig::new`]'s defaults.
@@ -61,10 +64,37 @@ pub(crate) fn store(
     let reclaim_after = report.read(&raw.reclaim_after, "store.reclaim_after", |t| {
         positive_duration(t)
     });
+    let tls = StoreTls {
+        ca_file: raw.ca_file.as_ref().map(|p| p.get_ref().into()),
+        client_cert_file: raw.client_cert_file.as_ref().map(|p| p.get_ref().into()),
+        client_key_file: raw.client_key_file.as_ref().map(|p| p.get_ref().into()),
+    };
+    let is_tls = raw.url.get_ref().starts_with("rediss://");
+    for (key, given) in [
+        ("store.ca_file", &raw.ca_file),
+        ("store.client_cert_file", &raw.client_cert_file),
+        ("store.client_key_file", &raw.client_key_file),
+    ] {
+        if let (Some(given), false) = (given, is_tls) {
+            report.error(
+                Some(given.span()),
+                key,
+                "is for TLS: write the store's URL as rediss://",
+            );
+        }
+    }
+    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+        report.error(
+            None,
+            "store.client_cert_file",
+            "and store.client_key_file go together: set both, or neither",
+        );
+    }
     let default = StoreConfig::new(url?);
     Some(StoreConfig {
         retention: retention.unwrap_or(default.retention),
         reclaim_after: reclaim_after.unwrap_or(default.reclaim_after),
+        tls,
         ..default
     })
 }

@@ -235,6 +235,20 @@ pub struct StoreConfig {
     /// How long an event read by a bot that then died stays pending before another bot
     /// process takes it over.
     pub reclaim_after: Duration,
+    /// TLS (`rediss://`) beyond the system's trust store: a private CA, a client
+    /// certificate.
+    pub tls: StoreTls,
+}
+
+/// `[store]`'s TLS files, PEM, read when the store is opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTls {
+    /// The CA that signed the server's certificate, instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate and its key, for servers that ask for one
+    /// (`tls-auth-clients yes`).
+    pub client_cert_file: Option<std::path::PathBuf>,
+    pub client_key_file: Option<std::path::PathBuf>,
 }
 
 impl BrokerConfig {
@@ -253,6 +267,7 @@ impl StoreConfig {
             url,
             retention: Duration::from_secs(7 * 86_400),
             reclaim_after: Duration::from_secs(30),
+            tls: StoreTls::default(),
         }
     }
 }

@@ -315,3 +315,29 @@ fn a_durable_role_without_broker_and_store_says_how_to_run_instead() {
     .unwrap();
     assert!(config.durable("octobox-worker").is_ok());
 }
+
+#[test]
+fn store_tls_files_need_a_rediss_url_and_a_client_key_goes_with_its_certificate() {
+    let text = "[broker]\nurl = \"amqp://localhost\"\n[store]\nurl = \"redis://localhost\"\nca_file = \"/etc/ca.pem\"\n";
+    let e = Config::parse("octobox.toml", text, |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("octobox.toml:5: store.ca_file: is for TLS: write the store's URL as rediss://"),
+        "{e}"
+    );
+    let text = "[broker]\nurl = \"amqp://localhost\"\n[store]\nurl = \"rediss://localhost\"\nca_file = \"/etc/ca.pem\"\nclient_cert_file = \"/etc/me.pem\"\n";
+    let e = Config::parse("octobox.toml", text, |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store.client_cert_file: and store.client_key_file go together"),
+        "{e}"
+    );
+    let text = "[broker]\nurl = \"amqp://localhost\"\n[store]\nurl = \"rediss://localhost\"\nca_file = \"/etc/ca.pem\"\n";
+    let config = Config::parse("octobox.toml", text, |_| None).unwrap();
+    assert_eq!(
+        config.store.unwrap().tls.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+}

@@ -911,3 +911,44 @@ async fn a_blocked_reader_rides_through_a_restart_and_still_gets_the_event() {
     assert_eq!(got[0].1.job, j.id);
     stop_redis(redis).await;
 }
+
+// ---- TLS -----------------------------------------------------------------------------
+
+/// `rediss://` with a private CA: the store works over TLS; a client that trusts another
+/// CA (what a server in the middle would present) is refused at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_speaks_tls_to_a_server_its_private_ca_vouches_for_and_no_other() {
+    jobs::tls::install_provider();
+    let redis = tokio::task::spawn_blocking(test_services::TlsRedis::start)
+        .await
+        .unwrap();
+    let with_ca = |url: String, ca: std::path::PathBuf| {
+        let mut config = StoreConfig::new(Secret::new(url));
+        config.tls.ca_file = Some(ca);
+        config
+    };
+
+    let store = RedisStore::connect(&with_ca(redis.url(), redis.ca_file()))
+        .await
+        .expect("the store connects over TLS");
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    let record = store
+        .job(j.id)
+        .await
+        .unwrap()
+        .expect("the record, read back");
+    assert_eq!(record.job.id, j.id);
+
+    let refused = RedisStore::connect(&with_ca(redis.url(), redis.other_ca_file())).await;
+    let Err(StoreError::Unavailable { reason, .. }) = &refused else {
+        panic!(
+            "a server the CA did not vouch for was trusted: {:?}",
+            refused.map(|_| ())
+        );
+    };
+    assert!(reason.contains("refused"), "{reason}");
+    tokio::task::spawn_blocking(move || drop(redis))
+        .await
+        .unwrap();
+}

@@ -81,7 +81,7 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
-use config::StoreConfig;
+use config::{StoreConfig, StoreTls};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -127,15 +127,22 @@ impl RedisStore {
     /// answer, so a bot started alongside Redis does not fail on its first seconds.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         let address = config.url.redacted_url();
-        let client = ::redis::Client::open(config.url.expose()).map_err(|e| {
+        let not_redis = |e: RedisError| {
             StoreError::unavailable_by(
                 format!(
                     "the store URL {address} is not a Redis URL \
-                     (redis://[:password@]host:port/db): {e}"
+                     (redis://[:password@]host:port/db, or rediss:// for TLS): {e}"
                 ),
                 e,
             )
-        })?;
+        };
+        let client = match tls_files(&config.tls)? {
+            None => ::redis::Client::open(config.url.expose()).map_err(not_redis)?,
+            Some(certificates) => {
+                ::redis::Client::build_with_tls(config.url.expose(), certificates)
+                    .map_err(not_redis)?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -284,14 +291,66 @@ where
     }
 }
 
+/// The private CA and client certificate `tls` names, read now so that a missing or
+/// unreadable file is named at start; `None` when it names none (the system's roots).
+fn tls_files(tls: &StoreTls) -> Result<Option<::redis::TlsCertificates>, StoreError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            StoreError::unavailable_by(
+                format!("cannot read the store's {what} {}: {e}", path.display()),
+                e,
+            )
+        })
+    };
+    let root_cert = match &tls.ca_file {
+        Some(path) => Some(read(path, "CA file")?),
+        None => None,
+    };
+    let client_tls = match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(cert), Some(key)) => Some(::redis::ClientTlsConfig {
+            client_cert: read(cert, "client certificate")?,
+            client_key: read(key, "client key")?,
+        }),
+        _ => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(::redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
 /// Whether a failure says "Redis is not reachable right now" (worth retrying) rather
 /// than "Redis refused this command" (which will fail again the same way).
 fn is_transient(err: &RedisError) -> bool {
-    err.is_io_error()
+    (err.is_io_error() && !is_refused_tls(err))
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
         || matches!(err.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+}
+
+/// Whether a failure is the TLS handshake refusing the server (a certificate our CA did
+/// not sign, a name that does not match) or the connection: trying again meets the same
+/// certificate, so it is reported at once. rustls reports these as invalid data.
+fn is_refused_tls(err: &RedisError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        cause = e.source();
+    }
+    // The connection manager hands some handshake failures on as text alone.
+    let text = err.to_string();
+    text.contains("invalid peer certificate") || text.contains("certificate verify failed")
 }
 
 /// Whole milliseconds for a Redis argument (`PX`, `BLOCK`, idle times), saturating;

@@ -114,6 +114,120 @@ impl Drop for Redis {
     }
 }
 
+/// A private `redis-server` that speaks TLS only, with a certificate for 127.0.0.1 signed
+/// by a private CA made for it (`openssl`), and a second CA that signed nothing it
+/// serves (what a client of an impostor would trust).
+pub struct TlsRedis {
+    dir: TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl TlsRedis {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs (scripts/test installs it)");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &at(&format!("{ca}.key")),
+                "-out",
+                &at(&format!("{ca}.crt")),
+                "-subj",
+                &format!("/CN=octobox test {ca}"),
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &at("server.key"),
+            "-out",
+            &at("server.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(at("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            .expect("extension file written");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &at("server.csr"),
+            "-CA",
+            &at("ca.crt"),
+            "-CAkey",
+            &at("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &at("server.crt"),
+            "-extfile",
+            &at("ext"),
+        ]);
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(["--dir", &dir.path().display().to_string()])
+            .args([
+                "--tls-cert-file",
+                &at("server.crt"),
+                "--tls-key-file",
+                &at("server.key"),
+            ])
+            .args([
+                "--tls-ca-cert-file",
+                &at("ca.crt"),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/test installs it)");
+        wait_for_port(port, "redis-server (TLS)", Duration::from_secs(20));
+        TlsRedis { dir, port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The CA that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A CA that signed nothing this server presents.
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.path().join("other-ca.crt")
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
 /// A private RabbitMQ node: its own node name, ports and directories.
 pub struct RabbitMq {
     dir: TempDir,
