@@ -5,6 +5,10 @@
 //! persistence, and a subscriber's queue vanishes with its connection. A subscription
 //! that loses its channel opens another, so a worker keeps hearing `cancel` after a
 //! broker restart.
+//!
+//! With a signing key, each control message is signed like a job ([`super::signing`]),
+//! and a subscriber drops (and logs) one whose signature does not check: a forged
+//! `cancel` must not stop someone's job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,13 +58,18 @@ pub(crate) async fn publish(
 ) -> Result<(), BrokerError> {
     let body = serde_json::to_vec(control)
         .map_err(|e| BrokerError::unavailable_by(format!("a control message: {e}"), e))?;
+    let properties = BasicProperties::default().with_content_type("application/json".into());
+    let properties = match &shared.signing {
+        Some(signing) => signing.signed(properties, &body),
+        None => properties,
+    };
     let confirm = channel
         .basic_publish(
             CONTROL_EXCHANGE.into(),
             "".into(),
             BasicPublishOptions::default(),
             &body,
-            BasicProperties::default().with_content_type("application/json".into()),
+            properties,
         )
         .await
         .map_err(|e| shared.unavailable("could not send a control message", e))?;
@@ -151,13 +160,23 @@ async fn follow(
             }
             received = subscription.2.next() => match received {
                 Some(Ok(delivery)) => {
-                    match serde_json::from_slice::<Control>(&delivery.data) {
+                    let checked = match &shared.signing {
+                        Some(signing) => signing.verify(delivery.properties.headers().as_ref(), &delivery.data),
+                        None => Ok(()),
+                    };
+                    match checked.map(|()| serde_json::from_slice::<Control>(&delivery.data)) {
+                        Err(refused) => tracing::warn!(
+                            bytes = delivery.data.len(), reason = %refused,
+                            "a control message was not signed with this broker's key; dropped, not obeyed"
+                        ),
+                        Ok(parsed) => match parsed {
                         Ok(control) => {
                             if tx.send(control).is_err() {
                                 return;
                             }
                         }
                         Err(error) => tracing::warn!(%error, "a control message could not be read; ignored"),
+                        },
                     }
                     false
                 }
