@@ -179,6 +179,10 @@ impl RabbitStream {
     /// worker", hiding why; that remains the fallback when the copy cannot be published.
     /// The log names the job (from its `message_id` or body) and the reason, never the
     /// arguments.
+    ///
+    /// The copy goes out on the consuming channel, which is not in confirm mode: if it is
+    /// lost (a crash in between, a full dead-letter queue) what is lost is a job that was
+    /// never going to run, and its log line remains.
     async fn set_aside(&self, channel: &Channel, delivery: AmqpDelivery, refused: BadSignature) {
         let job = delivery
             .properties

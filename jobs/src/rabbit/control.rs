@@ -145,6 +145,28 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
     Ok((generation, channel, consumer))
 }
 
+/// The control message `delivery` carries; `None` (logged) when it is not signed with
+/// this broker's key, or is not a control message.
+fn read(shared: &Shared, delivery: &lapin::message::Delivery) -> Option<Control> {
+    if let Some(signing) = &shared.signing {
+        if let Err(refused) = signing.verify(delivery.properties.headers().as_ref(), &delivery.data)
+        {
+            tracing::warn!(
+                bytes = delivery.data.len(), reason = %refused,
+                "a control message was not signed with this broker's key; dropped, not obeyed"
+            );
+            return None;
+        }
+    }
+    match serde_json::from_slice::<Control>(&delivery.data) {
+        Ok(control) => Some(control),
+        Err(error) => {
+            tracing::warn!(%error, "a control message could not be read; ignored");
+            None
+        }
+    }
+}
+
 /// Forwards control messages to `tx`, subscribing again whenever the channel is lost.
 async fn follow(
     shared: Arc<Shared>,
@@ -160,23 +182,10 @@ async fn follow(
             }
             received = subscription.2.next() => match received {
                 Some(Ok(delivery)) => {
-                    let checked = match &shared.signing {
-                        Some(signing) => signing.verify(delivery.properties.headers().as_ref(), &delivery.data),
-                        None => Ok(()),
-                    };
-                    match checked.map(|()| serde_json::from_slice::<Control>(&delivery.data)) {
-                        Err(refused) => tracing::warn!(
-                            bytes = delivery.data.len(), reason = %refused,
-                            "a control message was not signed with this broker's key; dropped, not obeyed"
-                        ),
-                        Ok(parsed) => match parsed {
-                        Ok(control) => {
-                            if tx.send(control).is_err() {
-                                return;
-                            }
+                    if let Some(control) = read(&shared, &delivery) {
+                        if tx.send(control).is_err() {
+                            return;
                         }
-                        Err(error) => tracing::warn!(%error, "a control message could not be read; ignored"),
-                        },
                     }
                     false
                 }
