@@ -3,7 +3,9 @@
 //! refused, since a durable queue whose results are lost (or the reverse) is neither mode.
 //!
 //! Their URLs are [`Secret`]s: they usually hold a password, so an error about one names
-//! the key and what was expected, never the value.
+//! the key and what was expected, never the value. So are the signing keys of
+//! `[broker]`; a missing `signing_key` is allowed for now (existing setups have none),
+//! and the broker warns at connect that jobs are then not authenticated.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -11,7 +13,7 @@ use toml::Spanned;
 use crate::error::Report;
 use crate::fields::{bounded, positive_duration};
 use crate::secret::expand_env;
-use crate::{BrokerConfig, Secret, StoreConfig, StoreTls};
+use crate::{BrokerConfig, Secret, StoreConfig, StoreTls, MIN_SIGNING_KEY_BYTES};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,8 @@ pub(crate) struct RawBroker {
     url: Spanned<String>,
     delivery_limit: Option<Spanned<i64>>,
     publish_timeout: Option<Spanned<String>>,
+    signing_key: Option<Spanned<String>>,
+    previous_signing_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -45,10 +49,26 @@ pub(crate) fn broker(
     let publish_timeout = report.read(&raw.publish_timeout, "broker.publish_timeout", |t| {
         positive_duration(t)
     });
+    let signing_key = report.read(&raw.signing_key, "broker.signing_key", |k| key(k, env));
+    let previous_signing_key = report.read(
+        &raw.previous_signing_key,
+        "broker.previous_signing_key",
+        |k| key(k, env),
+    );
+    if previous_signing_key.is_some() && raw.signing_key.is_none() {
+        report.error(
+            raw.previous_signing_key.as_ref().map(|k| k.span()),
+            "broker.previous_signing_key",
+            "is set but signing_key is not: the previous key is only accepted alongside a \
+             current one, e.g. signing_key = \"${OCTOBOX_SIGNING_KEY}\"",
+        );
+    }
     let default = BrokerConfig::new(url?);
     Some(BrokerConfig {
         delivery_limit: delivery_limit.unwrap_or(default.delivery_limit),
         publish_timeout: publish_timeout.unwrap_or(default.publish_timeout),
+        signing_key,
+        previous_signing_key,
         ..default
     })
 }
@@ -138,6 +158,20 @@ fn url(
         return Err(format!(
             "expected a URL starting with {}://",
             schemes.join(":// or ")
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
+/// A signing key, after `${NAME}` expansion, at least [`MIN_SIGNING_KEY_BYTES`] long. The
+/// message gives the length, never the value.
+fn key(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    let value = expand_env(text, env).map_err(|e| e.to_string())?;
+    if value.len() < MIN_SIGNING_KEY_BYTES {
+        return Err(format!(
+            "a signing key must be at least {MIN_SIGNING_KEY_BYTES} bytes, this one is {}; \
+             generate one with `openssl rand -hex 32` and pass it through the environment",
+            value.len()
         ));
     }
     Ok(Secret::new(value))

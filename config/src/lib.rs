@@ -224,7 +224,20 @@ pub struct BrokerConfig {
     /// How long a publish may wait for the broker (through reconnects) before the
     /// requester is told the job could not be queued.
     pub publish_timeout: Duration,
+    /// `signing_key`: the HMAC key every job and control message is signed with, and
+    /// checked against on receipt, so that someone who holds only the broker's
+    /// credentials cannot make a worker run a job. At least [`MIN_SIGNING_KEY_BYTES`]
+    /// bytes. `None` (the key is not set): messages are neither signed nor checked,
+    /// which the broker warns about when it connects.
+    pub signing_key: Option<Secret>,
+    /// `previous_signing_key`: during a rotation, the key being replaced; still accepted
+    /// when checking, never used to sign.
+    pub previous_signing_key: Option<Secret>,
 }
+
+/// The shortest signing key accepted: HMAC-SHA256's own output size, so that the key is
+/// not the weak part.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -257,6 +270,8 @@ impl BrokerConfig {
             url,
             delivery_limit: 5,
             publish_timeout: Duration::from_secs(30),
+            signing_key: None,
+            previous_signing_key: None,
         }
     }
 }

@@ -6,6 +6,9 @@ use crate::*;
 fn env(name: &str) -> Option<String> {
     match name {
         "MQ_PASSWORD" => Some("hunter2".into()),
+        "SIGNING_KEY" => Some("k".repeat(32) + "-hunter3"),
+        "OLD_SIGNING_KEY" => Some("o".repeat(32)),
+        "SHORT_KEY" => Some("hunter4".into()),
         _ => None,
     }
 }
@@ -339,5 +342,74 @@ fn store_tls_files_need_a_rediss_url_and_a_client_key_goes_with_its_certificate(
     assert_eq!(
         config.store.unwrap().tls.ca_file.as_deref(),
         Some(std::path::Path::new("/etc/ca.pem"))
+    );
+}
+
+const DURABLE: &str = "[store]\nurl = \"redis://r\"\n[broker]\nurl = \"amqp://mq\"\n";
+
+#[test]
+fn signing_keys_are_read_from_the_environment_and_never_shown() {
+    let c = parse(&format!(
+        "{DURABLE}signing_key = \"${{SIGNING_KEY}}\"\nprevious_signing_key = \"${{OLD_SIGNING_KEY}}\"\n"
+    ))
+    .unwrap();
+    let broker = c.broker.unwrap();
+    let key = broker.signing_key.clone().unwrap();
+    assert_eq!(key.expose(), format!("{}-hunter3", "k".repeat(32)));
+    assert_eq!(
+        broker.previous_signing_key.as_ref().unwrap().expose(),
+        "o".repeat(32)
+    );
+    let shown = format!("{broker:?}");
+    assert!(
+        !shown.contains("hunter3") && !shown.contains("oooo"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn without_a_signing_key_the_broker_is_still_accepted() {
+    let broker = parse(DURABLE).unwrap().broker.unwrap();
+    assert!(broker.signing_key.is_none());
+    assert!(broker.previous_signing_key.is_none());
+}
+
+#[test]
+fn a_short_signing_key_is_refused_with_its_length_only() {
+    let e = errors(&format!("{DURABLE}signing_key = \"${{SHORT_KEY}}\"\n"));
+    assert_eq!(
+        e,
+        vec![
+            "octobox.toml:5: broker.signing_key: a signing key must be at least 32 bytes, \
+              this one is 7; generate one with `openssl rand -hex 32` and pass it through the \
+              environment"
+        ]
+    );
+    assert!(!e[0].contains("hunter4"));
+}
+
+#[test]
+fn a_signing_key_from_a_missing_variable_is_named() {
+    let e = errors(&format!("{DURABLE}signing_key = \"${{NO_SUCH_KEY}}\"\n"));
+    assert_eq!(
+        e,
+        vec![
+            "octobox.toml:5: broker.signing_key: environment variable NO_SUCH_KEY is not set \
+              (referenced as ${NO_SUCH_KEY})"
+        ]
+    );
+}
+
+#[test]
+fn a_previous_signing_key_needs_a_current_one() {
+    let e = errors(&format!(
+        "{DURABLE}previous_signing_key = \"${{OLD_SIGNING_KEY}}\"\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "octobox.toml:5: broker.previous_signing_key: is set but signing_key is not"
+        ),
+        "{e:?}"
     );
 }

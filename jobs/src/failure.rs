@@ -167,6 +167,49 @@ pub enum DeadLetter {
     /// A dead letter that came without any reason at all.
     #[error("the job queue gave up on it")]
     GaveUp,
+    /// A worker set it aside unrun: its signature was missing or wrong, so someone
+    /// published it straight to the broker rather than through an Octobox process.
+    #[error("{0}")]
+    Unauthenticated(BadSignature),
+}
+
+/// Why a message's signature (`x-octobox-signature`) was not accepted. Each sentence
+/// ends the same way: what it means for the person reading a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadSignature {
+    #[error("it carries no signature: it was not published by an Octobox process with this key")]
+    Missing,
+    #[error(
+        "its signature is not a hex HMAC-SHA256: it was not published by an Octobox process \
+         with this key"
+    )]
+    Malformed,
+    #[error(
+        "its signature does not match: it was not published by an Octobox process with this key"
+    )]
+    Mismatch,
+}
+
+impl BadSignature {
+    /// The short form carried in the `x-octobox-dead-reason` header of a dead letter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadSignature::Missing => "unsigned",
+            BadSignature::Malformed => "malformed-signature",
+            BadSignature::Mismatch => "bad-signature",
+        }
+    }
+
+    /// The reverse of [`BadSignature::as_str`].
+    pub fn parse(text: &str) -> Option<BadSignature> {
+        [
+            BadSignature::Missing,
+            BadSignature::Malformed,
+            BadSignature::Mismatch,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == text)
+    }
 }
 
 /// "once", "2 times": how often a job was delivered.
@@ -224,6 +267,12 @@ mod tests {
         assert_eq!(
             JobFailure::DeadLettered(DeadLetter::Rejected).to_string(),
             "was set aside: it was rejected by a worker"
+        );
+        assert_eq!(
+            JobFailure::DeadLettered(DeadLetter::Unauthenticated(BadSignature::Mismatch))
+                .to_string(),
+            "was set aside: its signature does not match: it was not published by an Octobox \
+             process with this key"
         );
     }
 

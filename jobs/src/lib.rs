@@ -47,7 +47,7 @@ pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
-pub use failure::{DeadLetter, JobFailure};
+pub use failure::{BadSignature, DeadLetter, JobFailure};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
 pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};

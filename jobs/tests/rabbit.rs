@@ -620,3 +620,209 @@ async fn connections_ask_for_small_frames_unless_the_url_sets_its_own() {
     }
     stop(node).await;
 }
+
+// Signing: with `[broker] signing_key`, only messages an Octobox process signed are obeyed.
+
+const KEY: &str = "a-signing-key-of-at-least-32-bytes-0001";
+const NEW_KEY: &str = "a-signing-key-of-at-least-32-bytes-0002";
+
+fn signed_config(node: &RabbitMq, current: &str, previous: Option<&str>) -> BrokerConfig {
+    let mut config = config(node);
+    config.signing_key = Some(Secret::new(current));
+    config.previous_signing_key = previous.map(Secret::new);
+    config
+}
+
+/// A plain lapin connection, as someone holding only RabbitMQ's credentials has, and a
+/// channel in confirm mode on it.
+async fn intruder(node: &RabbitMq) -> (lapin::Connection, lapin::Channel) {
+    let raw = lapin::Connection::connect(&node.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    (raw, channel)
+}
+
+/// Publishes `body` straight to `exchange`, with `signature` in the signature header if
+/// given, and waits for RabbitMQ's confirmation.
+async fn publish_raw(
+    channel: &lapin::Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) {
+    let mut properties = lapin::BasicProperties::default();
+    if let Some(signature) = signature {
+        let mut headers = lapin::types::FieldTable::default();
+        headers.insert(
+            jobs::rabbit::signing::SIGNATURE_HEADER.into(),
+            lapin::types::AMQPValue::LongString(signature.into()),
+        );
+        properties = properties.with_headers(headers);
+    }
+    channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_signing_key_published_and_delayed_jobs_are_consumed_as_usual() {
+    let node = node().await;
+    let broker = broker(&signed_config(&node, KEY, None)).await;
+    let mut work = broker.consume(TaskClass::Native, 4).await.unwrap();
+
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    let got = next(&mut work).await;
+    assert_eq!(got.job, sent);
+    got.ack().await.unwrap();
+
+    // A delayed job comes back through the delay queue's dead-lettering, headers and all.
+    let later = job();
+    broker
+        .publish_delayed(&later, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let got = next(&mut work).await;
+    assert_eq!(got.job.id, later.id);
+    got.ack().await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_published_with_only_the_rabbitmq_password_is_set_aside_unrun_with_its_reason() {
+    let node = node().await;
+    let broker = broker(&signed_config(&node, KEY, None)).await;
+    let mut work = broker.consume(TaskClass::Native, 4).await.unwrap();
+    let mut dead = broker.consume_dead_letters().await.unwrap();
+    let (raw, channel) = intruder(&node).await;
+
+    let unsigned = job();
+    let body = serde_json::to_vec(&unsigned).unwrap();
+    publish_raw(&channel, "octobox.jobs", "native", &body, None).await;
+    let forged = job();
+    let body = serde_json::to_vec(&forged).unwrap();
+    let wrong = "00".repeat(32);
+    publish_raw(&channel, "octobox.jobs", "native", &body, Some(&wrong)).await;
+    let genuine = job();
+    broker.publish(&genuine).await.unwrap();
+
+    let got = next(&mut work).await;
+    assert_eq!(
+        got.job.id, genuine.id,
+        "only the signed job reaches the worker"
+    );
+    got.ack().await.unwrap();
+    assert!(nothing_within(&mut work, Duration::from_millis(500)).await);
+
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let letter = next(&mut dead).await;
+        reasons.push((letter.job.id, letter.dead.as_ref().map(ToString::to_string)));
+        letter.ack().await.unwrap();
+    }
+    reasons.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        reasons,
+        vec![
+            (
+                unsigned.id,
+                Some(
+                    "it carries no signature: it was not published by an Octobox process \
+                     with this key"
+                        .to_string()
+                )
+            ),
+            (
+                forged.id,
+                Some(
+                    "its signature does not match: it was not published by an Octobox \
+                     process with this key"
+                        .to_string()
+                )
+            ),
+        ]
+    );
+    raw.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn during_a_rotation_a_job_signed_with_the_previous_key_still_runs() {
+    let node = node().await;
+    let old = broker(&signed_config(&node, KEY, None)).await;
+    let new = broker(&signed_config(&node, NEW_KEY, Some(KEY))).await;
+    let mut work = new.consume(TaskClass::Native, 4).await.unwrap();
+
+    let queued_before = job();
+    old.publish(&queued_before).await.unwrap();
+    let got = next(&mut work).await;
+    assert_eq!(got.job.id, queued_before.id);
+    got.ack().await.unwrap();
+
+    let queued_after = job();
+    new.publish(&queued_after).await.unwrap();
+    let got = next(&mut work).await;
+    assert_eq!(got.job.id, queued_after.id);
+    got.ack().await.unwrap();
+    old.close().await;
+    new.close().await;
+    stop(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_cancel_never_reaches_a_worker() {
+    use jobs::control::Control;
+    let node = node().await;
+    let broker = broker(&signed_config(&node, KEY, None)).await;
+    let mut feed = broker.subscribe_control().await.unwrap();
+    let (raw, channel) = intruder(&node).await;
+
+    let target = job().id;
+    let forged = Control::Cancel {
+        job: target,
+        by: "intruder".into(),
+    };
+    let body = serde_json::to_vec(&forged).unwrap();
+    publish_raw(&channel, "octobox.control", "", &body, None).await;
+    publish_raw(
+        &channel,
+        "octobox.control",
+        "",
+        &body,
+        Some(&"ab".repeat(32)),
+    )
+    .await;
+    let genuine = Control::Cancel {
+        job: target,
+        by: "console:alice".into(),
+    };
+    broker.broadcast(&genuine).await.unwrap();
+
+    let got = timeout(Duration::from_secs(20), feed.next())
+        .await
+        .expect("a control message within 20 seconds");
+    assert_eq!(got, Some(genuine), "only the signed cancel arrives");
+    assert!(timeout(Duration::from_millis(500), feed.next())
+        .await
+        .is_err());
+    raw.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}

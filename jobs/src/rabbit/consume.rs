@@ -16,6 +16,11 @@
 //!   times this message was delivered before and not acknowledged);
 //! - for a dead letter, why RabbitMQ gave up on it, from the most recent `x-death` entry.
 //!
+//! With a signing key ([`super::signing`]), a job stream first checks each message's
+//! signature; a message without a valid one is never handed to a worker but set aside in
+//! the dead letters with its reason (`x-octobox-dead-reason`), which a dead-letter stream
+//! reads back as [`DeadLetter::Unauthenticated`].
+//!
 //! A message that is not a job is logged and rejected without requeue: from a job queue it
 //! goes to the dead letters; from the dead-letter queue it is dropped, since nothing could
 //! show it.
@@ -26,18 +31,25 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_lite::StreamExt;
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Acker, Channel, Consumer};
 
 use super::is_dead;
 use super::link::{Shared, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
+use super::topology::DEAD_EXCHANGE;
+
+/// The header a dead letter set aside by a worker (not by RabbitMQ) carries its reason
+/// in; it wins over `x-death`.
+pub const DEAD_REASON_HEADER: &str = "x-octobox-dead-reason";
 
 /// How long acknowledging or rejecting a delivery may take before it counts as failed.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 use crate::backoff::Backoff;
 use crate::broker::{Acknowledge, BrokerError, Delivery, JobStream};
-use crate::failure::DeadLetter;
+use crate::failure::{BadSignature, DeadLetter};
 use crate::job::{Job, JobId};
 
 /// How often a waiting stream checks that its channel is still alive.
@@ -108,6 +120,12 @@ impl RabbitStream {
     /// (logged and rejected here).
     async fn receive(&self, channel: &Channel, delivery: AmqpDelivery) -> Option<Delivery> {
         let headers = delivery.properties.headers().as_ref();
+        if let (StreamKind::Jobs, Some(signing)) = (self.kind, &self.shared.signing) {
+            if let Err(refused) = signing.verify(headers, &delivery.data) {
+                self.set_aside(channel, delivery, refused).await;
+                return None;
+            }
+        }
         let mut job: Job = match serde_json::from_slice(&delivery.data) {
             Ok(job) => job,
             Err(error) => {
@@ -151,6 +169,75 @@ impl RabbitStream {
                 Delivery::dead_letter(job, reason, acker)
             }
         })
+    }
+}
+
+impl RabbitStream {
+    /// Moves a job whose signature did not check to the dead letters, unrun: a copy with
+    /// the reason in [`DEAD_REASON_HEADER`] goes to `octobox.dead`, then the delivery is
+    /// acknowledged. Rejecting it instead would dead-letter it too, but as "rejected by a
+    /// worker", hiding why; that remains the fallback when the copy cannot be published.
+    /// The log names the job (from its `message_id` or body) and the reason, never the
+    /// arguments.
+    ///
+    /// The copy goes out on the consuming channel, which is not in confirm mode: if it is
+    /// lost (a crash in between, a full dead-letter queue) what is lost is a job that was
+    /// never going to run, and its log line remains.
+    async fn set_aside(&self, channel: &Channel, delivery: AmqpDelivery, refused: BadSignature) {
+        let job = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .or_else(|| {
+                serde_json::from_slice::<Job>(&delivery.data)
+                    .ok()
+                    .map(|j| j.id.to_string())
+            })
+            .unwrap_or_default();
+        tracing::error!(
+            queue = %self.queue, %job, reason = %refused,
+            "a job was not signed with this broker's key; setting it aside in the dead letters, unrun"
+        );
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            DEAD_REASON_HEADER.into(),
+            AMQPValue::LongString(refused.as_str().into()),
+        );
+        let properties = delivery.properties.clone().with_headers(headers);
+        let copied = async {
+            channel
+                .basic_publish(
+                    DEAD_EXCHANGE.into(),
+                    self.queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &delivery.data,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let settled = match tokio::time::timeout(SETTLE_WAIT, copied).await {
+            Ok(Ok(_)) => delivery.acker.ack(BasicAckOptions::default()).await,
+            Ok(Err(error)) => {
+                tracing::warn!(queue = %self.queue, %job, %error, "could not copy it to the dead letters; rejecting it instead");
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+            }
+            Err(_) => {
+                tracing::warn!(queue = %self.queue, %job, "copying it to the dead letters took too long; rejecting it instead");
+                delivery
+                    .acker
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+            }
+        };
+        if let Err(error) = settled {
+            // Delivered again on the next connection, and checked again.
+            tracing::warn!(queue = %self.queue, %job, %error, "could not settle the unsigned job");
+        }
     }
 }
 
@@ -349,6 +436,13 @@ fn delivery_count(headers: Option<&FieldTable>) -> u32 {
 /// Why RabbitMQ dead-lettered a message. The most recent `x-death` entry comes first; a
 /// delayed job carries an older `expired` entry from its delay queue.
 pub(crate) fn dead_letter_reason(headers: Option<&FieldTable>, delivery_limit: u32) -> DeadLetter {
+    if let Some(refused) = headers
+        .and_then(|h| h.inner().get(DEAD_REASON_HEADER))
+        .and_then(as_text)
+        .and_then(|text| BadSignature::parse(&text))
+    {
+        return DeadLetter::Unauthenticated(refused);
+    }
     let latest = headers
         .and_then(|h| h.inner().get("x-death"))
         .and_then(|deaths| match deaths {

@@ -5,6 +5,10 @@
 //! persistence, and a subscriber's queue vanishes with its connection. A subscription
 //! that loses its channel opens another, so a worker keeps hearing `cancel` after a
 //! broker restart.
+//!
+//! With a signing key, each control message is signed like a job ([`super::signing`]),
+//! and a subscriber drops (and logs) one whose signature does not check: a forged
+//! `cancel` must not stop someone's job.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,13 +58,18 @@ pub(crate) async fn publish(
 ) -> Result<(), BrokerError> {
     let body = serde_json::to_vec(control)
         .map_err(|e| BrokerError::unavailable_by(format!("a control message: {e}"), e))?;
+    let properties = BasicProperties::default().with_content_type("application/json".into());
+    let properties = match &shared.signing {
+        Some(signing) => signing.signed(properties, &body),
+        None => properties,
+    };
     let confirm = channel
         .basic_publish(
             CONTROL_EXCHANGE.into(),
             "".into(),
             BasicPublishOptions::default(),
             &body,
-            BasicProperties::default().with_content_type("application/json".into()),
+            properties,
         )
         .await
         .map_err(|e| shared.unavailable("could not send a control message", e))?;
@@ -136,6 +145,28 @@ async fn open(shared: &Shared) -> Result<Subscription, BrokerError> {
     Ok((generation, channel, consumer))
 }
 
+/// The control message `delivery` carries; `None` (logged) when it is not signed with
+/// this broker's key, or is not a control message.
+fn read(shared: &Shared, delivery: &lapin::message::Delivery) -> Option<Control> {
+    if let Some(signing) = &shared.signing {
+        if let Err(refused) = signing.verify(delivery.properties.headers().as_ref(), &delivery.data)
+        {
+            tracing::warn!(
+                bytes = delivery.data.len(), reason = %refused,
+                "a control message was not signed with this broker's key; dropped, not obeyed"
+            );
+            return None;
+        }
+    }
+    match serde_json::from_slice::<Control>(&delivery.data) {
+        Ok(control) => Some(control),
+        Err(error) => {
+            tracing::warn!(%error, "a control message could not be read; ignored");
+            None
+        }
+    }
+}
+
 /// Forwards control messages to `tx`, subscribing again whenever the channel is lost.
 async fn follow(
     shared: Arc<Shared>,
@@ -151,13 +182,10 @@ async fn follow(
             }
             received = subscription.2.next() => match received {
                 Some(Ok(delivery)) => {
-                    match serde_json::from_slice::<Control>(&delivery.data) {
-                        Ok(control) => {
-                            if tx.send(control).is_err() {
-                                return;
-                            }
+                    if let Some(control) = read(&shared, &delivery) {
+                        if tx.send(control).is_err() {
+                            return;
                         }
-                        Err(error) => tracing::warn!(%error, "a control message could not be read; ignored"),
                     }
                     false
                 }

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// `amqp://host:port`, safe to log.
     pub target: String,
     pub delivery_limit: u32,
+    /// The signing keys; `None` when `[broker]` has no `signing_key`.
+    pub signing: Option<super::signing::Signing>,
     closed: AtomicBool,
 }
 
@@ -58,6 +60,7 @@ impl Shared {
     pub async fn connect(
         url: &Secret,
         delivery_limit: u32,
+        signing: Option<super::signing::Signing>,
         deadline: Instant,
     ) -> Result<Arc<Shared>, BrokerError> {
         let target = url.redacted_url();
@@ -76,6 +79,7 @@ impl Shared {
             uri,
             target,
             delivery_limit,
+            signing,
             closed: AtomicBool::new(false),
         });
         tokio::spawn(supervise(Arc::downgrade(&shared)));

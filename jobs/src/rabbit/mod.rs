@@ -22,12 +22,14 @@
 //! - [`topology`]: the exchanges and queues, their names and arguments.
 //! - [`consume`]: job streams, acknowledgements, dead letters and their reasons.
 //! - [`control`]: control messages (`cancel`) on a fanout exchange, to every worker.
+//! - [`signing`]: the HMAC every published message carries, and its check on receipt.
 //!
 //! The URL holds the password: only [`Secret::redacted_url`] reaches logs and errors.
 
 pub mod consume;
 pub mod control;
 pub mod link;
+pub mod signing;
 pub mod topology;
 
 use std::sync::Arc;
@@ -72,14 +74,25 @@ impl RabbitBroker {
     /// declared with other arguments).
     pub async fn connect(config: &BrokerConfig) -> Result<Self, BrokerError> {
         let deadline = Instant::now() + config.publish_timeout.max(Duration::from_secs(5));
-        let shared = Shared::connect(&config.url, config.delivery_limit, deadline).await?;
+        let signing = signing::Signing::from_config(config);
+        let signed = signing.is_some();
+        let shared = Shared::connect(&config.url, config.delivery_limit, signing, deadline).await?;
         let (generation, connection) = shared.connection();
         let publisher = open_publisher(&shared, &connection).await?;
         tracing::info!(
             target_url = %shared.target,
             delivery_limit = config.delivery_limit,
+            signed,
             "connected to RabbitMQ and declared the job queues"
         );
+        if !signed {
+            // Kept working for setups that predate signing; said once per process.
+            tracing::warn!(
+                target_url = %shared.target,
+                "jobs are not authenticated: set [broker] signing_key, or anyone with the \
+                 RabbitMQ credentials can make the workers run a job"
+            );
+        }
         Ok(RabbitBroker {
             shared,
             publisher: Mutex::new(Some((generation, publisher))),
@@ -132,6 +145,10 @@ impl RabbitBroker {
             job: job.id.to_string(),
             reason: format!("it could not be written as JSON: {e}"),
         })?;
+        let properties = match &self.shared.signing {
+            Some(signing) => signing.signed(properties, &body),
+            None => properties,
+        };
         let started = Instant::now();
         let deadline = started + self.publish_timeout;
         let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
