@@ -26,6 +26,10 @@ impl Default for Options {
     }
 }
 
+/// The pipeline's `[broker] signing_key`: every job and control message between its
+/// processes is signed, as in production.
+pub const SIGNING_KEY: &str = "octobox-test-signing-key-0123456789abcdef";
+
 pub struct Pipeline {
     pub redis: Redis,
     pub mq: RabbitMq,
@@ -33,6 +37,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The broker configuration the pipeline's processes use, signing key included.
+    pub fn broker_config(&self) -> config::BrokerConfig {
+        let mut broker = config::BrokerConfig::new(config::Secret::new(self.mq.url()));
+        broker.signing_key = Some(config::Secret::new(SIGNING_KEY));
+        broker
+    }
+
     pub fn start(options: Options) -> Self {
         let redis = Redis::start();
         let mq = RabbitMq::start();
@@ -42,6 +53,7 @@ impl Pipeline {
 url = "{mq}"
 delivery_limit = {limit}
 publish_timeout = "90s"
+signing_key = "{key}"
 
 [store]
 url = "{redis}"
@@ -56,6 +68,7 @@ retry_backoff = "200ms"
 {extra}
 "#,
             mq = mq.url(),
+            key = SIGNING_KEY,
             redis = redis.url(),
             limit = options.delivery_limit,
             concurrency = options.concurrency,

@@ -275,7 +275,7 @@ fn a_value_that_looks_like_an_option_never_reaches_argv() {
 /// configuration does not have.
 #[test]
 fn a_forged_container_job_is_refused_and_never_runs() {
-    use config::{BrokerConfig, ContainerLimits, Secret, StoreConfig};
+    use config::{ContainerLimits, Secret, StoreConfig};
     use jobs::rabbit::RabbitBroker;
     use jobs::redis::RedisStore;
     use jobs::{Broker, Job, JobRecord, Origin, Store, Task};
@@ -319,9 +319,9 @@ fn a_forged_container_job_is_refused_and_never_runs() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let [forged, unknown]: [JobRecord; 2] = runtime.block_on(async {
-        let broker = RabbitBroker::connect(&BrokerConfig::new(Secret::new(p.mq.url())))
-            .await
-            .unwrap();
+        // A process that holds the signing key (a compromised bot, say): the worker still
+        // runs only what its own configuration declares.
+        let broker = RabbitBroker::connect(&p.broker_config()).await.unwrap();
         let store = RedisStore::connect(&StoreConfig::new(Secret::new(p.redis.url())))
             .await
             .unwrap();
