@@ -50,6 +50,16 @@ impl DeadLetterReporter {
             };
             let job = delivery.job.clone();
             let reason = delivery.dead.clone().unwrap_or(DeadLetter::GaveUp);
+            if let DeadLetter::Unauthenticated(why) = &reason {
+                // Not published by an Octobox process: its job id and requester are the
+                // forger's words. Writing a result would let a forger fail anyone's
+                // pending job; it stays in the log only.
+                tracing::warn!(job = %job.id, reason = %why, "an unauthenticated message was set aside; no result is written for it");
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(job = %job.id, error = %e, "dead letter not acknowledged");
+                }
+                continue;
+            }
 
             // Its last start, where there was one, so "failed after" tells how long ago.
             let record = self.store.job(job.id).await.ok().flatten();

@@ -826,3 +826,36 @@ async fn a_forged_cancel_never_reaches_a_worker() {
     broker.close().await;
     stop(node).await;
 }
+
+/// A forger who can publish straight into the dead letters, with a real job's id and a
+/// header claiming RabbitMQ gave up on it, is read as unauthenticated: the bot's reporter
+/// writes no result for it, so it cannot fail someone's pending job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_put_straight_into_the_dead_letters_reads_as_unauthenticated() {
+    let node = node().await;
+    let broker = broker(&signed_config(&node, KEY, None)).await;
+    let mut dead = broker.consume_dead_letters().await.unwrap();
+    let (raw, channel) = intruder(&node).await;
+
+    let pending = job();
+    let body = serde_json::to_vec(&pending).unwrap();
+    publish_raw(
+        &channel,
+        jobs::rabbit::topology::DEAD_EXCHANGE,
+        "native",
+        &body,
+        None,
+    )
+    .await;
+    let got = next(&mut dead).await;
+    assert_eq!(got.job.id, pending.id);
+    assert!(
+        matches!(got.dead, Some(jobs::DeadLetter::Unauthenticated(_))),
+        "{:?}",
+        got.dead
+    );
+    got.ack().await.unwrap();
+    raw.close(200, "done".into()).await.unwrap();
+    broker.close().await;
+    stop(node).await;
+}

@@ -120,10 +120,19 @@ impl RabbitStream {
     /// (logged and rejected here).
     async fn receive(&self, channel: &Channel, delivery: AmqpDelivery) -> Option<Delivery> {
         let headers = delivery.properties.headers().as_ref();
-        if let (StreamKind::Jobs, Some(signing)) = (self.kind, &self.shared.signing) {
+        // A dead letter's body is the job as it was published: with a key, one whose
+        // signature does not verify was not published by us, whatever its headers claim
+        // (a forger could put any job id and reason into `octobox.dead`).
+        let mut unsigned = None;
+        if let Some(signing) = &self.shared.signing {
             if let Err(refused) = signing.verify(headers, &delivery.data) {
-                self.set_aside(channel, delivery, refused).await;
-                return None;
+                match self.kind {
+                    StreamKind::Jobs => {
+                        self.set_aside(channel, delivery, refused).await;
+                        return None;
+                    }
+                    StreamKind::DeadLetters => unsigned = Some(refused),
+                }
             }
         }
         let mut job: Job = match serde_json::from_slice(&delivery.data) {
@@ -165,7 +174,10 @@ impl RabbitStream {
                 d
             }
             StreamKind::DeadLetters => {
-                let reason = dead_letter_reason(headers, self.shared.delivery_limit);
+                let reason = match unsigned {
+                    Some(refused) => DeadLetter::Unauthenticated(refused),
+                    None => dead_letter_reason(headers, self.shared.delivery_limit),
+                };
                 Delivery::dead_letter(job, reason, acker)
             }
         })
