@@ -278,6 +278,35 @@ fn bench(c: &mut Criterion) {
         }
         group.finish();
     }
+
+    // Long lines over 25, 50 and 100 KB: an unknown first word, and a first word that
+    // commands start with (the suggestion path scores every candidate against it). Time linear in the input shows as the same bytes per second at each size.
+    let (_, cat, _, _) = &setups[1];
+    let mut group = c.benchmark_group("long_lines");
+    group.sample_size(10);
+    for kb in [25usize, 50, 100] {
+        let unknown = long_line("frobnicate", kb);
+        let near_miss = long_line(VERBS[0], kb);
+        group.throughput(Throughput::Bytes(unknown.len() as u64));
+        group.bench_with_input(BenchmarkId::new("unknown", kb), &unknown, |b, m| {
+            b.iter(|| black_box(cat.classify(black_box(m))))
+        });
+        group.bench_with_input(BenchmarkId::new("near_miss", kb), &near_miss, |b, m| {
+            b.iter(|| black_box(cat.classify(black_box(m))))
+        });
+    }
+    group.finish();
+}
+
+/// `first` followed by short words up to `kb` kilobytes.
+fn long_line(first: &str, kb: usize) -> String {
+    let mut line = first.to_string();
+    let mut i = 0usize;
+    while line.len() < kb * 1024 {
+        line.push_str(&format!(" word{}", i % 97));
+        i += 1;
+    }
+    line
 }
 
 criterion_group!(benches, bench);

@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::catalog::Catalog;
 use crate::index::Alt;
-use crate::input::{eq_lower, normalize, tokenize, Tok};
+use crate::input::{eq_lower, excerpt, normalize, tokenize, Tok};
 use crate::pattern::Elem;
 use crate::slot::{Parsed, Reject, SlotKind, Value};
 
@@ -65,7 +65,7 @@ impl fmt::Display for Classification {
             }
             Classification::BadArgument(e) => write!(f, "{e}"),
             Classification::Unknown { text, suggestions } => {
-                write!(f, "unknown command \"{text}\"")?;
+                write!(f, "unknown command \"{}\"", excerpt(text))?;
                 if !suggestions.is_empty() {
                     write!(f, " — did you mean: {}?", suggestions.join(", "))?;
                 }
@@ -297,7 +297,7 @@ impl Catalog {
         let (value, problem) = match tok {
             Some(i) => {
                 let value = slot_text(&kind, msg, toks, i);
-                (value.to_string(), kind.problem(value, reject))
+                (value.to_string(), kind.problem(&excerpt(value), reject))
             }
             None => (
                 String::new(),

@@ -2,6 +2,21 @@
 //! tokens that remember their byte offset (so a `text` slot can take the original rest of the
 //! line), and allocation-free case-insensitive comparison of words.
 
+/// At most this many characters of someone's text are quoted back in an error.
+pub const EXCERPT_CHARS: usize = 60;
+
+/// `text` as quoted in an error: whole when short, else its first [`EXCERPT_CHARS`]
+/// characters and how many more there were, so that a 400 KB line is not echoed back.
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => text.into(),
+        Some((cut, _)) => {
+            let rest = text[cut..].chars().count();
+            format!("{}… ({rest} more characters)", &text[..cut]).into()
+        }
+    }
+}
+
 /// One whitespace-separated token of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tok<'a> {

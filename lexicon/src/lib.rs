@@ -71,6 +71,7 @@ pub mod suggest;
 
 pub use catalog::{Catalog, CatalogError, CommandDef, CommandSpec, DEFAULT_SECTION};
 pub use classify::{ArgumentError, Classification, Match};
+pub use input::{excerpt, EXCERPT_CHARS};
 pub use slot::{
     format_duration, parse_duration, BadValue, DurationValue, SlotDef, SlotKind, Value,
 };

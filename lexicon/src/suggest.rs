@@ -268,7 +268,7 @@ impl Catalog {
         alt: &'s Alt,
         toks: &[Tok<'_>],
         words: &[String],
-        memo: &mut Memo<'s>,
+        memo: &mut Memo,
     ) -> Option<Closeness> {
         let slots = self.defs[alt.cmd as usize].slots();
         let kind = |e: &Elem| match e {
@@ -321,25 +321,21 @@ impl Catalog {
 const MEMO_CAP: usize = 16;
 
 /// Word-to-literal character distances computed for one message (the alternatives of a
-/// command share most of their literal words).
+/// command share most of their literal words). Keyed by word position and the literal's
+/// address, so that a look-up costs the same however many words the message has: a
+/// message of n words costs O(n) per alternative, never O(n²).
 #[derive(Default)]
-struct Memo<'s> {
-    entries: Vec<(usize, &'s str, usize)>,
+struct Memo {
+    entries: std::collections::HashMap<(usize, usize, usize), usize>,
 }
 
-impl<'s> Memo<'s> {
-    fn distance(&mut self, words: &[String], i: usize, literal: &'s str) -> usize {
-        if let Some(&(_, _, d)) = self
-            .entries
-            .iter()
-            .find(|(w, l, _)| *w == i && *l == literal)
-        {
-            return d;
-        }
-        let word = words.get(i).map_or(&[][..], |w| w.as_bytes());
-        let d = osa_capped(word, literal.as_bytes(), MEMO_CAP);
-        self.entries.push((i, literal, d));
-        d
+impl Memo {
+    fn distance(&mut self, words: &[String], i: usize, literal: &str) -> usize {
+        let key = (i, literal.as_ptr() as usize, literal.len());
+        *self.entries.entry(key).or_insert_with(|| {
+            let word = words.get(i).map_or(&[][..], |w| w.as_bytes());
+            osa_capped(word, literal.as_bytes(), MEMO_CAP)
+        })
     }
 }
 
@@ -351,7 +347,7 @@ fn word_distance<'s, 'k>(
     words: &[String],
     elems: &'s [Elem],
     kind: &dyn Fn(&Elem) -> Option<&'k SlotKind>,
-    memo: &mut Memo<'s>,
+    memo: &mut Memo,
 ) -> usize {
     const EXTRA_WORD: usize = 2;
     const STACK: usize = 32;
