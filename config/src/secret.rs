@@ -19,12 +19,19 @@ impl Secret {
 
     /// For URLs: scheme, host and port only, which are safe to log
     /// (`amqp://guest:pw@mq:5672/%2f` gives `amqp://mq:5672`).
+    ///
+    /// People write passwords unencoded, with `/`, `?`, `#` or `@` in them, so the host is
+    /// read after the *last* `@` of the whole URL, and only then cut at the path: whatever
+    /// the password holds is before that `@`. A URL without `@` has no credentials.
     pub fn redacted_url(&self) -> String {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return "***".to_string();
         };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority.rsplit('@').next().unwrap_or("");
+        let after_credentials = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = after_credentials
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
         format!("{scheme}://{host}")
     }
 }
@@ -129,5 +136,18 @@ mod tests {
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         assert_eq!(s.redacted_url(), "amqp://mq.internal:5672");
         assert_eq!(Secret::new("no url").redacted_url(), "***");
+    }
+
+    #[test]
+    fn a_password_with_url_delimiters_is_never_part_of_the_redacted_url() {
+        for password in ["pa/ss", "pa?ss", "pa#ss", "pa@ss", "12/34", "p@/?#@q"] {
+            let url = Secret::new(format!("amqp://guest:{password}@mq.internal:5672/%2f"));
+            let shown = url.redacted_url();
+            assert_eq!(shown, "amqp://mq.internal:5672", "for {password:?}");
+        }
+        assert_eq!(
+            Secret::new("rediss://redis.internal:6380/0").redacted_url(),
+            "rediss://redis.internal:6380"
+        );
     }
 }
