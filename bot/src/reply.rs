@@ -185,15 +185,23 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         .join("\n")
 }
 
-/// `job <id>`: everything known about one job.
-pub fn job_details(record: &JobRecord) -> String {
+/// `job <id>`: everything known about one job. `whole` is false for someone else's job
+/// asked about by someone outside the auditors: its arguments, error and output are left
+/// out (they may hold what only the requester should see). Text that came from someone
+/// is shown with its control characters escaped, so that it cannot drive the reader's
+/// terminal.
+pub fn job_details(record: &JobRecord, whole: bool) -> String {
+    const HIDDEN: &str = "(hidden: only the requester and group auditors see them)";
     let job = &record.job;
-    let args = job
-        .args
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let args = if !whole && !job.args.is_empty() {
+        HIDDEN.to_string()
+    } else {
+        job.args
+            .iter()
+            .map(|(k, v)| format!("{k}={}", printable(&v.to_string(), false)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut lines = vec![
         format!("job       {}", job.id),
         format!(
@@ -225,23 +233,51 @@ pub fn job_details(record: &JobRecord) -> String {
             res.finished_at.format("%Y-%m-%d %H:%M:%S%.3f UTC")
         ));
         lines.push(format!("took      {}", elapsed(res.duration())));
+        if !whole {
+            if res.error.is_some() || !matches!(res.output, Output::Empty) {
+                lines.push(format!("output    {HIDDEN}"));
+            }
+            return lines.join("\n");
+        }
         if let Some(e) = &res.error {
-            lines.push(format!("error     {e}"));
+            lines.push(format!("error     {}", printable(e, false)));
         }
         match &res.output {
             Output::Empty => {}
-            Output::Text { text } => lines.push(format!("output\n{}", text.trim_end())),
+            Output::Text { text } => {
+                lines.push(format!("output\n{}", printable(text.trim_end(), true)))
+            }
             Output::File {
                 name,
                 media_type,
                 bytes,
             } => lines.push(format!(
-                "output    file {name} ({media_type}, {})",
+                "output    file {} ({}, {})",
+                printable(name, false),
+                printable(media_type, false),
                 size(bytes.len())
             )),
         }
     }
     lines.join("\n")
+}
+
+/// `text` with its control characters escaped (`\u{1b}` for ESC), keeping line breaks
+/// and tabs when `multiline`.
+pub fn printable(text: &str, multiline: bool) -> std::borrow::Cow<'_, str> {
+    let kept = |c: char| multiline && (c == '\n' || c == '\t');
+    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() && !kept(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// `cancel <id>`: the cancel is on its way to the workers.
@@ -268,14 +304,17 @@ pub fn cancel_refused(id: JobId, owner: &str, admins: &str) -> String {
     format!("only {owner}, who asked for job {id}, or a member of group {admins} may cancel it")
 }
 
+/// A message past `[bot] max_message_length`.
+pub fn message_too_long(bytes: usize, limit: usize) -> String {
+    format!(
+        "that message is {bytes} bytes long; commands are at most {limit} characters, so \
+         nothing was run"
+    )
+}
+
 /// A job id that the store does not know.
 pub fn no_such_job(id: JobId) -> String {
     format!("no job {id}: it never existed or has expired from the history")
-}
-
-/// A built-in only admins may run.
-pub fn admins_only(command: &str, admins: &str) -> String {
-    format!("only members of group {admins} may run \"{command}\"; ask one of them")
 }
 
 /// `reload` (or SIGHUP) worked.

@@ -37,6 +37,21 @@ impl Router {
 
     pub async fn handle(&self, request: &Request) -> Answer {
         let catalog = self.catalog.load();
+        // First, before any work that grows with the text: a message past the limit is
+        // refused unread. Counting stops one past the limit.
+        let limit = catalog.max_message_length;
+        if request.text.chars().nth(limit).is_some() {
+            tracing::info!(
+                user = %request.origin.identity(),
+                bytes = request.text.len(),
+                limit,
+                "refused a message past the length limit"
+            );
+            return Answer::new(
+                Outcome::BadArgument,
+                reply::message_too_long(request.text.len(), limit),
+            );
+        }
         let table = &catalog.commands;
         let m = match table.catalog.classify(&request.text) {
             Classification::Matched(m) => m,
@@ -53,10 +68,9 @@ impl Router {
             return Answer::new(Outcome::Failed, reply::nothing_runs(&m.command));
         };
         let identity = request.origin.identity();
-        if let Err(refusal) =
-            catalog
-                .access
-                .check_origin(&request.origin, &m.command, action.allow.as_deref())
+        if let Err(refusal) = catalog
+            .access
+            .check_action(&request.origin, &m.command, action)
         {
             tracing::info!(user = %identity, command = %m.command, "refused");
             return Answer::new(Outcome::Refused, refusal.to_string());

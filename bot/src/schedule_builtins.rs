@@ -1,7 +1,7 @@
 //! The schedule built-ins: `schedules`, `pause schedule <name>`, `resume schedule
-//! <name>`, `run schedule <name> now`, over the schedules of the catalog in force. Who
-//! may run them is the catalog's business (`builtins.toml`: the last three are for the
-//! group `admins`); the wording is `reply`'s.
+//! <name>`, `run schedule <name> now`, over the schedules of the catalog in force. The
+//! last three are for the group `admins` (`Builtin::required_group`, checked before they
+//! run whatever their declaration says); the wording is `reply`'s.
 
 use chrono::Utc;
 use commands::{Builtin, ScheduleTable};

@@ -1,20 +1,29 @@
 //! `AccessPolicy`: who may run which command.
 //!
-//! A command's `allow` list names users and groups; a command without one follows the
-//! default policy. A refusal always says what would let the person in, so they know whom
-//! to ask.
+//! Access is declared, never assumed. A command's `allow` list names users, groups or
+//! `everyone`; a command without one follows the `[acl] default` the file states (the
+//! loader refuses a configured command with neither). Built-ins declare their own: most
+//! are for everyone, and the admin ones ([`Builtin::required_group`]) need the `admins`
+//! group whatever pattern or `allow` list they are declared with. A refusal always says
+//! what would let the person in, so they know whom to ask.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use config::{AclConfig, AllowEntry, DefaultPolicy};
 use jobs::Origin;
 
-/// The group whose members may run the admin built-ins (`reload`, cancelling any job).
+use crate::{Builtin, CommandAction, Executor};
+
+/// The group whose members may run the admin built-ins (`reload`, the schedule controls,
+/// cancelling any job).
 pub const ADMIN_GROUP: &str = "admins";
+
+/// The group whose members see other people's arguments and output in `job <id>`.
+pub const AUDITOR_GROUP: &str = "auditors";
 
 #[derive(Debug, Clone)]
 pub struct AccessPolicy {
-    default: DefaultPolicy,
+    default: Option<DefaultPolicy>,
     groups: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -38,9 +47,53 @@ impl AccessPolicy {
     /// Whether `identity` is in the `admins` group ([`ADMIN_GROUP`]): who may `reload`
     /// and cancel other people's jobs.
     pub fn is_admin(&self, identity: &str) -> bool {
+        self.in_group(identity, ADMIN_GROUP)
+    }
+
+    /// Whether `identity` is in the `auditors` group ([`AUDITOR_GROUP`]): who may see
+    /// other people's arguments and output.
+    pub fn is_auditor(&self, identity: &str) -> bool {
+        self.in_group(identity, AUDITOR_GROUP)
+    }
+
+    fn in_group(&self, identity: &str, group: &str) -> bool {
         self.groups
-            .get(ADMIN_GROUP)
+            .get(group)
             .is_some_and(|members| members.contains(identity))
+    }
+
+    /// The one access decision for a classified command: a built-in's own requirement
+    /// first (checked here, in code, so that no declaration can lift it), then the
+    /// command's `allow` list, or the stated default.
+    pub fn check_action(
+        &self,
+        origin: &Origin,
+        command: &str,
+        action: &CommandAction,
+    ) -> Result<(), Refusal> {
+        if let Executor::Builtin(builtin) = &action.runs {
+            self.check_builtin(&origin.identity(), command, *builtin)?;
+            if action.allow.is_none() {
+                return Ok(());
+            }
+        }
+        self.check_origin(origin, command, action.allow.as_deref())
+    }
+
+    /// A built-in's own requirement: a person in its group, never a channel.
+    fn check_builtin(
+        &self,
+        identity: &str,
+        command: &str,
+        builtin: Builtin,
+    ) -> Result<(), Refusal> {
+        match builtin.required_group() {
+            Some(group) if !self.in_group(identity, group) => Err(Refusal(format!(
+                "{identity} may not run \"{command}\": it is for members of group {group}; \
+                 ask to be added to it"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The groups `identity` belongs to, sorted.
@@ -85,14 +138,19 @@ impl AccessPolicy {
     ) -> Result<(), Refusal> {
         let Some(allow) = allow else {
             return match self.default {
-                DefaultPolicy::Allow => Ok(()),
-                DefaultPolicy::Deny => Err(Refusal(format!(
+                Some(DefaultPolicy::Allow) => Ok(()),
+                Some(DefaultPolicy::Deny) => Err(Refusal(format!(
                     "{identity} may not run \"{command}\": it has no allow list and the \
                      default policy is deny; an admin can add an `allow` list to it"
+                ))),
+                None => Err(Refusal(format!(
+                    "{identity} may not run \"{command}\": nobody is declared to; an admin \
+                     can add an `allow` list to it"
                 ))),
             };
         };
         let permitted = allow.iter().any(|entry| match entry {
+            AllowEntry::Everyone => true,
             AllowEntry::User(u) => u == identity,
             AllowEntry::Group(g) => self.groups.get(g).is_some_and(|m| m.contains(identity)),
         });
@@ -103,14 +161,14 @@ impl AccessPolicy {
             .iter()
             .filter_map(|e| match e {
                 AllowEntry::Group(g) => Some(g.as_str()),
-                AllowEntry::User(_) => None,
+                AllowEntry::User(_) | AllowEntry::Everyone => None,
             })
             .collect();
         let users: Vec<_> = allow
             .iter()
             .filter_map(|e| match e {
                 AllowEntry::User(u) => Some(u.as_str()),
-                AllowEntry::Group(_) => None,
+                AllowEntry::Group(_) | AllowEntry::Everyone => None,
             })
             .collect();
         let who = match (groups.as_slice(), users.as_slice()) {
@@ -156,7 +214,7 @@ mod tests {
 
     fn policy(default: DefaultPolicy) -> AccessPolicy {
         let mut acl = AclConfig {
-            default,
+            default: Some(default),
             ..Default::default()
         };
         acl.groups
@@ -212,6 +270,56 @@ mod tests {
             .check("console:x", "ping", None)
             .unwrap_err();
         assert!(e.0.contains("default policy is deny"), "{e}");
+    }
+
+    #[test]
+    fn without_a_stated_default_a_command_without_a_list_is_refused() {
+        let p = AccessPolicy::new(&AclConfig::default());
+        let e = p.check("console:x", "deploy", None).unwrap_err();
+        assert!(e.0.contains("nobody is declared to"), "{e}");
+        assert!(p
+            .check("console:x", "deploy", Some(&[AllowEntry::Everyone]))
+            .is_ok());
+    }
+
+    fn action(runs: Executor, allow: Option<Vec<AllowEntry>>) -> CommandAction {
+        CommandAction {
+            runs,
+            allow,
+            timeout: std::time::Duration::from_secs(5),
+            max_running: None,
+            max_per_minute: None,
+        }
+    }
+
+    #[test]
+    fn admin_built_ins_need_the_admins_group_whatever_their_declaration_allows() {
+        let p = policy(DefaultPolicy::Allow);
+        let alice = Origin::new("console", "alice");
+        let root = Origin::new("console", "root");
+        for builtin in [
+            Builtin::Reload,
+            Builtin::PauseSchedule,
+            Builtin::ResumeSchedule,
+            Builtin::RunSchedule,
+        ] {
+            for allow in [None, Some(vec![AllowEntry::Everyone])] {
+                let a = action(Executor::Builtin(builtin), allow);
+                let e = p.check_action(&alice, "stop it", &a).unwrap_err();
+                assert!(e.0.contains("for members of group admins"), "{e}");
+                assert!(p.check_action(&root, "stop it", &a).is_ok());
+            }
+        }
+        let ping = action(Executor::Builtin(Builtin::Ping), None);
+        assert!(AccessPolicy::new(&AclConfig::default())
+            .check_action(&alice, "ping", &ping)
+            .is_ok());
+        let narrowed = action(
+            Executor::Builtin(Builtin::Ping),
+            Some(vec![AllowEntry::Group("oncall".into())]),
+        );
+        assert!(p.check_action(&alice, "ping", &narrowed).is_ok());
+        assert!(p.check_action(&root, "ping", &narrowed).is_err());
     }
 
     #[test]

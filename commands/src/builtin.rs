@@ -52,6 +52,18 @@ impl Builtin {
         Builtin::Reload,
     ];
 
+    /// The group a person must be in to run it, whatever its declaration's `allow` list
+    /// says; `None`: anyone its declaration admits.
+    pub fn required_group(self) -> Option<&'static str> {
+        match self {
+            Builtin::Reload
+            | Builtin::PauseSchedule
+            | Builtin::ResumeSchedule
+            | Builtin::RunSchedule => Some(crate::ADMIN_GROUP),
+            _ => None,
+        }
+    }
+
     /// The name a declaration gives it (`builtin = "pause_schedule"`).
     pub fn name(self) -> &'static str {
         match self {

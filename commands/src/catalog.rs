@@ -23,6 +23,11 @@ pub struct Catalog {
     pub commands: CommandTable,
     pub access: AccessPolicy,
     pub schedules: ScheduleTable,
+    /// `[bot] max_message_length`: the longest message, in characters, that is read at
+    /// all; every adapter refuses a longer one before anything else.
+    pub max_message_length: usize,
+    /// `[quota]`: what one person may ask for.
+    pub quota: config::QuotaConfig,
     /// How many commands the configuration declares (the table has the built-ins too).
     pub configured: usize,
     /// Where the configuration was read from.
@@ -39,6 +44,8 @@ impl Catalog {
             commands,
             access: AccessPolicy::new(&config.acl),
             schedules,
+            max_message_length: config.bot.max_message_length,
+            quota: config.quota.clone(),
             configured: config.commands.len(),
             source: config.source.clone(),
         })
@@ -117,7 +124,7 @@ mod tests {
         let reader = live.clone();
         let before = reader.load();
         live.replace(
-            check("[[command]]\npattern = \"hello {text:text}\"\nhelp = \"Greets\"\nnative = \"echo\"\n")
+            check("[[command]]\npattern = \"hello {text:text}\"\nhelp = \"Greets\"\nnative = \"echo\"\nallow = [\"everyone\"]\n")
                 .unwrap(),
         );
         assert!(reader.load().commands.catalog.get("hello").is_some());

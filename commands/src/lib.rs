@@ -21,7 +21,7 @@ pub mod catalog;
 pub mod schedules;
 pub mod table;
 
-pub use access::{AccessPolicy, Refusal, ADMIN_GROUP};
+pub use access::{AccessPolicy, Refusal, ADMIN_GROUP, AUDITOR_GROUP};
 pub use builtin::Builtin;
 pub use catalog::{Catalog, LiveCatalog};
 pub use schedules::{Schedule, ScheduleTable, ORIGIN_ADAPTER};

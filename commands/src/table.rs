@@ -85,6 +85,10 @@ pub struct CommandAction {
     pub runs: Executor,
     pub allow: Option<Vec<AllowEntry>>,
     pub timeout: Duration,
+    /// Jobs of this command queued or running at once, everyone's together.
+    pub max_running: Option<u32>,
+    /// Jobs of this command started per minute, everyone's together.
+    pub max_per_minute: Option<u32>,
 }
 
 /// What runs a command.
@@ -206,6 +210,8 @@ impl CommandTable {
                 runs,
                 allow: c.allow.clone(),
                 timeout: c.timeout.unwrap_or(config.jobs.timeout),
+                max_running: c.max_running,
+                max_per_minute: c.max_per_minute,
             }));
         }
 
@@ -336,8 +342,10 @@ fn unknown_slots(
 pub(crate) mod tests {
     use super::*;
 
+    /// `text` with a stated access default, appended so that line numbers stay.
     fn config(text: &str) -> Config {
-        Config::parse("octobox.toml", text, |_| None).unwrap()
+        let text = format!("{text}\n[acl]\ndefault = \"allow\"\n");
+        Config::parse("octobox.toml", &text, |_| None).unwrap()
     }
 
     /// The native tasks of a standard worker.

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use crate::container::{self, RawContainer};
 use crate::error::Report;
-use crate::fields::{is_identity, positive_duration};
+use crate::fields::{bounded, is_identity, positive_duration};
 use crate::{AclConfig, AllowEntry, CommandConfig, Config, ConfigError, Runs};
 
 impl Config {
@@ -39,6 +39,8 @@ pub(crate) struct RawCommand {
     container: Option<RawContainer>,
     allow: Option<Vec<String>>,
     timeout: Option<String>,
+    max_running: Option<i64>,
+    max_per_minute: Option<i64>,
 }
 
 /// Checks every `[[command]]`; `allow` lists are checked against the groups of `acl`.
@@ -103,6 +105,16 @@ fn command(
             "is empty: say in one sentence what the command does".into(),
         ));
     }
+    let is_builtin = matches!(runs, Some(Runs::Builtin(_)));
+    if raw.allow.is_none() && acl.default.is_none() && !is_builtin {
+        problems.push((
+            ".allow".into(),
+            "is missing, and [acl] states no default: say who may run it, e.g. \
+             allow = [\"group:ops\"] (or [\"everyone\"]), or set [acl] default = \"deny\" \
+             (or \"allow\") for commands without a list"
+                .into(),
+        ));
+    }
     let allow = raw.allow.map(|list| {
         list.iter()
             .filter_map(|entry| match allow_entry(entry, acl) {
@@ -114,6 +126,17 @@ fn command(
             })
             .collect()
     });
+    let mut count = |key: &str, value: Option<i64>| {
+        value.and_then(|n| match bounded::<u32>(n, 1..=100_000) {
+            Ok(n) => Some(n),
+            Err(m) => {
+                problems.push((key.to_string(), m));
+                None
+            }
+        })
+    };
+    let max_running = count(".max_running", raw.max_running);
+    let max_per_minute = count(".max_per_minute", raw.max_per_minute);
     let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
         Ok(d) => Some(d),
         Err(m) => {
@@ -143,12 +166,17 @@ fn command(
             runs,
             allow,
             timeout,
+            max_running,
+            max_per_minute,
         }),
         _ => Err(problems),
     }
 }
 
 fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
+    if entry == "everyone" {
+        return Ok(AllowEntry::Everyone);
+    }
     match entry.split_once(':') {
         Some(("group", g)) if acl.groups.contains_key(g) => Ok(AllowEntry::Group(g.to_string())),
         Some(("group", g)) => Err(format!(
@@ -161,8 +189,8 @@ fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
         )),
         Some(("user", id)) if is_identity(id) => Ok(AllowEntry::User(id.to_string())),
         _ => Err(format!(
-            "\"{entry}\" is neither \"group:<name>\" nor \"user:<adapter>:<user>\" \
-             (e.g. user:console:alice)"
+            "\"{entry}\" is neither \"group:<name>\", \"user:<adapter>:<user>\" \
+             (e.g. user:console:alice) nor \"everyone\""
         )),
     }
 }

@@ -436,7 +436,7 @@ mod tests {
     fn a_valid_table_relaxes_only_what_it_names() {
         let text = "[[command]]\npattern = \"shot\"\nhelp = \"Shoots\"\n\
                     container = { image = \"shot:1\", output = \"base64\", memory = \"64m\", \
-                    network = \"bridge\", timeout = \"30s\" }\n";
+                    network = \"bridge\", timeout = \"30s\" }\nallow = [\"everyone\"]\n";
         let config = crate::Config::parse("octobox.toml", text, |_| None).unwrap();
         let command = &config.commands[0];
         assert_eq!(command.timeout, Some(Duration::from_secs(30)));
@@ -453,7 +453,8 @@ mod tests {
     fn errors_of(table: &str) -> String {
         let text = format!(
             "[jobs]\ntimeout = \"1m\"\n\n[[command]]\npattern = \"scan {{host:hostname}}\"\n\
-             help = \"Scans\"\ncontainer = {{ image = \"scan:1\", {table} }}\n"
+             help = \"Scans\"\ncontainer = {{ image = \"scan:1\", {table} }}\n\
+             allow = [\"everyone\"]\n"
         );
         match crate::Config::parse("octobox.toml", &text, |_| None) {
             Ok(_) => String::new(),
@@ -465,7 +466,7 @@ mod tests {
     fn limits_of(table: &str) -> ContainerCommand {
         let text = format!(
             "[[command]]\npattern = \"scan {{host:hostname}}\"\nhelp = \"Scans\"\n\
-             container = {{ image = \"scan:1\", {table} }}\n"
+             container = {{ image = \"scan:1\", {table} }}\nallow = [\"everyone\"]\n"
         );
         let config = crate::Config::parse("octobox.toml", &text, |_| None)
             .unwrap_or_else(|e| panic!("{table}: {e}"));

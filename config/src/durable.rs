@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::error::Report;
 use crate::fields::{bounded, positive_duration};
 use crate::secret::expand_env;
-use crate::{BrokerConfig, Secret, StoreConfig, StoreTls, MIN_SIGNING_KEY_BYTES};
+use crate::{BrokerConfig, Secret, StoreConfig, TlsFiles, MIN_SIGNING_KEY_BYTES};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,9 @@ pub(crate) struct RawBroker {
     publish_timeout: Option<Spanned<String>>,
     signing_key: Option<Spanned<String>>,
     previous_signing_key: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    client_cert_file: Option<Spanned<String>>,
+    client_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +37,33 @@ pub(crate) struct RawStore {
     ca_file: Option<Spanned<String>>,
     client_cert_file: Option<Spanned<String>>,
     client_key_file: Option<Spanned<String>>,
+}
+
+/// The TLS files of `[broker]` or `[store]`: the same three keys in both.
+struct RawTls<'a> {
+    ca_file: &'a Option<Spanned<String>>,
+    client_cert_file: &'a Option<Spanned<String>>,
+    client_key_file: &'a Option<Spanned<String>>,
+}
+
+impl RawBroker {
+    fn tls(&self) -> RawTls<'_> {
+        RawTls {
+            ca_file: &self.ca_file,
+            client_cert_file: &self.client_cert_file,
+            client_key_file: &self.client_key_file,
+        }
+    }
+}
+
+impl RawStore {
+    fn tls(&self) -> RawTls<'_> {
+        RawTls {
+            ca_file: &self.ca_file,
+            client_cert_file: &self.client_cert_file,
+            client_key_file: &self.client_key_file,
+        }
+    }
 }
 
 /// Checks `[broker]`; its settings start from [`BrokerConfig::new`]'s defaults.
@@ -63,12 +93,15 @@ pub(crate) fn broker(
              current one, e.g. signing_key = \"${OCTOBOX_SIGNING_KEY}\"",
         );
     }
+    let is_tls = raw.url.get_ref().starts_with("amqps://");
+    let tls = tls_files(raw.tls(), "broker", is_tls, "amqps", report);
     let default = BrokerConfig::new(url?);
     Some(BrokerConfig {
         delivery_limit: delivery_limit.unwrap_or(default.delivery_limit),
         publish_timeout: publish_timeout.unwrap_or(default.publish_timeout),
         signing_key,
         previous_signing_key,
+        tls,
         ..default
     })
 }
@@ -84,32 +117,8 @@ pub(crate) fn store(
     let reclaim_after = report.read(&raw.reclaim_after, "store.reclaim_after", |t| {
         positive_duration(t)
     });
-    let tls = StoreTls {
-        ca_file: raw.ca_file.as_ref().map(|p| p.get_ref().into()),
-        client_cert_file: raw.client_cert_file.as_ref().map(|p| p.get_ref().into()),
-        client_key_file: raw.client_key_file.as_ref().map(|p| p.get_ref().into()),
-    };
     let is_tls = raw.url.get_ref().starts_with("rediss://");
-    for (key, given) in [
-        ("store.ca_file", &raw.ca_file),
-        ("store.client_cert_file", &raw.client_cert_file),
-        ("store.client_key_file", &raw.client_key_file),
-    ] {
-        if let (Some(given), false) = (given, is_tls) {
-            report.error(
-                Some(given.span()),
-                key,
-                "is for TLS: write the store's URL as rediss://",
-            );
-        }
-    }
-    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
-        report.error(
-            None,
-            "store.client_cert_file",
-            "and store.client_key_file go together: set both, or neither",
-        );
-    }
+    let tls = tls_files(raw.tls(), "store", is_tls, "rediss", report);
     let default = StoreConfig::new(url?);
     Some(StoreConfig {
         retention: retention.unwrap_or(default.retention),
@@ -117,6 +126,43 @@ pub(crate) fn store(
         tls,
         ..default
     })
+}
+
+/// The TLS files of `section`, which are only meaningful when its URL uses `tls_scheme`;
+/// a client certificate comes with its key.
+fn tls_files(
+    raw: RawTls<'_>,
+    section: &str,
+    is_tls: bool,
+    tls_scheme: &str,
+    report: &mut Report,
+) -> TlsFiles {
+    for (key, given) in [
+        ("ca_file", raw.ca_file),
+        ("client_cert_file", raw.client_cert_file),
+        ("client_key_file", raw.client_key_file),
+    ] {
+        if let (Some(given), false) = (given, is_tls) {
+            report.error(
+                Some(given.span()),
+                &format!("{section}.{key}"),
+                &format!("is for TLS: write the {section}'s URL as {tls_scheme}://"),
+            );
+        }
+    }
+    if raw.client_cert_file.is_some() != raw.client_key_file.is_some() {
+        report.error(
+            None,
+            &format!("{section}.client_cert_file"),
+            &format!("and {section}.client_key_file go together: set both, or neither"),
+        );
+    }
+    let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| p.get_ref().into());
+    TlsFiles {
+        ca_file: path(raw.ca_file),
+        client_cert_file: path(raw.client_cert_file),
+        client_key_file: path(raw.client_key_file),
+    }
 }
 
 /// Refuses one of `[broker]` and `[store]` without the other. Only when nothing else is

@@ -65,6 +65,8 @@ pub struct Config {
     pub acl: AclConfig,
     pub jobs: JobsConfig,
     pub worker: WorkerConfig,
+    /// `[quota]`: how much one person may ask of the workers.
+    pub quota: QuotaConfig,
     pub commands: Vec<CommandConfig>,
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
@@ -91,21 +93,27 @@ impl Config {
 pub struct BotConfig {
     /// The name people address the bot by.
     pub name: String,
+    /// The longest message, in characters, any adapter passes on; a longer one is
+    /// refused unread (a command is a line, not a document).
+    pub max_message_length: usize,
 }
+
+/// The default of `[bot] max_message_length`.
+pub const MAX_MESSAGE_LENGTH: usize = 4096;
 
 impl Default for BotConfig {
     fn default() -> Self {
         BotConfig {
             name: "octobot".to_string(),
+            max_message_length: MAX_MESSAGE_LENGTH,
         }
     }
 }
 
-/// Whether a command with no `allow` list may be run by anyone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+/// Whether a command with no `allow` list may be run by anyone (`[acl] default`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DefaultPolicy {
-    #[default]
     Allow,
     Deny,
 }
@@ -113,7 +121,9 @@ pub enum DefaultPolicy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AclConfig {
-    pub default: DefaultPolicy,
+    /// What a command without an `allow` list follows. Access is never assumed: when
+    /// the file states no default, every configured command must have its own `allow`.
+    pub default: Option<DefaultPolicy>,
     /// Group name to its members: identities such as `console:alice` or `slack:U024BE7LH`.
     pub groups: BTreeMap<String, Vec<String>>,
 }
@@ -134,6 +144,25 @@ impl Default for JobsConfig {
             timeout: Duration::from_secs(600),
             retries: 2,
             retry_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[quota]`: what one person may ask for, so that nobody can fill every worker slot or
+/// flood the bot. Counted in the store, so every bot of one Octobox shares the counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// Jobs one person may have queued or running at once.
+    pub running_per_person: u32,
+    /// Messages one person may send per minute (answered or not).
+    pub requests_per_minute: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            running_per_person: 4,
+            requests_per_minute: 60,
         }
     }
 }
@@ -172,6 +201,10 @@ pub struct CommandConfig {
     /// `user:<identity>` and `group:<name>` entries; `None` means the default policy.
     pub allow: Option<Vec<AllowEntry>>,
     pub timeout: Option<Duration>,
+    /// `max_running`: jobs of this command queued or running at once, everyone's together.
+    pub max_running: Option<u32>,
+    /// `max_per_minute`: jobs of this command started per minute, everyone's together.
+    pub max_per_minute: Option<u32>,
 }
 
 impl CommandConfig {
@@ -203,6 +236,8 @@ pub enum Runs {
 pub enum AllowEntry {
     User(String),
     Group(String),
+    /// `everyone`: anyone who can reach the bot, said on purpose.
+    Everyone,
 }
 
 impl std::fmt::Display for AllowEntry {
@@ -210,6 +245,7 @@ impl std::fmt::Display for AllowEntry {
         match self {
             AllowEntry::User(u) => write!(f, "user:{u}"),
             AllowEntry::Group(g) => write!(f, "group:{g}"),
+            AllowEntry::Everyone => f.write_str("everyone"),
         }
     }
 }
@@ -233,6 +269,9 @@ pub struct BrokerConfig {
     /// `previous_signing_key`: during a rotation, the key being replaced; still accepted
     /// when checking, never used to sign.
     pub previous_signing_key: Option<Secret>,
+    /// TLS (`amqps://`) beyond the system's trust store: a private CA, a client
+    /// certificate.
+    pub tls: TlsFiles,
 }
 
 /// The shortest signing key accepted: HMAC-SHA256's own output size, so that the key is
@@ -250,16 +289,18 @@ pub struct StoreConfig {
     pub reclaim_after: Duration,
     /// TLS (`rediss://`) beyond the system's trust store: a private CA, a client
     /// certificate.
-    pub tls: StoreTls,
+    pub tls: TlsFiles,
 }
 
-/// `[store]`'s TLS files, PEM, read when the store is opened.
+/// The TLS files of `[broker]` (`amqps://`) or `[store]` (`rediss://`), PEM, read when
+/// the connection is opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreTls {
-    /// The CA that signed the server's certificate, instead of the system's roots.
+pub struct TlsFiles {
+    /// The CA that signed the server's certificate: the store trusts it instead of the
+    /// system's roots; the broker trusts it as well as the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
-    /// A client certificate and its key, for servers that ask for one
-    /// (`tls-auth-clients yes`).
+    /// A client certificate and its key, for servers that ask for one (Redis'
+    /// `tls-auth-clients yes`, RabbitMQ's `fail_if_no_peer_cert`).
     pub client_cert_file: Option<std::path::PathBuf>,
     pub client_key_file: Option<std::path::PathBuf>,
 }
@@ -272,6 +313,7 @@ impl BrokerConfig {
             publish_timeout: Duration::from_secs(30),
             signing_key: None,
             previous_signing_key: None,
+            tls: TlsFiles::default(),
         }
     }
 }
@@ -282,7 +324,7 @@ impl StoreConfig {
             url,
             retention: Duration::from_secs(7 * 86_400),
             reclaim_after: Duration::from_secs(30),
-            tls: StoreTls::default(),
+            tls: TlsFiles::default(),
         }
     }
 }

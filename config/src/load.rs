@@ -46,13 +46,22 @@ impl Config {
         let mut report = Report::new(source, text);
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
-            ConfigErrors(vec![report.at(e.span(), &key, plain_words(e.message()))])
+            let message = plain_words(&without_values(e.message()));
+            ConfigErrors(vec![report.at(e.span(), &key, message)])
         })?;
         let env: &dyn Fn(&str) -> Option<String> = &env;
+        if !(1..=1_000_000).contains(&raw.bot.max_message_length) {
+            report.error(
+                None,
+                "bot.max_message_length",
+                "must be from 1 to 1000000 characters (default 4096)",
+            );
+        }
 
         acl(&raw.acl, &mut report);
         let jobs = jobs(&raw.jobs, &mut report);
         let worker = worker(raw.worker, &mut report);
+        let quota = quota(&raw.quota, &mut report);
         let commands = command::commands(raw.command, &raw.acl, &mut report);
         let broker = raw
             .broker
@@ -76,6 +85,7 @@ impl Config {
             acl: raw.acl,
             jobs,
             worker,
+            quota,
             commands,
             broker,
             store,
@@ -143,6 +153,25 @@ fn worker(raw: RawWorker, report: &mut Report) -> WorkerConfig {
     }
 }
 
+/// `[quota]`: per-person limits.
+fn quota(raw: &RawQuota, report: &mut Report) -> QuotaConfig {
+    let default = QuotaConfig::default();
+    QuotaConfig {
+        running_per_person: report
+            .read(&raw.running_per_person, "quota.running_per_person", |&n| {
+                bounded(n, 1..=10_000)
+            })
+            .unwrap_or(default.running_per_person),
+        requests_per_minute: report
+            .read(
+                &raw.requests_per_minute,
+                "quota.requests_per_minute",
+                |&n| bounded(n, 1..=100_000),
+            )
+            .unwrap_or(default.requests_per_minute),
+    }
+}
+
 /// The dotted key written on the line holding `offset` (`worker.concurrency`), found from
 /// the line itself and the table header above it; empty when the line has no key.
 fn key_at(text: &str, offset: usize) -> String {
@@ -166,6 +195,31 @@ fn key_at(text: &str, offset: usize) -> String {
 }
 
 /// serde's type names, in the words of the configuration file.
+/// A parser message with the offending value left out: the value may be a password put
+/// under the wrong key. Field names (`unknown field `pasword``) and what was expected are
+/// kept; quoted text before ", expected" is dropped.
+fn without_values(message: &str) -> String {
+    if message.starts_with("unknown field") || message.starts_with("missing field") {
+        return message.to_string();
+    }
+    let (head, tail) = message.split_at(message.find(", expected").unwrap_or(message.len()));
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in head.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                quote = Some(c);
+                out.truncate(out.trim_end().len());
+            }
+            None => out.push(c),
+        }
+    }
+    out.push_str(tail);
+    out
+}
+
 fn plain_words(message: &str) -> String {
     message
         .trim_end()
@@ -188,6 +242,8 @@ struct RawConfig {
     #[serde(default)]
     worker: RawWorker,
     #[serde(default)]
+    quota: RawQuota,
+    #[serde(default)]
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
@@ -207,6 +263,13 @@ struct RawJobs {
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<i64>>,
     retry_backoff: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    running_per_person: Option<Spanned<i64>>,
+    requests_per_minute: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]

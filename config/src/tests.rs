@@ -31,7 +31,7 @@ fn an_empty_file_is_embedded_with_defaults() {
     let c = parse("").unwrap();
     assert!(c.is_embedded());
     assert_eq!(c.bot.name, "octobot");
-    assert_eq!(c.acl.default, DefaultPolicy::Allow);
+    assert_eq!(c.acl.default, None, "access is never assumed");
     assert_eq!(c.jobs.timeout, Duration::from_secs(600));
     assert_eq!(c.worker.concurrency, 8);
     assert_eq!(c.jobs.retries, 2);
@@ -102,7 +102,7 @@ retention = "2d"
     )
     .unwrap();
     assert!(!c.is_embedded());
-    assert_eq!(c.acl.default, DefaultPolicy::Deny);
+    assert_eq!(c.acl.default, Some(DefaultPolicy::Deny));
     assert_eq!(c.jobs.timeout, Duration::from_secs(120));
     assert_eq!(c.worker.concurrency, 3);
     let cmd = &c.commands[0];
@@ -147,7 +147,7 @@ fn wrong_types_say_what_was_expected() {
     let e = errors("[worker]\nconcurrency = \"four\"\n");
     assert_eq!(
         e,
-        vec!["octobox.toml:2: worker.concurrency: invalid type: string \"four\", expected a whole number"]
+        vec!["octobox.toml:2: worker.concurrency: invalid type: string, expected a whole number"]
     );
 }
 
@@ -411,5 +411,93 @@ fn a_previous_signing_key_needs_a_current_one() {
             "octobox.toml:5: broker.previous_signing_key: is set but signing_key is not"
         ),
         "{e:?}"
+    );
+}
+
+#[test]
+fn broker_tls_files_need_an_amqps_url_and_are_kept_for_the_connection() {
+    let text = "[broker]\nurl = \"amqp://localhost\"\nca_file = \"/etc/ca.pem\"\n[store]\nurl = \"redis://localhost\"\n";
+    let e = Config::parse("octobox.toml", text, |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "octobox.toml:3: broker.ca_file: is for TLS: write the broker's URL as amqps://"
+        ),
+        "{e}"
+    );
+    let text = "[broker]\nurl = \"amqps://localhost\"\nclient_key_file = \"/etc/me.key\"\n[store]\nurl = \"redis://localhost\"\n";
+    let e = Config::parse("octobox.toml", text, |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("broker.client_cert_file: and broker.client_key_file go together"),
+        "{e}"
+    );
+    let text = "[broker]\nurl = \"amqps://localhost\"\nca_file = \"/etc/ca.pem\"\nclient_cert_file = \"/etc/me.pem\"\nclient_key_file = \"/etc/me.key\"\n[store]\nurl = \"redis://localhost\"\n";
+    let tls = Config::parse("octobox.toml", text, |_| None)
+        .unwrap()
+        .broker
+        .unwrap()
+        .tls;
+    assert_eq!(
+        tls.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    assert_eq!(
+        tls.client_key_file.as_deref(),
+        Some(std::path::Path::new("/etc/me.key"))
+    );
+}
+
+#[test]
+fn a_command_without_allow_needs_a_stated_default_and_everyone_is_said_on_purpose() {
+    let cmd =
+        "[[command]]\npattern = \"deploy {svc:word}\"\nnative = \"deploy\"\nhelp = \"Deploy\"\n";
+    let all = errors(cmd).join("\n");
+    assert!(
+        all.contains("command[1].allow: is missing, and [acl] states no default"),
+        "{all}"
+    );
+    assert!(parse(&format!("[acl]\ndefault = \"deny\"\n{cmd}")).is_ok());
+    let open = parse(&format!("{cmd}allow = [\"everyone\"]\n")).unwrap();
+    assert_eq!(open.commands[0].allow, Some(vec![AllowEntry::Everyone]));
+    // A built-in declared under another pattern declares its own access.
+    let builtin = "[[command]]\npattern = \"stop {name:name}\"\nbuiltin = \"pause_schedule\"\nhelp = \"Pause\"\n";
+    assert!(parse(builtin).is_ok());
+}
+
+#[test]
+fn a_type_error_does_not_quote_the_value_which_may_be_a_secret() {
+    for text in [
+        "[jobs]\nretries = \"hunter2-secret\"\n",
+        "[acl]\ndefault = \"hunter2-secret\"\n",
+        "[bot]\nname = [\"hunter2-secret\"]\n",
+    ] {
+        let all = errors(text).join("\n");
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(all.contains("expected"), "{all}");
+    }
+    let all = errors("[jobs]\nretriez = 1\n").join("\n");
+    assert!(
+        all.contains("retriez"),
+        "a misspelt key is still named: {all}"
+    );
+}
+
+#[test]
+fn the_longest_message_is_bounded_and_has_a_default() {
+    assert_eq!(parse("").unwrap().bot.max_message_length, 4096);
+    assert_eq!(
+        parse("[bot]\nmax_message_length = 200\n")
+            .unwrap()
+            .bot
+            .max_message_length,
+        200
+    );
+    let all = errors("[bot]\nmax_message_length = 0\n").join("\n");
+    assert!(
+        all.contains("bot.max_message_length: must be from 1"),
+        "{all}"
     );
 }

@@ -859,3 +859,76 @@ async fn a_message_put_straight_into_the_dead_letters_reads_as_unauthenticated()
     broker.close().await;
     stop(node).await;
 }
+
+/// A node that speaks AMQPS and asks for a client certificate from its private CA.
+async fn tls_node() -> RabbitMq {
+    logs();
+    jobs::tls::install_provider();
+    tokio::task::spawn_blocking(RabbitMq::start_tls)
+        .await
+        .expect("RabbitMQ starts with TLS")
+}
+
+fn tls_config(node: &RabbitMq, ca: &str, client: Option<&str>) -> BrokerConfig {
+    let mut config = BrokerConfig::new(Secret::new(node.tls_url()));
+    config.publish_timeout = Duration::from_secs(10);
+    config.tls.ca_file = Some(node.pki().cert(ca));
+    if let Some(client) = client {
+        config.tls.client_cert_file = Some(node.pki().cert(client));
+        config.tls.client_key_file = Some(node.pki().key(client));
+    }
+    config
+}
+
+/// Why a connection that had to fail did, or a panic if it succeeded.
+async fn refused(config: &BrokerConfig) -> String {
+    let start = Instant::now();
+    let outcome = RabbitBroker::connect(config).await;
+    let took = start.elapsed();
+    match outcome {
+        Ok(_) => panic!("connected with {:?}", config.tls),
+        Err(error) => {
+            assert!(took < Duration::from_secs(15), "refusing took {took:?}");
+            let message = error.to_string();
+            assert!(!message.contains("guest:guest"), "{message}");
+            message
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqps_with_a_private_ca_and_a_client_certificate_carries_jobs_and_refuses_impostors() {
+    let node = tls_node().await;
+
+    let broker = broker(&tls_config(&node, "ca", Some("client"))).await;
+    let mut stream = broker.consume(TaskClass::Native, 4).await.unwrap();
+    let sent = job();
+    broker.publish(&sent).await.unwrap();
+    let got = next(&mut stream).await;
+    assert_eq!(got.job, sent, "the job crosses the TLS connection");
+    got.ack().await.unwrap();
+    broker.close().await;
+
+    // A server whose certificate our CA did not sign: a man in the middle.
+    let message = refused(&tls_config(&node, "other-ca", Some("client"))).await;
+    eprintln!("impostor server: {message}");
+    assert!(message.contains("amqps://127.0.0.1"), "{message}");
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    // No client certificate, or one from another CA: the broker refuses us, and the
+    // error says where to look.
+    for client in [None, Some("rogue-client")] {
+        let message = refused(&tls_config(&node, "ca", client)).await;
+        eprintln!("client certificate {client:?}: {message}");
+        assert!(message.contains("client_cert_file"), "{message}");
+    }
+
+    // A CA file that is not there is named before any connection is tried.
+    let mut missing = tls_config(&node, "ca", Some("client"));
+    missing.tls.ca_file = Some(node.pki().dir().join("absent.pem"));
+    let message = refused(&missing).await;
+    assert!(
+        message.contains("cannot read the broker's CA file") && message.contains("absent.pem"),
+        "{message}"
+    );
+    stop(node).await;
+}

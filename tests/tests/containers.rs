@@ -14,6 +14,9 @@ fn commands() -> String {
     let missing = missing_image();
     format!(
         r#"
+[acl]
+default = "allow"
+
 [acl.groups]
 admins = ["console:root"]
 

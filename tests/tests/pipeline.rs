@@ -135,6 +135,7 @@ fn a_job_that_crashes_every_worker_is_dead_lettered_and_its_requester_told() {
 pattern = "crash the worker"
 help = "End the worker that takes it (a crash drill)"
 native = "abort"
+allow = ["everyone"]
 "#
         .to_string(),
     });

@@ -34,6 +34,9 @@ async fn schedule_fires_on_time_and_delivers_its_result_to_its_channel() {
     let config = Config::parse(
         "test.toml",
         r#"
+[acl]
+default = "allow"
+
 [acl.groups]
 admins = ["console:root"]
 
@@ -116,6 +119,9 @@ deliver = "slack:#ops"
 fn reloadable(run: &str, extra: &str) -> String {
     format!(
         r#"
+[acl]
+default = "allow"
+
 [acl.groups]
 admins = ["console:root"]
 

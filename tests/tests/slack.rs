@@ -10,6 +10,9 @@ use octobox_tests::slack_server::{sign, SlackServer, PATIENCE};
 
 /// Commands the scenarios use: a job that takes a while, one that echoes, one for a group.
 const COMMANDS: &str = r#"
+[acl]
+default = "allow"
+
 [acl.groups]
 oncall = ["slack:UALICE", "slack:channel:COPS"]
 

@@ -11,6 +11,9 @@ const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 /// An access group and a command only it may run.
 const GUARDED: &str = r#"
+[acl]
+default = "allow"
+
 [acl.groups]
 oncall = ["ssh:alice"]
 

@@ -13,11 +13,18 @@
 //!
 //! Only the first connection fails fast: a broker that is not there at start is a
 //! configuration problem to report, not to wait out.
+//!
+//! With `amqps://`, the server's certificate is checked against the system's roots and
+//! `[broker] ca_file`; `client_cert_file`/`client_key_file` are presented to a broker that
+//! asks for a client certificate. The files are read once, at the first connection, so a
+//! missing one is named at start; a certificate the broker refuses (or one of the broker's
+//! we do not trust) fails that first connection at once instead of being retried.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -25,7 +32,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::backoff::Backoff;
 use crate::broker::BrokerError;
-use config::Secret;
+use config::{BrokerConfig, TlsFiles};
 
 /// The longest wait between two reconnection attempts.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
@@ -47,6 +54,8 @@ pub(crate) struct Shared {
     current: RwLock<(u64, Arc<Connection>)>,
     generation: watch::Sender<u64>,
     uri: AMQPUri,
+    /// The private CA and client certificate, read at the first connection.
+    tls: OwnedTLSConfig,
     /// `amqp://host:port`, safe to log.
     pub target: String,
     pub delivery_limit: u32,
@@ -58,11 +67,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// Connects (failing by `deadline` if RabbitMQ is not there) and starts the supervisor.
     pub async fn connect(
-        url: &Secret,
-        delivery_limit: u32,
+        config: &BrokerConfig,
         signing: Option<super::signing::Signing>,
         deadline: Instant,
     ) -> Result<Arc<Shared>, BrokerError> {
+        let url = &config.url;
         let target = url.redacted_url();
         let mut uri: AMQPUri = url.expose().parse().map_err(|_| {
             // The parser's message may quote the whole URL, password included.
@@ -72,13 +81,15 @@ impl Shared {
             ))
         })?;
         uri.query.frame_max.get_or_insert(FRAME_MAX);
-        let connection = open(&uri, &target, deadline).await?;
+        let tls = tls_config(&config.tls)?;
+        let connection = open(&uri, &tls, &target, deadline).await?;
         let shared = Arc::new(Shared {
             current: RwLock::new((0, Arc::new(connection))),
             generation: watch::Sender::new(0),
             uri,
+            tls,
             target,
-            delivery_limit,
+            delivery_limit: config.delivery_limit,
             signing,
             closed: AtomicBool::new(false),
         });
@@ -165,14 +176,14 @@ async fn supervise(shared: Weak<Shared>) {
         }
         tracing::warn!(target_url = %link.target, generation, "the connection to RabbitMQ is lost; reconnecting");
         let lost_at = Instant::now();
-        let (uri, target) = (link.uri.clone(), link.target.clone());
+        let (uri, tls, target) = (link.uri.clone(), link.tls.clone(), link.target.clone());
         // Not holding the link while waiting: dropping the broker must still end this.
         drop((link, connection));
         let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         let mut attempts = 0u32;
         let fresh = loop {
             attempts += 1;
-            match open(&uri, &target, Instant::now() + ATTEMPT_LIMIT).await {
+            match open(&uri, &tls, &target, Instant::now() + ATTEMPT_LIMIT).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
                     if attempts == 1 || attempts.is_multiple_of(10) {
@@ -204,7 +215,12 @@ async fn supervise(shared: Weak<Shared>) {
 
 /// One connection attempt, failing by `deadline`. lapin's own retries would never give
 /// up, so the broker is probed with a plain TCP connection first.
-async fn open(uri: &AMQPUri, target: &str, deadline: Instant) -> Result<Connection, BrokerError> {
+async fn open(
+    uri: &AMQPUri,
+    tls: &OwnedTLSConfig,
+    target: &str,
+    deadline: Instant,
+) -> Result<Connection, BrokerError> {
     let address = (uri.authority.host.clone(), uri.authority.port);
     match timeout_at(deadline, tokio::net::TcpStream::connect(address)).await {
         Err(_) => {
@@ -221,16 +237,70 @@ async fn open(uri: &AMQPUri, target: &str, deadline: Instant) -> Result<Connecti
         Ok(Ok(_probe)) => {}
     }
     let properties = ConnectionProperties::default().with_connection_name(connection_name().into());
-    match timeout_at(deadline, Connection::connect_uri(uri.clone(), properties)).await {
+    let runtime = lapin::runtime::default_runtime().map_err(|e| {
+        BrokerError::unavailable_by(format!("cannot connect to RabbitMQ at {target}: {e}"), e)
+    })?;
+    let connecting =
+        Connection::connect_uri_with_config(uri.clone(), properties, tls.clone(), runtime);
+    match timeout_at(deadline, connecting).await {
         Err(_) => Err(BrokerError::unavailable(format!(
             "RabbitMQ at {target} did not complete the AMQP handshake in time"
         ))),
-        Ok(Err(error)) => Err(BrokerError::unavailable_by(
-            format!("could not connect to RabbitMQ at {target}: {error}"),
-            error,
-        )),
+        Ok(Err(error)) => {
+            // A broker that wants a client certificate it was not shown (or one from a CA
+            // it does not trust) closes the TLS connection, or sends an alert; say what
+            // usually causes that.
+            let refused_us = matches!(error.kind(), lapin::ErrorKind::IOError(e)
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    || e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .is_some_and(|tls| matches!(tls, rustls::Error::AlertReceived(_))));
+            let hint = if refused_us && uri.scheme == lapin::uri::AMQPScheme::AMQPS {
+                " (a broker that requires a client certificate closes the connection so: \
+                 check [broker] client_cert_file and client_key_file, and that the broker \
+                 trusts the CA that signed them)"
+            } else {
+                ""
+            };
+            Err(BrokerError::unavailable_by(
+                format!("could not connect to RabbitMQ at {target}: {error}{hint}"),
+                error,
+            ))
+        }
         Ok(Ok(connection)) => Ok(connection),
     }
+}
+
+/// The TLS settings `files` name, with the files read (each up to
+/// [`crate::tls::TLS_FILE_MAX`]). The CA is added to the system's roots.
+fn tls_config(files: &TlsFiles) -> Result<OwnedTLSConfig, BrokerError> {
+    let read = |path: &std::path::Path, what: &str| {
+        crate::tls::read_tls_file(path, &format!("the broker's {what}"))
+            .map_err(|e| BrokerError::unavailable(e.to_string()))
+    };
+    let cert_chain = match &files.ca_file {
+        Some(path) => {
+            let pem = read(path, "CA file")?;
+            Some(String::from_utf8(pem).map_err(|_| {
+                BrokerError::unavailable(format!(
+                    "the broker's CA file {} is not PEM text; convert it with \
+                     `openssl x509 -in FILE -out FILE.pem`",
+                    path.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let identity = match (&files.client_cert_file, &files.client_key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read(cert, "client certificate")?,
+            key: read(key, "client key")?,
+        }),
+        _ => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 async fn close_connection(connection: &Connection, target: &str) {

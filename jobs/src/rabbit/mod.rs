@@ -76,7 +76,7 @@ impl RabbitBroker {
         let deadline = Instant::now() + config.publish_timeout.max(Duration::from_secs(5));
         let signing = signing::Signing::from_config(config);
         let signed = signing.is_some();
-        let shared = Shared::connect(&config.url, config.delivery_limit, signing, deadline).await?;
+        let shared = Shared::connect(config, signing, deadline).await?;
         let (generation, connection) = shared.connection();
         let publisher = open_publisher(&shared, &connection).await?;
         tracing::info!(

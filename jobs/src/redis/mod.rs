@@ -81,7 +81,7 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
-use config::{StoreConfig, StoreTls};
+use config::{StoreConfig, TlsFiles};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -291,32 +291,12 @@ where
     }
 }
 
-/// The most a TLS file (`ca_file`, a client certificate or key) may hold: a PEM bundle of
-/// many certificates is far smaller; anything larger is not what the key names.
-const TLS_FILE_MAX: u64 = 1024 * 1024;
-
 /// The private CA and client certificate `tls` names, read now so that a missing or
 /// unreadable file is named at start; `None` when it names none (the system's roots).
-fn tls_files(tls: &StoreTls) -> Result<Option<::redis::TlsCertificates>, StoreError> {
+fn tls_files(tls: &TlsFiles) -> Result<Option<::redis::TlsCertificates>, StoreError> {
     let read = |path: &std::path::Path, what: &str| {
-        use std::io::Read;
-        let mut pem = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(TLS_FILE_MAX + 1).read_to_end(&mut pem))
-            .map_err(|e| {
-                StoreError::unavailable_by(
-                    format!("cannot read the store's {what} {}: {e}", path.display()),
-                    e,
-                )
-            })?;
-        if pem.len() as u64 > TLS_FILE_MAX {
-            return Err(StoreError::unavailable(format!(
-                "the store's {what} {} is larger than {} KiB: not a PEM certificate or key",
-                path.display(),
-                TLS_FILE_MAX / 1024
-            )));
-        }
-        Ok(pem)
+        crate::tls::read_tls_file(path, &format!("the store's {what}"))
+            .map_err(|e| StoreError::unavailable(e.to_string()))
     };
     let root_cert = match &tls.ca_file {
         Some(path) => Some(read(path, "CA file")?),
@@ -458,20 +438,6 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_tls_file_past_its_limit_is_refused_with_the_limit() {
-        let dir = std::env::temp_dir().join(format!("octobox-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let huge = dir.join("ca.pem");
-        std::fs::write(&huge, vec![b'A'; (TLS_FILE_MAX + 1) as usize]).unwrap();
-        let tls = StoreTls {
-            ca_file: Some(huge),
-            ..StoreTls::default()
-        };
-        let e = tls_files(&tls).unwrap_err().to_string();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(e.contains("is larger than 1024 KiB"), "{e}");
-    }
     use ::redis::ErrorKind;
 
     #[test]

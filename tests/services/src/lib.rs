@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod pki;
+pub use pki::TestPki;
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -118,84 +121,29 @@ impl Drop for Redis {
 /// by a private CA made for it (`openssl`), and a second CA that signed nothing it
 /// serves (what a client of an impostor would trust).
 pub struct TlsRedis {
-    dir: TempDir,
+    pki: TestPki,
     pub port: u16,
     child: Child,
 }
 
 impl TlsRedis {
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let at = |name: &str| dir.path().join(name).display().to_string();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("openssl runs (scripts/test installs it)");
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
-        };
-        for ca in ["ca", "other-ca"] {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &at(&format!("{ca}.key")),
-                "-out",
-                &at(&format!("{ca}.crt")),
-                "-subj",
-                &format!("/CN=octobox test {ca}"),
-            ]);
-        }
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &at("server.key"),
-            "-out",
-            &at("server.csr"),
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(at("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-            .expect("extension file written");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &at("server.csr"),
-            "-CA",
-            &at("ca.crt"),
-            "-CAkey",
-            &at("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &at("server.crt"),
-            "-extfile",
-            &at("ext"),
-        ]);
+        let pki = TestPki::new();
+        let at = |p: PathBuf| p.display().to_string();
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", ""])
-            .args(["--dir", &dir.path().display().to_string()])
+            .args(["--dir", &pki.dir().display().to_string()])
             .args([
                 "--tls-cert-file",
-                &at("server.crt"),
+                &at(pki.cert("server")),
                 "--tls-key-file",
-                &at("server.key"),
+                &at(pki.key("server")),
             ])
             .args([
                 "--tls-ca-cert-file",
-                &at("ca.crt"),
+                &at(pki.cert("ca")),
                 "--tls-auth-clients",
                 "no",
             ])
@@ -204,7 +152,7 @@ impl TlsRedis {
             .spawn()
             .expect("redis-server starts (scripts/test installs it)");
         wait_for_port(port, "redis-server (TLS)", Duration::from_secs(20));
-        TlsRedis { dir, port, child }
+        TlsRedis { pki, port, child }
     }
 
     pub fn url(&self) -> String {
@@ -213,12 +161,12 @@ impl TlsRedis {
 
     /// The CA that signed the server's certificate.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
+        self.pki.cert("ca")
     }
 
     /// A CA that signed nothing this server presents.
     pub fn other_ca_file(&self) -> PathBuf {
-        self.dir.path().join("other-ca.crt")
+        self.pki.cert("other-ca")
     }
 }
 
@@ -234,31 +182,67 @@ pub struct RabbitMq {
     pub port: u16,
     node: String,
     child: Option<Child>,
+    /// With [`RabbitMq::start_tls`]: the AMQPS port and the certificates.
+    tls: Option<(u16, TestPki)>,
 }
 
 const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
 
 impl RabbitMq {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A node that also listens for AMQPS, with a server certificate signed by a private
+    /// CA, and that refuses a TLS client without a certificate that CA signed
+    /// (`verify_peer`, `fail_if_no_peer_cert`).
+    pub fn start_tls() -> Self {
+        Self::start_with(Some((free_port(), TestPki::new())))
+    }
+
+    fn start_with(tls: Option<(u16, TestPki)>) -> Self {
         let port = free_port();
         let mut mq = RabbitMq {
             dir: tempfile::tempdir().expect("a temporary directory"),
             port,
             node: format!("octobox-test-{port}@localhost"),
             child: None,
+            tls,
         };
         std::fs::write(mq.dir.path().join("plugins"), "[].\n").expect("plugins file");
-        std::fs::write(
-            mq.dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )
-        .expect("rabbitmq.conf");
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n");
+        if let Some((tls_port, pki)) = &mq.tls {
+            let p = |f: PathBuf| f.display().to_string();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = true\n",
+                p(pki.cert("ca")),
+                p(pki.cert("server")),
+                p(pki.key("server")),
+            ));
+        }
+        std::fs::write(mq.dir.path().join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
         mq.launch();
         mq
     }
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `amqps://` to the TLS listener of a node made by [`RabbitMq::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a node started with start_tls");
+        format!("amqps://guest:guest@127.0.0.1:{port}/%2f")
+    }
+
+    /// The certificates of a node made by [`RabbitMq::start_tls`].
+    pub fn pki(&self) -> &TestPki {
+        &self.tls.as_ref().expect("a node started with start_tls").1
     }
 
     /// The id of the process started for the node (`rabbitmq-server`; the Erlang VM runs
@@ -314,6 +298,9 @@ impl RabbitMq {
             self.dir.path().join("server.out").display()
         );
         wait_for_port(self.port, "RabbitMQ", Duration::from_secs(30));
+        if let Some((tls_port, _)) = &self.tls {
+            wait_for_port(*tls_port, "RabbitMQ (AMQPS)", Duration::from_secs(30));
+        }
     }
 
     /// Closes every client connection from the broker's side, as an operator or a load
