@@ -312,6 +312,41 @@ pub fn message_too_long(bytes: usize, limit: usize) -> String {
     )
 }
 
+/// Past `[quota] requests_per_minute`.
+pub fn too_many_messages(limit: u32, wait: Duration) -> String {
+    format!(
+        "you have sent {limit} messages this minute, the most allowed; try again in {}",
+        elapsed(wait.max(Duration::from_secs(1)))
+    )
+}
+
+/// Past `[quota] running_per_person`.
+pub fn too_many_running(limit: u32, freed_by: chrono::DateTime<Utc>) -> String {
+    format!(
+        "you have {limit} jobs queued or running, the most allowed at once; try again when \
+         one finishes (at the latest {} UTC)",
+        freed_by.format("%H:%M:%S")
+    )
+}
+
+/// Past a command's `max_running`.
+pub fn command_too_busy(command: &str, limit: u32, freed_by: chrono::DateTime<Utc>) -> String {
+    format!(
+        "\"{command}\" already has {limit} jobs queued or running, the most allowed at once \
+         for everyone together; try again when one finishes (at the latest {} UTC)",
+        freed_by.format("%H:%M:%S")
+    )
+}
+
+/// Past a command's `max_per_minute`.
+pub fn command_too_frequent(command: &str, limit: u32, wait: Duration) -> String {
+    format!(
+        "\"{command}\" may start {limit} jobs a minute, everyone's together, and has; try \
+         again in {}",
+        elapsed(wait.max(Duration::from_secs(1)))
+    )
+}
+
 /// A job id that the store does not know.
 pub fn no_such_job(id: JobId) -> String {
     format!("no job {id}: it never existed or has expired from the history")

@@ -1,12 +1,17 @@
 //! `Router`: what happens to one message, whatever adapter it came from.
 //!
-//! classify (lexicon) → access check (`AccessPolicy`) → a built-in answers at once, or a
-//! job is recorded in the store and published to the broker. Adapters turn text into a
-//! [`Request`] and show the [`Answer`]; they make none of these decisions. Each request
-//! is handled under one catalog, loaded once from the `LiveCatalog` every reader shares.
+//! length check → per-person rate (`[quota]`) → classify (lexicon) → access check
+//! (`AccessPolicy`) → a built-in answers at once, or a job takes its quota places (per
+//! person, per command) and is recorded in the store and published to the broker.
+//! Adapters turn text into a [`Request`] and show the [`Answer`]; they make none of these
+//! decisions. Each request is handled under one catalog, loaded once from the
+//! `LiveCatalog` every reader shares. Quotas are counted in the store, so every bot of
+//! one Octobox counts together.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::Utc;
 use commands::{Catalog, CommandAction, Executor, LiveCatalog};
 use jobs::{Broker, Job, Origin, Store, Task};
 use lexicon::{Classification, Match};
@@ -14,6 +19,9 @@ use lexicon::{Classification, Match};
 use crate::builtins::{self, BuiltinCall, BuiltinServices};
 use crate::reply;
 pub use crate::request::{Answer, Outcome, Request};
+
+/// The window of the per-minute quotas.
+const MINUTE: Duration = Duration::from_secs(60);
 
 pub struct Router {
     catalog: LiveCatalog,
@@ -51,6 +59,9 @@ impl Router {
                 Outcome::BadArgument,
                 reply::message_too_long(request.text.len(), limit),
             );
+        }
+        if let Some(refused) = self.over_rate(&catalog, &request.origin).await {
+            return refused;
         }
         let table = &catalog.commands;
         let m = match table.catalog.classify(&request.text) {
@@ -90,7 +101,103 @@ impl Router {
                     Ok(None) => unreachable!("native and container actions always make a task"),
                     Err(refused) => return Answer::new(Outcome::BadArgument, refused.to_string()),
                 };
-                self.submit(m, task, action, &request.origin).await
+                self.submit(&catalog, m, task, action, &request.origin)
+                    .await
+            }
+        }
+    }
+
+    /// Counts the message against its sender's `requests_per_minute`; an answer when
+    /// past it. A store that does not answer lets the message through (a job needs the
+    /// store anyway, and fails there with the reason).
+    async fn over_rate(&self, catalog: &Catalog, origin: &Origin) -> Option<Answer> {
+        let identity = origin.identity();
+        let limit = catalog.quota.requests_per_minute;
+        let key = format!("person:{identity}");
+        match self.services.store.count_use(&key, limit, MINUTE).await {
+            Ok(None) => None,
+            Ok(Some(wait)) => {
+                tracing::info!(user = %identity, limit, "refused: past the per-minute limit");
+                Some(Answer::new(
+                    Outcome::Refused,
+                    reply::too_many_messages(limit, wait),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(user = %identity, error = %e, "could not count a message against its sender's quota");
+                None
+            }
+        }
+    }
+
+    /// Takes the places job `job` needs: its requester's (`running_per_person`) and its
+    /// command's (`max_running`), after counting it against the command's
+    /// `max_per_minute`. The keys of the places taken, or the answer that refuses it (with
+    /// any place already taken given back).
+    async fn take_places(
+        &self,
+        catalog: &Catalog,
+        action: &CommandAction,
+        job: &Job,
+    ) -> Result<Vec<String>, Answer> {
+        let store = self.services.store.as_ref();
+        let unavailable = |e: jobs::StoreError| Answer::new(Outcome::Failed, reply::not_queued(&e));
+        let command = job.command.as_str();
+        if let Some(per_minute) = action.max_per_minute {
+            let key = format!("command:{command}");
+            if let Some(wait) = store
+                .count_use(&key, per_minute, MINUTE)
+                .await
+                .map_err(unavailable)?
+            {
+                return Err(Answer::new(
+                    Outcome::Refused,
+                    reply::command_too_frequent(command, per_minute, wait),
+                ));
+            }
+        }
+        // A place is freed when its job's record is final; this is only the latest time,
+        // for a job that never gets a result (a retried job runs up to three times).
+        let until = Utc::now()
+            + chrono::Duration::from_std(job.timeout * 4 + Duration::from_secs(600))
+                .unwrap_or(chrono::Duration::MAX);
+        let identity = job.origin.identity();
+        let mut places = vec![(
+            format!("person:{identity}"),
+            catalog.quota.running_per_person,
+        )];
+        if let Some(max) = action.max_running {
+            places.push((format!("command:{command}"), max));
+        }
+        let mut taken = Vec::new();
+        for (key, limit) in places {
+            let full = match store.take_place(&key, limit, job.id, until).await {
+                Ok(full) => full,
+                Err(e) => {
+                    self.give_back(&taken, job).await;
+                    return Err(unavailable(e));
+                }
+            };
+            if let Some(freed_by) = full {
+                self.give_back(&taken, job).await;
+                tracing::info!(user = %identity, command, key = %key, limit, "refused: every place is held");
+                let text = if key.starts_with("person:") {
+                    reply::too_many_running(limit, freed_by)
+                } else {
+                    reply::command_too_busy(command, limit, freed_by)
+                };
+                return Err(Answer::new(Outcome::Refused, text));
+            }
+            taken.push(key);
+        }
+        Ok(taken)
+    }
+
+    /// Gives back the places a job took when it will not be queued after all.
+    async fn give_back(&self, keys: &[String], job: &Job) {
+        for key in keys {
+            if let Err(e) = self.services.store.give_back_place(key, job.id).await {
+                tracing::warn!(job = %job.id, key = %key, error = %e, "a quota place was not given back; it frees when its deadline passes");
             }
         }
     }
@@ -100,17 +207,23 @@ impl Router {
     /// is written by the job's worker, which has the whole job.
     async fn submit(
         &self,
+        catalog: &Catalog,
         m: Match,
         task: Task,
         action: &CommandAction,
         origin: &Origin,
     ) -> Answer {
         let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
+        let places = match self.take_places(catalog, action, &job).await {
+            Ok(places) => places,
+            Err(refused) => return refused,
+        };
         let store: &dyn Store = self.services.store.as_ref();
         let broker: &dyn Broker = self.services.broker.as_ref();
         let (recorded, published) = tokio::join!(store.record_job(&job), broker.publish(&job));
         if let Err(e) = published {
             tracing::error!(job = %job.id, error = %e, "job not published");
+            self.give_back(&places, &job).await;
             return Answer::new(Outcome::Failed, reply::not_queued(&e));
         }
         if let Err(e) = recorded {

@@ -152,6 +152,32 @@ pub trait Store: Send + Sync + 'static {
     /// The workers whose last heartbeat has not expired, by name.
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
 
+    /// Takes one of `limit` places under `key` for job `id`. A place is held until the
+    /// job's record is final, or `until` at the latest (so a job that vanished frees its
+    /// place); counting happens where the places are, so every bot sharing this store
+    /// counts together. `None`: taken. `Some(at)`: every place is held, and `at` is when
+    /// the soonest of them is freed at the latest.
+    async fn take_place(
+        &self,
+        key: &str,
+        limit: u32,
+        id: JobId,
+        until: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Gives back the place `id` took under `key` (its job was not queued after all).
+    async fn give_back_place(&self, key: &str, id: JobId) -> Result<(), StoreError>;
+
+    /// Counts one use of `key` in the current `window` (fixed windows, aligned on the
+    /// clock). `None`: within `limit`. `Some(wait)`: past it, until the window ends in
+    /// `wait`.
+    async fn count_use(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError>;
+
     /// A short description for logs: "in-memory store", "Redis at host:port".
     fn describe(&self) -> String;
 

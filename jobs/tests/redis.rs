@@ -952,3 +952,68 @@ async fn the_store_speaks_tls_to_a_server_its_private_ca_vouches_for_and_no_othe
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quota_places_and_uses_are_shared_by_every_bot_of_one_redis() {
+    let redis = start_redis().await;
+    let (one, two) = (store_on(&redis).await, store_on(&redis).await);
+    let until = Utc::now() + chrono::Duration::minutes(5);
+    let (a, b, c) = (job(), job(), job());
+    for j in [&a, &b, &c] {
+        one.record_job(j).await.unwrap();
+    }
+    assert_eq!(
+        one.take_place("person:u", 2, a.id, until).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        one.take_place("person:u", 2, a.id, until).await.unwrap(),
+        None,
+        "taking a held place again is harmless"
+    );
+    assert_eq!(
+        two.take_place("person:u", 2, b.id, until).await.unwrap(),
+        None
+    );
+    let full = two.take_place("person:u", 2, c.id, until).await.unwrap();
+    let freed_by = full.expect("both places are held, whichever bot asks");
+    assert!(
+        (freed_by - until).num_milliseconds().abs() < 2,
+        "{freed_by} {until}"
+    );
+
+    // A finished job frees its place by itself.
+    one.finish_job(&result_of(&a, JobStatus::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(
+        two.take_place("person:u", 2, c.id, until).await.unwrap(),
+        None
+    );
+    two.give_back_place("person:u", c.id).await.unwrap();
+    let d = job();
+    assert_eq!(
+        one.take_place("person:u", 2, d.id, until).await.unwrap(),
+        None
+    );
+    // A place past its deadline is freed even if its job never finishes.
+    let e = job();
+    let soon = Utc::now() + chrono::Duration::milliseconds(300);
+    assert_eq!(one.take_place("cmd:x", 1, e.id, soon).await.unwrap(), None);
+    assert!(one
+        .take_place("cmd:x", 1, d.id, until)
+        .await
+        .unwrap()
+        .is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(one.take_place("cmd:x", 1, d.id, until).await.unwrap(), None);
+
+    let window = Duration::from_secs(3600);
+    for store in [&one, &two, &one] {
+        assert_eq!(store.count_use("person:u", 3, window).await.unwrap(), None);
+    }
+    let wait = two.count_use("person:u", 3, window).await.unwrap();
+    assert!(wait.is_some_and(|w| w <= window), "{wait:?}");
+    assert_eq!(two.count_use("person:v", 3, window).await.unwrap(), None);
+    stop_redis(redis).await;
+}

@@ -1,8 +1,10 @@
 //! `MemoryStore`: job records and the event stream in one process's memory.
 //!
-//! Bounded so an embedded bot can run for months: it keeps the newest
-//! [`MemoryStore::KEEP_JOBS`] records, and drops events every consumer group has
-//! acknowledged.
+//! Bounded so an embedded bot can run for months: past [`MemoryStore::KEEP_JOBS`]
+//! records it forgets the oldest whose reply is out (the record is final and every
+//! consumer group has acknowledged its `finished` event), never one whose reply is still
+//! to go; it drops events every consumer group has acknowledged. How many jobs can be
+//! outstanding at once is bounded by the quotas (`[quota]`), which it also keeps.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -35,6 +37,12 @@ struct Inner {
     delivered: HashMap<JobId, HashSet<String>>,
     workers: HashMap<String, (WorkerInfo, tokio::time::Instant)>,
     notes: HashMap<String, (String, tokio::time::Instant)>,
+    /// The sequence number of each final record's `finished` event.
+    finished_seq: HashMap<JobId, u64>,
+    /// Quota places: per key, the jobs holding one and when each is freed at the latest.
+    places: HashMap<String, Vec<(JobId, DateTime<Utc>)>>,
+    /// Quota uses: per key, the window they were counted in and how many.
+    uses: HashMap<String, (u64, u32)>,
 }
 
 #[derive(Default)]
@@ -78,14 +86,9 @@ impl Inner {
             .insert(group.to_string())
     }
 
-    /// Drops the oldest records past the limit, and events every group is done with.
+    /// Drops events every group is done with, then, past the limit, the oldest records
+    /// whose reply is out: final, with their `finished` event behind every group.
     fn trim(&mut self) {
-        while self.order.len() > MemoryStore::KEEP_JOBS {
-            if let Some(old) = self.order.pop_front() {
-                self.records.remove(&old);
-                self.delivered.remove(&old);
-            }
-        }
         let done = self
             .groups
             .values()
@@ -96,6 +99,32 @@ impl Inner {
             self.log.pop_front();
             self.first_seq += 1;
         }
+        let mut excess = self.order.len().saturating_sub(MemoryStore::KEEP_JOBS);
+        if excess == 0 {
+            return;
+        }
+        let first_seq = self.first_seq;
+        let finished_seq = &mut self.finished_seq;
+        let records = &mut self.records;
+        let delivered = &mut self.delivered;
+        self.order.retain(|id| {
+            let replied = finished_seq.get(id).is_some_and(|&seq| seq < first_seq);
+            if excess == 0 || !replied {
+                return true;
+            }
+            excess -= 1;
+            finished_seq.remove(id);
+            records.remove(id);
+            delivered.remove(id);
+            false
+        });
+    }
+
+    /// Whether job `id` still waits for its result.
+    fn is_outstanding(&self, id: JobId) -> bool {
+        self.records
+            .get(&id)
+            .is_none_or(|record| !record.status.is_final())
     }
 }
 
@@ -144,6 +173,8 @@ impl Store for MemoryStore {
         record.started_at.get_or_insert(result.started_at);
         record.result = Some(result.clone());
         let status = result.status;
+        let seq = inner.first_seq + inner.log.len() as u64;
+        inner.finished_seq.insert(result.id, seq);
         self.append(
             &mut inner,
             Event::now(result.id, EventKind::Finished { status }),
@@ -296,6 +327,64 @@ impl Store for MemoryStore {
         Ok(list)
     }
 
+    async fn take_place(
+        &self,
+        key: &str,
+        limit: u32,
+        id: JobId,
+        until: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = Utc::now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut held = inner.places.remove(key).unwrap_or_default();
+        held.retain(|&(job, freed_by)| freed_by > now && inner.is_outstanding(job));
+        let answer = if held.iter().any(|&(job, _)| job == id) {
+            None
+        } else if held.len() < limit as usize {
+            held.push((id, until));
+            None
+        } else {
+            held.iter().map(|&(_, freed_by)| freed_by).min()
+        };
+        if !held.is_empty() {
+            inner.places.insert(key.to_string(), held);
+        }
+        Ok(answer)
+    }
+
+    async fn give_back_place(&self, key: &str, id: JobId) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(held) = inner.places.get_mut(key) {
+            held.retain(|&(job, _)| job != id);
+            if held.is_empty() {
+                inner.places.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_use(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let index = now_ms / window_ms;
+        let mut inner = self.lock();
+        if inner.uses.len() >= Self::KEEP_JOBS {
+            inner.uses.retain(|_, (w, _)| *w == index);
+        }
+        let entry = inner.uses.entry(key.to_string()).or_insert((index, 0));
+        if entry.0 != index {
+            *entry = (index, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        Ok((entry.1 > limit).then(|| Duration::from_millis((index + 1) * window_ms - now_ms)))
+    }
+
     fn describe(&self) -> String {
         "in-memory store".to_string()
     }
@@ -319,6 +408,104 @@ mod tests {
             Origin::new("console", "u"),
             Duration::from_secs(1),
         )
+    }
+
+    fn succeeded(id: JobId) -> JobResult {
+        JobResult {
+            id,
+            status: JobStatus::Succeeded,
+            output: Output::text("done"),
+            worker: "w1".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_only_records_whose_reply_is_out_are_forgotten() {
+        let store = MemoryStore::new();
+        let extra = 50;
+        let mut ids = Vec::new();
+        for _ in 0..MemoryStore::KEEP_JOBS + extra {
+            let j = job();
+            store.record_job(&j).await.unwrap();
+            ids.push(j.id);
+        }
+        // The oldest jobs finish while nobody has read their `finished` events yet, and
+        // the newest are still outstanding: every record stays.
+        for &id in &ids[..extra] {
+            store.finish_job(&succeeded(id)).await.unwrap();
+        }
+        store.record_job(&job()).await.unwrap();
+        for &id in &ids {
+            assert!(store.job(id).await.unwrap().is_some(), "{id} was dropped");
+        }
+        // The reply reader reads and acknowledges everything: the finished ones go, and
+        // no outstanding one does.
+        loop {
+            let events = store
+                .read_events("bot", "c", 1000, Duration::ZERO)
+                .await
+                .unwrap();
+            if events.is_empty() {
+                break;
+            }
+            let seen: Vec<_> = events.into_iter().map(|(id, _)| id).collect();
+            store.ack_events("bot", &seen).await.unwrap();
+        }
+        for &id in &ids[..extra] {
+            assert!(store.job(id).await.unwrap().is_none(), "{id} was kept");
+        }
+        for &id in &ids[extra..] {
+            assert!(store.job(id).await.unwrap().is_some(), "{id} was dropped");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_place_is_held_until_its_job_is_final_and_uses_are_counted_per_window() {
+        let store = MemoryStore::new();
+        let until = Utc::now() + chrono::Duration::minutes(5);
+        let (a, b, c) = (job(), job(), job());
+        for j in [&a, &b, &c] {
+            store.record_job(j).await.unwrap();
+        }
+        assert_eq!(
+            store.take_place("person:u", 2, a.id, until).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.take_place("person:u", 2, a.id, until).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.take_place("person:u", 2, b.id, until).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.take_place("person:u", 2, c.id, until).await.unwrap(),
+            Some(until),
+            "full: the answer says by when a place frees"
+        );
+        store.finish_job(&succeeded(a.id)).await.unwrap();
+        assert_eq!(
+            store.take_place("person:u", 2, c.id, until).await.unwrap(),
+            None
+        );
+        store.give_back_place("person:u", c.id).await.unwrap();
+        let d = job();
+        assert_eq!(
+            store.take_place("person:u", 2, d.id, until).await.unwrap(),
+            None
+        );
+
+        let window = Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert_eq!(store.count_use("person:u", 3, window).await.unwrap(), None);
+        }
+        let wait = store.count_use("person:u", 3, window).await.unwrap();
+        assert!(wait.is_some_and(|w| w <= window), "{wait:?}");
+        assert_eq!(store.count_use("person:v", 3, window).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -51,6 +51,22 @@ impl Keys {
         format!("{}note:{key}", self.prefix)
     }
 
+    /// ZSET with a TTL: the jobs holding places under a quota `key`, scored by when their
+    /// place is freed at the latest (milliseconds).
+    pub(crate) fn places(&self, key: &str) -> String {
+        format!("{}places:{key}", self.prefix)
+    }
+
+    /// The prefix of job record keys, for scripts that look records up by id.
+    pub(crate) fn job_prefix(&self) -> String {
+        format!("{}job:", self.prefix)
+    }
+
+    /// STRING with a TTL: the uses of a quota `key` in one window.
+    pub(crate) fn uses(&self, key: &str, window: u64) -> String {
+        format!("{}uses:{key}:{window}", self.prefix)
+    }
+
     /// SET: the names of workers that sent a heartbeat, to list them without `SCAN`.
     pub(crate) fn workers(&self) -> String {
         format!("{}workers", self.prefix)

@@ -65,6 +65,7 @@ mod coalesce;
 mod events;
 mod keys;
 mod notes;
+mod quota;
 mod records;
 mod schedules;
 
@@ -427,6 +428,29 @@ impl Store for RedisStore {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         self.live_workers().await
+    }
+
+    async fn take_place(
+        &self,
+        key: &str,
+        limit: u32,
+        id: JobId,
+        until: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.take_place_in(key, limit, id, until).await
+    }
+
+    async fn give_back_place(&self, key: &str, id: JobId) -> Result<(), StoreError> {
+        self.give_back_place_in(key, id).await
+    }
+
+    async fn count_use(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.count_use_in(key, limit, window).await
     }
 
     fn describe(&self) -> String {
