@@ -291,32 +291,17 @@ where
     }
 }
 
-/// The most a TLS file (`ca_file`, a client certificate or key) may hold: a PEM bundle of
-/// many certificates is far smaller; anything larger is not what the key names.
-const TLS_FILE_MAX: u64 = 1024 * 1024;
-
 /// The private CA and client certificate `tls` names, read now so that a missing or
 /// unreadable file is named at start; `None` when it names none (the system's roots).
 fn tls_files(tls: &StoreTls) -> Result<Option<::redis::TlsCertificates>, StoreError> {
     let read = |path: &std::path::Path, what: &str| {
-        use std::io::Read;
-        let mut pem = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(TLS_FILE_MAX + 1).read_to_end(&mut pem))
-            .map_err(|e| {
-                StoreError::unavailable_by(
-                    format!("cannot read the store's {what} {}: {e}", path.display()),
-                    e,
-                )
-            })?;
-        if pem.len() as u64 > TLS_FILE_MAX {
-            return Err(StoreError::unavailable(format!(
-                "the store's {what} {} is larger than {} KiB: not a PEM certificate or key",
-                path.display(),
-                TLS_FILE_MAX / 1024
-            )));
-        }
-        Ok(pem)
+        crate::tls::read_tls_file(path).map_err(|e| {
+            let message = format!("the store's {what} {} {e}", path.display());
+            match e {
+                crate::tls::TlsFileError::Unreadable(io) => StoreError::unavailable_by(message, io),
+                crate::tls::TlsFileError::TooLarge => StoreError::unavailable(message),
+            }
+        })
     };
     let root_cert = match &tls.ca_file {
         Some(path) => Some(read(path, "CA file")?),
@@ -463,7 +448,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("octobox-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let huge = dir.join("ca.pem");
-        std::fs::write(&huge, vec![b'A'; (TLS_FILE_MAX + 1) as usize]).unwrap();
+        std::fs::write(&huge, vec![b'A'; (crate::tls::TLS_FILE_MAX + 1) as usize]).unwrap();
         let tls = StoreTls {
             ca_file: Some(huge),
             ..StoreTls::default()
