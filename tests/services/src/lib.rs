@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod docker_tls;
+mod pki;
+pub use docker_tls::DockerTlsFront;
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -127,61 +131,15 @@ impl TlsRedis {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let at = |name: &str| dir.path().join(name).display().to_string();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("openssl runs (scripts/test installs it)");
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
-        };
-        for ca in ["ca", "other-ca"] {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &at(&format!("{ca}.key")),
-                "-out",
-                &at(&format!("{ca}.crt")),
-                "-subj",
-                &format!("/CN=octobox test {ca}"),
-            ]);
-        }
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &at("server.key"),
-            "-out",
-            &at("server.csr"),
-            "-subj",
+        pki::make_ca(dir.path(), "ca");
+        pki::make_ca(dir.path(), "other-ca");
+        pki::sign(
+            dir.path(),
+            "ca",
+            "server",
             "/CN=127.0.0.1",
-        ]);
-        std::fs::write(at("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-            .expect("extension file written");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &at("server.csr"),
-            "-CA",
-            &at("ca.crt"),
-            "-CAkey",
-            &at("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &at("server.crt"),
-            "-extfile",
-            &at("ext"),
-        ]);
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        );
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string()])
