@@ -78,6 +78,21 @@ pub enum JobFailure {
     EngineSilent { host: String, reason: String },
     #[error("the Docker engine at {host} did not answer within {} seconds", within.as_secs())]
     EngineSlow { host: String, within: Duration },
+    /// The engine's TLS certificate is not signed by the CA this worker was given
+    /// (`DOCKER_CERT_PATH`'s `ca.pem`): not the engine it was configured for.
+    #[error(
+        "the Docker engine at {host} was refused: its certificate was not trusted ({detail}); \
+         this worker trusts only an engine whose certificate the CA in {ca} signed"
+    )]
+    EngineNotTrusted {
+        host: String,
+        ca: String,
+        detail: String,
+    },
+    /// The TLS settings for the engine cannot be used: a certificate or key file missing,
+    /// unreadable or not PEM. `reason` names the file and what to do.
+    #[error("the Docker engine at {host} cannot be reached over TLS: {reason}")]
+    EngineTlsSettings { host: String, reason: String },
     /// The engine answered with an error while the worker was trying to `doing`.
     #[error("the Docker engine at {host} refused to {doing}: {message}")]
     EngineRefused {

@@ -23,7 +23,8 @@
 //! - [`connect`]: `connect` — opening RabbitMQ and Redis from the configuration, for every role.
 //! - [`backoff`]: `Backoff` — the one policy (doubling, jittered pauses) for every retry and
 //!   reconnect loop.
-//! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary.
+//! - [`tls`]: `install_provider` — the one TLS crypto provider, installed by every binary;
+//!   `read_tls_file` — a CA, certificate or key file, read up to `TLS_FILE_MAX`.
 //! - [`process`]: `build` — the async runtime every binary runs on (one thread by default);
 //!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output;
 //!   `hostname`.

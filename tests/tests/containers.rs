@@ -765,3 +765,376 @@ async fn a_worker_stopping_past_its_grace_period_leaves_no_container() {
         .unwrap();
     assert_eq!(containers_of(&id), Vec::<String>::new());
 }
+
+/// Whether the engine saw any event of a container of job `id` since `since` (Unix
+/// seconds): a container created and removed at once still leaves its `create`.
+fn engine_events_of(id: &str, since: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = std::process::Command::new("docker")
+        .args(["events", "--since", &since.to_string(), "--until"])
+        .arg(now.to_string())
+        .args(["--filter", &format!("label=octobox.job={id}")])
+        .args(["--format", "{{.Action}}"])
+        .output()
+        .expect("docker runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `DOCKER_HOST=tcp://…` with `DOCKER_TLS_VERIFY=1`: the bot's worker reaches the real
+/// engine through a front that speaks TLS only and takes only clients with a certificate
+/// its CA signed, so the job's answer proves both ends were checked.
+#[test]
+fn a_container_job_runs_on_an_engine_reached_over_tls() {
+    let front = octobox_tests::services::DockerTlsFront::start();
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", &front.url())
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &front.cert_dir().display().to_string())
+        .run(&["say over TLS"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        Regex::new(r"\(say\) succeeded in \d+(ms|\.\ds):\n\[over TLS\]\n?$")
+            .unwrap()
+            .is_match(&out.stdout),
+        "{}\n{}",
+        out.stdout,
+        front.log()
+    );
+    for id in job_ids(&out.stdout) {
+        assert_eq!(containers_of(&id), Vec::<String>::new());
+    }
+}
+
+/// A man in the middle: the front before the real engine presents a certificate another
+/// CA signed. The worker refuses it before a single call, says why, and no container of
+/// the job ever exists.
+#[test]
+fn an_engine_whose_certificate_another_ca_signed_is_refused_and_runs_nothing() {
+    let mitm = octobox_tests::services::DockerTlsFront::impostor();
+    let since = unix_now();
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", &mitm.url())
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &mitm.cert_dir().display().to_string())
+        .run(&["say hello"]);
+    assert!(out.status.success(), "{out:?}");
+    let ca = mitm.cert_dir().join("ca.pem");
+    assert!(
+        out.stdout.contains("(say) failed after")
+            && out.stdout.contains(&format!(
+            "the Docker engine at {} was refused: its certificate was not trusted (UnknownIssuer); \
+             this worker trusts only an engine whose certificate the CA in {} signed",
+            mitm.url(),
+            ca.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    let ids = job_ids(&out.stdout);
+    assert_eq!(ids.len(), 1, "{}", out.stdout);
+    assert_eq!(
+        engine_events_of(&ids[0], since),
+        "",
+        "a container was created"
+    );
+}
+
+/// Plain HTTP to an engine that speaks TLS only fails at once with a hint, not a hang.
+#[test]
+fn a_plain_connection_to_a_tls_engine_fails_quickly_and_says_what_to_set() {
+    let front = octobox_tests::services::DockerTlsFront::start();
+    let started = std::time::Instant::now();
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", &front.url())
+        .run(&["say hello"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("(say) failed after")
+            && out.stdout.contains(&format!(
+                "the Docker engine at {} does not answer: ",
+                front.url()
+            ))
+            && out.stdout.contains(
+                "if the engine expects TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to \
+                 the directory with its ca.pem, cert.pem and key.pem"
+            ),
+        "{}",
+        out.stdout
+    );
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+}
+
+/// A certificate file the worker cannot use is named, with what to do, in the job's
+/// failure; so is one past the size limit, which is not loaded.
+#[test]
+fn a_missing_or_oversized_client_key_is_named_in_the_failure() {
+    let front = octobox_tests::services::DockerTlsFront::start();
+    let dir = front.dir().join("broken");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(front.cert_dir().join("ca.pem"), dir.join("ca.pem")).unwrap();
+    std::fs::copy(front.cert_dir().join("cert.pem"), dir.join("cert.pem")).unwrap();
+    let key = dir.join("key.pem");
+    let attempt = || {
+        let out = Console::new()
+            .config(&commands())
+            .env("DOCKER_HOST", &front.url())
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", &dir.display().to_string())
+            .run(&["say hello"]);
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    let missing = attempt();
+    assert!(
+        missing.contains(&format!(
+            "the Docker engine at {} cannot be reached over TLS: the engine's client key {} \
+             cannot be read: No such file or directory (os error 2); put it there, or point \
+             DOCKER_CERT_PATH at the directory that holds ca.pem, cert.pem and key.pem",
+            front.url(),
+            key.display()
+        )),
+        "{missing}"
+    );
+    std::fs::write(&key, vec![b'A'; 1024 * 1024 + 1]).unwrap();
+    let huge = attempt();
+    assert!(
+        huge.contains(&format!(
+            "the engine's client key {} is larger than 1024 KiB: not a PEM certificate or key",
+            key.display()
+        )),
+        "{huge}"
+    );
+}
+
+/// An engine over TCP in clear on another machine is used, with a warning in the log.
+#[test]
+fn an_engine_in_clear_on_another_machine_is_warned_about() {
+    // TEST-NET-1: nothing answers there, and the warning comes before the first call.
+    let out = Console::new()
+        .config(&commands())
+        .env("DOCKER_HOST", "tcp://192.0.2.1:2375")
+        .run(&["echo still serving"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the Docker engine is reached in clear over the network: anyone on the path can \
+             read and change what this worker runs"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("(echo) succeeded in"), "{}", out.stdout);
+}
+
+/// The real engine behind a socket of the test's, except that the first request `hang`
+/// picks is held unanswered for ever: an engine that accepts a call and never answers,
+/// which the real engine cannot be made to do. Every other request, the following ones
+/// included, goes through to the real engine.
+mod hanging_engine {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+
+    pub struct HangingEngine {
+        _dir: tempfile::TempDir,
+        socket: PathBuf,
+        pub hung: Arc<AtomicBool>,
+        serving: tokio::task::JoinHandle<()>,
+    }
+
+    impl HangingEngine {
+        /// `hang` sees each request line (`POST /v1.41/containers/create?name=… HTTP/1.1`).
+        pub fn start(hang: fn(&str) -> bool) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let socket = dir.path().join("docker.sock");
+            let listener = UnixListener::bind(&socket).unwrap();
+            let hung = Arc::new(AtomicBool::new(false));
+            let serving = tokio::spawn({
+                let hung = hung.clone();
+                async move {
+                    loop {
+                        let Ok((client, _)) = listener.accept().await else {
+                            return;
+                        };
+                        tokio::spawn(serve(client, hang, hung.clone()));
+                    }
+                }
+            });
+            HangingEngine {
+                _dir: dir,
+                socket,
+                hung,
+                serving,
+            }
+        }
+
+        pub fn url(&self) -> String {
+            format!("unix://{}", self.socket.display())
+        }
+    }
+
+    impl Drop for HangingEngine {
+        fn drop(&mut self) {
+            self.serving.abort();
+        }
+    }
+
+    async fn serve(mut client: UnixStream, hang: fn(&str) -> bool, hung: Arc<AtomicBool>) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or("");
+        if hang(line) && !hung.swap(true, Ordering::SeqCst) {
+            // Read whatever comes, answer nothing, until the client gives up.
+            while let Ok(n) = client.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+            }
+            return;
+        }
+        let Ok(mut engine) = UnixStream::connect(Path::new("/var/run/docker.sock")).await else {
+            return;
+        };
+        if engine.write_all(&head).await.is_ok() {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+        }
+    }
+}
+
+/// Runs `jobs`, one after another, on an in-process worker that takes one container job
+/// at a time through `runner`; each job's final record, and how long it took.
+async fn run_in_turn(
+    runner: worker::ContainerRunner,
+    queue: Vec<jobs::Job>,
+) -> Vec<(jobs::JobRecord, std::time::Duration)> {
+    use jobs::memory::{MemoryBroker, MemoryStore};
+    use jobs::{Broker, Store};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let worker = worker::Worker::new(
+        "hung-engine",
+        broker.clone(),
+        store.clone(),
+        worker::TaskRegistry::standard(),
+        1,
+    )
+    .with_containers(runner, 1);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let mut records = Vec::new();
+    for job in queue {
+        let started = Instant::now();
+        store.record_job(&job).await.unwrap();
+        broker.publish(&job).await.unwrap();
+        let record = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match store.job(job.id).await.unwrap() {
+                    Some(r) if r.status.is_final() => return r,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("job {} ({}) never finished", job.id, job.command));
+        records.push((record, started.elapsed()));
+    }
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), running).await;
+    records
+}
+
+fn probe_job(command: &str, argv: &[&str], timeout: std::time::Duration) -> jobs::Job {
+    let task = jobs::Task::Container {
+        image: probe_image().to_string(),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: Default::default(),
+        limits: jobs::ContainerLimits::default(),
+    };
+    jobs::Job::new(
+        command,
+        Default::default(),
+        task,
+        jobs::Origin::new("test", "t"),
+        timeout,
+    )
+}
+
+/// The engine takes the job's `POST /containers/create` and never answers: the job's
+/// timeout (2 s) still ends it, and the same worker's only container slot runs the next
+/// job through the engine.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_never_answers_create_times_the_job_out_and_the_worker_goes_on() {
+    hung_step_times_out(|line| line.starts_with("POST ") && line.contains("/containers/create"))
+        .await;
+}
+
+/// The same with the image look-up (`GET /images/<name>/json`) held unanswered.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_never_answers_the_image_look_up_times_the_job_out() {
+    hung_step_times_out(|line| line.starts_with("GET ") && line.contains("/images/")).await;
+}
+
+async fn hung_step_times_out(hang: fn(&str) -> bool) {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    let engine = hanging_engine::HangingEngine::start(hang);
+    let runner = worker::ContainerRunner::connect_to(worker::DockerHost::new(engine.url()))
+        .await
+        .expect("the engine answers through the test's socket");
+    let stuck = probe_job("say", &["args", "never"], Duration::from_secs(2));
+    let next = probe_job("say", &["args", "next"], Duration::from_secs(60));
+    let stuck_id = stuck.id.to_string();
+    let done = run_in_turn(runner, vec![stuck, next]).await;
+    assert!(engine.hung.load(Ordering::SeqCst), "no request was held");
+
+    let (record, took) = &done[0];
+    let result = record.result.as_ref().expect("a result");
+    assert_eq!(record.status, jobs::JobStatus::TimedOut, "{result:?}");
+    assert_eq!(
+        result.error.as_deref(),
+        Some("timed out after 2s; its container was stopped and removed")
+    );
+    assert!(
+        *took < Duration::from_secs(20),
+        "the hung job took {took:?}"
+    );
+    assert_eq!(containers_of(&stuck_id), Vec::<String>::new());
+
+    let (record, _) = &done[1];
+    let result = record.result.as_ref().expect("a result");
+    assert_eq!(record.status, jobs::JobStatus::Succeeded, "{result:?}");
+    assert!(
+        matches!(&result.output, jobs::Output::Text { text } if text.trim_end() == "[next]"),
+        "{result:?}"
+    );
+}

@@ -26,7 +26,7 @@ pub mod registry;
 pub mod runtime;
 pub mod tasks;
 
-pub use container::{ContainerRunner, EngineUnavailable};
+pub use container::{ContainerRunner, DockerHost, EngineUnavailable};
 pub use finished::Finished;
 pub use registry::{NativeTask, TaskContext, TaskError, TaskRegistry};
 pub use runtime::{RetryPolicy, Worker};

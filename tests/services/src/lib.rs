@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod docker_tls;
 mod pki;
+pub use docker_tls::DockerTlsFront;
 pub use pki::TestPki;
 
 /// A port nobody listens on right now.

@@ -13,8 +13,9 @@ pub struct TestPki {
 
 impl TestPki {
     /// Makes `ca`, `other-ca`, `server` (for 127.0.0.1 and localhost, signed by `ca`),
-    /// `client` (signed by `ca`) and `rogue-client` (signed by `other-ca`): each a `.crt`
-    /// and an unencrypted `.key`.
+    /// `impostor` (for the same addresses, signed by `other-ca`), `client` (signed by
+    /// `ca`) and `rogue-client` (signed by `other-ca`): each a `.crt` and an unencrypted
+    /// `.key`.
     pub fn new() -> Self {
         let pki = TestPki {
             dir: tempfile::tempdir().expect("a temporary directory"),
@@ -39,6 +40,12 @@ impl TestPki {
         pki.sign(
             "server",
             "ca",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        );
+        pki.sign(
+            "impostor",
+            "other-ca",
             "/CN=127.0.0.1",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
         );

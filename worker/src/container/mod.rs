@@ -1,5 +1,6 @@
 //! `ContainerRunner`: runs a `Task::Container` job in a Docker container, through the
-//! engine's API (bollard): the local socket by default, `DOCKER_HOST` when set.
+//! engine's API (bollard): the local socket by default, `DOCKER_HOST` when set (over TLS
+//! with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`: `host`), or the `DockerHost` given.
 //!
 //! One container per job: created, attached, started, read until it closes its output,
 //! inspected and removed. Argument values reach it as argv elements and environment
@@ -13,12 +14,15 @@
 //! left behind (a worker killed mid-job) can be found, and a name of its own, so a job
 //! delivered again never collides with the container of an earlier delivery.
 //!
+//! - [`host`]: `DockerHost` — where the engine is and how it is reached (TLS, trusting
+//!   only the CA it was given).
 //! - `engine`: pulling, the exit state, removal (also of abandoned jobs), engine errors as
 //!   the job's `JobFailure`.
 //! - [`streams`]: reading stdout (the result) and stderr (progress lines).
 //! - [`output`]: stdout to `Output`: text, decoded base64, files of known types.
 
 mod engine;
+pub mod host;
 pub mod output;
 pub mod streams;
 
@@ -36,6 +40,7 @@ use crate::cancel::CancelSignal;
 use crate::finished::Finished;
 use crate::registry::TaskContext;
 use engine::{EngineError, Removal};
+pub use host::DockerHost;
 
 /// The label every job container carries, with the job id as its value.
 pub const JOB_LABEL: &str = "octobox.job";
@@ -58,14 +63,16 @@ const ENGINE_ANSWER: Duration = Duration::from_secs(5);
 pub struct EngineUnavailable {
     pub failure: JobFailure,
     #[source]
-    source: Option<bollard::errors::Error>,
+    source: Option<host::ConnectError>,
 }
 
 /// Runs container jobs on one Docker engine.
 pub struct ContainerRunner {
     /// The client, once the engine has answered and an API version is agreed.
     docker: OnceCell<Docker>,
-    /// Where the engine is, for messages: `unix:///var/run/docker.sock`.
+    /// Where the engine is and how it is reached; its address names it in messages.
+    engine: DockerHost,
+    /// The address, for messages: `unix:///var/run/docker.sock`.
     host: String,
     /// The containers of jobs under way, for [`ContainerRunner::remove_leftovers`].
     live: engine::Live,
@@ -76,11 +83,16 @@ pub struct ContainerRunner {
 }
 
 impl ContainerRunner {
-    /// Connects to the engine `DOCKER_HOST` names (the local socket by default), agrees
-    /// on an API version and checks that it answers. An error says why this worker cannot
-    /// run containers.
+    /// Connects to the engine the environment names (`DockerHost::from_env`: the local
+    /// socket by default), agrees on an API version and checks that it answers. An error
+    /// says why this worker cannot run containers.
     pub async fn connect() -> Result<Self, EngineUnavailable> {
-        let runner = Self::unchecked();
+        Self::connect_to(DockerHost::from_env()).await
+    }
+
+    /// [`ContainerRunner::connect`], to the engine `engine` names.
+    pub async fn connect_to(engine: DockerHost) -> Result<Self, EngineUnavailable> {
+        let runner = Self::unchecked_at(engine);
         runner.docker().await?;
         Ok(runner)
     }
@@ -89,11 +101,15 @@ impl ContainerRunner {
     /// engine answers; meanwhile jobs fail with the reason. For a process that is the only
     /// worker (embedded mode), where container jobs would otherwise wait for ever.
     pub fn unchecked() -> Self {
-        let host = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        Self::unchecked_at(DockerHost::from_env())
+    }
+
+    /// [`ContainerRunner::unchecked`], for the engine `engine` names.
+    pub fn unchecked_at(engine: DockerHost) -> Self {
         ContainerRunner {
             docker: OnceCell::new(),
-            host,
+            host: engine.url().to_string(),
+            engine,
             live: Default::default(),
             worker: String::new(),
             scope: String::new(),
@@ -106,18 +122,15 @@ impl ContainerRunner {
         self.docker
             .get_or_try_init(|| async {
                 let answer = async {
-                    let docker = Docker::connect_with_defaults()?;
+                    let docker = self.engine.client()?;
                     let docker = docker.negotiate_version().await?;
                     docker.ping().await?;
-                    Ok::<_, bollard::errors::Error>(docker)
+                    Ok::<_, host::ConnectError>(docker)
                 };
                 match tokio::time::timeout(ENGINE_ANSWER, answer).await {
                     Ok(Ok(docker)) => Ok(docker),
                     Ok(Err(e)) => Err(EngineUnavailable {
-                        failure: JobFailure::EngineSilent {
-                            host: host.clone(),
-                            reason: e.to_string(),
-                        },
+                        failure: self.engine.failure(&e),
                         source: Some(e),
                     }),
                     Err(_) => Err(EngineUnavailable {
