@@ -14,12 +14,16 @@ use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as Wire, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty, Sig};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
 use tokio::sync::mpsc;
 
 use super::keys::AuthorizedKey;
+use super::listener::Login;
 use super::session::{status, Input, Session, Terminal};
 use super::{exec, shell, Shared, ADAPTER};
+
+/// Session channels one connection may have open at once (OpenSSH's `MaxSessions`).
+const MAX_CHANNELS: usize = 10;
 
 #[derive(Default)]
 struct ChannelState {
@@ -34,15 +38,18 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     /// The key that logged in.
     key: Option<AuthorizedKey>,
+    /// Told when the key has logged in (it stops the login grace timer).
+    login: Arc<Login>,
     channels: HashMap<ChannelId, ChannelState>,
 }
 
 impl Connection {
-    pub(super) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>, login: Arc<Login>) -> Self {
         Connection {
             shared,
             peer,
             key: None,
+            login,
             channels: HashMap::new(),
         }
     }
@@ -191,6 +198,7 @@ impl russh::server::Handler for Connection {
         };
         tracing::info!(peer = %self.peer(), user = %format!("{ADAPTER}:{}", entry.name), "ssh login");
         self.key = Some(entry);
+        self.login.logged_in();
         Ok(Auth::Accept)
     }
 
@@ -200,6 +208,11 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _wire: &mut Wire,
     ) -> Result<(), Self::Error> {
+        if self.channels.len() >= MAX_CHANNELS {
+            tracing::info!(peer = %self.peer(), max = MAX_CHANNELS, "ssh channel refused: too many open on this connection");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
         self.channels.insert(channel.id(), ChannelState::default());
         reply.accept().await;
         Ok(())
