@@ -295,7 +295,7 @@ fn sessions_past_the_limit_are_told_why() {
     );
     term.type_keys("echo this line is far too long\r");
     term.expect("the length limit", |s| {
-        s.contains("line too long: a command may have at most 20 characters")
+        s.contains("line too long: the line is longer than 20 characters")
     });
     term.type_keys("\x04");
     assert_eq!(term.wait(), Some(0));
@@ -308,7 +308,9 @@ fn sessions_past_the_limit_are_told_why() {
         &["echo this line is far too long".into(), "ping".into()],
     );
     assert_eq!(
-        run.stdout, "line too long: a command may have at most 20 characters\npong\n",
+        run.stdout,
+        "line too long: the line is longer than 20 characters (the most a command may have) \
+         and was not run\npong\n",
         "{run:?}"
     );
     let run = bot.exec("alice", "echo this line is far too long");
@@ -474,6 +476,35 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener() {
         "{}",
         bot.log()
     );
+}
+
+#[test]
+fn a_pasted_line_past_the_limit_is_refused_not_cut_and_run() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal("alice");
+    term.expect("a prompt", |s| s.ends_with("octobox> "));
+    // A megabyte pasted on one line: cut at 4096 characters it would still be a valid
+    // `echo`, queued as a job.
+    term.type_keys(&format!("echo {}\r", "x".repeat(1_000_000)));
+    term.type_keys("ping\r");
+    let screen = term.expect("the refusal, then pong", |s| s.contains("pong\n"));
+    assert!(
+        screen.contains(
+            "line too long: the line is longer than 4096 characters (the most a command may \
+             have) and was not run"
+        ),
+        "{}",
+        &screen[screen.len().saturating_sub(500)..]
+    );
+    assert!(
+        !screen.contains("queued as job"),
+        "nothing ran: {}",
+        &screen[screen.len().saturating_sub(500)..]
+    );
+    term.type_keys("jobs\r");
+    term.expect("no jobs", |s| s.contains("no jobs"));
+    term.type_keys("exit\r");
+    assert_eq!(term.wait(), Some(0));
 }
 
 /// A TCP connection to the bot's SSH port, with reads bounded in time.

@@ -3,24 +3,23 @@
 //! It authenticates (public keys from the authorized_keys file, nothing else), keeps each
 //! session channel's state (a pty asked for, the input of its running session) and
 //! starts a [`Session`] task per `exec` or `shell` request. The session task owns the
-//! conversation; this handler only forwards what the client sends.
+//! conversation; this handler only forwards what the client sends, into a queue bounded
+//! in bytes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::keys::AuthorizedKey;
+use super::listener::Login;
+use super::session::{input_budget, input_queue, status, Input, InputReceiver, Session, Terminal};
+use super::{exec, shell, Shared, ADAPTER};
 use jobs::Origin;
 use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as Wire, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
-use tokio::sync::mpsc;
-
-use super::keys::AuthorizedKey;
-use super::listener::Login;
-use super::session::{status, Input, Session, Terminal};
-use super::{exec, shell, Shared, ADAPTER};
 
 /// Session channels one connection may have open at once (OpenSSH's `MaxSessions`).
 const MAX_CHANNELS: usize = 10;
@@ -30,7 +29,7 @@ struct ChannelState {
     /// The width of the pseudo-terminal the client asked for, if it did.
     pty: Option<u32>,
     /// The running session's input; `None` until exec or shell is requested.
-    input: Option<mpsc::UnboundedSender<Input>>,
+    input: Option<super::session::InputSender>,
 }
 
 pub struct Connection {
@@ -94,7 +93,7 @@ impl Connection {
             return wire.channel_failure(channel);
         }
         wire.channel_success(channel)?;
-        let (tx, input) = mpsc::unbounded_channel();
+        let (tx, input) = input_queue(input_budget(self.shared.counter.limits()));
         state.input = Some(tx);
         let term = Terminal::new(wire.handle(), channel, state.pty);
         let shared = self.shared.clone();
@@ -105,7 +104,7 @@ impl Connection {
 
     fn forward(&self, channel: ChannelId, input: Input) {
         if let Some(tx) = self.channels.get(&channel).and_then(|s| s.input.as_ref()) {
-            let _ = tx.send(input);
+            tx.send(input);
         }
     }
 }
@@ -115,7 +114,7 @@ async fn run(
     shared: Arc<Shared>,
     user: String,
     term: Terminal,
-    input: mpsc::UnboundedReceiver<Input>,
+    input: InputReceiver,
     command: Option<String>,
 ) {
     let identity = format!("{ADAPTER}:{user}");
