@@ -227,8 +227,9 @@ fn ctrl_c_sends_cancel_for_the_job_being_waited_for() {
     });
     term.type_keys("\x04");
     assert_eq!(term.wait(), Some(0));
+    // Logged as the command it was read as, and its length ("cancel <id>").
     assert!(
-        bot.log().contains(&format!("command=cancel {id}")),
+        bot.log().contains("command=cancel length=43"),
         "{}",
         bot.log()
     );
@@ -245,8 +246,8 @@ fn ctrl_c_while_a_command_waits_cancels_its_job_and_exits_1() {
     });
     assert_eq!(term.wait(), Some(1));
     assert!(
-        bot.log().contains(&format!("command=cancel {id}")),
-        "{}",
+        bot.log().contains("command=cancel length=43"),
+        "{id}: {}",
         bot.log()
     );
 }
@@ -505,6 +506,30 @@ fn a_pasted_line_past_the_limit_is_refused_not_cut_and_run() {
     term.expect("no jobs", |s| s.contains("no jobs"));
     term.type_keys("exit\r");
     assert_eq!(term.wait(), Some(0));
+}
+
+#[test]
+fn the_log_has_the_command_name_not_its_text_and_no_forged_lines() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let forged = "2030-01-01T00:00:00.000000Z  INFO bot::ssh::connection: ssh login user=ssh:admin";
+    let run = bot.exec("alice", &format!("ping\n{forged}"));
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = bot.exec("alice", "echo token=hunter2-s3cret");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let log = eventually(|| {
+        let log = bot.log();
+        (log.matches("ssh command").count() >= 2).then_some(log)
+    });
+    assert!(
+        !log.lines().any(|l| l.starts_with("2030-01-01")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains("hunter2-s3cret"),
+        "a secret was logged:\n{log}"
+    );
+    assert!(log.contains("command=echo length=25"), "{log}");
+    assert!(log.contains("command=(unknown) length=85"), "{log}");
 }
 
 /// A TCP connection to the bot's SSH port, with reads bounded in time.

@@ -1,10 +1,11 @@
 //! `Connection`: the russh handler of one client connection.
 //!
-//! It authenticates (public keys from the authorized_keys file, nothing else), keeps each
-//! session channel's state (a pty asked for, the input of its running session) and
-//! starts a [`Session`] task per `exec` or `shell` request. The session task owns the
-//! conversation; this handler only forwards what the client sends, into a queue bounded
-//! in bytes.
+//! It authenticates (public keys from the authorized_keys file, nothing else; the
+//! identity is the one the file gives the key, whatever login name the client sends),
+//! keeps each session channel's state (a pty asked for, the input of its running
+//! session) and starts a [`Session`] task per `exec` or `shell` request. The session task
+//! owns the conversation; this handler only forwards what the client sends, into a queue
+//! bounded in bytes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use super::keys::AuthorizedKey;
 use super::listener::Login;
+use super::logged::Untrusted;
 use super::session::{input_budget, input_queue, status, Input, InputReceiver, Session, Terminal};
 use super::{exec, shell, Shared, ADAPTER};
 use jobs::Origin;
@@ -71,7 +73,7 @@ impl Connection {
     fn refuse_key(&self, login: &str, key: &PublicKey) -> Auth {
         tracing::warn!(
             peer = %self.peer(),
-            %login,
+            login = %Untrusted(login),
             fingerprint = %key.fingerprint(Default::default()),
             "ssh key refused: not in authorized_keys"
         );
@@ -162,7 +164,7 @@ impl russh::server::Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        tracing::warn!(peer = %self.peer(), login = %user, "ssh password login refused: public keys only");
+        tracing::warn!(peer = %self.peer(), login = %Untrusted(user), "ssh password login refused: public keys only");
         Ok(Self::only_public_keys())
     }
 
@@ -172,7 +174,7 @@ impl russh::server::Handler for Connection {
         _submethods: &str,
         _response: Option<russh::server::Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        tracing::warn!(peer = %self.peer(), login = %user, "ssh keyboard-interactive login refused: public keys only");
+        tracing::warn!(peer = %self.peer(), login = %Untrusted(user), "ssh keyboard-interactive login refused: public keys only");
         Ok(Self::only_public_keys())
     }
 
@@ -195,7 +197,14 @@ impl russh::server::Handler for Connection {
         let Some(entry) = self.known(key.public_key).cloned() else {
             return Ok(self.refuse_key(user, key.public_key));
         };
-        tracing::info!(peer = %self.peer(), user = %format!("{ADAPTER}:{}", entry.name), "ssh login");
+        // The identity is the name authorized_keys gives this key; the login name the
+        // client sent (`admin@host`) is its own choice and names nobody.
+        tracing::info!(
+            peer = %self.peer(),
+            user = %format!("{ADAPTER}:{}", entry.name),
+            login = %Untrusted(user),
+            "ssh login"
+        );
         self.key = Some(entry);
         self.login.logged_in();
         Ok(Auth::Accept)
@@ -262,7 +271,7 @@ impl russh::server::Handler for Connection {
         name: &str,
         wire: &mut Wire,
     ) -> Result<(), Self::Error> {
-        tracing::info!(peer = %self.peer(), subsystem = %name, "ssh subsystem refused");
+        tracing::info!(peer = %self.peer(), subsystem = %Untrusted(name), "ssh subsystem refused");
         wire.channel_failure(channel)
     }
 

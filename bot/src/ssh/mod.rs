@@ -14,6 +14,7 @@
 //!   connection's login grace time.
 //! - [`connection`]: `Connection`, the russh handler of one client connection.
 //! - [`session`]: `Session` and `Terminal`, what exec and shell modes share.
+//! - `logged`: what of a client's words may reach the log, and how.
 
 mod connection;
 mod exec;
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod limits;
 pub mod line_editor;
 mod listener;
+mod logged;
 mod session;
 mod shell;
 

@@ -16,6 +16,7 @@ use crate::reply::{JobUpdate, Reply};
 use crate::request::{Answer, Request};
 use crate::router::Router;
 use crate::ssh::line_editor::crlf;
+use crate::ssh::logged;
 use config::SshLimits;
 
 /// What the client sent on the session's channel.
@@ -241,17 +242,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// Sends `text` through the router as this session's user, and logs it.
+    /// Sends `text` through the router as this session's user, and logs it: the command
+    /// it was read as and its length, never the text itself (it may hold a secret).
     pub async fn ask(&mut self, text: &str) -> Answer {
         let request = Request {
             text: text.to_string(),
             origin: self.origin.clone(),
         };
         let answer = self.router.handle(&request).await;
+        let command = logged::command_name(&self.router.catalog().commands.catalog.classify(text));
         tracing::info!(
             user = %self.origin.identity(),
             session = self.origin.channel.as_deref().unwrap_or(""),
-            command = %text,
+            command = %logged::Untrusted(&command),
+            length = text.chars().count(),
             outcome = ?answer.outcome,
             job = ?answer.job,
             "ssh command"
