@@ -532,6 +532,32 @@ fn the_log_has_the_command_name_not_its_text_and_no_forged_lines() {
     assert!(log.contains("command=(unknown) length=85"), "{log}");
 }
 
+#[test]
+fn a_key_whose_comment_names_another_user_is_still_its_configured_owner() {
+    // Bob made his key with the comment "admin"; the file lists it as bob's. Only admin
+    // may deploy.
+    let config = GUARDED.replace("ssh:alice", "ssh:admin");
+    let bot = SshBotSetup::new(&["alice"])
+        .config(&config)
+        .key("bob", "admin", "identity=\"bob\"")
+        .start();
+    // He logs in as "admin" too.
+    let as_admin = |command: &str| {
+        let mut cmd = bot.ssh_with_key(&bot.key("bob"));
+        cmd.args(["admin@127.0.0.1", command]);
+        finish(cmd)
+    };
+    let run = as_admin("whoami");
+    assert_eq!(run.stdout, "you are ssh:bob, in no group\n", "{run:?}");
+    let run = as_admin("deploy web");
+    assert_eq!(run.code, Some(3), "refused: {run:?}");
+    assert!(
+        run.stderr.starts_with("ssh:bob may not run \"deploy\""),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("web"), "nothing deployed: {run:?}");
+}
+
 /// A TCP connection to the bot's SSH port, with reads bounded in time.
 fn connect(port: u16) -> TcpStream {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
