@@ -467,9 +467,28 @@ pub fn too_many_sessions(identity: Option<&str>, max: usize) -> String {
     }
 }
 
-/// A command line past the length limit.
+/// A command line past the length limit, refused whole.
 pub fn line_too_long(max: usize) -> String {
-    format!("line too long: a command may have at most {max} characters")
+    format!(
+        "line too long: the line is longer than {max} characters (the most a command may \
+         have) and was not run"
+    )
+}
+
+/// An SSH session's input arrived faster than the session could take it, past `max`
+/// bytes waiting: some was dropped. On a terminal the line being typed is refused; a
+/// piped session is closed (its script would go on with a gap in it).
+pub fn input_overflow(max: usize, closing: bool) -> String {
+    let what = if closing {
+        "the session is closed; send fewer commands at once"
+    } else {
+        "the line being typed will not be run"
+    };
+    format!(
+        "input arrived faster than this session could take it (more than {} waiting), \
+         so some was dropped: {what}",
+        size(max)
+    )
 }
 
 /// An interactive session closed for want of input.

@@ -1,5 +1,6 @@
 //! The `[ssh]` section: where the bot's SSH server listens, its host key, the keys it
-//! lets in, and the limits that keep one person (or everyone together) from exhausting it.
+//! lets in, and the limits that keep one person, one address that has not logged in, or
+//! everyone together from exhausting it.
 //!
 //! Without an `[ssh]` section there is no SSH listener. Relative paths are read from the
 //! configuration file's folder, so a deployment can keep its keys beside its config.
@@ -37,6 +38,13 @@ pub struct SshLimits {
     pub max_sessions_per_identity: usize,
     /// The longest command line, in characters.
     pub max_line_length: usize,
+    /// A connection that has not logged in this long after it was accepted is closed.
+    pub login_grace_time: Duration,
+    /// Connections not yet logged in, for all addresses together (OpenSSH's
+    /// `MaxStartups`); one past it is closed at once.
+    pub max_startups: usize,
+    /// Connections not yet logged in from one client address.
+    pub max_startups_per_address: usize,
 }
 
 impl Default for SshLimits {
@@ -46,6 +54,9 @@ impl Default for SshLimits {
             max_sessions: 256,
             max_sessions_per_identity: 16,
             max_line_length: 4096,
+            login_grace_time: Duration::from_secs(30),
+            max_startups: 64,
+            max_startups_per_address: 10,
         }
     }
 }
@@ -63,6 +74,9 @@ pub(super) struct RawSsh {
     max_sessions: Option<Spanned<i64>>,
     max_sessions_per_identity: Option<Spanned<i64>>,
     max_line_length: Option<Spanned<i64>>,
+    login_grace_time: Option<Spanned<String>>,
+    max_startups: Option<Spanned<i64>>,
+    max_startups_per_address: Option<Spanned<i64>>,
 }
 
 /// Checks `[ssh]`; relative paths are read from the folder of the configuration file.
@@ -116,6 +130,21 @@ pub(super) fn ssh(raw: RawSsh, report: &mut Report) -> Option<SshConfig> {
                 count(n, 1_048_576)
             })
             .unwrap_or(default.max_line_length),
+        login_grace_time: report
+            .read(&raw.login_grace_time, "ssh.login_grace_time", |t| {
+                positive_duration(t)
+            })
+            .unwrap_or(default.login_grace_time),
+        max_startups: report
+            .read(&raw.max_startups, "ssh.max_startups", |n| count(n, 100_000))
+            .unwrap_or(default.max_startups),
+        max_startups_per_address: report
+            .read(
+                &raw.max_startups_per_address,
+                "ssh.max_startups_per_address",
+                |n| count(n, 100_000),
+            )
+            .unwrap_or(default.max_startups_per_address),
     };
     if report.found() > found {
         return None;
@@ -176,6 +205,36 @@ mod tests {
         assert_eq!(c.host_key.to_str(), Some("/etc/octobox/host_key"));
         assert_eq!(c.authorized_keys.to_str(), Some("/srv/keys"));
         assert_eq!(c.limits.max_line_length, 4096);
+        assert_eq!(c.limits.login_grace_time.as_secs(), 30);
+        assert_eq!(c.limits.max_startups, 64);
+        assert_eq!(c.limits.max_startups_per_address, 10);
+    }
+
+    #[test]
+    fn login_limits_are_read_and_checked() {
+        let c = parse(
+            "[ssh]\nhost_key = \"h\"\nauthorized_keys = \"k\"\nlogin_grace_time = \"1s\"\nmax_startups = 5\nmax_startups_per_address = 2\n",
+        )
+        .unwrap()
+        .ssh
+        .unwrap();
+        assert_eq!(c.limits.login_grace_time.as_secs(), 1);
+        assert_eq!(c.limits.max_startups, 5);
+        assert_eq!(c.limits.max_startups_per_address, 2);
+        let e = parse(
+            "[ssh]\nhost_key = \"h\"\nauthorized_keys = \"k\"\nlogin_grace_time = \"0s\"\nmax_startups_per_address = 0\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("octobox.toml:4: ssh.login_grace_time: must be longer than 0s"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "octobox.toml:5: ssh.max_startups_per_address: 0 is not a whole number from 1"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! The bot over SSH, reached with the real OpenSSH client and keys made by `ssh-keygen`:
 //! one command per connection with its exit status, piped sessions, a session on a
-//! pseudo-terminal, refusals, limits, and a client that leaves while its job runs.
+//! pseudo-terminal, refusals, limits, and a client that leaves while its job runs; and its
+//! front door attacked with raw TCP sockets: connections that never log in, a flood from
+//! one address, running the bot out of file descriptors, an over-long pasted line, a
+//! command that forges a log line, a key whose comment names someone else.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use octobox_tests::ssh::{finish, try_keyboard_interactive, try_password, SshBotSetup, SshKey};
@@ -225,8 +230,9 @@ fn ctrl_c_sends_cancel_for_the_job_being_waited_for() {
     });
     term.type_keys("\x04");
     assert_eq!(term.wait(), Some(0));
+    // Logged as the command it was read as, and its length ("cancel <id>").
     assert!(
-        bot.log().contains(&format!("command=cancel {id}")),
+        bot.log().contains("command=cancel length=43"),
         "{}",
         bot.log()
     );
@@ -243,8 +249,8 @@ fn ctrl_c_while_a_command_waits_cancels_its_job_and_exits_1() {
     });
     assert_eq!(term.wait(), Some(1));
     assert!(
-        bot.log().contains(&format!("command=cancel {id}")),
-        "{}",
+        bot.log().contains("command=cancel length=43"),
+        "{id}: {}",
         bot.log()
     );
 }
@@ -293,7 +299,7 @@ fn sessions_past_the_limit_are_told_why() {
     );
     term.type_keys("echo this line is far too long\r");
     term.expect("the length limit", |s| {
-        s.contains("line too long: a command may have at most 20 characters")
+        s.contains("line too long: the line is longer than 20 characters")
     });
     term.type_keys("\x04");
     assert_eq!(term.wait(), Some(0));
@@ -306,7 +312,9 @@ fn sessions_past_the_limit_are_told_why() {
         &["echo this line is far too long".into(), "ping".into()],
     );
     assert_eq!(
-        run.stdout, "line too long: a command may have at most 20 characters\npong\n",
+        run.stdout,
+        "line too long: the line is longer than 20 characters (the most a command may have) \
+         and was not run\npong\n",
         "{run:?}"
     );
     let run = bot.exec("alice", "echo this line is far too long");
@@ -318,6 +326,8 @@ fn sessions_past_the_limit_are_told_why() {
 fn a_hundred_sessions_of_twenty_commands_each_get_every_answer_right() {
     let bot = SshBotSetup::new(&["alice", "bob"])
         .ssh_option("max_sessions_per_identity = 100")
+        .ssh_option("max_startups = 100")
+        .ssh_option("max_startups_per_address = 100")
         .start();
     let started = Instant::now();
     let results: Vec<(usize, octobox_tests::ssh::SshRun)> = std::thread::scope(|s| {
@@ -360,6 +370,236 @@ fn a_hundred_sessions_of_twenty_commands_each_get_every_answer_right() {
         assert_eq!(run.stdout.matches("queued as job").count(), 10, "{run:?}");
     }
     eprintln!("100 sessions x 20 commands in {:?}", started.elapsed());
+}
+
+#[test]
+fn connections_that_never_log_in_are_closed_after_the_grace_time() {
+    let bot = SshBotSetup::new(&["alice"])
+        .ssh_option("login_grace_time = \"1s\"")
+        .start();
+    // Sockets that say nothing, and sockets that send a client's version and stop there.
+    // (Four of each: below the cap of ten per address.)
+    let mut silent: Vec<TcpStream> = (0..4).map(|_| connect(bot.port)).collect();
+    let mut banner: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = connect(bot.port);
+            s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap();
+            s
+        })
+        .collect();
+    for socket in silent.iter_mut().chain(banner.iter_mut()) {
+        // Served (the server's version line comes), then closed by the server.
+        let received = read_until_closed(socket, Duration::from_secs(20));
+        assert!(received.starts_with(b"SSH-2.0-"), "{received:?}");
+    }
+    assert!(
+        bot.log()
+            .contains("ssh connection closed: not logged in within ssh.login_grace_time"),
+        "{}",
+        bot.log()
+    );
+    // A real login within the grace time is not cut short.
+    let run = bot.exec("alice", "sleep 2s");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("slept 2s"), "{run:?}");
+}
+
+#[test]
+fn a_flood_of_connections_from_one_address_is_capped_and_locks_nobody_else_out() {
+    let bot = SshBotSetup::new(&["alice"])
+        .ssh_option("max_startups_per_address = 3")
+        .start();
+    // Two connections from 127.0.0.1 that will never log in: alice still gets in from
+    // there, below the cap.
+    let mut flood: Vec<TcpStream> = (0..2).map(|_| connect(bot.port)).collect();
+    for s in &mut flood {
+        assert!(read_some(s).starts_with(b"SSH-2.0-"));
+    }
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.stdout, "pong\n", "below the cap: {run:?}");
+
+    // A third reaches the cap: the next connection from 127.0.0.1 is closed at once,
+    // before the server says anything, and so is alice's from there.
+    flood.push(connect(bot.port));
+    assert!(read_some(flood.last_mut().unwrap()).starts_with(b"SSH-2.0-"));
+    let mut refused = connect(bot.port);
+    let received = read_until_closed(&mut refused, Duration::from_secs(20));
+    assert!(
+        received.is_empty(),
+        "refused before the banner: {received:?}"
+    );
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.code, Some(255), "at the cap: {run:?}");
+    assert!(
+        bot.log().contains("ssh connection refused before login")
+            && bot.log().contains("max_startups_per_address"),
+        "{}",
+        bot.log()
+    );
+
+    // Another address is not held to 127.0.0.1's count.
+    let mut cmd = bot.ssh("alice");
+    cmd.args(["-b", "127.0.0.2", "ping"]);
+    let run = finish(cmd);
+    assert_eq!(run.stdout, "pong\n", "from 127.0.0.2: {run:?}");
+
+    // Once the flood ends, 127.0.0.1 gets in again.
+    drop(flood);
+    let shown = eventually(|| {
+        let run = bot.exec("alice", "ping");
+        (run.code == Some(0)).then_some(run.stdout)
+    });
+    assert_eq!(shown, "pong\n");
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_listener() {
+    let bot = SshBotSetup::new(&["alice"])
+        .fd_limit(64)
+        .ssh_option("max_startups = 1000")
+        .ssh_option("max_startups_per_address = 1000")
+        .start();
+    let run = bot.exec("alice", "ping");
+    assert_eq!(run.stdout, "pong\n", "{run:?}");
+    // More connections than the bot has descriptors: it accepts until it has none left.
+    let flood: Vec<TcpStream> = (0..100).map(|_| connect(bot.port)).collect();
+    let log = eventually(|| {
+        let log = bot.log();
+        log.contains("ssh accept failed").then_some(log)
+    });
+    assert!(log.contains("open files"), "{log}");
+    drop(flood);
+    // The descriptors come back as the connections end, and the listener is still there.
+    let out = eventually(|| {
+        let run = bot.exec("alice", "ping");
+        (run.code == Some(0)).then_some(run.stdout)
+    });
+    assert_eq!(out, "pong\n");
+    assert!(
+        bot.log().contains("ssh accept works again"),
+        "{}",
+        bot.log()
+    );
+}
+
+#[test]
+fn a_pasted_line_past_the_limit_is_refused_not_cut_and_run() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let mut term = bot.terminal("alice");
+    term.expect("a prompt", |s| s.ends_with("octobox> "));
+    // A megabyte pasted on one line: cut at 4096 characters it would still be a valid
+    // `echo`, queued as a job.
+    term.type_keys(&format!("echo {}\r", "x".repeat(1_000_000)));
+    term.type_keys("ping\r");
+    let screen = term.expect("the refusal, then pong", |s| s.contains("pong\n"));
+    assert!(
+        screen.contains(
+            "line too long: the line is longer than 4096 characters (the most a command may \
+             have) and was not run"
+        ),
+        "{}",
+        &screen[screen.len().saturating_sub(500)..]
+    );
+    assert!(
+        !screen.contains("queued as job"),
+        "nothing ran: {}",
+        &screen[screen.len().saturating_sub(500)..]
+    );
+    term.type_keys("jobs\r");
+    term.expect("no jobs", |s| s.contains("no jobs"));
+    term.type_keys("exit\r");
+    assert_eq!(term.wait(), Some(0));
+}
+
+#[test]
+fn the_log_has_the_command_name_not_its_text_and_no_forged_lines() {
+    let bot = SshBotSetup::new(&["alice"]).start();
+    let forged = "2030-01-01T00:00:00.000000Z  INFO bot::ssh::connection: ssh login user=ssh:admin";
+    let run = bot.exec("alice", &format!("ping\n{forged}"));
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = bot.exec("alice", "echo token=hunter2-s3cret");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let log = eventually(|| {
+        let log = bot.log();
+        (log.matches("ssh command").count() >= 2).then_some(log)
+    });
+    assert!(
+        !log.lines().any(|l| l.starts_with("2030-01-01")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains("hunter2-s3cret"),
+        "a secret was logged:\n{log}"
+    );
+    assert!(log.contains("command=echo length=25"), "{log}");
+    assert!(log.contains("command=(unknown) length=85"), "{log}");
+}
+
+#[test]
+fn a_key_whose_comment_names_another_user_is_still_its_configured_owner() {
+    // Bob made his key with the comment "admin"; the file lists it as bob's. Only admin
+    // may deploy.
+    let config = GUARDED.replace("ssh:alice", "ssh:admin");
+    let bot = SshBotSetup::new(&["alice"])
+        .config(&config)
+        .key("bob", "admin", "identity=\"bob\"")
+        .start();
+    // He logs in as "admin" too.
+    let as_admin = |command: &str| {
+        let mut cmd = bot.ssh_with_key(&bot.key("bob"));
+        cmd.args(["admin@127.0.0.1", command]);
+        finish(cmd)
+    };
+    let run = as_admin("whoami");
+    assert_eq!(run.stdout, "you are ssh:bob, in no group\n", "{run:?}");
+    let run = as_admin("deploy web");
+    assert_eq!(run.code, Some(3), "refused: {run:?}");
+    assert!(
+        run.stderr.starts_with("ssh:bob may not run \"deploy\""),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("web"), "nothing deployed: {run:?}");
+}
+
+/// A TCP connection to the bot's SSH port, with reads bounded in time.
+fn connect(port: u16) -> TcpStream {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// The first bytes the server sends.
+fn read_some(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).expect("the server says something");
+    buf[..n].to_vec()
+}
+
+/// Everything the server sends until it closes the connection; fails the test if it is
+/// still open after `bound`.
+fn read_until_closed(s: &mut TcpStream, bound: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + bound;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return received,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return received,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept the connection open past {bound:?}; it sent {} bytes",
+            received.len()
+        );
+    }
 }
 
 /// Retries `check` until it gives a value (or fails the test after a while).

@@ -1,32 +1,37 @@
 //! `Connection`: the russh handler of one client connection.
 //!
-//! It authenticates (public keys from the authorized_keys file, nothing else), keeps each
-//! session channel's state (a pty asked for, the input of its running session) and
-//! starts a [`Session`] task per `exec` or `shell` request. The session task owns the
-//! conversation; this handler only forwards what the client sends.
+//! It authenticates (public keys from the authorized_keys file, nothing else; the
+//! identity is the one the file gives the key, whatever login name the client sends),
+//! keeps each session channel's state (a pty asked for, the input of its running
+//! session) and starts a [`Session`] task per `exec` or `shell` request. The session task
+//! owns the conversation; this handler only forwards what the client sends, into a queue
+//! bounded in bytes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::keys::AuthorizedKey;
+use super::listener::Login;
+use super::logged::Untrusted;
+use super::session::{input_budget, input_queue, status, Input, InputReceiver, Session, Terminal};
+use super::{exec, shell, Shared, ADAPTER};
 use jobs::Origin;
 use russh::keys::PublicKey;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as Wire, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty, Sig};
-use tokio::sync::mpsc;
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
 
-use super::keys::AuthorizedKey;
-use super::session::{status, Input, Session, Terminal};
-use super::{exec, shell, Shared, ADAPTER};
+/// Session channels one connection may have open at once (OpenSSH's `MaxSessions`).
+const MAX_CHANNELS: usize = 10;
 
 #[derive(Default)]
 struct ChannelState {
     /// The width of the pseudo-terminal the client asked for, if it did.
     pty: Option<u32>,
     /// The running session's input; `None` until exec or shell is requested.
-    input: Option<mpsc::UnboundedSender<Input>>,
+    input: Option<super::session::InputSender>,
 }
 
 pub struct Connection {
@@ -34,15 +39,18 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     /// The key that logged in.
     key: Option<AuthorizedKey>,
+    /// Told when the key has logged in (it stops the login grace timer).
+    login: Arc<Login>,
     channels: HashMap<ChannelId, ChannelState>,
 }
 
 impl Connection {
-    pub(super) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>, login: Arc<Login>) -> Self {
         Connection {
             shared,
             peer,
             key: None,
+            login,
             channels: HashMap::new(),
         }
     }
@@ -65,7 +73,7 @@ impl Connection {
     fn refuse_key(&self, login: &str, key: &PublicKey) -> Auth {
         tracing::warn!(
             peer = %self.peer(),
-            %login,
+            login = %Untrusted(login),
             fingerprint = %key.fingerprint(Default::default()),
             "ssh key refused: not in authorized_keys"
         );
@@ -87,7 +95,7 @@ impl Connection {
             return wire.channel_failure(channel);
         }
         wire.channel_success(channel)?;
-        let (tx, input) = mpsc::unbounded_channel();
+        let (tx, input) = input_queue(input_budget(self.shared.counter.limits()));
         state.input = Some(tx);
         let term = Terminal::new(wire.handle(), channel, state.pty);
         let shared = self.shared.clone();
@@ -98,7 +106,7 @@ impl Connection {
 
     fn forward(&self, channel: ChannelId, input: Input) {
         if let Some(tx) = self.channels.get(&channel).and_then(|s| s.input.as_ref()) {
-            let _ = tx.send(input);
+            tx.send(input);
         }
     }
 }
@@ -108,7 +116,7 @@ async fn run(
     shared: Arc<Shared>,
     user: String,
     term: Terminal,
-    input: mpsc::UnboundedReceiver<Input>,
+    input: InputReceiver,
     command: Option<String>,
 ) {
     let identity = format!("{ADAPTER}:{user}");
@@ -156,7 +164,7 @@ impl russh::server::Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        tracing::warn!(peer = %self.peer(), login = %user, "ssh password login refused: public keys only");
+        tracing::warn!(peer = %self.peer(), login = %Untrusted(user), "ssh password login refused: public keys only");
         Ok(Self::only_public_keys())
     }
 
@@ -166,7 +174,7 @@ impl russh::server::Handler for Connection {
         _submethods: &str,
         _response: Option<russh::server::Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        tracing::warn!(peer = %self.peer(), login = %user, "ssh keyboard-interactive login refused: public keys only");
+        tracing::warn!(peer = %self.peer(), login = %Untrusted(user), "ssh keyboard-interactive login refused: public keys only");
         Ok(Self::only_public_keys())
     }
 
@@ -189,8 +197,16 @@ impl russh::server::Handler for Connection {
         let Some(entry) = self.known(key.public_key).cloned() else {
             return Ok(self.refuse_key(user, key.public_key));
         };
-        tracing::info!(peer = %self.peer(), user = %format!("{ADAPTER}:{}", entry.name), "ssh login");
+        // The identity is the name authorized_keys gives this key; the login name the
+        // client sent (`admin@host`) is its own choice and names nobody.
+        tracing::info!(
+            peer = %self.peer(),
+            user = %format!("{ADAPTER}:{}", entry.name),
+            login = %Untrusted(user),
+            "ssh login"
+        );
         self.key = Some(entry);
+        self.login.logged_in();
         Ok(Auth::Accept)
     }
 
@@ -200,6 +216,11 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _wire: &mut Wire,
     ) -> Result<(), Self::Error> {
+        if self.channels.len() >= MAX_CHANNELS {
+            tracing::info!(peer = %self.peer(), max = MAX_CHANNELS, "ssh channel refused: too many open on this connection");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
         self.channels.insert(channel.id(), ChannelState::default());
         reply.accept().await;
         Ok(())
@@ -250,7 +271,7 @@ impl russh::server::Handler for Connection {
         name: &str,
         wire: &mut Wire,
     ) -> Result<(), Self::Error> {
-        tracing::info!(peer = %self.peer(), subsystem = %name, "ssh subsystem refused");
+        tracing::info!(peer = %self.peer(), subsystem = %Untrusted(name), "ssh subsystem refused");
         wire.channel_failure(channel)
     }
 

@@ -8,16 +8,21 @@
 //! manager to [`SshSessions`], the adapter's `ReplySink`, which hands them to the session
 //! that asked. Sessions live in this process, so they are served by the bot's
 //! per-instance reply group, like the console. [`limits`] caps sessions in total and per
-//! identity.
+//! identity, and connections not logged in yet in total and per address.
 //!
+//! - `listener`: the accept loop (it outlives running out of file descriptors) and each
+//!   connection's login grace time.
 //! - [`connection`]: `Connection`, the russh handler of one client connection.
 //! - [`session`]: `Session` and `Terminal`, what exec and shell modes share.
+//! - `logged`: what of a client's words may reach the log, and how.
 
 mod connection;
 mod exec;
 pub mod keys;
 pub mod limits;
 pub mod line_editor;
+mod listener;
+mod logged;
 mod session;
 mod shell;
 
@@ -31,7 +36,6 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use config::SshConfig;
 use jobs::Origin;
-use russh::server::Server as _;
 use russh::MethodKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +43,6 @@ use tokio_util::sync::CancellationToken;
 use crate::async_manager::{DeliveryError, ReplySink, Sinks};
 use crate::reply::{JobUpdate, Reply};
 use crate::router::Router;
-use connection::Connection;
 use keys::AuthorizedKeys;
 use limits::SessionCounter;
 use session::Notice;
@@ -157,46 +160,23 @@ impl SshServer {
             auth_rejection_time_initial: Some(Duration::ZERO),
             max_auth_attempts: 6,
             // Sessions wait on long jobs without traffic: liveness comes from keepalives,
-            // idleness from the session's own idle timeout.
+            // idleness from the session's own idle timeout, and a connection that does
+            // not log in is closed by `listener` after the login grace time.
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_max: 3,
             nodelay: true,
             ..Default::default()
         });
-        let mut server = Listener(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             router,
             keys,
             counter: SessionCounter::new(config.limits),
             sessions,
             instance: instance.to_string(),
             next: AtomicU64::new(1),
-        }));
-        let serve = async move {
-            let running = server.run_on_socket(russh_config, &listener);
-            let handle = running.handle();
-            tokio::select! {
-                result = running => if let Err(e) = result {
-                    tracing::error!(error = %e, "SSH server stopped");
-                },
-                _ = shutdown.cancelled() => handle.shutdown("the bot is stopping".into()),
-            }
-        };
+        });
+        let serve = listener::serve(listener, russh_config, shared, shutdown);
         Ok((addr, serve))
-    }
-}
-
-/// Makes a `Connection` for each client.
-struct Listener(Arc<Shared>);
-
-impl russh::server::Server for Listener {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
-        Connection::new(self.0.clone(), peer)
-    }
-
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!(error = %error, "SSH connection ended with an error");
     }
 }

@@ -1,8 +1,10 @@
 //! One SSH session (a session channel running a command or a shell): what reaches it
-//! (`Input` from the client, `Notice`s from the async manager), how it writes back
-//! (`Terminal`), and `Session::ask`, its one way to the router.
+//! (`Input` from the client, through a queue bounded in bytes, and `Notice`s from the
+//! async manager), how it writes back (`Terminal`), and `Session::ask`, its one way to
+//! the router.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use jobs::{JobId, JobStatus, Origin};
@@ -14,6 +16,7 @@ use crate::reply::{JobUpdate, Reply};
 use crate::request::{Answer, Request};
 use crate::router::Router;
 use crate::ssh::line_editor::crlf;
+use crate::ssh::logged;
 use config::SshLimits;
 
 /// What the client sent on the session's channel.
@@ -26,6 +29,104 @@ pub enum Input {
     Interrupt,
     /// The client's terminal is now this many columns wide.
     Resize(u32),
+    /// Input arrived faster than the session took it, past [`input_budget`]: some was
+    /// dropped, from the point this stands in the queue until the session read it.
+    Overflow,
+}
+
+impl Input {
+    /// What the input costs in the queue: its bytes, and a little for every message, so
+    /// that a flood of small ones (window changes) is bounded too.
+    fn cost(&self) -> usize {
+        const MESSAGE: usize = 64;
+        match self {
+            Input::Data(bytes) => bytes.len() + MESSAGE,
+            Input::Overflow => 0,
+            _ => MESSAGE,
+        }
+    }
+}
+
+/// The most input one session holds unread, in bytes: room for a line of the longest
+/// length (four bytes a character) and then some, and at least 1 MiB so that a script
+/// piped in (`ssh host < script`) or a paste does not have to wait on each command.
+/// SSH's own flow control cannot hold a client back here (the window is refilled as data
+/// arrives), so past it input is dropped and the session told ([`Input::Overflow`]).
+pub fn input_budget(limits: &SshLimits) -> usize {
+    limits
+        .max_line_length
+        .saturating_mul(4)
+        .saturating_add(64 * 1024)
+        .max(1024 * 1024)
+}
+
+/// The connection's end of a session's input queue.
+pub struct InputSender {
+    tx: mpsc::UnboundedSender<Input>,
+    queued: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+    budget: usize,
+}
+
+/// The session's end of its input queue.
+pub struct InputReceiver {
+    rx: mpsc::UnboundedReceiver<Input>,
+    queued: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// A session's input queue, holding at most `budget` bytes (see [`Input::cost`]).
+pub fn input_queue(budget: usize) -> (InputSender, InputReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let overflowed = Arc::new(AtomicBool::new(false));
+    (
+        InputSender {
+            tx,
+            queued: queued.clone(),
+            overflowed: overflowed.clone(),
+            budget,
+        },
+        InputReceiver {
+            rx,
+            queued,
+            overflowed,
+        },
+    )
+}
+
+impl InputSender {
+    /// Queues `input`. Past the budget it is dropped, and so is everything after it until
+    /// the session has read the one [`Input::Overflow`] that says so: a session never
+    /// sees the text after a gap as if it followed what came before.
+    pub fn send(&self, input: Input) {
+        if self.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        let cost = input.cost();
+        let queued = self.queued.fetch_add(cost, Ordering::AcqRel) + cost;
+        if queued > self.budget {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            self.overflowed.store(true, Ordering::Release);
+            let _ = self.tx.send(Input::Overflow);
+            return;
+        }
+        let _ = self.tx.send(input);
+    }
+}
+
+impl InputReceiver {
+    /// The next input; `None` once the client has closed the channel. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Input> {
+        let input = self.rx.recv().await?;
+        match &input {
+            Input::Overflow => self.overflowed.store(false, Ordering::Release),
+            other => {
+                self.queued.fetch_sub(other.cost(), Ordering::AcqRel);
+            }
+        }
+        Some(input)
+    }
 }
 
 /// What the async manager hands a session.
@@ -133,7 +234,7 @@ pub struct Session {
     pub router: Arc<Router>,
     pub origin: Origin,
     pub term: Terminal,
-    pub input: mpsc::UnboundedReceiver<Input>,
+    pub input: InputReceiver,
     pub notices: mpsc::UnboundedReceiver<Notice>,
     pub limits: SshLimits,
     /// Jobs queued by this session whose results have not arrived, in queueing order.
@@ -141,17 +242,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// Sends `text` through the router as this session's user, and logs it.
+    /// Sends `text` through the router as this session's user, and logs it: the command
+    /// it was read as and its length, never the text itself (it may hold a secret).
     pub async fn ask(&mut self, text: &str) -> Answer {
         let request = Request {
             text: text.to_string(),
             origin: self.origin.clone(),
         };
         let answer = self.router.handle(&request).await;
+        let command = logged::command_name(&self.router.catalog().commands.catalog.classify(text));
         tracing::info!(
             user = %self.origin.identity(),
             session = self.origin.channel.as_deref().unwrap_or(""),
-            command = %text,
+            command = %logged::Untrusted(&command),
+            length = text.chars().count(),
             outcome = ?answer.outcome,
             job = ?answer.job,
             "ssh command"

@@ -6,12 +6,14 @@
 //! router, like a typed command; Ctrl-D or `exit` leaves. Without a terminal (commands
 //! piped in: `ssh host < script`) there is no prompt and no echo, and at the end of input
 //! the session waits for its jobs' results before it closes, so a script sees them all.
+//! A line past the length limit is refused whole, never cut and run; input that arrives
+//! faster than the session takes it is bounded (`session::input_budget`).
 
 use tokio::time::Instant;
 
 use crate::reply;
 use crate::ssh::line_editor::{Action, LineEditor};
-use crate::ssh::session::{status, Input, Notice, Session};
+use crate::ssh::session::{input_budget, status, Input, Notice, Session};
 
 const PROMPT: &str = "octobox> ";
 
@@ -52,6 +54,13 @@ async fn on_terminal(session: &mut Session) -> u32 {
                         editor.set_width(cols);
                         continue;
                     }
+                    Some(Input::Overflow) => {
+                        editor.refuse_line();
+                        let text = reply::input_overflow(input_budget(&session.limits), false);
+                        tracing::warn!(user = %session.origin.identity(), "ssh input dropped: the session's input queue is full");
+                        session.term.raw(editor.print_above(&text)).await;
+                        continue;
+                    }
                     Some(Input::Data(bytes)) => bytes,
                 };
                 let catalog = session.router.catalog();
@@ -78,9 +87,13 @@ async fn on_terminal(session: &mut Session) -> u32 {
                             return leave(session).await;
                         }
                         Action::TooLong => {
+                            tracing::info!(
+                                user = %session.origin.identity(),
+                                max = session.limits.max_line_length,
+                                "ssh line refused: too long"
+                            );
                             let text = reply::line_too_long(session.limits.max_line_length);
-                            session.term.raw(editor.print_above(&text)).await;
-                            continue;
+                            session.term.line(&text).await;
                         }
                     }
                     session.term.raw(editor.redraw()).await;
@@ -150,6 +163,12 @@ async fn piped(session: &mut Session) -> u32 {
                         }
                     }
                     Some(Input::Interrupt) => return status::INTERRUPTED,
+                    Some(Input::Overflow) => {
+                        tracing::warn!(user = %session.origin.identity(), "ssh input dropped: the session's input queue is full; closing it");
+                        let text = reply::input_overflow(input_budget(&session.limits), true);
+                        session.term.error_line(&text).await;
+                        return status::FAILED;
+                    }
                     Some(Input::Resize(_)) => {}
                     Some(Input::Data(_)) if !input_open => {}
                     Some(Input::Data(bytes)) => {

@@ -37,9 +37,9 @@ pub struct SshOptions {
 pub fn run(options: &SshOptions) -> Result<Value> {
     let bot = SshBotSetup::new(&["bench"])
         .ssh_option(&format!(
-            "max_sessions = {}\nmax_sessions_per_identity = {}",
-            options.sessions + 8,
-            options.sessions + 8
+            "max_sessions = {n}\nmax_sessions_per_identity = {n}\nmax_startups = {n}\n\
+             max_startups_per_address = {n}",
+            n = options.sessions + 8,
         ))
         .start();
     // One connection first, so neither phase pays for a cold start.

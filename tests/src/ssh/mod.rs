@@ -26,9 +26,14 @@ pub struct SshKey {
 
 impl SshKey {
     pub fn generate(dir: &Path, name: &str) -> SshKey {
-        let path = dir.join(format!("key-{name}"));
+        Self::generate_with_comment(dir, name, name)
+    }
+
+    /// A key in `key-<file>`, its comment `comment`.
+    pub fn generate_with_comment(dir: &Path, file: &str, comment: &str) -> SshKey {
+        let path = dir.join(format!("key-{file}"));
         let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
             .arg(&path)
             .output()
             .expect("ssh-keygen runs (Debian package openssh-client)");
@@ -66,6 +71,11 @@ pub struct SshBotSetup {
     pub ssh_options: Vec<String>,
     /// The users with a key in authorized_keys (each key's comment is its name).
     pub users: Vec<String>,
+    /// More keys: (key file name, the comment `ssh-keygen` writes, the options before the
+    /// key in authorized_keys).
+    pub keys: Vec<(String, String, String)>,
+    /// The bot's limit of open file descriptors (`ulimit -n`), if it should have one.
+    pub fd_limit: Option<u32>,
 }
 
 impl SshBotSetup {
@@ -74,7 +84,23 @@ impl SshBotSetup {
             config: String::new(),
             ssh_options: Vec::new(),
             users: users.iter().map(|u| u.to_string()).collect(),
+            keys: Vec::new(),
+            fd_limit: None,
         }
+    }
+
+    /// One more key, made with `comment` by whoever owns it, listed in authorized_keys
+    /// after `options`; its private key is [`SshBot::key`]`(file)`.
+    pub fn key(mut self, file: &str, comment: &str, options: &str) -> Self {
+        self.keys
+            .push((file.to_string(), comment.to_string(), options.to_string()));
+        self
+    }
+
+    /// Runs the bot with at most `n` open file descriptors.
+    pub fn fd_limit(mut self, n: u32) -> Self {
+        self.fd_limit = Some(n);
+        self
     }
 
     pub fn config(mut self, toml: &str) -> Self {
@@ -101,6 +127,10 @@ impl SshBot {
             authorized.push_str(&key.public);
             authorized.push('\n');
         }
+        for (file, comment, options) in &setup.keys {
+            let key = SshKey::generate_with_comment(dir.path(), file, comment);
+            authorized.push_str(&format!("{options} {}\n", key.public));
+        }
         std::fs::write(dir.path().join("authorized_keys"), authorized).expect("keys written");
         let port = free_port();
         let config = format!(
@@ -111,7 +141,17 @@ impl SshBot {
         let config_path = dir.path().join("octobox.toml");
         std::fs::write(&config_path, config).expect("config written");
         let log = std::fs::File::create(dir.path().join("bot.log")).expect("log file");
-        let child = Command::new(crate::binary::path("octobox-bot"))
+        let bin = crate::binary::path("octobox-bot");
+        let mut command = match setup.fd_limit {
+            None => Command::new(bin),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(bin);
+                sh
+            }
+        };
+        let child = command
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")

@@ -4,6 +4,12 @@
 //! does: echo, cursor movement, history (Up/Down), Tab completion, and printing output
 //! above the line being typed without losing it. It is pure — bytes in, screen bytes and
 //! [`Action`]s out — so it is tested without a terminal.
+//!
+//! What it holds is bounded: the line at its length limit (a line typed or pasted past it
+//! is refused at Enter, never cut and run), the history at [`HISTORY`] lines.
+
+/// The most lines a session's history keeps; the oldest go first.
+pub const HISTORY: usize = 500;
 
 /// What a key press asks the session to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +20,8 @@ pub enum Action {
     Interrupt { discarded: bool },
     /// Ctrl-D on an empty line.
     Leave,
-    /// The line is at its length limit; typing more was ignored. Once per line.
+    /// Enter on a line that went past the length limit: it is not run. (What was typed
+    /// past the limit was dropped as it came, with a bell.)
     TooLong,
 }
 
@@ -38,7 +45,8 @@ pub struct LineEditor {
     utf8: Vec<u8>,
     after_cr: bool,
     max_len: usize,
-    warned: bool,
+    /// The line went past `max_len`: it will be refused at Enter.
+    overlong: bool,
     /// The terminal's width in columns (0: unknown, taken as unlimited).
     cols: usize,
     /// The row of the cursor below the prompt's row, as last drawn.
@@ -57,7 +65,7 @@ impl LineEditor {
             utf8: Vec::new(),
             after_cr: false,
             max_len,
-            warned: false,
+            overlong: false,
             cols: 0,
             rows_above: 0,
         }
@@ -149,7 +157,8 @@ impl LineEditor {
                 }
                 Escape::Sequence(n) => {
                     if b.is_ascii_digit() {
-                        self.escape = Escape::Sequence(n * 10 + u32::from(b - b'0'));
+                        let n = n.saturating_mul(10).saturating_add(u32::from(b - b'0'));
+                        self.escape = Escape::Sequence(n);
                     } else if b == b';' {
                         self.escape = Escape::Sequence(0);
                     } else {
@@ -171,8 +180,14 @@ impl LineEditor {
                     let line: String = self.line.drain(..).collect();
                     self.cursor = 0;
                     self.browsing = None;
-                    self.warned = false;
+                    if std::mem::take(&mut self.overlong) {
+                        actions.push(Action::TooLong);
+                        continue;
+                    }
                     if !line.trim().is_empty() && self.history.last() != Some(&line) {
+                        if self.history.len() >= HISTORY {
+                            self.history.remove(0);
+                        }
                         self.history.push(line.clone());
                     }
                     actions.push(Action::Submit(line));
@@ -183,7 +198,7 @@ impl LineEditor {
                     self.line.clear();
                     self.cursor = 0;
                     self.browsing = None;
-                    self.warned = false;
+                    self.overlong = false;
                     actions.push(Action::Interrupt { discarded });
                 }
                 0x04 if self.line.is_empty() => actions.push(Action::Leave),
@@ -221,7 +236,7 @@ impl LineEditor {
                             let chars: Vec<char> = s.chars().collect();
                             self.utf8.clear();
                             for c in chars {
-                                self.insert(c, &mut screen, &mut actions);
+                                self.insert(c, &mut screen);
                             }
                         }
                         Err(e) if e.error_len().is_some() => self.utf8.clear(),
@@ -246,12 +261,20 @@ impl LineEditor {
         }
     }
 
-    fn insert(&mut self, c: char, screen: &mut String, actions: &mut Vec<Action>) {
+    /// The line being typed will be refused at Enter: input was lost before it (the
+    /// session's input queue overflowed), so it is not the line the person typed.
+    pub fn refuse_line(&mut self) {
+        self.overlong = true;
+    }
+
+    fn insert(&mut self, c: char, screen: &mut String) {
+        if self.overlong {
+            return;
+        }
         if self.line.len() >= self.max_len {
-            if !self.warned {
-                self.warned = true;
-                actions.push(Action::TooLong);
-            }
+            // A bell, once; the rest of the line is dropped as it comes.
+            self.overlong = true;
+            screen.push('\x07');
             return;
         }
         self.line.insert(self.cursor, c);
@@ -269,9 +292,8 @@ impl LineEditor {
     }
 
     fn insert_str(&mut self, s: &str, screen: &mut String) {
-        let mut ignored = Vec::new();
         for c in s.chars() {
-            self.insert(c, screen, &mut ignored);
+            self.insert(c, screen);
         }
     }
 

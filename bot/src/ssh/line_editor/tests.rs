@@ -65,10 +65,46 @@ fn ctrl_c_discards_the_line_and_ctrl_d_leaves_on_an_empty_one() {
 }
 
 #[test]
-fn the_length_limit_is_said_once_and_holds() {
+fn a_line_past_the_limit_is_refused_at_enter_never_cut_and_run() {
     let mut e = LineEditor::new("> ", 3);
-    assert_eq!(typed(&mut e, "abcdef"), vec![Action::TooLong]);
-    assert_eq!(typed(&mut e, "\r"), vec![Action::Submit("abc".into())]);
+    let (screen, actions) = e.feed(b"abcdef", &words);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(screen.matches('\x07').count(), 1, "one bell: {screen:?}");
+    assert_eq!(typed(&mut e, "\r"), vec![Action::TooLong]);
+    // The next line starts afresh, and the refused one is not in the history.
+    assert_eq!(typed(&mut e, "ab\r"), vec![Action::Submit("ab".into())]);
+    assert_eq!(
+        typed(&mut e, "\x1b[A\x1b[A\r"),
+        vec![Action::Submit("ab".into())]
+    );
+    // Ctrl-C forgets an overlong line too.
+    typed(&mut e, "abcdef\x03");
+    assert_eq!(typed(&mut e, "x\r"), vec![Action::Submit("x".into())]);
+    // A refused line (input lost before it) is refused whatever its length.
+    e.refuse_line();
+    assert_eq!(typed(&mut e, "ab\r"), vec![Action::TooLong]);
+}
+
+#[test]
+fn a_megabyte_paste_holds_no_more_than_the_limit_and_history_is_bounded() {
+    let mut e = LineEditor::new("> ", 4096);
+    let paste = vec![b'x'; 1_000_000];
+    let (screen, actions) = e.feed(&paste, &words);
+    assert!(actions.is_empty());
+    assert!(
+        screen.len() < 5000,
+        "echo stops at the limit: {}",
+        screen.len()
+    );
+    assert_eq!(e.line.len(), 4096);
+    assert_eq!(typed(&mut e, "\r"), vec![Action::TooLong]);
+    for i in 0..HISTORY + 10 {
+        typed(&mut e, &format!("echo {i}\r"));
+    }
+    assert_eq!(e.history.len(), HISTORY);
+    assert_eq!(e.history[0], "echo 10");
+    // A number in an escape sequence past u32 does not overflow (it is Up, here).
+    assert!(typed(&mut e, "\x1b[99999999999999999999A").is_empty());
 }
 
 #[test]
