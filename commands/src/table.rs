@@ -120,8 +120,10 @@ impl Executor {
 fn container_task(c: &ContainerCommand, m: &Match) -> Result<Task, OptionLikeValue> {
     if !c.dash_values {
         for slot in c.argv.iter().flat_map(|t| config::template_slots(t)) {
-            if let Some(value) = m.args.get(&slot).map(|v| v.to_string()) {
-                if value.starts_with('-') {
+            if let Some(value) = m.args.get(&slot) {
+                if value.reveal().starts_with('-') {
+                    // Quoted as shown: a secret stays masked.
+                    let value = value.to_string();
                     return Err(OptionLikeValue { slot, value });
                 }
             }
@@ -134,7 +136,8 @@ fn container_task(c: &ContainerCommand, m: &Match) -> Result<Task, OptionLikeVal
 /// the arguments filled in, one whole value each, never read by a shell. An element that
 /// is only an optional slot left out is dropped rather than passed empty.
 fn fill_container_task(c: &ContainerCommand, m: &Match) -> Task {
-    let value = |slot: &str| m.args.get(slot).map(|v| v.to_string());
+    // The one place a secret's text is let out: into the task it is for.
+    let value = |slot: &str| m.args.get(slot).map(|v| v.reveal().into_owned());
     let argv = c
         .argv
         .iter()

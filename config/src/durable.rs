@@ -146,7 +146,7 @@ fn tls_files(
             report.error(
                 Some(given.span()),
                 &format!("{section}.{key}"),
-                &format!("is for TLS: write the {section}'s URL as {tls_scheme}://"),
+                format!("is for TLS: write the {section}'s URL as {tls_scheme}://"),
             );
         }
     }
@@ -154,7 +154,7 @@ fn tls_files(
         report.error(
             None,
             &format!("{section}.client_cert_file"),
-            &format!("and {section}.client_key_file go together: set both, or neither"),
+            format!("and {section}.client_key_file go together: set both, or neither"),
         );
     }
     let path = |p: &Option<Spanned<String>>| p.as_ref().map(|p| p.get_ref().into());

@@ -159,6 +159,48 @@ pub struct Job {
 }
 
 impl Job {
+    /// The job as it may be kept and shown: every `secret` argument replaced by
+    /// `lexicon::MASK`, in the arguments and wherever the task carries its text (argv
+    /// elements, environment values). What a store records and an event carries; the
+    /// broker carries the job itself, to the worker that needs the text.
+    pub fn masked(&self) -> Job {
+        if !self.has_secrets() {
+            return self.clone();
+        }
+        let mut job = self.clone();
+        job.args = self
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.masked()))
+            .collect();
+        if let Task::Container { argv, env, .. } = &mut job.task {
+            for element in argv.iter_mut() {
+                *element = self.mask_text(element);
+            }
+            for value in env.values_mut() {
+                *value = self.mask_text(value);
+            }
+        }
+        job
+    }
+
+    /// Whether any argument is a secret.
+    pub fn has_secrets(&self) -> bool {
+        self.args.values().any(|v| v.secret().is_some())
+    }
+
+    /// `text` (a task's output, error or progress line) with every occurrence of a secret
+    /// argument replaced by `lexicon::MASK`. Time linear in the text for each secret.
+    pub fn mask_text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in self.args.values().filter_map(Value::secret) {
+            if !secret.is_empty() && out.contains(secret) {
+                out = out.replace(secret, lexicon::MASK);
+            }
+        }
+        out
+    }
+
     /// A new job: a fresh id, created now, on its first attempt.
     pub fn new(
         command: impl Into<String>,
@@ -255,6 +297,21 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// The result with every secret argument of `job` masked in its text output and its
+    /// error, as it is stored and delivered (a task may print what it was given).
+    pub fn masked_for(mut self, job: &Job) -> JobResult {
+        if !job.has_secrets() {
+            return self;
+        }
+        if let Output::Text { text } = &mut self.output {
+            *text = job.mask_text(text);
+        }
+        if let Some(error) = &mut self.error {
+            *error = job.mask_text(error);
+        }
+        self
+    }
+
     pub fn duration(&self) -> Duration {
         (self.finished_at - self.started_at)
             .to_std()

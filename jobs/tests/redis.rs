@@ -1017,3 +1017,49 @@ async fn quota_places_and_uses_are_shared_by_every_bot_of_one_redis() {
     assert_eq!(two.count_use("person:v", 3, window).await.unwrap(), None);
     stop_redis(redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_argument_is_never_stored_only_its_mask() {
+    let redis = start_redis().await;
+    let store = store_on(&redis).await;
+    let mut j = job();
+    let secret = "ghp_0123456789abcdef";
+    j.args
+        .insert("token".into(), lexicon::Value::Secret(secret.into()));
+    j.task = Task::Container {
+        image: "deploy:1".into(),
+        argv: vec!["--token".into(), secret.into()],
+        env: [("TOKEN".to_string(), format!("Bearer {secret}"))].into(),
+        limits: Default::default(),
+    };
+    store.record_job(&j).await.unwrap();
+    let mut result = result_of(&j, JobStatus::Succeeded);
+    result.output = Output::text(format!("logged in with {secret}"));
+    store.finish_job(&result.masked_for(&j)).await.unwrap();
+
+    let mut con = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}job:{}", jobs::redis::DEFAULT_PREFIX, j.id);
+    let raw: HashMap<String, String> = ::redis::cmd("HGETALL")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let everything = format!("{raw:?}");
+    assert!(!everything.contains(secret), "{everything}");
+    let record = store.job(j.id).await.unwrap().unwrap();
+    assert_eq!(record.job.args["token"].to_string(), "***");
+    let Task::Container { argv, env, .. } = &record.job.task else {
+        panic!("a container task")
+    };
+    assert_eq!(argv, &["--token", "***"]);
+    assert_eq!(env["TOKEN"], "Bearer ***");
+    assert_eq!(
+        record.result.unwrap().output,
+        Output::text("logged in with ***")
+    );
+    stop_redis(redis).await;
+}

@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(indexes, [Some(1), Some(2), Some(3), Some(4)]);
         assert_eq!(
             errors[0].message,
-            "pattern \"add ip {addr:ipv4}\": unknown slot type \"ipv4\" (expected one of: word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, text)"
+            "pattern \"add ip {addr:ipv4}\": unknown slot type \"ipv4\" (expected one of: word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, secret, text)"
         );
         assert!(errors[1]
             .message

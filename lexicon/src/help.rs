@@ -7,7 +7,7 @@ use crate::catalog::{Catalog, CommandDef};
 use crate::classify::{Kept, Match, Outcome, Verdict};
 use crate::input::{eq_lower, normalize, tokenize, Tok};
 use crate::pattern::Elem;
-use crate::slot::{SlotDef, SlotKind};
+use crate::slot::{SlotDef, SlotKind, MASK};
 
 impl Catalog {
     /// `help` with no words: every command's usage and help sentence, grouped by section
@@ -70,16 +70,24 @@ impl Catalog {
     pub fn explain(&self, text: &str) -> String {
         let msg = normalize(text);
         let mut out = String::new();
-        let _ = writeln!(out, "message: \"{}\"", text.trim());
         if msg.is_empty() {
+            let _ = writeln!(out, "message: \"{}\"", text.trim());
             out.push_str("result: empty message, nothing to classify\n");
             return out;
         }
         let toks = tokenize(msg);
-        let shown: Vec<&str> = toks.iter().map(|t| t.text).collect();
-        let _ = writeln!(out, "words: {}", shown.join(" | "));
         let mut kept = Kept::NONE;
         let verdict = self.decide(msg, &toks, &mut kept);
+        // A value given for a `secret` slot is not echoed back, even here.
+        let secrets = self.secret_texts(verdict, msg, &toks, &kept);
+        let hide = |t: &str| -> String {
+            secrets
+                .iter()
+                .fold(t.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
+        };
+        let _ = writeln!(out, "message: \"{}\"", hide(text.trim()));
+        let shown: Vec<String> = toks.iter().map(|t| hide(t.text)).collect();
+        let _ = writeln!(out, "words: {}", shown.join(" | "));
         let outcomes = self.all_outcomes(msg, &toks);
         match verdict {
             Verdict::Matched { alt } => {
@@ -115,6 +123,46 @@ impl Catalog {
             }
         }
         out
+    }
+
+    /// The texts given for `secret` slots in `verdict`: the values of a match, or the
+    /// refused token of a secret slot.
+    fn secret_texts(
+        &self,
+        verdict: Verdict,
+        msg: &str,
+        toks: &[Tok<'_>],
+        kept: &Kept,
+    ) -> Vec<String> {
+        match verdict {
+            Verdict::Matched { alt } => self
+                .build_match(alt, msg, toks, kept)
+                .args
+                .values()
+                .filter_map(|v| v.secret().map(str::to_string))
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Verdict::Bad {
+                alt,
+                elem,
+                tok: Some(tok),
+                ..
+            } => {
+                let def = &self.defs[self.alts[alt].cmd as usize];
+                let is_secret = match self.alts[alt].elems.get(elem) {
+                    Some(Elem::Slot(s)) => def
+                        .slots()
+                        .get(usize::from(*s))
+                        .is_some_and(|d| d.kind == SlotKind::Secret),
+                    _ => false,
+                };
+                match (is_secret, toks.get(tok)) {
+                    (true, Some(t)) => vec![t.text.to_string()],
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn explain_match(

@@ -73,7 +73,7 @@ pub use catalog::{Catalog, CatalogError, CommandDef, CommandSpec, DEFAULT_SECTIO
 pub use classify::{ArgumentError, Classification, Match};
 pub use input::{excerpt, EXCERPT_CHARS};
 pub use slot::{
-    format_duration, parse_duration, BadValue, DurationValue, SlotDef, SlotKind, Value,
+    format_duration, parse_duration, BadValue, DurationValue, SlotDef, SlotKind, Value, MASK,
 };
 
 /// The README's examples run as doc tests.

@@ -9,7 +9,8 @@ use crate::slot::{SlotDef, SlotKind};
 pub const MAX_OPTIONAL_GROUPS: usize = 8;
 
 /// The type names accepted in `{name:type}`, as listed in error messages.
-const TYPE_LIST: &str = "word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, text";
+const TYPE_LIST: &str =
+    "word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, secret, text";
 
 /// One piece of a pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -333,6 +334,12 @@ fn parse_slot(inner: &str, optional: bool) -> Result<SlotDef, String> {
     let kind = parse_kind(ty)?;
     let default = match default {
         None => None,
+        Some(_) if kind == SlotKind::Secret => {
+            return Err(format!(
+                "secret slot \"{name}\" cannot have a default: it would be written in the \
+                 configuration and shown in help"
+            ))
+        }
         Some(d) => Some(
             kind.parse(d)
                 .map_err(|problem| format!("bad default for slot \"{name}\": {problem}"))?,
@@ -370,6 +377,7 @@ fn parse_kind(ty: &str) -> Result<SlotKind, String> {
     let lower = ty.to_ascii_lowercase();
     Ok(match lower.as_str() {
         "word" => SlotKind::Word,
+        "secret" => SlotKind::Secret,
         "name" => SlotKind::Name,
         "hostname" => SlotKind::Hostname,
         "ip" => SlotKind::Ip,
@@ -501,7 +509,7 @@ mod tests {
         let e = errors("add ip {addr:ipv4}");
         assert_eq!(
             e,
-            ["unknown slot type \"ipv4\" (expected one of: word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, text)"]
+            ["unknown slot type \"ipv4\" (expected one of: word, name, hostname, ip, cidr, int, duration, choice a|b, jobid, secret, text)"]
         );
         assert!(errors("say {msg:text} now")[0].contains("must be the last part"));
         assert!(errors("copy {a:word} {a:word}")[0].contains("duplicate slot name \"a\""));
@@ -516,6 +524,7 @@ mod tests {
         assert!(errors("x {n:int(5..1)}")[0].contains("lower bound is above"));
         assert!(errors("x {n:int(a..b)}")[0].contains("bad int bounds"));
         assert!(errors("x {n:int=ten}")[0].contains("bad default for slot \"n\""));
+        assert!(errors("x {t:secret=hunter2}")[0].contains("cannot have a default"));
         assert!(errors("x {e:a|A}")[0].contains("twice"));
         assert!(errors("x {e:a||b}")[0].contains("bad choice"));
         assert!(errors("x{a:word}")[0].contains("runs into a slot"));

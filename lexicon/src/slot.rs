@@ -15,7 +15,7 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_HOSTNAME_LEN: usize = 253;
 
 /// What a slot accepts. Written in patterns as `word`, `name`, `hostname`, `ip`, `cidr`,
-/// `int` / `int(1..100)`, `duration`, `a|b|c` (a choice), `jobid` and `text`.
+/// `int` / `int(1..100)`, `duration`, `a|b|c` (a choice), `jobid`, `secret` and `text`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SlotKind {
     /// One token, no further check.
@@ -38,7 +38,13 @@ pub enum SlotKind {
     JobId,
     /// The rest of the line, inner spacing kept. Only allowed as the last slot.
     Text,
+    /// One token that is never shown: its [`Value::Secret`] displays as `***` in replies,
+    /// history, logs and errors; only the task it is for gets the text.
+    Secret,
 }
+
+/// How a secret value shows everywhere but in the task it is for.
+pub const MASK: &str = "***";
 
 /// One slot of a compiled command.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,9 +132,36 @@ pub enum Value {
     /// Lower-case hyphenated UUID.
     JobId(String),
     Text(String),
+    /// Shown as [`MASK`]; [`Value::reveal`] gives the text, for the task only.
+    Secret(String),
 }
 
 impl Value {
+    /// The text a task is given: what [`fmt::Display`] shows, except that a secret is
+    /// revealed. Use it only where a value becomes a task's argv, environment or input.
+    pub fn reveal(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Value::Secret(s) => s.as_str().into(),
+            other => other.to_string().into(),
+        }
+    }
+
+    /// The same value with a secret replaced by [`MASK`], for what is kept or shown.
+    pub fn masked(&self) -> Value {
+        match self {
+            Value::Secret(_) => Value::Secret(MASK.to_string()),
+            other => other.clone(),
+        }
+    }
+
+    /// The secret's text, if this is one.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Value::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn as_duration(&self) -> Option<std::time::Duration> {
         match self {
             Value::Duration(d) => Some(d.as_std()),
@@ -153,7 +186,7 @@ impl Value {
             | Value::Choice(s)
             | Value::JobId(s)
             | Value::Text(s) => Some(s),
-            Value::Ip(_) | Value::Int(_) | Value::Duration(_) => None,
+            Value::Ip(_) | Value::Int(_) | Value::Duration(_) | Value::Secret(_) => None,
         }
     }
 
@@ -173,6 +206,7 @@ impl Value {
             Value::Choice(c) => SlotKind::Choice(vec![c.clone()]),
             Value::JobId(_) => SlotKind::JobId,
             Value::Text(_) => SlotKind::Text,
+            Value::Secret(_) => SlotKind::Secret,
         }
     }
 }
@@ -184,6 +218,7 @@ impl fmt::Display for Value {
             Value::Ip(ip) => write!(f, "{ip}"),
             Value::Int(n) => write!(f, "{n}"),
             Value::Duration(d) => write!(f, "{d}"),
+            Value::Secret(_) => f.write_str(MASK),
             other => f.write_str(other.as_str().unwrap_or_default()),
         }
     }
@@ -208,6 +243,7 @@ impl fmt::Display for SlotKind {
             SlotKind::Choice(alts) => write!(f, "one of {}", alts.join(", ")),
             SlotKind::JobId => f.write_str("a job id"),
             SlotKind::Text => f.write_str("some text"),
+            SlotKind::Secret => f.write_str("a secret"),
         }
     }
 }
@@ -260,6 +296,7 @@ impl SlotKind {
             SlotKind::Choice(alts) => alts.join("|"),
             SlotKind::JobId => "jobid".into(),
             SlotKind::Text => "text".into(),
+            SlotKind::Secret => "secret".into(),
         }
     }
 
@@ -287,7 +324,7 @@ impl SlotKind {
             });
         }
         match self {
-            SlotKind::Word => Ok(Parsed::Str),
+            SlotKind::Word | SlotKind::Secret => Ok(Parsed::Str),
             SlotKind::Text => {
                 if s.trim().is_empty() {
                     Err(Reject::Missing)
@@ -328,6 +365,7 @@ impl SlotKind {
             (SlotKind::Hostname, _) => Value::Hostname(s.to_string()),
             (SlotKind::JobId, _) => Value::JobId(s.to_ascii_lowercase()),
             (SlotKind::Text, _) => Value::Text(s.trim().to_string()),
+            (SlotKind::Secret, _) => Value::Secret(s.to_string()),
             // Unreachable combinations fall back to the raw text as a word.
             _ => Value::Word(s.to_string()),
         }
@@ -335,6 +373,13 @@ impl SlotKind {
 
     /// The sentence explaining why `s` was refused.
     pub(crate) fn problem(&self, s: &str, reject: Reject) -> String {
+        if *self == SlotKind::Secret {
+            // Never quoted, not even in part.
+            return match reject {
+                Reject::Missing => format!("missing {self}"),
+                _ => format!("that is not {self}: one word, without spaces"),
+            };
+        }
         match reject {
             Reject::Missing => format!("missing {self}"),
             Reject::OutOfRange if matches!(self, SlotKind::Duration) => {
@@ -505,7 +550,7 @@ pub fn format_duration(d: std::time::Duration) -> String {
 pub(crate) fn kinds_overlap(a: &SlotKind, b: &SlotKind) -> bool {
     use SlotKind::*;
     match (a, b) {
-        (Word | Text, _) | (_, Word | Text) => true,
+        (Word | Text | Secret, _) | (_, Word | Text | Secret) => true,
         (Choice(alts), other) | (other, Choice(alts)) => alts.iter().any(|v| other.accepts(v)),
         (Int { min: a0, max: a1 }, Int { min: b0, max: b1 }) => {
             let lo = a0.unwrap_or(i64::MIN).max(b0.unwrap_or(i64::MIN));
@@ -572,6 +617,17 @@ mod tests {
     #[test]
     fn word_accepts_any_single_token() {
         assert_eq!(ok(&SlotKind::Word, "Héllo!"), Value::Word("Héllo!".into()));
+        let secret = ok(&SlotKind::Secret, "ghp_s3cr3t");
+        assert_eq!(secret.to_string(), MASK, "a secret never displays");
+        assert_eq!(secret.reveal(), "ghp_s3cr3t");
+        assert_eq!(secret.masked().reveal(), MASK);
+        let json = serde_json::to_string(&secret.masked()).unwrap();
+        assert!(!json.contains("s3cr3t"), "{json}");
+        let refused = SlotKind::Secret.parse("two words").unwrap_err().to_string();
+        assert!(
+            !refused.contains("two"),
+            "a refused secret is not quoted: {refused}"
+        );
         bad(&SlotKind::Word, "two words");
         bad(&SlotKind::Word, "");
     }

@@ -1,6 +1,7 @@
-//! Long messages: a line of 100 KB classifies (unknown or not) and its error quotes only a
-//! short excerpt of it. Before suggestions were linear in the number of words, a 400 KB
-//! line took minutes here.
+//! What people can say that must not cost or show too much: a line of 100 KB classifies
+//! (unknown or not) and its error quotes only a short excerpt of it (before suggestions
+//! were linear in the number of words, a 400 KB line took minutes); a `secret` value is
+//! never echoed, not even by `explain`.
 
 use lexicon::{Catalog, Classification, CommandSpec, EXCERPT_CHARS};
 
@@ -77,4 +78,24 @@ fn a_100_kb_text_value_is_kept_whole() {
         m.args["message"].to_string().len(),
         line.len() - "echo ".len()
     );
+}
+
+#[test]
+fn explain_never_echoes_a_secret_value() {
+    let spec = CommandSpec {
+        name: None,
+        pattern: "login {user:word} with {token:secret}".to_string(),
+        help: "Logs in".to_string(),
+        section: "Tasks".to_string(),
+        examples: Vec::new(),
+    };
+    let cat = Catalog::build(vec![spec]).expect("the catalog builds");
+    let shown = cat.explain("login alice with ghp_s3cr3t");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(shown.contains("alice") && shown.contains("***"), "{shown}");
+    let Classification::Matched(m) = cat.classify("login alice with ghp_s3cr3t") else {
+        panic!("no match")
+    };
+    assert_eq!(m.args["token"].reveal(), "ghp_s3cr3t");
+    assert_eq!(m.args["token"].to_string(), "***");
 }

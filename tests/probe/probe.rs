@@ -21,6 +21,15 @@ fn main() {
             }
         }
         Some("env") => println!("{}", std::env::var(&rest[0]).unwrap_or_default()),
+        // Each argument as given, on stderr (progress) and stdout, and reversed on
+        // stdout: the reversed form shows the program got the text itself.
+        Some("reveal") => {
+            for a in rest {
+                eprintln!("using {a}");
+                println!("as given: {a}");
+                println!("reversed: {}", a.chars().rev().collect::<String>());
+            }
+        }
         Some("png") => println!("{PNG_BASE64}"),
         Some("fail") => {
             eprintln!("step 1 of 2: reading the input");

@@ -26,6 +26,11 @@ help = "Print each argument on its own line"
 container = {{ image = "{image}", argv = ["args", "{{words}}"] }}
 
 [[command]]
+pattern = "login {{user:word}} with {{token:secret}}"
+help = "Use a secret"
+container = {{ image = "{image}", argv = ["reveal", "{{token}}"], env = {{ TOKEN = "{{token}}" }} }}
+
+[[command]]
 pattern = "tag {{label:text}}"
 help = "Print an environment variable made from the argument"
 container = {{ image = "{image}", argv = ["env", "LABEL"], env = {{ LABEL = "<{{label}}>" }} }}
@@ -128,6 +133,34 @@ fn a_text_result_is_the_answer() {
             .is_match(&out),
         "{out}"
     );
+}
+
+#[test]
+fn a_secret_argument_reaches_its_container_and_shows_nowhere_else() {
+    let secret = "hunter2-s3cret";
+    let bot = Console::new().config(&commands());
+    let mut console = bot.start();
+    console.send(&format!("explain login alice with {secret}"));
+    console.send(&format!("login alice with {secret}"));
+    let queued = console.expect("the job id", |l| l.starts_with("queued as job "));
+    let id = queued
+        .trim()
+        .trim_start_matches("queued as job ")
+        .to_string();
+    // The program got the text itself: reversed, it is not masked.
+    console.expect("the reversed secret", |l| l == "reversed: terc3s-2retnuh");
+    console.send(&format!("job {id}"));
+    let details = console.expect("the job's arguments", |l| l.contains("token="));
+    assert!(details.contains("token=***"), "{details}");
+    let out = console.finish();
+    // Wherever the program printed it, the answer shows the mask.
+    assert!(out.stdout.contains("as given: ***"), "{}", out.stdout);
+    for (what, text) in [("stdout", &out.stdout), ("stderr (the log)", &out.stderr)] {
+        assert!(
+            !text.contains(secret),
+            "the secret shows in the {what}:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -28,7 +28,7 @@ pub fn own_task(catalog: &Catalog, job: &Job) -> Result<Task, JobFailure> {
         let valid = slots
             .iter()
             .find(|s| &s.name == name)
-            .is_some_and(|s| s.kind.parse(&value.to_string()).is_ok());
+            .is_some_and(|s| s.kind.parse(&value.reveal()).is_ok());
         if !valid {
             return Err(JobFailure::NotAsConfigured {
                 command: command.clone(),

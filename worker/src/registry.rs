@@ -59,7 +59,8 @@ impl TaskContext {
     /// Tells the requester how the task is getting on. Best effort: a progress line that
     /// cannot be stored is logged, never a reason to fail the job.
     pub async fn progress(&self, line: impl Into<String>) {
-        let event = Event::now(self.job.id, EventKind::Progress { line: line.into() });
+        let line = self.job.mask_text(&line.into());
+        let event = Event::now(self.job.id, EventKind::Progress { line });
         if let Err(e) = self.store.append_event(&event).await {
             tracing::warn!(job = %self.job.id, error = %e, "progress line not stored");
         }

@@ -134,7 +134,8 @@ impl Store for MemoryStore {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if let Entry::Vacant(slot) = inner.records.entry(job.id) {
-            slot.insert(JobRecord::queued(job.clone()));
+            // Kept and shown: never a secret argument's text.
+            slot.insert(JobRecord::queued(job.masked()));
             inner.order.push_back(job.id);
         }
         self.append(inner, Event::now(job.id, EventKind::Queued));

@@ -223,7 +223,8 @@ impl RedisStore {
     pub(super) async fn record(&self, job: &Job) -> Result<(), StoreError> {
         let pending = PendingRecord {
             key: self.keys.job(job.id),
-            job_json: to_json(job)?,
+            // Kept and shown for days: never a secret argument's text.
+            job_json: to_json(&job.masked())?,
             id: job.id.to_string(),
             created: job.created_at.timestamp_millis(),
             event: to_json(&Event::now(job.id, EventKind::Queued))?,

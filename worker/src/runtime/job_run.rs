@@ -173,7 +173,9 @@ impl JobRun {
                 }),
             },
         };
-        let result = finished.into_result(job.id, &self.worker, started_at);
+        let result = finished
+            .into_result(job.id, &self.worker, started_at)
+            .masked_for(job);
         let stored = self.store.finish_job(&result).await;
         Stored::Result(result, stored)
     }
