@@ -23,4 +23,4 @@ pub mod shipper;
 pub use fire::SchedulerServices;
 pub use lease::Lease;
 pub use runner::Scheduler;
-pub use shipper::{ShipReport, Shipper};
+pub use shipper::{ShipReport, Shipper, PAGE_MAX};

@@ -366,3 +366,78 @@ pub fn id_counts(records: &[Value]) -> BTreeMap<u64, usize> {
     }
     counts
 }
+
+/// What a hostile source does with its first page.
+#[derive(Clone, Copy, Debug)]
+pub enum Hostility {
+    /// Answers a page whose `next` link is on another origin (the [`Catcher`]).
+    LinksElsewhere,
+    /// Answers with a redirect to another origin (the [`Catcher`]).
+    RedirectsElsewhere,
+    /// Answers a page of this many bytes, without a `Content-Length`.
+    Huge(usize),
+}
+
+/// A server on another origin that records every request reaching it, to show that a
+/// source's headers never go there.
+pub struct Catcher {
+    pub url: String,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+impl Catcher {
+    pub async fn start() -> Self {
+        let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+        let caught = seen.clone();
+        let app = Router::new().fallback(move |headers: HeaderMap| {
+            let caught = caught.clone();
+            async move {
+                caught.lock().unwrap().push(headers);
+                Json(json!({"records": [], "next": null}))
+            }
+        });
+        let addr = serve(app).await;
+        Catcher {
+            url: format!("http://{addr}/steal"),
+            seen,
+        }
+    }
+
+    /// The headers of each request that reached it.
+    pub fn requests(&self) -> Vec<HeaderMap> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A source at `/v1/events` that does what `hostility` says.
+pub async fn hostile_source(hostility: Hostility, elsewhere: &str) -> String {
+    let elsewhere = elsewhere.to_string();
+    let app = Router::new().route(
+        "/v1/events",
+        get(move || {
+            let elsewhere = elsewhere.clone();
+            async move {
+                match hostility {
+                    Hostility::LinksElsewhere => {
+                        Json(json!({"records": [{"id": 1}], "next": elsewhere})).into_response()
+                    }
+                    Hostility::RedirectsElsewhere => (
+                        StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, elsewhere)],
+                    )
+                        .into_response(),
+                    Hostility::Huge(bytes) => {
+                        let chunk = vec![b' '; 64 * 1024];
+                        let chunks = bytes.div_ceil(chunk.len());
+                        let stream = futures::stream::iter(
+                            (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                        );
+                        axum::body::Body::from_stream(stream).into_response()
+                    }
+                }
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    format!("http://{addr}/v1/events")
+}

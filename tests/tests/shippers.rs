@@ -11,7 +11,8 @@ use jobs::ScheduleStore;
 use octobox_tests::scheduler::ChannelRecorder;
 use octobox_tests::services::Redis;
 use octobox_tests::shipping::{
-    id_counts, read_json_lines, sample_records, Collector, EventSource, Moto,
+    hostile_source, id_counts, read_json_lines, sample_records, Catcher, Collector, EventSource,
+    Hostility, Moto,
 };
 use scheduler::Shipper;
 
@@ -323,4 +324,76 @@ async fn a_stopping_bot_waits_for_its_shipper_run_to_store_its_result() {
         .flat_map(|f| read_json_lines(&std::fs::read(f.unwrap().path()).unwrap()))
         .collect();
     assert_each_once(&shipped, 90);
+}
+
+/// A shipper from `source` into files, sending the API key a source wants.
+fn keyed_shipper(source: &str, dir: &std::path::Path) -> ShipperConfig {
+    let text = format!(
+        r#"
+[[shipper]]
+name = "events"
+window = "1h"
+first_window = "2026-11-01T00:00:00Z"
+source = {{ url = "{source}", headers = {{ X-Api-Key = "${{HALO_KEY}}" }} }}
+sink = {{ kind = "files", dir = "{}" }}
+"#,
+        dir.display()
+    );
+    let config = Config::parse("test.toml", &text, |n| {
+        (n == "HALO_KEY").then(|| TOKEN.into())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    config.shippers[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_cannot_send_its_headers_to_another_origin_by_link_or_redirect() {
+    let redis = Redis::start();
+    let now = t0() + chrono::Duration::hours(1) + chrono::Duration::minutes(5);
+    for hostility in [Hostility::LinksElsewhere, Hostility::RedirectsElsewhere] {
+        let catcher = Catcher::start().await;
+        let source = hostile_source(hostility, &catcher.url).await;
+        let dir = tempfile::tempdir().unwrap();
+        let shipper = Shipper::new(
+            keyed_shipper(&source, dir.path()),
+            checkpoints(&redis).await,
+        );
+        let error = shipper.run(now).await.unwrap_err().to_string();
+        eprintln!("{hostility:?}: {error}");
+        let leaked: Vec<_> = catcher
+            .requests()
+            .into_iter()
+            .filter(|h| h.get("x-api-key").is_some())
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "{hostility:?}: the key went elsewhere: {leaked:?}"
+        );
+        assert!(
+            !error.contains(TOKEN),
+            "{hostility:?}: the error shows the key: {error}"
+        );
+        match hostility {
+            Hostility::LinksElsewhere => {
+                assert!(error.contains("not followed"), "{error}");
+                assert!(catcher.requests().is_empty(), "the link was followed");
+            }
+            _ => assert!(error.contains("302"), "{error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_past_the_size_limit_is_refused_not_buffered() {
+    let redis = Redis::start();
+    let now = t0() + chrono::Duration::hours(1) + chrono::Duration::minutes(5);
+    let huge = scheduler::PAGE_MAX + 1024 * 1024;
+    let source = hostile_source(Hostility::Huge(huge), "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipper = Shipper::new(
+        keyed_shipper(&source, dir.path()),
+        checkpoints(&redis).await,
+    );
+    let error = shipper.run(now).await.unwrap_err().to_string();
+    assert!(error.contains("is larger than 32 MiB"), "{error}");
 }

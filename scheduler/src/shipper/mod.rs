@@ -17,7 +17,8 @@
 //!   between POST and checkpoint sends twice.
 //!
 //! - `window`: `Window`. `checkpoint`: `Checkpoint` in the schedule store.
-//! - `source`: `HttpSource` — since/until, page size, next-page links, `${ENV}` headers.
+//! - `source`: `HttpSource` — since/until, page size, next-page links (same origin only),
+//!   `${ENV}` headers, pages read up to `PAGE_MAX`.
 //! - `sink`: `Sink` and its three kinds. `retry`: `HttpRetry`, shared by source and sinks.
 
 mod checkpoint;
@@ -35,6 +36,7 @@ use config::ShipperConfig;
 use jobs::{ScheduleStore, StoreError};
 
 pub use checkpoint::Checkpoint;
+pub use source::PAGE_MAX;
 pub use window::Window;
 
 use checkpoint::Checkpoints;
@@ -163,10 +165,24 @@ impl Shipper {
     }
 }
 
-/// The HTTP client of sources and sinks: connection pooling, and timeouts so a stuck
-/// server fails a request (which is retried) instead of the whole run.
+/// The HTTP client of sources and sinks: connection pooling, timeouts so a stuck server
+/// fails a request (which is retried) instead of the whole run, and redirects followed
+/// only on the same origin, since requests carry configured secrets (reqwest drops only
+/// `Authorization` and cookies on a redirect elsewhere, not an `X-Api-Key`).
 fn http_client() -> reqwest::Client {
+    let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+        let elsewhere = attempt
+            .previous()
+            .last()
+            .is_some_and(|from| from.origin() != attempt.url().origin());
+        if elsewhere || attempt.previous().len() >= 5 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
     reqwest::Client::builder()
+        .redirect(same_origin)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .build()

@@ -1,7 +1,8 @@
 //! `HttpRetry`: sending a request again when the other side is briefly unable to take
 //! it (connection failures, timeouts, 5xx, 429 with or without `Retry-After`), with a
 //! backoff (`jobs::backoff::Backoff`, the one policy); anything else fails at once with
-//! the status and the start of the body.
+//! the status and the start of the body. `read_capped`: the one way a response body is
+//! read, never past a limit however much the other side sends.
 
 use std::time::Duration;
 
@@ -56,8 +57,12 @@ impl HttpRetry {
                 }
                 Ok(r) => {
                     let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    let body: String = body.chars().take(200).collect();
+                    let body = read_start(r, ERROR_BODY_MAX).await;
+                    let body: String = String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(200)
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
                     return Err(format!("{what} was refused with {status}: {body}"));
                 }
                 Err(e) => (backoff.next_pause(), format!("failed: {}", without_url(&e))),
@@ -71,6 +76,47 @@ impl HttpRetry {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// How much of a refusal's body is read, to quote its start.
+const ERROR_BODY_MAX: usize = 4096;
+
+/// The body of `response`, refused past `max` bytes: a declared length over it is refused
+/// before any byte is read, and reading stops at the first byte past it.
+pub(crate) async fn read_capped(
+    mut response: Response,
+    max: usize,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    let too_large = || format!("{what} is larger than {} MiB; refused", max / (1024 * 1024));
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{what} could not be read: {}", without_url(&e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// At most the first `max` bytes of a body, for quoting; nothing if it cannot be read.
+async fn read_start(mut response: Response, max: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = max - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == max {
+            break;
+        }
+    }
+    body
 }
 
 fn retryable(status: StatusCode) -> bool {

@@ -4,15 +4,20 @@
 //! param>=<n>` (times in RFC 3339). A page is a JSON object whose `records` field (as
 //! configured) is an array of records and whose `next` field is the next page's link,
 //! absolute or relative to the URL, absent or null on the last page. Every request
-//! carries the configured headers (`${ENV}` secrets, never logged).
+//! carries the configured headers (`${ENV}` secrets, never logged), so a link is followed
+//! only on the source's own origin (scheme, host and port): a page that names another is
+//! refused, never sent the headers. A page is read up to [`PAGE_MAX`] bytes.
 
 use config::SourceConfig;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::retry::HttpRetry;
+use super::retry::{read_capped, HttpRetry};
 use super::window::Window;
 use super::ShipError;
+
+/// The largest page read: a source that sends more is refused, not buffered.
+pub const PAGE_MAX: usize = 32 * 1024 * 1024;
 
 pub(super) struct Page {
     pub(super) records: Vec<Value>,
@@ -54,6 +59,14 @@ impl HttpSource {
         let url = base.join(link).map_err(|e| {
             ShipError::Source(format!("the page link \"{link}\" is not a URL: {e}"))
         })?;
+        if url.origin() != base.origin() {
+            return Err(ShipError::Source(format!(
+                "a page links to {}, not to the source's own {}: not followed, so the \
+                 source's headers go nowhere else",
+                url.origin().ascii_serialization(),
+                base.origin().ascii_serialization()
+            )));
+        }
         let make = || {
             let mut request = self.client.get(url.clone());
             for (name, value) in &self.config.headers {
@@ -67,7 +80,11 @@ impl HttpSource {
             .send(&what, make, retries)
             .await
             .map_err(ShipError::Source)?;
-        let mut body: Value = response.json().await.map_err(|e| {
+        let what = format!("a page from {}", url.path());
+        let bytes = read_capped(response, PAGE_MAX, &what)
+            .await
+            .map_err(ShipError::Source)?;
+        let mut body: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ShipError::Source(format!("a page from {} is not JSON: {e}", url.path()))
         })?;
         let records = match body.get_mut(&self.config.records).map(Value::take) {
