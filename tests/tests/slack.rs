@@ -159,7 +159,8 @@ async fn an_async_job_has_one_status_message_edited_until_its_result() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_result_too_long_for_messages_is_uploaded_as_a_file_into_the_thread() {
     let slack = SlackServer::start().await;
-    let _bot = embedded_bot(&slack).await;
+    // The request is longer than the default `[bot] max_message_length`.
+    let _bot = embedded_bot_with(&slack, "[bot]\nmax_message_length = 65536\n").await;
     let words: Vec<String> = (0..4_000).map(|i| format!("line-{i}")).collect();
     let long = words.join(" ");
     let said = slack.people().dm("UALICE", &format!("say {long}"));
