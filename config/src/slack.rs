@@ -173,9 +173,11 @@ fn api_url(text: &str) -> Result<String, String> {
     let url = text.trim();
     if let Some(rest) = url.strip_prefix("http://") {
         if !is_loopback(host_of(rest)) {
-            return Err("plain http:// would send the bot token in clear: use https://; \
+            return Err(
+                "plain http:// would send the bot token in clear: use https://; \
                  http:// is allowed only to a loopback host (127.0.0.1, ::1, localhost)"
-                .to_string());
+                    .to_string(),
+            );
         }
     } else if !url.starts_with("https://") {
         return Err(format!("\"{url}\" is not an http:// or https:// URL"));
