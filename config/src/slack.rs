@@ -2,9 +2,10 @@
 //!
 //! Tokens and the signing secret are [`Secret`]s (usually `${ENV}` references). The Web
 //! API base URL is a key of its own so the bot can be pointed at any Slack-compatible
-//! server (a proxy, the local server the tests run).
+//! server (a proxy, the local server the tests run); the bot token goes with every call,
+//! so it must be `https://`, or plain `http://` to a loopback host only.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -166,10 +167,19 @@ pub(super) fn slack(
     })
 }
 
-/// A Web API base URL, ending in `/` so that method names can be appended.
+/// A Web API base URL, ending in `/` so that method names can be appended: `https://`,
+/// or `http://` to a loopback host (the bot token must never cross a network in clear).
 fn api_url(text: &str) -> Result<String, String> {
     let url = text.trim();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
+    if let Some(rest) = url.strip_prefix("http://") {
+        if !is_loopback(host_of(rest)) {
+            return Err(
+                "plain http:// would send the bot token in clear: use https://; \
+                 http:// is allowed only to a loopback host (127.0.0.1, ::1, localhost)"
+                    .to_string(),
+            );
+        }
+    } else if !url.starts_with("https://") {
         return Err(format!("\"{url}\" is not an http:// or https:// URL"));
     }
     Ok(if url.ends_with('/') {
@@ -177,4 +187,69 @@ fn api_url(text: &str) -> Result<String, String> {
     } else {
         format!("{url}/")
     })
+}
+
+/// The host of a URL after its scheme: the authority without user info and port, an
+/// IPv6 address without its brackets.
+fn host_of(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    host_port.split(':').next().unwrap_or("")
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_url_is_https_or_plain_http_to_a_loopback_host_only() {
+        for good in [
+            "https://slack.com/api/",
+            "https://proxy.example:8443/slack/api",
+            "http://127.0.0.1:4000/api/",
+            "http://[::1]:4000/api/",
+            "http://localhost/api",
+            "http://LOCALHOST:80",
+        ] {
+            let url = api_url(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(url.ends_with('/'), "{url}");
+        }
+        for bad in [
+            "http://slack.com/api/",
+            "http://10.0.0.5:4000/api/",
+            "http://localhost.evil.example/api/",
+            "http://127.0.0.1@evil.example/api/",
+            "http://[::2]/api/",
+            "http://:4000/api/",
+        ] {
+            let e = api_url(bad).expect_err(bad);
+            assert!(e.contains("in clear: use https://"), "{bad}: {e}");
+            assert!(!e.contains(bad), "the URL is not quoted: {e}");
+        }
+        assert!(api_url("ftp://slack.com").is_err());
+    }
+
+    #[test]
+    fn a_plain_http_api_url_stops_the_load_with_its_line_and_key() {
+        let text = "[slack]\nbot_token = \"xoxb-1\"\napp_token = \"xapp-1\"\n\
+                    api_url = \"http://slack.example/api/\"\n";
+        let errors = crate::Config::parse("octobox.toml", text, |_| None)
+            .expect_err("refused")
+            .0;
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|e| e.starts_with("octobox.toml:4: slack.api_url: plain http://")),
+            "{all:?}"
+        );
+        assert!(!all.iter().any(|e| e.contains("xoxb-1")), "{all:?}");
+    }
 }

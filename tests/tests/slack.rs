@@ -8,7 +8,8 @@ use octobox_tests::services::free_port;
 use octobox_tests::slack_bot::SlackBot;
 use octobox_tests::slack_server::{sign, SlackServer, PATIENCE};
 
-/// Commands the scenarios use: a job that takes a while, one that echoes, one for a group.
+/// Commands the scenarios use: a job that takes a while, one that echoes, one for a group
+/// (with the built-in `echo`, a job that returns its text).
 const COMMANDS: &str = r#"
 [acl]
 default = "allow"
@@ -159,7 +160,8 @@ async fn an_async_job_has_one_status_message_edited_until_its_result() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_result_too_long_for_messages_is_uploaded_as_a_file_into_the_thread() {
     let slack = SlackServer::start().await;
-    let _bot = embedded_bot(&slack).await;
+    // The request is longer than the default `[bot] max_message_length`.
+    let _bot = embedded_bot_with(&slack, "[bot]\nmax_message_length = 65536\n").await;
     let words: Vec<String> = (0..4_000).map(|i| format!("line-{i}")).collect();
     let long = words.join(" ");
     let said = slack.people().dm("UALICE", &format!("say {long}"));
@@ -469,6 +471,7 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
 
     use bot::async_manager::{AsyncManager, Sinks};
     use bot::slack::api::SlackApi;
+    use bot::slack::mrkdwn::Mrkdwn;
     use bot::slack::outbox::Outbox;
     use bot::slack::sink::{note_status, SlackSink};
     use jobs::memory::MemoryStore;
@@ -512,10 +515,11 @@ async fn a_png_result_is_uploaded_into_the_thread_of_its_request() {
         .post(
             "COPS",
             Some("1600000000.000777"),
-            &format!("queued as job {}", job.id),
+            &Mrkdwn::escape(&format!("queued as job {}", job.id)),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the status message's ts");
     note_status(store.as_ref(), job.id, "COPS", &status).await;
     let png: Vec<u8> = [
         &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a][..],
@@ -611,4 +615,515 @@ async fn a_bot_token_slack_refuses_stops_the_bot_with_a_clear_error_that_hides_t
         "{log}"
     );
     assert!(!log.contains("xoxb-revoked-secret"), "{log}");
+}
+
+/// Slack markup that would ping or link if the bot posted it as it came.
+const LIVE_MARKUP: [&str; 4] = [
+    "<!channel>",
+    "<!here>",
+    "<@U123>",
+    "<https://evil.example|docs>",
+];
+
+/// Every text the bot posted (each message as posted, as it is now, each edit) that holds
+/// live markup.
+fn live_markup_posted(slack: &SlackServer) -> Vec<String> {
+    slack
+        .messages()
+        .into_iter()
+        .flat_map(|m| [vec![m.first_text, m.text], m.edits].concat())
+        .filter(|t| LIVE_MARKUP.iter().any(|live| t.contains(live)))
+        .collect()
+}
+
+/// The first message in `thread` of `channel` whose text holds `part`.
+async fn shown(slack: &SlackServer, channel: &str, thread: &str, part: &str) -> String {
+    slack
+        .wait_for(&format!("a reply holding {part:?} under {thread}"), |s| {
+            s.thread(channel, thread)
+                .into_iter()
+                .find(|m| m.text.contains(part))
+                .map(|m| m.text)
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_are_posted_escaped_so_they_never_ping_or_link() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let people = slack.people();
+    // What people type, as Slack sends it: `<` and `>` already escaped.
+    let typed = people.dm(
+        "UALICE",
+        "echo &lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil.example|docs&gt;",
+    );
+    // Markup as Slack sends real mentions and links: raw.
+    let raw = people.mentions(
+        "COPS",
+        "UBOB",
+        "echo <!channel> <!here> <@U123> <https://evil.example|docs>",
+    );
+    // Errors that quote the value: an unknown command, a bad argument.
+    let unknown = people.dm(
+        "UCAROL",
+        "&lt;!channel&gt; &lt;https://evil.example|docs&gt;",
+    );
+    let bad = people.dm("UDAVE", "wait &lt;!here&gt;&lt;@U123&gt;");
+    for said in [&typed, &raw, &unknown, &bad] {
+        slack.send_event(said.payload.clone());
+    }
+    let echoed = shown(&slack, "DUALICE", &typed.ts, "succeeded").await;
+    assert!(
+        echoed.ends_with(
+            "&lt;!channel&gt; &lt;!here&gt; &lt;@U123&gt; &lt;https://evil.example|docs&gt;"
+        ),
+        "{echoed}"
+    );
+    shown(&slack, "COPS", &raw.ts, "succeeded").await;
+    let refused = shown(&slack, "DUCAROL", &unknown.ts, "unknown command").await;
+    assert!(
+        refused.contains("&lt;!channel&gt; &lt;https://evil.example|docs&gt;"),
+        "{refused}"
+    );
+    let refused = replies(&slack, "DUDAVE", &bad.ts, 1).await;
+    assert!(refused[0].contains("&lt;!here&gt;"), "{refused:?}");
+    assert_eq!(live_markup_posted(&slack), Vec::<String>::new());
+    // Names typed as text (`@channel`) are never linked either.
+    for call in slack.calls() {
+        if call.method == "chat.postMessage" || call.method == "chat.update" {
+            assert_eq!(call.params["link_names"], false, "{call:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mention_by_another_bot_or_the_bot_itself_is_ignored_and_a_persons_is_answered() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    let people = slack.people();
+    let by_a_bot = people.bot_mentions("COPS", "UOTHERBOT", "echo hi");
+    let by_itself = people.mentions("COPS", octobox_tests::slack_server::BOT_USER, "echo hi");
+    for said in [&by_a_bot, &by_itself] {
+        slack.send_event(said.payload.clone());
+    }
+    let by_a_person = people.mentions("COPS", "UBOB", "ping");
+    slack.send_event(by_a_person.payload);
+    assert_eq!(
+        replies(&slack, "COPS", &by_a_person.ts, 1).await,
+        vec!["pong"]
+    );
+    // Events are handled as they come: by the time a later request is answered the
+    // bots' mentions have long been handled. No job was queued for them.
+    let jobs = people.dm("UBOB", "jobs");
+    slack.send_event(jobs.payload);
+    assert_eq!(
+        replies(&slack, "DUBOB", &jobs.ts, 1).await,
+        vec!["no jobs yet"]
+    );
+    assert!(slack.thread("COPS", &by_a_bot.ts).is_empty());
+    assert!(slack.thread("COPS", &by_itself.ts).is_empty());
+    assert_eq!(slack.messages().len(), 2, "{:#?}", slack.messages());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_slack_answers_with_an_unreadable_body_is_posted_once() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot(&slack).await;
+    slack.garble("chat.postMessage", 1);
+    let said = slack.people().dm("UALICE", "ping");
+    slack.send_event(said.payload);
+    assert_eq!(replies(&slack, "DUALICE", &said.ts, 1).await, vec!["pong"]);
+    // A later reply in the same channel goes out after anything more the first would do.
+    let later = slack.people().dm("UALICE", "ping");
+    slack.send_event(later.payload);
+    assert_eq!(replies(&slack, "DUALICE", &later.ts, 1).await, vec!["pong"]);
+    assert_eq!(slack.thread("DUALICE", &said.ts).len(), 1, "posted once");
+    let posts = slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .count();
+    assert_eq!(posts, 2);
+
+    // A job whose status message got an unreadable answer: its result follows in the
+    // thread instead of replacing the status.
+    slack.garble("chat.postMessage", 1);
+    let job = slack.people().dm("UALICE", "wait 1s");
+    slack.send_event(job.payload);
+    shown(&slack, "DUALICE", &job.ts, "succeeded").await;
+    let thread = slack.thread("DUALICE", &job.ts);
+    assert_eq!(thread.len(), 2, "{thread:#?}");
+    assert!(
+        thread[0].first_text.starts_with("queued as job"),
+        "{thread:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_past_the_length_limit_is_refused_before_it_is_read() {
+    let slack = SlackServer::start().await;
+    let _bot = embedded_bot_with(&slack, "[bot]\nmax_message_length = 100\n").await;
+    let long = format!("echo &lt;!channel&gt; {}", "x".repeat(200));
+    let said = slack.people().dm("UALICE", &long);
+    slack.send_event(said.payload);
+    let refusal = replies(&slack, "DUALICE", &said.ts, 1).await;
+    assert_eq!(
+        refusal,
+        [format!(
+            "that message is {} bytes long; commands are at most 100 characters, so nothing was run",
+            long.len()
+        )]
+    );
+    // Within the limit, the same command runs.
+    let said = slack.people().dm("UALICE", "echo &lt;!channel&gt; short");
+    slack.send_event(said.payload);
+    let echoed = shown(&slack, "DUALICE", &said.ts, "succeeded").await;
+    assert!(echoed.ends_with("&lt;!channel&gt; short"), "{echoed}");
+    assert_eq!(live_markup_posted(&slack), Vec::<String>::new());
+}
+
+/// The signing secret of the Events API scenarios.
+const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// A bot serving the Events API on a free port, once it accepts connections.
+async fn events_bot(slack: &SlackServer) -> (SlackBot, u16) {
+    let port = free_port();
+    let bot = SlackBot::start_with_env(
+        &format!("{}{COMMANDS}", slack.events_config(port)),
+        &[("SIGNING", SIGNING)],
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Events API endpoint never listened: {}",
+            bot.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (bot, port)
+}
+
+/// Posts `said` to the Events API as Slack does (signed now); the HTTP status.
+async fn post_event(port: u16, payload: &serde_json::Value) -> u16 {
+    let body = payload.to_string();
+    let now = chrono::Utc::now().timestamp().to_string();
+    octobox_tests::slack_server::post_signed(
+        &format!("http://127.0.0.1:{port}/slack/events"),
+        &body,
+        &now,
+        &sign(SIGNING, &now, &body),
+    )
+    .await
+    .expect("an HTTP answer")
+}
+
+/// The status code of the HTTP response on `stream`, read within [`PATIENCE`].
+async fn status_of(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(PATIENCE, async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within {PATIENCE:?}");
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_loris_is_disconnected_while_a_real_event_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slack = SlackServer::start().await;
+    let (_bot, port) = events_bot(&slack).await;
+    let loris = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // A request head that would take minutes at one byte a second.
+    let head = format!(
+        "POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(200)
+    );
+    let held = tokio::spawn(async move {
+        let (mut reader, mut writer) = loris.into_split();
+        let writing = async {
+            for byte in head.bytes() {
+                if writer.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        let mut answer = Vec::new();
+        tokio::select! {
+            _ = reader.read_to_end(&mut answer) => {}
+            () = writing => {}
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    // Meanwhile Slack's events are served.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let good = slack.people().dm("UALICE", "ping");
+    assert_eq!(post_event(port, &good.payload).await, 200);
+    assert_eq!(replies(&slack, "DUALICE", &good.ts, 1).await, vec!["pong"]);
+    let answer = tokio::time::timeout(PATIENCE, held)
+        .await
+        .expect("the slow client was never disconnected")
+        .unwrap();
+    assert!(!answer.contains(" 200 "), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_past_the_limit_is_refused_without_being_read_whole() {
+    use tokio::io::AsyncWriteExt;
+    let slack = SlackServer::start().await;
+    let (_bot, port) = events_bot(&slack).await;
+    let now = chrono::Utc::now().timestamp();
+    let head = |framing: &str| {
+        format!(
+            "POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             X-Slack-Request-Timestamp: {now}\r\nX-Slack-Signature: v0=00\r\n{framing}\r\n\r\n"
+        )
+    };
+    // Declared past the limit (1.5 MiB): refused from the head alone, no body sent.
+    let mut declared = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    declared
+        .write_all(head("Content-Length: 1572864").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status_of(&mut declared).await, Some(413));
+
+    // Undeclared (chunked): refused once more than the limit has come, the request
+    // never finished.
+    let mut chunked = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    chunked
+        .write_all(head("Transfer-Encoding: chunked").as_bytes())
+        .await
+        .unwrap();
+    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+    for _ in 0..17 {
+        chunked.write_all(chunk.as_bytes()).await.unwrap();
+    }
+    assert_eq!(status_of(&mut chunked).await, Some(413));
+
+    // Events are still served.
+    let good = slack.people().dm("UALICE", "ping");
+    assert_eq!(post_event(port, &good.payload).await, 200);
+    assert_eq!(replies(&slack, "DUALICE", &good.ts, 1).await, vec!["pong"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_cap_are_closed_and_events_still_get_in_once_they_go() {
+    use tokio::io::AsyncReadExt;
+    let slack = SlackServer::start().await;
+    let (_bot, port) = events_bot(&slack).await;
+    let mut idle = Vec::new();
+    for _ in 0..256 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    // One more is closed at once, well before the idle ones' 10 s to send a head.
+    let mut extra = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the connection past the cap was kept: {closed:?}"
+    );
+    let still_open = tokio::time::timeout(Duration::from_millis(200), idle[0].read(&mut buf)).await;
+    assert!(
+        still_open.is_err(),
+        "an idle connection within the cap was closed early"
+    );
+    drop(idle);
+    let good = slack.people().dm("UALICE", "ping");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    // The closed connections' permits come back as their tasks see them go.
+    loop {
+        let body = good.payload.to_string();
+        let now = chrono::Utc::now().timestamp().to_string();
+        let status = octobox_tests::slack_server::post_signed(
+            &format!("http://127.0.0.1:{port}/slack/events"),
+            &body,
+            &now,
+            &sign(SIGNING, &now, &body),
+        )
+        .await;
+        if status.as_ref().is_ok_and(|s| *s == 200) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(replies(&slack, "DUALICE", &good.ts, 1).await, vec!["pong"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_events_api_ignores_a_mention_by_another_bot() {
+    let slack = SlackServer::start().await;
+    let (_bot, port) = events_bot(&slack).await;
+    let by_a_bot = slack.people().bot_mentions("COPS", "UOTHERBOT", "echo hi");
+    assert_eq!(post_event(port, &by_a_bot.payload).await, 200);
+    let by_a_person = slack.people().mentions("COPS", "UBOB", "ping");
+    assert_eq!(post_event(port, &by_a_person.payload).await, 200);
+    assert_eq!(
+        replies(&slack, "COPS", &by_a_person.ts, 1).await,
+        vec!["pong"]
+    );
+    let jobs = slack.people().dm("UBOB", "jobs");
+    assert_eq!(post_event(port, &jobs.payload).await, 200);
+    assert_eq!(
+        replies(&slack, "DUBOB", &jobs.ts, 1).await,
+        vec!["no jobs yet"]
+    );
+    assert!(slack.thread("COPS", &by_a_bot.ts).is_empty());
+}
+
+/// A flood of progress: the bot's Slack reply path, in process (store, async manager,
+/// sink, outbox, the real client), from stored events to the local Slack server. While
+/// Slack makes edits wait, hundreds of progress events per job arrive; some edits are
+/// dropped to keep the channel's queue bounded, never a result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_progress_never_loses_a_result() {
+    use std::sync::Arc;
+
+    use bot::async_manager::{AsyncManager, Sinks};
+    use bot::slack::api::SlackApi;
+    use bot::slack::mrkdwn::Mrkdwn;
+    use bot::slack::outbox::Outbox;
+    use bot::slack::sink::{note_status, SlackSink};
+    use jobs::memory::MemoryStore;
+    use jobs::{Event, EventKind, Job, JobResult, JobStatus, Origin, Output, Store, Task};
+    use tokio_util::sync::CancellationToken;
+
+    jobs::tls::install_provider();
+    let slack = SlackServer::start().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let api = SlackApi::new(&slack.api_url(), octobox_tests::slack_server::BOT_TOKEN).unwrap();
+    let outbox = Arc::new(Outbox::new(api, store.clone(), stop.clone()));
+    let sinks = Sinks::default();
+    sinks.register(
+        "slack",
+        Arc::new(SlackSink {
+            outbox: outbox.clone(),
+            store: store.clone(),
+        }),
+    );
+    let manager = AsyncManager::new(
+        store.clone(),
+        sinks,
+        AsyncManager::adapter_group("slack"),
+        "t",
+    );
+
+    // Six jobs asked in one channel, each with its status message.
+    let mut asked = Vec::new();
+    for i in 0..6 {
+        let thread = format!("1600000000.{i:06}");
+        let mut origin = Origin::new("slack", "UALICE");
+        origin.channel = Some("COPS".into());
+        origin.thread = Some(thread.clone());
+        let job = Job::new(
+            "flood",
+            Default::default(),
+            Task::native("flood"),
+            origin,
+            Duration::from_secs(60),
+        );
+        store.record_job(&job).await.unwrap();
+        let status = outbox
+            .post(
+                "COPS",
+                Some(&thread),
+                &Mrkdwn::escape(&format!("queued as job {}", job.id)),
+            )
+            .await
+            .unwrap()
+            .expect("the status message's ts");
+        note_status(store.as_ref(), job.id, "COPS", &status).await;
+        asked.push((job, status));
+    }
+    // Slack makes the first edits wait; meanwhile 1,200 progress events, then results.
+    slack.throttle("chat.update", 2, 2);
+    for n in 0..200 {
+        for (job, _) in &asked {
+            let line = format!("step {n} <!channel>");
+            store
+                .append_event(&Event::now(job.id, EventKind::Progress { line }))
+                .await
+                .unwrap();
+        }
+    }
+    for (i, (job, _)) in asked.iter().enumerate() {
+        store
+            .finish_job(&JobResult {
+                id: job.id,
+                status: JobStatus::Succeeded,
+                output: Output::Text {
+                    text: format!("result {i}"),
+                },
+                worker: "worker-1".into(),
+                started_at: chrono::Utc::now(),
+                finished_at: chrono::Utc::now(),
+                error: None,
+            })
+            .await
+            .unwrap();
+    }
+    let running = tokio::spawn(manager.run(stop.clone()));
+
+    for (i, (_, status)) in asked.iter().enumerate() {
+        let shown = slack
+            .wait_for(&format!("the result of job {i}"), |s| {
+                s.messages()
+                    .into_iter()
+                    .find(|m| &m.ts == status && m.text.contains("succeeded"))
+            })
+            .await;
+        assert!(shown.text.ends_with(&format!("result {i}")), "{shown:#?}");
+    }
+    // Whatever edits were still queued, none replaced a result afterwards.
+    tokio::time::sleep(Outbox::EDIT_GAP * 2).await;
+    for (i, (_, status)) in asked.iter().enumerate() {
+        let message = slack
+            .messages()
+            .into_iter()
+            .find(|m| &m.ts == status)
+            .unwrap();
+        assert!(
+            message.text.ends_with(&format!("result {i}")),
+            "{message:#?}"
+        );
+    }
+    let edits = slack
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.update")
+        .count();
+    assert!(edits < 1_200, "{edits} edits for 1,200 progress events");
+    assert_eq!(live_markup_posted(&slack), Vec::<String>::new());
+    stop.cancel();
+    running.await.unwrap();
 }

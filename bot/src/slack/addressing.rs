@@ -2,17 +2,21 @@
 //!
 //! A direct message needs no prefix. In a channel the bot answers when mentioned
 //! (`@octobot servers in group X`, which Slack sends as an `app_mention` event) or when
-//! the message starts with a configured prefix (`octobot …`, `!…`). Messages from bots
-//! (the bot itself included), edits, joins and other message subtypes are ignored. A
-//! slash command (`/octobot …`) is always meant for the bot.
+//! the message starts with a configured prefix (`octobot …`, `!…`). Events from bots
+//! (with a `bot_id`, of subtype `bot_message`, or from the bot's own user), edits, joins
+//! and other message subtypes are ignored, and logged at debug level: another
+//! integration's message is never obeyed. A slash command (`/octobot …`) is always meant
+//! for the bot.
+//!
+//! A text past `[bot] max_message_length` characters (counted as Slack sent it) is not
+//! undone or copied: it becomes [`Command::TooLong`], which the adapter refuses.
 
 use slack_morphism::prelude::*;
 
 /// A message meant for the bot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Addressed {
-    /// The command, with the mention or prefix taken off and Slack's markup undone.
-    pub text: String,
+    pub text: Command,
     pub user: String,
     pub channel: String,
     /// The thread replies go in: the request's own thread, or the request itself. `None`
@@ -20,9 +24,41 @@ pub struct Addressed {
     pub thread: Option<String>,
 }
 
+/// What an addressed message asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The command, with the mention or prefix taken off and Slack's markup undone.
+    Text(String),
+    /// A text longer than the limit, `bytes` long as Slack sent it: refused unread.
+    TooLong { bytes: usize },
+}
+
 pub struct Addressing {
     bot_user: String,
     prefixes: Vec<String>,
+}
+
+/// Why an event, read as Slack sent it (its `event` object), comes from a bot: it has a
+/// `bot_id`, or its subtype is `bot_message`. slack-morphism's typed `app_mention` event
+/// has no `bot_id`, so this is read from the JSON itself.
+pub fn from_a_bot(event: &serde_json::Value) -> Option<&'static str> {
+    if event.get("bot_id").is_some_and(|b| !b.is_null()) {
+        return Some("bot_id");
+    }
+    if event.get("subtype").and_then(|s| s.as_str()) == Some("bot_message") {
+        return Some("bot_message");
+    }
+    None
+}
+
+/// `raw` made a command with `undo`, unless it is past `limit` characters: counting
+/// stops one past the limit, and nothing is copied.
+fn command_of(raw: &str, limit: usize, undo: impl FnOnce(&str) -> String) -> Command {
+    if raw.chars().nth(limit).is_some() {
+        Command::TooLong { bytes: raw.len() }
+    } else {
+        Command::Text(plain(&undo(raw)))
+    }
 }
 
 impl Addressing {
@@ -34,41 +70,52 @@ impl Addressing {
     }
 
     /// A `message` event: direct messages, and channel messages with a prefix. Channel
-    /// messages that mention the bot are left to their `app_mention` event.
-    pub fn message(&self, ev: &SlackMessageEvent) -> Option<Addressed> {
-        if ev.subtype.is_some() || ev.message.is_some() || ev.sender.bot_id.is_some() {
+    /// messages that mention the bot are left to their `app_mention` event. `limit`:
+    /// `[bot] max_message_length`.
+    pub fn message(&self, ev: &SlackMessageEvent, limit: usize) -> Option<Addressed> {
+        if ev.sender.bot_id.is_some() {
+            tracing::debug!(ts = %ev.origin.ts, "ignored a message from a bot");
+            return None;
+        }
+        if ev.subtype.is_some() || ev.message.is_some() {
             return None;
         }
         let user = ev.sender.user.as_ref()?.to_string();
         if user == self.bot_user {
+            tracing::debug!(ts = %ev.origin.ts, "ignored a message of the bot's own");
             return None;
         }
         let channel = ev.origin.channel.as_ref()?.to_string();
         let raw = ev.content.as_ref()?.text.as_deref()?;
         let direct = matches!(ev.origin.channel_type.as_ref(), Some(t) if t.0 == "im");
         let text = if direct {
-            self.without_mention(raw)
+            command_of(raw, limit, |raw| self.without_mention(raw))
         } else if raw.contains(&self.mention_markup()) {
             return None;
         } else {
-            self.without_prefix(raw)?
+            command_of(self.without_prefix(raw)?, limit, str::to_string)
         };
         Some(Addressed {
-            text: plain(&text),
+            text,
             user,
             channel,
             thread: Some(thread_of(&ev.origin)),
         })
     }
 
-    /// An `app_mention` event: someone wrote `@octobot …` in a channel.
-    pub fn mention(&self, ev: &SlackAppMentionEvent) -> Option<Addressed> {
-        if ev.edited.is_some() || ev.user.to_string() == self.bot_user {
+    /// An `app_mention` event: someone wrote `@octobot …` in a channel. (Whether a bot
+    /// wrote it is read from the event's JSON, [`from_a_bot`], before this.)
+    pub fn mention(&self, ev: &SlackAppMentionEvent, limit: usize) -> Option<Addressed> {
+        if ev.user.to_string() == self.bot_user {
+            tracing::debug!(ts = %ev.origin.ts, "ignored a mention of the bot's own");
+            return None;
+        }
+        if ev.edited.is_some() {
             return None;
         }
         let raw = ev.content.text.as_deref()?;
         Some(Addressed {
-            text: plain(&self.without_mention(raw)),
+            text: command_of(raw, limit, |raw| self.without_mention(raw)),
             user: ev.user.to_string(),
             channel: ev.channel.to_string(),
             thread: Some(thread_of(&ev.origin)),
@@ -76,9 +123,9 @@ impl Addressing {
     }
 
     /// A slash command: its whole text is the command.
-    pub fn command(&self, ev: &SlackCommandEvent) -> Addressed {
+    pub fn command(&self, ev: &SlackCommandEvent, limit: usize) -> Addressed {
         Addressed {
-            text: plain(ev.text.as_deref().unwrap_or("")),
+            text: command_of(ev.text.as_deref().unwrap_or(""), limit, str::to_string),
             user: ev.user_id.to_string(),
             channel: ev.channel_id.to_string(),
             thread: None,
@@ -102,7 +149,7 @@ impl Addressing {
 
     /// The text after a prefix, if it starts with one. A word prefix (`octobot`) must be
     /// followed by a space, `:` or `,`; a symbol prefix (`!`) by the command itself.
-    fn without_prefix(&self, raw: &str) -> Option<String> {
+    fn without_prefix<'t>(&self, raw: &'t str) -> Option<&'t str> {
         let text = raw.trim_start();
         self.prefixes.iter().find_map(|prefix| {
             let head = text.get(..prefix.len())?;
@@ -115,7 +162,7 @@ impl Addressing {
                 return None;
             }
             let command = trim_separators(rest);
-            (!command.is_empty()).then(|| command.to_string())
+            (!command.is_empty()).then_some(command)
         })
     }
 }
@@ -165,8 +212,17 @@ pub fn plain(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 4096;
+
     fn addressing() -> Addressing {
         Addressing::new("UBOT", vec!["octobot".into(), "!".into()])
+    }
+
+    fn text(a: Addressed) -> String {
+        match a.text {
+            Command::Text(t) => t,
+            other => panic!("expected a command, got {other:?}"),
+        }
     }
 
     fn message(json: serde_json::Value) -> SlackMessageEvent {
@@ -179,20 +235,23 @@ mod tests {
             "type": "message", "channel": "D1", "channel_type": "im",
             "user": "U1", "text": "ping", "ts": "1.1"
         }));
-        let a = addressing().message(&ev).unwrap();
-        assert_eq!(a.text, "ping");
+        let a = addressing().message(&ev, LIMIT).unwrap();
         assert_eq!(a.thread.as_deref(), Some("1.1"));
+        assert_eq!(text(a), "ping");
     }
 
     #[test]
     fn in_a_channel_only_prefixed_messages_are_taken() {
         let a = addressing();
-        let said = |text: &str| {
-            a.message(&message(serde_json::json!({
+        let said = |t: &str| {
+            let ev = message(serde_json::json!({
                 "type": "message", "channel": "C1", "channel_type": "channel",
-                "user": "U1", "text": text, "ts": "2.2", "thread_ts": "1.0"
-            })))
-            .map(|a| (a.text, a.thread))
+                "user": "U1", "text": t, "ts": "2.2", "thread_ts": "1.0"
+            }));
+            a.message(&ev, LIMIT).map(|a| {
+                let thread = a.thread.clone();
+                (text(a), thread)
+            })
         };
         assert_eq!(
             said("octobot: ping"),
@@ -216,8 +275,58 @@ mod tests {
                 "channel_type": "im", "ts": "1",
                 "message": {"user": "U1", "text": "ping", "ts": "0.9"}}),
         ] {
-            assert_eq!(a.message(&message(ev.clone())), None, "{ev}");
+            assert_eq!(a.message(&message(ev.clone()), LIMIT), None, "{ev}");
         }
+    }
+
+    #[test]
+    fn an_event_with_a_bot_id_or_of_subtype_bot_message_is_from_a_bot() {
+        assert_eq!(
+            from_a_bot(&serde_json::json!({"type": "app_mention", "user": "U9",
+                "bot_id": "B9", "text": "<@UBOT> echo hi"})),
+            Some("bot_id")
+        );
+        assert_eq!(
+            from_a_bot(&serde_json::json!({"type": "message",
+                "subtype": "bot_message", "text": "hi"})),
+            Some("bot_message")
+        );
+        assert_eq!(
+            from_a_bot(&serde_json::json!({"type": "app_mention", "user": "U1",
+                "text": "<@UBOT> ping"})),
+            None
+        );
+        let own: SlackAppMentionEvent = serde_json::from_value(serde_json::json!({
+            "type": "app_mention", "user": "UBOT", "channel": "C1", "ts": "3.3",
+            "text": "<@UBOT> echo hi"
+        }))
+        .unwrap();
+        assert_eq!(addressing().mention(&own, LIMIT), None);
+    }
+
+    #[test]
+    fn a_text_past_the_limit_is_refused_as_it_came_without_being_undone() {
+        let long = format!("&lt;!channel&gt; {}", "x".repeat(5_000));
+        let dm = message(serde_json::json!({
+            "type": "message", "channel": "D1", "channel_type": "im",
+            "user": "U1", "text": long, "ts": "1.1"
+        }));
+        let a = addressing().message(&dm, LIMIT).unwrap();
+        assert_eq!(a.text, Command::TooLong { bytes: long.len() });
+        let short = addressing().message(&dm, 100_000).unwrap();
+        assert!(text(short).starts_with("<!channel> x"));
+        let prefixed = message(serde_json::json!({
+            "type": "message", "channel": "C1", "channel_type": "channel",
+            "user": "U1", "text": format!("!{}", "y".repeat(10)), "ts": "1.2"
+        }));
+        assert_eq!(
+            addressing().message(&prefixed, 10).unwrap().text,
+            Command::Text("y".repeat(10))
+        );
+        assert_eq!(
+            addressing().message(&prefixed, 9).unwrap().text,
+            Command::TooLong { bytes: 10 }
+        );
     }
 
     #[test]
@@ -227,11 +336,11 @@ mod tests {
             "text": "<@UBOT> scan <http://example.com|example.com> &amp; more"
         }))
         .unwrap();
-        let a = addressing().mention(&ev).unwrap();
-        assert_eq!(a.text, "scan example.com & more");
+        let a = addressing().mention(&ev, LIMIT).unwrap();
         assert_eq!(
             (a.channel.as_str(), a.thread.as_deref()),
             ("C1", Some("3.3"))
         );
+        assert_eq!(text(a), "scan example.com & more");
     }
 }

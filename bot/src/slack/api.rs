@@ -4,6 +4,10 @@
 //! The client is slack-morphism's hyper connector with its base URL set from
 //! `[slack] api_url`. It is built without slack-morphism's own rate control: 429s come
 //! back here as [`ApiFailure::Throttled`], and the outbox decides what waits.
+//!
+//! A call Slack answered with 200 whose body the client cannot read was made: a post is
+//! posted, an edit edited, a file shared. It is taken as done (a post without its ts)
+//! and never made again; only the body's size is logged, never its content.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,10 @@ pub enum ApiFailure {
     /// will not help.
     #[error("Slack refused the call: {0}")]
     Refused(String),
+    /// Slack answered 200 with a body that cannot be read (`bytes` long, as the client
+    /// kept it): the call was made, but what it returned is unknown.
+    #[error("Slack's answer could not be read ({bytes} bytes)")]
+    Unreadable { bytes: usize },
 }
 
 impl From<SlackClientError> for ApiFailure {
@@ -47,6 +55,12 @@ impl From<SlackClientError> for ApiFailure {
             SlackClientError::HttpError(h) => {
                 ApiFailure::Refused(format!("HTTP {}", h.status_code))
             }
+            // slack-morphism reads the body of a 200 only (and of a 429 that says it is
+            // JSON, which Slack's are): the call went through. The error's text quotes
+            // the body; only its size is kept.
+            SlackClientError::ProtocolError(p) => ApiFailure::Unreadable {
+                bytes: p.json_body.as_ref().map_or(0, String::len),
+            },
             other => ApiFailure::Transient(other.to_string()),
         }
     }
@@ -68,7 +82,8 @@ pub struct BotIdentity {
 
 impl SlackApi {
     /// A client for the Web API at `api_url` (`https://slack.com/api/` or any
-    /// Slack-compatible server; plain `http://` is allowed for local servers).
+    /// Slack-compatible server; the configuration allows plain `http://` to a loopback
+    /// host only).
     pub fn new(api_url: &str, bot_token: &str) -> std::io::Result<Self> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()?
@@ -93,32 +108,36 @@ impl SlackApi {
         })
     }
 
-    /// Posts `text` in `channel` (in `thread` if given); returns the new message's ts.
+    /// Posts `text` (mrkdwn, escaped by the caller) in `channel` (in `thread` if given);
+    /// returns the new message's ts, or `None` if Slack's answer could not be read.
+    /// Names are never linked (`link_names` off): `@channel` typed as text stays text.
     pub async fn post(
         &self,
         channel: &str,
         thread: Option<&str>,
         text: &str,
-    ) -> Result<String, ApiFailure> {
+    ) -> Result<Option<String>, ApiFailure> {
         let session = self.client.open_session(&self.token);
         let mut req = SlackApiChatPostMessageRequest::new(
             channel.into(),
             SlackMessageContent::new().with_text(text.to_string()),
         );
         req.thread_ts = thread.map(|t| SlackTs::new(t.to_string()));
-        let posted = session.chat_post_message(&req).await?;
-        Ok(posted.ts.to_string())
+        req.link_names = Some(false);
+        let posted = made("chat.postMessage", session.chat_post_message(&req).await)?;
+        Ok(posted.map(|p| p.ts.to_string()))
     }
 
     /// Replaces the text of message `ts` in `channel`.
     pub async fn update(&self, channel: &str, ts: &str, text: &str) -> Result<(), ApiFailure> {
         let session = self.client.open_session(&self.token);
-        let req = SlackApiChatUpdateRequest::new(
+        let mut req = SlackApiChatUpdateRequest::new(
             channel.into(),
             SlackMessageContent::new().with_text(text.to_string()),
             SlackTs::new(ts.to_string()),
         );
-        session.chat_update(&req).await?;
+        req.link_names = Some(false);
+        made("chat.update", session.chat_update(&req).await)?;
         Ok(())
     }
 
@@ -155,8 +174,28 @@ impl SlackApi {
         if let Some(comment) = &file.comment {
             complete.initial_comment = Some(comment.clone());
         }
-        session.files_complete_upload_external(&complete).await?;
+        made(
+            "files.completeUploadExternal",
+            session.files_complete_upload_external(&complete).await,
+        )?;
         Ok(())
+    }
+}
+
+/// The result of a call that changes something in Slack: `Ok(None)` when Slack answered
+/// 200 but the answer could not be read, for the call was made all the same.
+fn made<T>(method: &str, result: Result<T, SlackClientError>) -> Result<Option<T>, ApiFailure> {
+    match result.map_err(ApiFailure::from) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(ApiFailure::Unreadable { bytes }) => {
+            tracing::warn!(
+                method,
+                body_bytes = bytes,
+                "Slack answered 200 with a body that cannot be read; taken as done, not repeated"
+            );
+            Ok(None)
+        }
+        Err(other) => Err(other),
     }
 }
 

@@ -4,36 +4,58 @@
 //! Every request must carry a valid signature made with the app's signing secret over a
 //! timestamp less than five minutes old (slack-morphism's `SlackEventSignatureVerifier`);
 //! any other request gets 401, is logged, and is never processed. A valid request is
-//! answered at once, before any work: the event goes to the adapter's queue.
+//! answered at once, before any work: the event goes to the adapter's queue, or, when
+//! that is full, the request gets 503 and Slack sends it again later.
+//!
+//! The endpoint faces the internet, so what a client can hold is bounded: at most
+//! [`MAX_CONNECTIONS`] connections (more are closed as they come), HTTP/1 only, the
+//! request head within [`HEADER_TIMEOUT`] (else the connection is closed), a body of at
+//! most [`BODY_LIMIT`] bytes (413, from `Content-Length` before any of it is read, or as
+//! soon as more arrives) within [`BODY_TIMEOUT`] (408).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use config::Secret;
+use futures::StreamExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::Incoming;
 
+/// The most connections served at once; more are closed as they are accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client has to send a request's head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest body read (Slack's events are a few KiB).
+pub const BODY_LIMIT: usize = 1 << 20;
+/// How long a client has to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 struct Endpoint {
     verifier: Arc<SlackEventSignatureVerifier>,
-    tx: mpsc::UnboundedSender<Incoming>,
+    tx: mpsc::Sender<Incoming>,
 }
 
 /// Binds `listen` and serves until `shutdown`; returns the bound address.
 pub async fn serve(
     listen: SocketAddr,
     signing_secret: &Secret,
-    tx: mpsc::UnboundedSender<Incoming>,
+    tx: mpsc::Sender<Incoming>,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr> {
     let endpoint = Endpoint {
@@ -50,16 +72,110 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen for Slack events on {listen}"))?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the Slack Events API endpoint stopped");
-        }
-    });
+    tokio::spawn(accept(listener, app, shutdown));
     tracing::info!(%bound, "serving the Slack Events API");
     Ok(bound)
+}
+
+/// Accepts connections until `shutdown`, each served in a task of its own while a
+/// permit lasts.
+async fn accept(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let http = Arc::new(http);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to close.
+                    tracing::warn!(error = %e, "cannot accept a connection to the Slack endpoint");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "too many connections to the Slack endpoint; closed a new one");
+            drop(stream);
+            continue;
+        };
+        let (http, app, shutdown) = (http.clone(), app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let service = TowerToHyperService::new(app);
+            let served = http.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                ended = served => if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "a connection to the Slack endpoint ended");
+                },
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// The body of a request, read up to [`BODY_LIMIT`] within [`BODY_TIMEOUT`]; a refusal
+/// otherwise. A `Content-Length` past the limit is refused before anything is read.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, &'static str)> {
+    let refuse = |status: StatusCode, why: &'static str| {
+        tracing::warn!(
+            status = status.as_u16(),
+            reason = why,
+            "refused a request to the Slack endpoint"
+        );
+        Err((status, why))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 1 MiB",
+        );
+    }
+    let mut stream = body.into_data_stream();
+    let mut read = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
+            Ok(None) => return Ok(read.into()),
+            Ok(Some(Err(_))) => {
+                return refuse(StatusCode::BAD_REQUEST, "the body could not be read")
+            }
+            Ok(Some(Ok(chunk))) => {
+                if read.len() + chunk.len() > BODY_LIMIT {
+                    return refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the body is larger than 1 MiB",
+                    );
+                }
+                read.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Hands `incoming` to the adapter: 200, or 503 when its queue is full.
+fn forward(endpoint: &Endpoint, incoming: Incoming) -> Response {
+    match endpoint.tx.try_send(incoming) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(TrySendError::Full(_)) => {
+            tracing::warn!(
+                limit = super::INCOMING_QUEUE,
+                "too many Slack events waiting; answered 503 for Slack to send again"
+            );
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(TrySendError::Closed(_)) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 impl Endpoint {
@@ -86,40 +202,68 @@ impl Endpoint {
     }
 }
 
-async fn events(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
     let text = match endpoint.verified(&headers, &body) {
         Ok(text) => text,
         Err(refused) => return refused.into_response(),
     };
-    match serde_json::from_str::<SlackPushEvent>(text) {
-        Ok(SlackPushEvent::UrlVerification(v)) => {
-            axum::Json(serde_json::json!({ "challenge": v.challenge })).into_response()
-        }
-        Ok(SlackPushEvent::EventCallback(event)) => {
-            let _ = endpoint.tx.send(Incoming::Push(Box::new(event)));
-            StatusCode::OK.into_response()
-        }
-        Ok(SlackPushEvent::AppRateLimited(_)) => {
-            tracing::warn!("Slack says the app is rate limited: events are being dropped by Slack");
-            StatusCode::OK.into_response()
-        }
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(value) => value,
         Err(e) => {
-            tracing::warn!(error = %e, "an event Slack sent could not be read");
-            StatusCode::BAD_REQUEST.into_response()
+            tracing::warn!(
+                line = e.line(),
+                column = e.column(),
+                "an event Slack sent is not JSON"
+            );
+            return StatusCode::BAD_REQUEST.into_response();
         }
+    };
+    match value.get("type").and_then(|t| t.as_str()) {
+        Some("event_callback") => match Incoming::push(value) {
+            Ok(incoming) => forward(&endpoint, incoming),
+            Err(e) => {
+                // It never reads better: 200, so that Slack does not send it again.
+                tracing::warn!(
+                    line = e.line(),
+                    column = e.column(),
+                    "an event Slack sent could not be read"
+                );
+                StatusCode::OK.into_response()
+            }
+        },
+        _ => match serde_json::from_value::<SlackPushEvent>(value) {
+            Ok(SlackPushEvent::UrlVerification(v)) => {
+                axum::Json(serde_json::json!({ "challenge": v.challenge })).into_response()
+            }
+            Ok(SlackPushEvent::AppRateLimited(_)) => {
+                tracing::warn!(
+                    "Slack says the app is rate limited: events are being dropped by Slack"
+                );
+                StatusCode::OK.into_response()
+            }
+            Ok(SlackPushEvent::EventCallback(_)) | Err(_) => {
+                tracing::warn!("a request Slack sent is of no known type");
+                StatusCode::BAD_REQUEST.into_response()
+            }
+        },
     }
 }
 
-async fn commands(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bytes) -> Response {
+async fn commands(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
     let text = match endpoint.verified(&headers, &body) {
         Ok(text) => text,
         Err(refused) => return refused.into_response(),
     };
     match serde_urlencoded::from_str::<SlackCommandEvent>(text) {
-        Ok(command) => {
-            let _ = endpoint.tx.send(Incoming::Command(Box::new(command)));
-            StatusCode::OK.into_response()
-        }
+        Ok(command) => forward(&endpoint, Incoming::Command(Box::new(command))),
         Err(e) => {
             tracing::warn!(error = %e, "a slash command Slack sent could not be read");
             StatusCode::BAD_REQUEST.into_response()

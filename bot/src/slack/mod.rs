@@ -3,14 +3,17 @@
 //! - `socket`: Socket Mode (slack-morphism's listener), the default.
 //! - `events_api`: the Events API over HTTP, with signature verification.
 //! - `addressing`: which messages are meant for the bot (DM, mention, prefix, slash
-//!   command), and their text.
+//!   command; never another bot), and their text, refused unread past the length limit.
+//! - `mrkdwn`: `Mrkdwn` — everything posted, with text from people and tasks escaped.
 //! - `dedupe`: `RecentEvents` — a redelivered event runs once, across bot processes.
 //! - `api`: `SlackApi` — the Web API calls (post, update, external file upload).
 //! - `outbox`: `Outbox` — a queue per channel that honours 429s and paces edits.
 //! - `sink`: `SlackSink` — a job's status message, its result, files.
 //!
-//! Both receivers put what Slack sent on one queue and acknowledge at once; the work
-//! (`Router::handle`, answering) happens after. Results of jobs are delivered by an async
+//! Both receivers put what Slack sent on one bounded queue ([`INCOMING_QUEUE`]) and
+//! acknowledge at once; the work (`Router::handle`, answering) happens after, at most
+//! [`HANDLED_AT_ONCE`] events at a time. When the queue is full an event is not
+//! acknowledged (Socket Mode) or answered 503 (Events API): Slack sends it again later. Results of jobs are delivered by an async
 //! manager in a consumer group shared by every bot process
 //! ([`AsyncManager::adapter_group`]), so with several bots on one Slack app each reply
 //! is sent once, by whichever bot reads its event.
@@ -19,6 +22,7 @@ pub mod addressing;
 pub mod api;
 mod dedupe;
 mod events_api;
+pub mod mrkdwn;
 pub mod outbox;
 pub mod sink;
 mod socket;
@@ -29,25 +33,47 @@ use anyhow::{Context, Result};
 use config::{SlackConfig, SlackMode};
 use jobs::{Origin, Store};
 use slack_morphism::prelude::*;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::async_manager::{AsyncManager, Sinks};
+use crate::reply;
 use crate::request::{Outcome, Request};
 use crate::router::Router;
-use addressing::{Addressed, Addressing};
+use addressing::{Addressed, Addressing, Command};
 use api::SlackApi;
 use dedupe::RecentEvents;
+use mrkdwn::Mrkdwn;
 use outbox::Outbox;
 use sink::{layout, Layout, SlackSink};
 
 pub const ADAPTER: &str = "slack";
 
+/// How many events wait between the receivers and their handling.
+pub const INCOMING_QUEUE: usize = 256;
+/// How many events are handled at once.
+pub const HANDLED_AT_ONCE: usize = 32;
+
 /// Something Slack sent that may be meant for the bot.
 pub enum Incoming {
-    Push(Box<SlackPushEventCallback>),
+    Push {
+        event: Box<SlackPushEventCallback>,
+        /// Why it comes from a bot, if it does (read from the JSON Slack sent).
+        from_bot: Option<&'static str>,
+    },
     Command(Box<SlackCommandEvent>),
+}
+
+impl Incoming {
+    /// An `event_callback` payload as Slack sent it.
+    pub fn push(payload: serde_json::Value) -> serde_json::Result<Self> {
+        let from_bot = payload.get("event").and_then(addressing::from_a_bot);
+        Ok(Incoming::Push {
+            event: Box::new(serde_json::from_value(payload)?),
+            from_bot,
+        })
+    }
 }
 
 pub struct SlackAdapter;
@@ -92,7 +118,7 @@ impl SlackAdapter {
         );
         tasks.spawn(manager.run(shutdown.clone()));
 
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
         match &config.mode {
             SlackMode::Socket {
                 app_token,
@@ -136,34 +162,48 @@ struct Handler {
 }
 
 impl Handler {
-    async fn run(
-        self: Arc<Self>,
-        mut rx: mpsc::UnboundedReceiver<Incoming>,
-        stop: CancellationToken,
-    ) {
+    async fn run(self: Arc<Self>, mut rx: mpsc::Receiver<Incoming>, stop: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(HANDLED_AT_ONCE));
         loop {
+            // A permit first: while all are taken, events wait in the bounded queue.
+            let permit = tokio::select! {
+                _ = stop.cancelled() => return,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
             let incoming = tokio::select! {
                 _ = stop.cancelled() => return,
                 i = rx.recv() => match i { Some(i) => i, None => return },
             };
             let this = self.clone();
-            tokio::spawn(async move { this.handle(incoming).await });
+            tokio::spawn(async move {
+                this.handle(incoming).await;
+                drop(permit);
+            });
         }
     }
 
     async fn handle(&self, incoming: Incoming) {
+        // Read per event: a reload may change it.
+        let limit = self.router.catalog().max_message_length;
         let (key, addressed) = match &incoming {
-            Incoming::Push(cb) => {
-                let addressed = match &cb.event {
-                    SlackEventCallbackBody::Message(m) => self.addressing.message(m),
-                    SlackEventCallbackBody::AppMention(m) => self.addressing.mention(m),
+            Incoming::Push { event, from_bot } => {
+                if let Some(why) = from_bot {
+                    tracing::debug!(event = %event.event_id, reason = why, "ignored an event from a bot");
+                    return;
+                }
+                let addressed = match &event.event {
+                    SlackEventCallbackBody::Message(m) => self.addressing.message(m, limit),
+                    SlackEventCallbackBody::AppMention(m) => self.addressing.mention(m, limit),
                     _ => None,
                 };
-                (cb.event_id.to_string(), addressed)
+                (event.event_id.to_string(), addressed)
             }
             Incoming::Command(c) => (
                 format!("command:{}", c.trigger_id),
-                Some(self.addressing.command(c)),
+                Some(self.addressing.command(c, limit)),
             ),
         };
         let Some(addressed) = addressed else {
@@ -173,23 +213,32 @@ impl Handler {
             tracing::info!(event = %key, "Slack delivered an event again; it already ran");
             return;
         }
-        self.answer(addressed).await;
+        self.answer(addressed, limit).await;
     }
 
-    async fn answer(&self, a: Addressed) {
+    async fn answer(&self, a: Addressed, limit: usize) {
+        let text = match a.text {
+            Command::Text(text) => text,
+            Command::TooLong { bytes } => {
+                tracing::info!(user = %a.user, channel = %a.channel, bytes, limit, "refused a Slack message past the length limit");
+                let refusal = Mrkdwn::escape(&reply::message_too_long(bytes, limit));
+                if let Err(e) = self
+                    .outbox
+                    .post(&a.channel, a.thread.as_deref(), &refusal)
+                    .await
+                {
+                    tracing::warn!(channel = %a.channel, error = %e, "answer not sent");
+                }
+                return;
+            }
+        };
         let origin = Origin {
             adapter: ADAPTER.to_string(),
             user: a.user,
             channel: Some(a.channel.clone()),
             thread: a.thread.clone(),
         };
-        let answer = self
-            .router
-            .handle(&Request {
-                text: a.text,
-                origin,
-            })
-            .await;
+        let answer = self.router.handle(&Request { text, origin }).await;
         if answer.outcome == Outcome::Nothing {
             return;
         }
@@ -200,7 +249,7 @@ impl Handler {
                 for part in parts {
                     match self.outbox.post(&a.channel, thread, &part).await {
                         Ok(ts) => {
-                            first.get_or_insert(ts);
+                            first = first.or(Some(ts));
                         }
                         Err(e) => {
                             tracing::warn!(channel = %a.channel, error = %e, "answer not sent");
@@ -208,7 +257,8 @@ impl Handler {
                         }
                     }
                 }
-                first
+                // `Some(None)`: posted, but Slack's answer did not say where.
+                first.flatten()
             }
             Layout::File(file) => self
                 .outbox

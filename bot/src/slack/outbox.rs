@@ -1,9 +1,13 @@
 //! `Outbox`: every message the bot sends to Slack waits here, in a queue per channel,
-//! and goes out in order.
+//! and goes out in order. What it sends is [`Mrkdwn`]: escaped before it gets here.
 //!
 //! Slack's limits are honoured here, in one place: a 429 holds the channel's queue for
 //! its `Retry-After` and the same call is made again; a failure to reach Slack is retried
-//! with backoff; nothing is dropped. A status message is edited at most once per
+//! with backoff; a call Slack answered with a 2xx is never made again, whatever the body
+//! said. Each channel's queue is bounded ([`Outbox::QUEUE`]): when it is full a progress
+//! edit is dropped (and logged), while a post, a result or an upload waits for room, so a
+//! result is never lost. A channel's queue and its task go after [`Outbox::IDLE`] without
+//! work. A status message is edited at most once per
 //! [`Outbox::EDIT_GAP`] per channel: edits of one message that pile up meanwhile are
 //! merged into the newest, and once a message has its final text (`finish`) later
 //! progress edits of it are ignored, so a late "running" never hides a result. Which
@@ -21,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{ApiFailure, SlackApi, UploadFile};
+use super::mrkdwn::Mrkdwn;
 
 enum Work {
     Post {
@@ -46,10 +51,12 @@ struct Op {
     done: Vec<Done>,
 }
 
+type Channels = Arc<Mutex<HashMap<String, mpsc::Sender<Op>>>>;
+
 pub struct Outbox {
     api: SlackApi,
     store: Arc<dyn Store>,
-    channels: Mutex<HashMap<String, mpsc::UnboundedSender<Op>>>,
+    channels: Channels,
     shutdown: CancellationToken,
 }
 
@@ -61,38 +68,44 @@ impl Outbox {
 
     /// How long a message is remembered as final.
     const FINAL_TTL: Duration = Duration::from_secs(86_400);
+    /// How many calls wait in one channel's queue (edits of one message count once),
+    /// and as many again on their way into it.
+    pub const QUEUE: usize = 64;
+    /// How long a channel's queue stays without work before it goes.
+    const IDLE: Duration = Duration::from_secs(300);
 
     pub fn new(api: SlackApi, store: Arc<dyn Store>, shutdown: CancellationToken) -> Self {
         Outbox {
             api,
             store,
-            channels: Mutex::new(HashMap::new()),
+            channels: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
         }
     }
 
-    /// Posts a message; returns its ts.
+    /// Posts a message; returns its ts, or `None` when Slack took the message but its
+    /// answer could not be read.
     pub async fn post(
         &self,
         channel: &str,
         thread: Option<&str>,
-        text: &str,
-    ) -> Result<String, ApiFailure> {
+        text: &Mrkdwn,
+    ) -> Result<Option<String>, ApiFailure> {
         let work = Work::Post {
             thread: thread.map(str::to_string),
             text: text.to_string(),
         };
-        let ts = self.submit(channel, work).await?;
-        ts.ok_or_else(|| ApiFailure::Transient("a post returned no ts".into()))
+        self.submit(channel, work).await
     }
 
-    /// Shows `text` in message `ts` for now: a later edit may replace it first.
-    pub async fn edit(&self, channel: &str, ts: &str, text: &str) -> Result<(), ApiFailure> {
+    /// Shows `text` in message `ts` for now: a later edit may replace it first. When the
+    /// channel's queue is full the edit is dropped: progress is best effort.
+    pub async fn edit(&self, channel: &str, ts: &str, text: &Mrkdwn) -> Result<(), ApiFailure> {
         self.edit_as(channel, ts, text, false).await
     }
 
     /// Gives message `ts` its final text; progress edits that come later are ignored.
-    pub async fn finish(&self, channel: &str, ts: &str, text: &str) -> Result<(), ApiFailure> {
+    pub async fn finish(&self, channel: &str, ts: &str, text: &Mrkdwn) -> Result<(), ApiFailure> {
         if let Err(e) = self
             .store
             .note_once(&final_key(channel, ts), "final", Self::FINAL_TTL)
@@ -107,7 +120,7 @@ impl Outbox {
         &self,
         channel: &str,
         ts: &str,
-        text: &str,
+        text: &Mrkdwn,
         last: bool,
     ) -> Result<(), ApiFailure> {
         let work = Work::Edit {
@@ -131,20 +144,58 @@ impl Outbox {
         self.submit(channel, work).await.map(drop)
     }
 
+    /// Queues `work` in `channel`'s queue and waits for its call. A progress edit that
+    /// finds the queue full is dropped; anything else waits for room.
     async fn submit(&self, channel: &str, work: Work) -> Result<Option<String>, ApiFailure> {
+        let droppable = matches!(work, Work::Edit { last: false, .. });
         let (tx, rx) = oneshot::channel();
-        let op = Op {
+        let mut op = Op {
             work,
             done: vec![tx],
         };
-        {
-            let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            let queue = channels.entry(channel.to_string()).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
+        loop {
+            let queue = self.queue(channel);
+            let closed = if droppable {
+                match queue.try_send(op) {
+                    Ok(()) => break,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::info!(
+                            channel,
+                            limit = Self::QUEUE,
+                            "progress edit dropped: the channel's queue is full"
+                        );
+                        return Ok(None);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(back)) => back,
+                }
+            } else {
+                match queue.send(op).await {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendError(back)) => back,
+                }
+            };
+            // The queue went idle and stopped meanwhile: the next one takes the op.
+            if self.shutdown.is_cancelled() {
+                return Err(ApiFailure::Transient("the bot is shutting down".into()));
+            }
+            op = closed;
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(ApiFailure::Transient("the bot is shutting down".into())))
+    }
+
+    /// `channel`'s queue, started if it has none.
+    fn queue(&self, channel: &str) -> mpsc::Sender<Op> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels
+            .entry(channel.to_string())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(Self::QUEUE);
                 let queue = ChannelQueue {
                     api: self.api.clone(),
                     store: self.store.clone(),
                     channel: channel.to_string(),
+                    channels: self.channels.clone(),
                     shutdown: self.shutdown.clone(),
                     pending: VecDeque::new(),
                     finished: Finished::default(),
@@ -152,13 +203,8 @@ impl Outbox {
                 };
                 tokio::spawn(queue.run(rx));
                 tx
-            });
-            if queue.send(op).is_err() {
-                return Err(ApiFailure::Transient("the bot is shutting down".into()));
-            }
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(ApiFailure::Transient("the bot is shutting down".into())))
+            })
+            .clone()
     }
 }
 
@@ -193,6 +239,8 @@ struct ChannelQueue {
     api: SlackApi,
     store: Arc<dyn Store>,
     channel: String,
+    /// The outbox's queues, to leave when idle.
+    channels: Channels,
     shutdown: CancellationToken,
     pending: VecDeque<Op>,
     finished: Finished,
@@ -200,7 +248,7 @@ struct ChannelQueue {
 }
 
 impl ChannelQueue {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         loop {
             if self.pending.is_empty() {
                 tokio::select! {
@@ -209,22 +257,30 @@ impl ChannelQueue {
                         Some(op) => self.enqueue(op),
                         None => return,
                     },
+                    _ = tokio::time::sleep(Outbox::IDLE) => {
+                        self.leave(&mut rx);
+                        continue;
+                    }
                 }
             }
-            while let Ok(op) = rx.try_recv() {
-                self.enqueue(op);
+            while self.has_room() {
+                match rx.try_recv() {
+                    Ok(op) => self.enqueue(op),
+                    Err(_) => break,
+                }
             }
             // An edit waits for the channel's edit gap; what arrives meanwhile is queued
-            // (and merged into it).
+            // (and merged into it) while there is room.
             if let Some(Work::Edit { .. }) = self.pending.front().map(|op| &op.work) {
                 if let Some(at) = self.last_edit.map(|t| t + Outbox::EDIT_GAP) {
                     let gap = tokio::time::sleep_until(at);
                     tokio::pin!(gap);
                     loop {
+                        let room = self.has_room();
                         tokio::select! {
                             _ = self.shutdown.cancelled() => return,
                             _ = &mut gap => break,
-                            Some(op) = rx.recv() => self.enqueue(op),
+                            Some(op) = rx.recv(), if room => self.enqueue(op),
                         }
                     }
                 }
@@ -251,6 +307,21 @@ impl ChannelQueue {
                 let _ = done.send(result.clone());
             }
         }
+    }
+
+    fn has_room(&self) -> bool {
+        self.pending.len() < Outbox::QUEUE
+    }
+
+    /// Takes this queue out of the outbox, so the next op starts a new one, and closes it:
+    /// ops already sent to it are still made, then its task ends.
+    fn leave(&mut self, rx: &mut mpsc::Receiver<Op>) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.channel);
+        rx.close();
+        tracing::debug!(channel = %self.channel, "channel queue idle; stopped");
     }
 
     /// Whether message `ts` has its final text, shown by this process or another.
@@ -292,11 +363,9 @@ impl ChannelQueue {
         let mut backoff = Backoff::new(Duration::from_millis(200), Outbox::MAX_BACKOFF);
         loop {
             let result = match work {
-                Work::Post { thread, text } => self
-                    .api
-                    .post(&self.channel, thread.as_deref(), text)
-                    .await
-                    .map(Some),
+                Work::Post { thread, text } => {
+                    self.api.post(&self.channel, thread.as_deref(), text).await
+                }
                 Work::Edit { ts, text, .. } => self
                     .api
                     .update(&self.channel, ts, text)

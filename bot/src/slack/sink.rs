@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use jobs::{JobId, Origin, Store};
 
 use super::api::UploadFile;
+use super::mrkdwn::Mrkdwn;
 use super::outbox::Outbox;
 use crate::async_manager::{DeliveryError, ReplySink};
 use crate::reply::{self, JobUpdate, Reply};
@@ -72,40 +73,44 @@ impl SlackSink {
     }
 }
 
-/// How a text goes out: as messages, or as a file when too long for a few.
+/// How a text goes out: as messages (escaped for Slack), or as a file when too long for a
+/// few (a file is shown as it is: it needs no escaping).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Layout {
-    Messages(Vec<String>),
+    Messages(Vec<Mrkdwn>),
     File(UploadFile),
 }
 
-/// Splits `text` at line ends into messages of at most [`MESSAGE_LIMIT`] characters, or
-/// makes it a file named `name` when it needs more than a few.
+/// Splits `text` at line ends into messages of at most [`MESSAGE_LIMIT`] characters once
+/// escaped (a cut never falls inside `&lt;`), or makes it a file named `name` when it
+/// needs more than a few.
 pub fn layout(text: &str, name: &str) -> Layout {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = String::new();
+    let mut parts: Vec<&str> = Vec::new();
+    // The part being filled: where it starts in `text`, its escaped width.
+    let (mut start, mut width) = (0, 0);
+    let mut at = 0;
     for line in text.split_inclusive('\n') {
         let mut line = line;
         while !line.is_empty() {
-            let room = MESSAGE_LIMIT - current.chars().count();
-            if line.chars().count() <= room {
-                current.push_str(line);
+            let (cut, line_width) = fit(line, MESSAGE_LIMIT - width);
+            if cut == line.len() {
+                width += line_width;
+                at += cut;
                 break;
             }
-            if !current.is_empty() {
-                parts.push(std::mem::take(&mut current));
+            if width > 0 {
+                parts.push(&text[start..at]);
+                (start, width) = (at, 0);
                 continue;
             }
-            let cut = line
-                .char_indices()
-                .nth(MESSAGE_LIMIT)
-                .map_or(line.len(), |(i, _)| i);
-            parts.push(line[..cut].to_string());
+            at += cut;
+            parts.push(&text[start..at]);
+            (start, width) = (at, 0);
             line = &line[cut..];
         }
     }
-    if !current.is_empty() || parts.is_empty() {
-        parts.push(current);
+    if at > start || parts.is_empty() {
+        parts.push(&text[start..at]);
     }
     if parts.len() > MAX_PARTS {
         return Layout::File(UploadFile {
@@ -118,9 +123,23 @@ pub fn layout(text: &str, name: &str) -> Layout {
     Layout::Messages(
         parts
             .into_iter()
-            .map(|p| p.trim_end().to_string())
+            .map(|p| Mrkdwn::escape(p.trim_end()))
             .collect(),
     )
+}
+
+/// The longest start of `line` whose escaped width is at most `room`: its length in
+/// bytes, and that width.
+fn fit(line: &str, room: usize) -> (usize, usize) {
+    let mut width = 0;
+    for (i, c) in line.char_indices() {
+        let w = Mrkdwn::escaped_width(c);
+        if width + w > room {
+            return (i, width);
+        }
+        width += w;
+    }
+    (line.len(), width)
 }
 
 #[async_trait]
@@ -189,7 +208,7 @@ impl ReplySink for SlackSink {
             return Ok(());
         }
         self.outbox
-            .edit(&channel, &ts, &reply::update(&update))
+            .edit(&channel, &ts, &Mrkdwn::escape(&reply::update(&update)))
             .await
             .map_err(DeliveryError::adapter)?;
         // The result may have been shown meanwhile, by this bot or another, and this edit
@@ -218,9 +237,12 @@ impl SlackSink {
     }
 }
 
-/// The first line of a text, for a status message whose result follows in the thread.
-fn head(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
+/// The first line of a text, for a status message whose result follows in the thread
+/// (cut to one message).
+fn head(text: &str) -> Mrkdwn {
+    let line = text.lines().next().unwrap_or_default();
+    let (cut, _) = fit(line, MESSAGE_LIMIT);
+    Mrkdwn::escape(&line[..cut])
 }
 
 #[cfg(test)]
@@ -229,7 +251,10 @@ mod tests {
 
     #[test]
     fn short_text_is_one_message() {
-        assert_eq!(layout("hi\n", "x.txt"), Layout::Messages(vec!["hi".into()]));
+        assert_eq!(
+            layout("hi\n", "x.txt"),
+            Layout::Messages(vec![Mrkdwn::escape("hi")])
+        );
     }
 
     #[test]
@@ -244,8 +269,11 @@ mod tests {
             "{}",
             parts.len()
         );
-        assert!(parts.iter().all(|p| p.chars().count() <= MESSAGE_LIMIT));
-        assert_eq!(parts.concat().len(), text.len() - parts.len());
+        assert!(parts
+            .iter()
+            .all(|p| p.as_str().chars().count() <= MESSAGE_LIMIT));
+        let joined: String = parts.iter().map(Mrkdwn::as_str).collect();
+        assert_eq!(joined.len(), text.len() - parts.len());
         let huge = line.repeat(400);
         match layout(&huge, "job.txt") {
             Layout::File(f) => {
@@ -262,6 +290,33 @@ mod tests {
             panic!("expected messages");
         };
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].len(), MESSAGE_LIMIT);
+        assert_eq!(parts[0].as_str().len(), MESSAGE_LIMIT);
+    }
+
+    #[test]
+    fn messages_are_escaped_and_measured_escaped_and_never_cut_inside_an_entity() {
+        let Layout::Messages(parts) = layout("<!channel> says <@U1>\n", "x") else {
+            panic!("expected messages");
+        };
+        assert_eq!(parts[0].as_str(), "&lt;!channel&gt; says &lt;@U1&gt;");
+        // 1,000 `<` are 4,000 characters once escaped: more than one message.
+        let Layout::Messages(parts) = layout(&"<".repeat(1_000), "x") else {
+            panic!("expected messages");
+        };
+        assert_eq!(parts.len(), 2);
+        for p in &parts {
+            assert!(p.as_str().chars().count() <= MESSAGE_LIMIT);
+            assert_eq!(p.as_str().replace("&lt;", ""), "", "whole entities only");
+        }
+        // A file is the text itself, unescaped.
+        let long = "<a>\n".repeat(5_000);
+        match layout(&long, "x.txt") {
+            Layout::File(f) => assert_eq!(f.bytes, long.as_bytes()),
+            other => panic!("expected a file, got {other:?}"),
+        }
+        assert_eq!(
+            head(&"<".repeat(5_000)).as_str().chars().count(),
+            MESSAGE_LIMIT
+        );
     }
 }

@@ -97,6 +97,24 @@ impl People {
         }
     }
 
+    /// Another integration's bot user `user` writes `@octobot text` in `channel`: an
+    /// `app_mention` with the `bot_id` and `bot_profile` Slack gives a bot's message.
+    pub fn bot_mentions(&self, channel: &str, user: &str, text: &str) -> Said {
+        let ts = self.ts();
+        let (payload, event_id) = self.callback(json!({
+            "type": "app_mention", "channel": channel, "user": user,
+            "bot_id": "B0OTHER",
+            "bot_profile": {"id": "B0OTHER", "app_id": "A0OTHER", "name": "other-bot",
+                            "team_id": "T0OCTOBOX", "deleted": false},
+            "text": format!("<@{}> {text}", super::BOT_USER), "ts": ts, "event_ts": ts
+        }));
+        Said {
+            payload,
+            ts,
+            event_id,
+        }
+    }
+
     /// `user` types `/octobot text` in `channel`.
     pub fn slash(&self, channel: &str, user: &str, text: &str) -> Value {
         let n = self.next();

@@ -3,12 +3,13 @@
 //!
 //! - `web_api`: `auth.test`, `apps.connections.open`, `chat.postMessage`, `chat.update`,
 //!   `files.getUploadURLExternal`, the upload URL, `files.completeUploadExternal`; any
-//!   method can be made to answer 429 with a `Retry-After` ([`SlackServer::throttle`]).
+//!   method can be made to answer 429 with a `Retry-After` ([`SlackServer::throttle`]),
+//!   or to do the call and answer 200 with a body cut short ([`SlackServer::garble`]).
 //! - `socket`: Socket Mode — `hello`, envelopes, acknowledgements, `disconnect`, dropped
 //!   connections. Like Slack, it sends an envelope not acknowledged on a connection that
 //!   closed again on another connection.
-//! - `events`: what people do (a DM, a mention, a slash command) as Slack's payloads, and
-//!   Events API request signing.
+//! - `events`: what people (and other bots) do (a DM, a mention, a slash command) as
+//!   Slack's payloads, and Events API request signing.
 //!
 //! It records everything it receives; tests read the record ([`SlackServer::messages`],
 //! [`SlackServer::calls`]) and wait on it.
@@ -74,6 +75,15 @@ impl SlackServer {
         &self.people
     }
 
+    /// A `[slack]` section for the Events API on `127.0.0.1:port`, signed with `secret`
+    /// (given as `${SIGNING}`: start the bot with `SIGNING` set to it).
+    pub fn events_config(&self, port: u16) -> String {
+        format!(
+            "[slack]\nbot_token = \"{BOT_TOKEN}\"\nmode = \"events\"\nlisten = \"127.0.0.1:{port}\"\nsigning_secret = \"${{SIGNING}}\"\napi_url = \"{}\"\n",
+            self.api_url()
+        )
+    }
+
     /// A `[slack]` section in Socket Mode pointed at this server.
     pub fn socket_config(&self, connections: u32) -> String {
         format!(
@@ -103,6 +113,12 @@ impl SlackServer {
     /// The next `times` calls of `method` are answered 429 with `Retry-After: secs`.
     pub fn throttle(&self, method: &str, times: u32, secs: u64) {
         self.state.throttle(method, times, secs);
+    }
+
+    /// The next `times` calls of `method` are made, then answered 200 with a JSON body
+    /// cut short, which no client can read.
+    pub fn garble(&self, method: &str, times: u32) {
+        self.state.garble(method, times);
     }
 
     /// Closes every Socket Mode connection at once, without a word (a network failure).

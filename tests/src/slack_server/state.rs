@@ -80,6 +80,8 @@ struct Inner {
     uploads: HashMap<String, (String, Option<Vec<u8>>)>,
     /// Method to (429s left, Retry-After seconds).
     throttles: HashMap<String, (u32, u64)>,
+    /// Method to how many more of its answers are a garbled body (after doing the call).
+    garbles: HashMap<String, u32>,
     envelopes: Vec<Envelope>,
     sockets: Vec<(u64, mpsc::UnboundedSender<Frame>)>,
     /// Pings in flight by payload, and the round trips of those answered.
@@ -137,6 +139,21 @@ impl State {
 
     pub fn throttle(&self, method: &str, times: u32, secs: u64) {
         self.with(|i| i.throttles.insert(method.to_string(), (times, secs)));
+    }
+
+    pub fn garble(&self, method: &str, times: u32) {
+        self.with(|i| i.garbles.insert(method.to_string(), times));
+    }
+
+    /// Whether this answer of `method` must be garbled (counting it down).
+    pub fn garbled(&self, method: &str) -> bool {
+        self.with(|i| match i.garbles.get_mut(method) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        })
     }
 
     pub fn post(&self, channel: &str, thread_ts: Option<String>, text: &str) -> String {
