@@ -297,7 +297,10 @@ impl Catalog {
             })
             .sum();
         let threshold = (literal_chars / 4).max(1);
-        let distance = word_distance(words, &alt.elems, &kind, memo);
+        // Past this, how far a message is only orders weak suggestions; the distance is
+        // cut there so that a long message stops being scored once it is that far.
+        let cap = threshold + MEMO_CAP;
+        let distance = word_distance(words, &alt.elems, &kind, memo, cap);
         if distance <= threshold {
             return Some(Closeness::Typo(distance));
         }
@@ -326,7 +329,7 @@ const MEMO_CAP: usize = 16;
 /// message of n words costs O(n) per alternative, never O(n²).
 #[derive(Default)]
 struct Memo {
-    entries: std::collections::HashMap<(usize, usize, usize), usize>,
+    entries: FxMap<(usize, usize, usize), usize>,
 }
 
 impl Memo {
@@ -342,12 +345,15 @@ impl Memo {
 /// Edit distance between message words and an alternative's elements: a literal costs its
 /// character distance, a slot costs 0 when the word fits it (1 otherwise), an extra word
 /// costs 2, a missing literal its length, a missing slot 1; a final `text` slot takes any
-/// number of words for free.
+/// number of words for free. Above `cap`, the answer is `cap + 1`: a row's smallest
+/// distance never falls from one word to the next, so scoring stops at the first row
+/// past `cap` and a long message costs only the words that could still be close.
 fn word_distance<'s, 'k>(
     words: &[String],
     elems: &'s [Elem],
     kind: &dyn Fn(&Elem) -> Option<&'k SlotKind>,
     memo: &mut Memo,
+    cap: usize,
 ) -> usize {
     const EXTRA_WORD: usize = 2;
     const STACK: usize = 32;
@@ -387,8 +393,11 @@ fn word_distance<'s, 'k>(
             cur[j] = d;
         }
         std::mem::swap(&mut prev, &mut cur);
+        if prev[..=m].iter().all(|&d| d > cap) {
+            return cap + 1;
+        }
     }
-    prev[m]
+    prev[m].min(cap + 1)
 }
 
 #[cfg(test)]
