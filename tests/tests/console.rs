@@ -364,3 +364,19 @@ fn on_a_terminal_there_is_a_prompt_line_editing_and_history() {
         "the job's result is shown:\n{screen}"
     );
 }
+
+#[test]
+fn a_configured_command_without_allow_or_default_is_refused_at_check() {
+    let text =
+        "[[command]]\npattern = \"deploy {text:name}\"\nhelp = \"Deploy\"\nnative = \"echo\"\n";
+    let out = Console::new().config(text).check_config();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("command[1].allow: is missing, and [acl] states no default"),
+        "{out:?}"
+    );
+    let stated = format!("[acl]\ndefault = \"deny\"\n\n{text}");
+    let out = Console::new().config(&stated).check_config();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

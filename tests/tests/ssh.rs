@@ -613,3 +613,107 @@ fn eventually<T>(check: impl Fn() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The front doors' access rules as people meet them over SSH: no default access, other
+/// people's jobs, built-ins declared under other patterns, quotas.
+const DECLARED: &str = r#"
+[acl.groups]
+admins = ["ssh:root"]
+auditors = ["ssh:carol"]
+
+[quota]
+running_per_person = 2
+requests_per_minute = 1000
+
+[[command]]
+pattern = "say {text:text}"
+help = "Repeat"
+native = "echo"
+allow = ["everyone"]
+
+[[command]]
+pattern = "nap {for:duration}"
+help = "Sleep"
+native = "sleep"
+allow = ["everyone"]
+
+[[command]]
+pattern = "stop schedule {name:name}"
+help = "Pause a schedule under another name"
+builtin = "pause_schedule"
+"#;
+
+fn job_id(run: &octobox_tests::ssh::SshRun) -> String {
+    let queued = Regex::new(&format!("queued as job ({UUID})")).unwrap();
+    queued
+        .captures(&run.stderr)
+        .unwrap_or_else(|| panic!("no job id in {run:?}"))[1]
+        .to_string()
+}
+
+#[test]
+fn another_persons_job_shows_its_arguments_and_output_only_to_auditors() {
+    let bot = SshBotSetup::new(&["alice", "bob", "carol"])
+        .config(DECLARED)
+        .start();
+    let run = bot.exec("alice", "say deploy-token=ghp_abc123");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let id = job_id(&run);
+    let own = bot.exec("alice", &format!("job {id}"));
+    assert!(own.stdout.contains("ghp_abc123"), "{own:?}");
+    let bob = bot.exec("bob", &format!("job {id}"));
+    assert_eq!(bob.code, Some(0), "{bob:?}");
+    assert!(
+        !bob.stdout.contains("ghp_abc123"),
+        "bob read alice's job: {bob:?}"
+    );
+    assert!(bob.stdout.contains("hidden"), "{bob:?}");
+    assert!(bob.stdout.contains("asked by  ssh:alice"), "{bob:?}");
+    let carol = bot.exec("carol", &format!("job {id}"));
+    assert!(
+        carol.stdout.contains("ghp_abc123"),
+        "an auditor sees it: {carol:?}"
+    );
+}
+
+#[test]
+fn an_admin_built_in_under_another_pattern_still_needs_the_admins_group() {
+    let bot = SshBotSetup::new(&["alice", "root"])
+        .config(DECLARED)
+        .start();
+    let run = bot.exec("alice", "stop schedule nightly");
+    assert_eq!(run.code, Some(3), "a non-admin paused a schedule: {run:?}");
+    assert!(
+        run.stderr.contains("for members of group admins"),
+        "{run:?}"
+    );
+    let run = bot.exec("root", "stop schedule nightly");
+    assert_ne!(run.code, Some(3), "an admin is let through: {run:?}");
+}
+
+#[test]
+fn a_person_past_their_running_jobs_is_told_when_to_try_again_and_others_are_not() {
+    let bot = SshBotSetup::new(&["alice", "bob"]).config(DECLARED).start();
+    let lines: Vec<String> = ["nap 20s", "nap 20s", "nap 20s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // Piped: the session waits for its jobs, so all three are asked while two run.
+    let alice = std::thread::scope(|s| {
+        let alice = s.spawn(|| bot.piped("alice", &lines));
+        std::thread::sleep(Duration::from_secs(3));
+        let bob = bot.exec("bob", "say still here");
+        assert_eq!(
+            bob.code,
+            Some(0),
+            "another person is not held back: {bob:?}"
+        );
+        alice.join().unwrap()
+    });
+    let all = format!("{}{}", alice.stdout, alice.stderr);
+    assert_eq!(all.matches("queued as job").count(), 2, "{alice:?}");
+    assert!(
+        all.contains("you have 2 jobs queued or running, the most allowed at once; try again when one finishes"),
+        "{alice:?}"
+    );
+}
