@@ -617,6 +617,35 @@ mod tests {
     use chrono::Utc;
     use jobs::{Job, JobResult, Origin, Task};
 
+    #[test]
+    fn job_details_escape_control_characters_that_would_drive_a_terminal() {
+        let mut r = record(
+            JobStatus::Succeeded,
+            Output::text("line one\n\u{1b}]0;pwned\u{7}\u{1b}[2Jcleared"),
+            None,
+        );
+        r.job.args.insert(
+            "text".into(),
+            lexicon::Value::Text("hi\u{1b}[31m\rforged".into()),
+        );
+        let shown = job_details(&r, true);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("\\u{1b}]0;pwned"), "{shown}");
+        assert!(
+            shown.contains("line one\n"),
+            "line breaks of the output stay: {shown}"
+        );
+        let hidden = job_details(&r, false);
+        assert!(
+            !hidden.contains("pwned") && !hidden.contains("forged"),
+            "{hidden}"
+        );
+        assert!(hidden.contains("hidden"), "{hidden}");
+    }
+
     fn record(status: JobStatus, output: Output, error: Option<&str>) -> JobRecord {
         let job = Job::new(
             "echo",
