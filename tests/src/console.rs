@@ -46,7 +46,7 @@ impl Console {
     /// Uses `toml` as the configuration file (written to a temporary `octobox.toml`).
     pub fn config(mut self, toml: &str) -> Self {
         let path = self.dir.path().join("octobox.toml");
-        std::fs::write(&path, toml).expect("config written");
+        std::fs::write(&path, crate::without_quota(toml)).expect("config written");
         self.config = Some(path);
         self
     }
@@ -57,7 +57,7 @@ impl Console {
             .config
             .as_ref()
             .expect("a console started with a configuration");
-        std::fs::write(path, toml).expect("config written");
+        std::fs::write(path, crate::without_quota(toml)).expect("config written");
     }
 
     /// The login name the console reports: the identity becomes `console:<user>`.

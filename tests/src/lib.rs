@@ -37,3 +37,17 @@ pub mod shipping;
 pub mod slack_bot;
 pub mod slack_server;
 pub mod ssh;
+
+/// A `[quota]` that no test or load run reaches, for configurations whose subject is
+/// something else (the quotas' own tests set theirs).
+pub const NO_QUOTA: &str = "\n[quota]\nrunning_per_person = 10000\nrequests_per_minute = 100000\n";
+
+/// `toml` with [`NO_QUOTA`] added at its end (so its line numbers stay), unless it sets a
+/// `[quota]` of its own.
+pub fn without_quota(toml: &str) -> String {
+    if toml.contains("[quota]") {
+        toml.to_string()
+    } else {
+        format!("{toml}\n{NO_QUOTA}")
+    }
+}

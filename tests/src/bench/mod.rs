@@ -401,9 +401,11 @@ url = "{redis}"
 
 [worker]
 concurrency = {concurrency}
-"#,
+{quota}"#,
         mq = mq.url(),
         redis = redis.url(),
+        // The load is one person's: measured is the bot, not its quotas.
+        quota = crate::NO_QUOTA,
     );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

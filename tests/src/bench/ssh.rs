@@ -182,7 +182,7 @@ fn sessions(bot: &SshBot, options: &SshOptions) -> Result<Duration> {
 
 /// The same commands through one console pipe, timed after a first answer.
 fn console(options: &SshOptions) -> Result<Duration> {
-    let console = Console::new();
+    let console = Console::new().config(crate::NO_QUOTA);
     let mut session = console.start();
     session.send("ping");
     session.expect("a first pong", |l| l == "pong");

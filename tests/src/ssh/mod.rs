@@ -135,7 +135,7 @@ impl SshBot {
         let port = free_port();
         let config = format!(
             "{}\n\n[ssh]\nlisten = \"127.0.0.1:{port}\"\nhost_key = \"host_key\"\nauthorized_keys = \"authorized_keys\"\n{}\n",
-            setup.config,
+            crate::without_quota(&setup.config),
             setup.ssh_options.join("\n")
         );
         let config_path = dir.path().join("octobox.toml");
