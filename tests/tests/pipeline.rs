@@ -29,8 +29,10 @@ fn worker_killed_with_200_jobs_in_flight_loses_nothing() {
     });
     let mut doomed = p.worker("worker-a");
     let mut console = p.console.start();
+    // Long enough that all 200 have started before the first could end, even on a
+    // loaded machine (each message costs its quota checks in Redis too).
     for _ in 0..200 {
-        console.send("sleep 3s");
+        console.send("sleep 10s");
     }
     let ids = queued_ids(&console.expect_count("queued", 200, |l| l.starts_with("queued as job ")));
     wait_until("worker-a to start all 200 jobs", LONG, || {
