@@ -266,7 +266,7 @@ fn an_image_that_asks_for_root_in_any_spelling_runs_as_nobody() {
     for (name, user) in spellings {
         config.push_str(&format!(
             "[[command]]\npattern = \"identity {name}\"\nhelp = \"Who the image runs as\"\n\
-             container = {{ image = \"{}\", argv = [\"identity\"] }}\n\n",
+             container = {{ image = \"{}\", argv = [\"identity\"] }}\nallow = [\"everyone\"]\n\n",
             probe_image_as(user)
         ));
     }
@@ -503,7 +503,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
     console.replace_config(&greet);
     bot.send("reload");
     bot.expect("reloaded", |l| {
-        l.starts_with("reloaded ") && l.ends_with("(15 configured) answer from now on")
+        l.starts_with("reloaded ") && l.ends_with("(16 configured) answer from now on")
     });
     bot.send("greet the team");
     bot.expect("the new command's result", |l| {
@@ -522,7 +522,7 @@ fn reload_adds_a_command_that_then_runs_and_a_bad_file_changes_nothing() {
         l == "reload refused, the running commands stay as they were; 1 configuration error:"
     });
     bot.expect("the bad size", |l| {
-        l.contains("command[16].container.memory: \"huge\" is not a size")
+        l.contains("command[17].container.memory: \"huge\" is not a size")
     });
     bot.send("greet again");
     bot.expect("the old catalog still answers", |l| l == "[again]");
@@ -537,7 +537,7 @@ fn sighup_reloads_and_only_admins_may_reload() {
     let mut bot = console.start();
     bot.send("reload");
     bot.expect("refused", |l| {
-        l == "only members of group admins may run \"reload\"; ask one of them"
+        l == "console:tester may not run \"reload\": it is for members of group admins; ask to be added to it"
     });
     console.replace_config(&format!(
         "{}\n[[command]]\npattern = \"wave\"\nhelp = \"Wave\"\n\
