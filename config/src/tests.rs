@@ -501,3 +501,29 @@ fn the_longest_message_is_bounded_and_has_a_default() {
         "{all}"
     );
 }
+
+#[test]
+fn quotas_have_defaults_and_every_count_is_bounded() {
+    assert_eq!(parse("").unwrap().quota, QuotaConfig::default());
+    let all =
+        errors("[quota]\nrunning_per_person = 0\nrequests_per_minute = 99999999999\n").join("\n");
+    assert!(
+        all.contains("quota.running_per_person: 0 is not a whole number from 1 to 10000"),
+        "{all}"
+    );
+    assert!(
+        all.contains("quota.requests_per_minute: 99999999999 is not a whole number"),
+        "{all}"
+    );
+    let cmd =
+        "[[command]]\npattern = \"x\"\nhelp = \"X\"\nnative = \"echo\"\nallow = [\"everyone\"]\n";
+    let all = errors(&format!("{cmd}max_running = -1\nmax_per_minute = 0\n")).join("\n");
+    assert!(
+        all.contains("command[1].max_running: -1 is not a whole number from 1 to 100000"),
+        "{all}"
+    );
+    assert!(all.contains("command[1].max_per_minute: 0 is not"), "{all}");
+    let ok = parse(&format!("{cmd}max_running = 2\nmax_per_minute = 10\n")).unwrap();
+    assert_eq!(ok.commands[0].max_running, Some(2));
+    assert_eq!(ok.commands[0].max_per_minute, Some(10));
+}

@@ -18,6 +18,8 @@
 //! - [`pipeline`]: `Pipeline` — private Redis and RabbitMQ plus a configuration for them.
 //! - [`slack_server`]: `SlackServer` — a local Slack (Web API and Socket Mode) that
 //!   records what the bot sends.
+//! - [`NO_QUOTA`], [`without_quota`]: the `[quota]` of configurations whose subject is
+//!   something else.
 //! - [`slack_bot`]: `SlackBot` — `octobox-bot` serving Slack, to kill and restart.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.

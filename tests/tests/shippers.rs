@@ -26,13 +26,19 @@ fn t0() -> DateTime<Utc> {
 
 /// A shipper of 1-hour windows from `t0()`, reading its token from the environment.
 fn shipper(source: &str, sink: &str) -> ShipperConfig {
+    shipper_with(source, sink, "Authorization = \"Bearer ${HALO_TOKEN}\"")
+}
+
+/// As [`shipper`], with the source's `headers` as given (their values may name
+/// `${HALO_TOKEN}`).
+fn shipper_with(source: &str, sink: &str, headers: &str) -> ShipperConfig {
     let text = format!(
         r#"
 [[shipper]]
 name = "events"
 window = "1h"
 first_window = "2026-11-01T00:00:00Z"
-source = {{ url = "{source}", page_size = 7, headers = {{ Authorization = "Bearer ${{HALO_TOKEN}}" }} }}
+source = {{ url = "{source}", page_size = 7, headers = {{ {headers} }} }}
 sink = {sink}
 "#
     );
@@ -326,24 +332,10 @@ async fn a_stopping_bot_waits_for_its_shipper_run_to_store_its_result() {
     assert_each_once(&shipped, 90);
 }
 
-/// A shipper from `source` into files, sending the API key a source wants.
+/// A shipper from `source` into files in `dir`, sending the API key a source wants.
 fn keyed_shipper(source: &str, dir: &std::path::Path) -> ShipperConfig {
-    let text = format!(
-        r#"
-[[shipper]]
-name = "events"
-window = "1h"
-first_window = "2026-11-01T00:00:00Z"
-source = {{ url = "{source}", headers = {{ X-Api-Key = "${{HALO_KEY}}" }} }}
-sink = {{ kind = "files", dir = "{}" }}
-"#,
-        dir.display()
-    );
-    let config = Config::parse("test.toml", &text, |n| {
-        (n == "HALO_KEY").then(|| TOKEN.into())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    config.shippers[0].clone()
+    let sink = format!("{{ kind = \"files\", dir = \"{}\" }}", dir.display());
+    shipper_with(source, &sink, "X-Api-Key = \"${HALO_TOKEN}\"")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,8 @@
 //! Private instances of the real services, one per test: `redis-server` and a RabbitMQ
-//! node on free ports, with directories of their own, stopped when dropped. Never the
-//! machine's shared instances, so tests run in parallel and leave nothing behind.
+//! node on free ports (each also with TLS and a private CA, `TestPki`), and the machine's
+//! Docker engine behind a TLS front (`DockerTlsFront`); directories of their own, stopped
+//! when dropped. Never the machine's shared instances, so tests run in parallel and leave
+//! nothing behind.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
