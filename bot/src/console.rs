@@ -49,12 +49,17 @@ impl ReplySink for ConsoleSink {
     }
 }
 
-/// The login name of the person at the console.
-fn login() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
+/// The login name of the person at the console: the account of the process's user id.
+///
+/// Never `$USER` or `$LOGNAME`: anyone can set those (`USER=alice octobox-bot --console`),
+/// and the identity `console:<name>` is what `[acl]` trusts. A user id with no account
+/// (a container started with `--user 1234`) is `uid1234`.
+pub fn login() -> String {
+    let uid = nix::unistd::Uid::current();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) if !user.name.is_empty() => user.name,
+        _ => format!("uid{uid}"),
+    }
 }
 
 /// Runs the console until end of input (and, on a pipe, until outstanding jobs finish).

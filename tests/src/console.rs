@@ -11,12 +11,17 @@ use tempfile::TempDir;
 /// How long any single expectation may wait before the test fails (never hangs).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A console to start: its configuration, its user, its environment.
+/// A console to start: its configuration and its environment. Its person is whoever runs
+/// the tests: the console's identity is the account of its user id, [`me`].
 pub struct Console {
     dir: TempDir,
     config: Option<PathBuf>,
-    user: String,
     env: Vec<(String, String)>,
+}
+
+/// The identity every console started by the tests has: `console:<account>`.
+pub fn me() -> String {
+    format!("console:{}", bot::console::login())
 }
 
 /// What a finished console run printed.
@@ -38,7 +43,6 @@ impl Console {
         Console {
             dir: tempfile::tempdir().expect("a temporary directory"),
             config: None,
-            user: "tester".to_string(),
             env: Vec::new(),
         }
     }
@@ -60,12 +64,6 @@ impl Console {
         std::fs::write(path, crate::without_quota(toml)).expect("config written");
     }
 
-    /// The login name the console reports: the identity becomes `console:<user>`.
-    pub fn user(mut self, user: &str) -> Self {
-        self.user = user.to_string();
-        self
-    }
-
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
         self
@@ -79,12 +77,10 @@ impl Console {
             .unwrap_or_default()
     }
 
-    /// `octobox-bot` with `args`, this console's user and environment, piped.
+    /// `octobox-bot` with `args` and this console's environment, piped.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(crate::binary::path("octobox-bot"));
         cmd.args(args)
-            .env("USER", &self.user)
-            .env("LOGNAME", &self.user)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,7 +1,7 @@
 //! The embedded bot at its console, as a new user meets it: the real `octobox-bot`
 //! binary, commands on standard input, answers on standard output.
 
-use octobox_tests::console::Console;
+use octobox_tests::console::{me, Console};
 use regex::Regex;
 
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
@@ -37,6 +37,11 @@ native = "sleep"
 timeout = "300ms"
 "#;
 
+/// [`OPS`] with `member` the one member of `oncall`.
+fn ops(member: &str) -> String {
+    OPS.replace("console:alice", member)
+}
+
 #[test]
 fn sync_commands_answer_at_once() {
     let out = Console::new().run(&["ping", "version", "whoami"]);
@@ -44,7 +49,7 @@ fn sync_commands_answer_at_once() {
     let lines: Vec<_> = out.stdout.lines().collect();
     assert_eq!(lines[0], "pong");
     assert_eq!(lines[1], format!("octobox {}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(lines[2], "you are console:tester, in no group");
+    assert_eq!(lines[2], format!("you are {}, in no group", me()));
 }
 
 #[test]
@@ -125,8 +130,7 @@ fn a_bad_value_is_named_with_the_usage() {
 #[test]
 fn literals_ignore_case_and_values_keep_theirs() {
     let out = Console::new()
-        .config(OPS)
-        .user("alice")
+        .config(&ops(&me()))
         .run(&["DEPLOY  Web-Frontend?"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -140,24 +144,44 @@ fn literals_ignore_case_and_values_keep_theirs() {
 fn a_refused_user_is_told_which_group_allows() {
     let out = Console::new()
         .config(OPS)
-        .user("mallory")
         .run(&["deploy web"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         out.stdout.trim(),
-        "console:mallory may not run \"deploy\": members of group oncall may; ask to be added to it"
+        format!(
+            "{} may not run \"deploy\": members of group oncall may; ask to be added to it",
+            me()
+        )
     );
     let out = Console::new()
-        .config(OPS)
-        .user("alice")
+        .config(&ops(&me()))
         .run(&["deploy web", "whoami"]);
     assert!(out.stdout.contains("queued as job"), "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("you are console:alice, in groups: oncall"),
+            .contains(&format!("you are {}, in groups: oncall", me())),
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn the_console_is_the_account_it_runs_as_whatever_user_the_environment_names() {
+    // Anyone can set $USER; only the account of the process's user id is trusted.
+    assert_ne!(me(), "console:alice", "run the tests as someone other than alice");
+    let out = Console::new()
+        .config(OPS)
+        .env("LOGNAME", "alice")
+        .run(&["whoami", "deploy web"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<_> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("you are {}, in no group", me()), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with(&format!("{} may not run \"deploy\"", me())),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("queued as job"), "{}", out.stdout);
 }
 
 #[test]
@@ -221,7 +245,7 @@ fn jobs_and_job_show_the_history() {
     session.send("jobs");
     let row = session.expect("listing the job", |l| l.starts_with(&id));
     assert!(
-        row.contains("echo") && row.contains("succeeded") && row.contains("console:tester"),
+        row.contains("echo") && row.contains("succeeded") && row.contains(&me()),
         "{row}"
     );
 
@@ -319,7 +343,6 @@ fn on_a_terminal_there_is_a_prompt_line_editing_and_history() {
             &format!("{} --console", bot.display()),
             "/dev/null",
         ])
-        .env("USER", "alice")
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -379,4 +402,32 @@ fn a_configured_command_without_allow_or_default_is_refused_at_check() {
     let stated = format!("[acl]\ndefault = \"deny\"\n\n{text}");
     let out = Console::new().config(&stated).check_config();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn more_piped_jobs_than_the_store_keeps_each_get_their_reply() {
+    // More outstanding jobs than the embedded store keeps records of once replied.
+    const JOBS: usize = 12_000;
+    // Quotas raised (the harness's configuration), so that every line is a job.
+    let console = Console::new().config("");
+    let mut bot = console.start();
+    for i in 0..JOBS {
+        bot.send(&format!("echo n{i}"));
+    }
+    let out = bot.finish_within(std::time::Duration::from_secs(300));
+    assert!(out.status.success(), "{}", out.stderr);
+    let result = Regex::new(&format!(r"(?m)^job {UUID} \(echo\) succeeded in [^:]+:\nn(\d+)$"))
+        .unwrap();
+    let mut seen = vec![false; JOBS];
+    for found in result.captures_iter(&out.stdout) {
+        seen[found[1].parse::<usize>().unwrap()] = true;
+    }
+    let lost: Vec<usize> = (0..JOBS).filter(|&i| !seen[i]).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {JOBS} replies never came, e.g. n{:?}; stderr:\n{}",
+        lost.len(),
+        &lost[..lost.len().min(5)],
+        out.stderr
+    );
 }

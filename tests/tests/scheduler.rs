@@ -191,7 +191,8 @@ async fn a_reload_reaches_the_embedded_scheduler_and_the_router_at_once() {
 fn pipeline(schedules: &str) -> Pipeline {
     Pipeline::start(Options {
         extra: format!(
-            "[acl.groups]\nadmins = [\"console:tester\"]\n\n[scheduler]\nlease = \"1s\"\n\n{schedules}"
+            "[acl.groups]\nadmins = [\"{}\"]\n\n[scheduler]\nlease = \"1s\"\n\n{schedules}",
+            octobox_tests::console::me()
         ),
         ..Options::default()
     })

@@ -1002,8 +1002,9 @@ async fn the_events_api_ignores_a_mention_by_another_bot() {
 
 /// A flood of progress: the bot's Slack reply path, in process (store, async manager,
 /// sink, outbox, the real client), from stored events to the local Slack server. While
-/// Slack makes edits wait, hundreds of progress events per job arrive; some edits are
-/// dropped to keep the channel's queue bounded, never a result.
+/// Slack makes edits wait, hundreds of progress events per job arrive; edits are dropped
+/// to keep the channel's queue bounded (a queue of 4 here, so six jobs overfill it), and
+/// never a result.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_progress_never_loses_a_result() {
     use std::sync::Arc;
@@ -1022,7 +1023,7 @@ async fn a_flood_of_progress_never_loses_a_result() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let stop = CancellationToken::new();
     let api = SlackApi::new(&slack.api_url(), octobox_tests::slack_server::BOT_TOKEN).unwrap();
-    let outbox = Arc::new(Outbox::new(api, store.clone(), stop.clone()));
+    let outbox = Arc::new(Outbox::with_queue_limit(api, store.clone(), stop.clone(), 4));
     let sinks = Sinks::default();
     sinks.register(
         "slack",
@@ -1123,6 +1124,8 @@ async fn a_flood_of_progress_never_loses_a_result() {
         .filter(|c| c.method == "chat.update")
         .count();
     assert!(edits < 1_200, "{edits} edits for 1,200 progress events");
+    let dropped = outbox.dropped_edits();
+    assert!(dropped > 0, "the queue of 4 never overflowed: {edits} edits");
     assert_eq!(live_markup_posted(&slack), Vec::<String>::new());
     stop.cancel();
     running.await.unwrap();

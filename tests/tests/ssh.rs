@@ -185,6 +185,55 @@ fn an_unsupported_authorized_keys_option_stops_the_bot_with_its_line() {
 }
 
 #[test]
+fn a_key_listed_without_identity_cannot_name_itself_admin_with_its_comment() {
+    // Mallory made her key with the comment "admin" and it was pasted into the file as is.
+    let bot = SshBotSetup::new(&["alice"])
+        .config(&GUARDED.replace("ssh:alice", "ssh:admin"))
+        .start();
+    let key = SshKey::generate_with_comment(bot.dir(), "mallory", "admin");
+    let keys = bot.dir().join("authorized_keys");
+    let listed = std::fs::read_to_string(&keys).unwrap();
+    std::fs::write(&keys, format!("{listed}{}\n", key.public)).unwrap();
+    // The bot refuses the file, at check and at start, naming the line; it never runs
+    // with the key read as ssh:admin.
+    let config = bot.dir().join("octobox.toml");
+    for mode in ["--check-config", "--config"] {
+        let mut child = std::process::Command::new(octobox_tests::binary::path("octobox-bot"))
+            .arg(mode)
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + octobox_tests::console::PATIENCE;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{mode}: the bot started with a key that has no identity");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!status.success(), "{mode}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}:2: the key has no identity", keys.display())),
+            "{mode}: {stderr}"
+        );
+    }
+    // The running bot (started before the key was added) never learnt it either.
+    let mut cmd = bot.ssh_with_key(&bot.key("mallory"));
+    cmd.args(["admin@127.0.0.1", "deploy web"]);
+    let run = finish(cmd);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(!run.stdout.contains("web"), "nothing deployed: {run:?}");
+}
+
+#[test]
 fn an_interactive_session_has_a_prompt_completion_history_and_async_results() {
     let bot = SshBotSetup::new(&["alice"]).start();
     let mut term = bot.terminal("alice");

@@ -15,6 +15,7 @@
 //! one job may be shown by different bot processes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +59,10 @@ pub struct Outbox {
     store: Arc<dyn Store>,
     channels: Channels,
     shutdown: CancellationToken,
+    /// How many calls one channel's queue holds ([`Outbox::QUEUE`] unless chosen).
+    queue_limit: usize,
+    /// Progress edits dropped because their channel's queue was full.
+    dropped_edits: AtomicU64,
 }
 
 impl Outbox {
@@ -75,12 +80,30 @@ impl Outbox {
     const IDLE: Duration = Duration::from_secs(300);
 
     pub fn new(api: SlackApi, store: Arc<dyn Store>, shutdown: CancellationToken) -> Self {
+        Self::with_queue_limit(api, store, shutdown, Self::QUEUE)
+    }
+
+    /// An outbox whose channel queues hold `limit` calls (at least 1) instead of
+    /// [`Outbox::QUEUE`].
+    pub fn with_queue_limit(
+        api: SlackApi,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+        limit: usize,
+    ) -> Self {
         Outbox {
             api,
             store,
             channels: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
+            queue_limit: limit.max(1),
+            dropped_edits: AtomicU64::new(0),
         }
+    }
+
+    /// How many progress edits were dropped so far because a channel's queue was full.
+    pub fn dropped_edits(&self) -> u64 {
+        self.dropped_edits.load(Ordering::Relaxed)
     }
 
     /// Posts a message; returns its ts, or `None` when Slack took the message but its
@@ -159,9 +182,10 @@ impl Outbox {
                 match queue.try_send(op) {
                     Ok(()) => break,
                     Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.dropped_edits.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
                             channel,
-                            limit = Self::QUEUE,
+                            limit = self.queue_limit,
                             "progress edit dropped: the channel's queue is full"
                         );
                         return Ok(None);
@@ -190,8 +214,9 @@ impl Outbox {
         channels
             .entry(channel.to_string())
             .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(Self::QUEUE);
+                let (tx, rx) = mpsc::channel(self.queue_limit);
                 let queue = ChannelQueue {
+                    limit: self.queue_limit,
                     api: self.api.clone(),
                     store: self.store.clone(),
                     channel: channel.to_string(),
@@ -236,6 +261,8 @@ impl Finished {
 
 /// One channel's queue and the task that empties it.
 struct ChannelQueue {
+    /// How many ops `pending` holds.
+    limit: usize,
     api: SlackApi,
     store: Arc<dyn Store>,
     channel: String,
@@ -310,7 +337,7 @@ impl ChannelQueue {
     }
 
     fn has_room(&self) -> bool {
-        self.pending.len() < Outbox::QUEUE
+        self.pending.len() < self.limit
     }
 
     /// Takes this queue out of the outbox, so the next op starts a new one, and closes it:

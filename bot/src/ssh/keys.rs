@@ -2,7 +2,8 @@
 //! server's own host key.
 //!
 //! The authorized_keys file is OpenSSH's format. Each key's identity is `ssh:<name>`, the
-//! name coming from an explicit `identity="<name>"` option or else from the key's comment.
+//! name coming from the `identity="<name>"` option the file's owner writes before it. The
+//! key's comment never names anyone: whoever made the key chose it (`ssh-keygen -C admin`).
 //! Options this server cannot honour are refused at load: a `from=` or `command=`
 //! silently ignored would let in someone the file meant to keep out.
 
@@ -139,27 +140,24 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, (String, String)> {
     let (Some(kind), Some(data)) = (words.next(), words.next()) else {
         return Err((
             String::new(),
-            "expected a key: [options] <type> <base64> [name]".to_string(),
+            "expected a key: [options] <type> <base64> [comment]".to_string(),
         ));
     };
-    let comment = words.next();
     let key = PublicKey::from_openssh(&format!("{kind} {data}"))
         .map_err(|e| (String::new(), format!("not a valid {kind} public key: {e}")))?;
-    let name = match identity.as_deref().or(comment) {
-        Some(n) if is_name(n) => n.to_string(),
+    let name = match identity {
+        Some(n) if is_name(&n) => n,
         Some(n) => {
             return Err((
-                String::new(),
-                format!(
-                    "\"{n}\" cannot name a user: use letters, digits and - _ . @ \
-                     (set identity=\"<name>\" to choose another)"
-                ),
+                "identity".to_string(),
+                format!("\"{n}\" cannot name a user: use letters, digits and - _ . @"),
             ))
         }
         None => {
             return Err((
                 String::new(),
-                "the key has no name: add a comment after it, or identity=\"<name>\" before it"
+                "the key has no identity: write identity=\"<name>\" before it (its comment \
+                 was chosen by whoever made the key, so it names no one)"
                     .to_string(),
             ))
         }
@@ -256,11 +254,13 @@ mod tests {
     const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIMM6G6wUHHr5YwGK2B7sghPE1M+6xuMp+BE52pxkYt72";
 
     #[test]
-    fn names_come_from_the_option_or_the_comment() {
-        let keys =
-            AuthorizedKeys::parse("keys", &format!("# ops\n\nssh-ed25519 {ED} alice@laptop\n"))
-                .unwrap();
-        assert_eq!(keys.0[0].name, "alice@laptop");
+    fn names_come_from_the_identity_option_never_the_comment() {
+        let keys = AuthorizedKeys::parse(
+            "keys",
+            &format!("# ops\n\nidentity=\"alice\" ssh-ed25519 {ED} admin\n"),
+        )
+        .unwrap();
+        assert_eq!(keys.0[0].name, "alice");
         assert!(!keys.0[0].no_pty);
         let keys = AuthorizedKeys::parse(
             "keys",
@@ -275,7 +275,9 @@ mod tests {
     fn options_that_cannot_be_honoured_are_refused_with_their_line() {
         let e = AuthorizedKeys::parse(
             "/etc/keys",
-            &format!("ssh-ed25519 {ED} a\nfrom=\"10.0.0.0/8\",no-pty ssh-ed25519 {ED} b\n"),
+            &format!(
+                "identity=\"a\" ssh-ed25519 {ED}\nfrom=\"10.0.0.0/8\",no-pty ssh-ed25519 {ED} b\n"
+            ),
         )
         .unwrap_err()
         .to_string();
@@ -299,11 +301,18 @@ mod tests {
     }
 
     #[test]
-    fn a_key_without_a_name_or_garbage_is_an_error() {
-        let e = AuthorizedKeys::parse("k", &format!("ssh-ed25519 {ED}\nssh-ed25519 AAAA x\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("k:1: the key has no name"), "{e}");
+    fn a_key_without_an_identity_or_garbage_is_an_error() {
+        let e = AuthorizedKeys::parse(
+            "k",
+            &format!(
+                "ssh-ed25519 {ED} admin\nidentity=\"x\" ssh-ed25519 AAAA x\n\
+                 identity=\"a b\" ssh-ed25519 {ED}\n"
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("k:1: the key has no identity"), "{e}");
         assert!(e.contains("k:2: not a valid ssh-ed25519 public key"), "{e}");
+        assert!(e.contains("k:3: identity: \"a b\" cannot name a user"), "{e}");
     }
 }

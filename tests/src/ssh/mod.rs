@@ -69,7 +69,7 @@ pub struct SshBotSetup {
     pub config: String,
     /// Extra `key = value` lines for `[ssh]` (limits).
     pub ssh_options: Vec<String>,
-    /// The users with a key in authorized_keys (each key's comment is its name).
+    /// The users with a key in authorized_keys (each listed as `identity="<user>"`).
     pub users: Vec<String>,
     /// More keys: (key file name, the comment `ssh-keygen` writes, the options before the
     /// key in authorized_keys).
@@ -124,8 +124,7 @@ impl SshBot {
         let mut authorized = String::new();
         for user in &setup.users {
             let key = SshKey::generate(dir.path(), user);
-            authorized.push_str(&key.public);
-            authorized.push('\n');
+            authorized.push_str(&format!("identity=\"{user}\" {}\n", key.public));
         }
         for (file, comment, options) in &setup.keys {
             let key = SshKey::generate_with_comment(dir.path(), file, comment);
