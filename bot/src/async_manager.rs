@@ -122,6 +122,8 @@ pub struct AsyncManager {
     sinks: Sinks,
     group: String,
     consumer: String,
+    /// How long the audit trail keeps the outcome entries this manager writes.
+    audit_keep: Duration,
 }
 
 impl AsyncManager {
@@ -136,7 +138,14 @@ impl AsyncManager {
             sinks,
             group: group.into(),
             consumer: consumer.into(),
+            audit_keep: config::AuditConfig::default().keep,
         }
+    }
+
+    /// Keeps the outcome entries it writes to the audit trail for `keep` (`[audit] keep`).
+    pub fn with_audit_keep(mut self, keep: Duration) -> Self {
+        self.audit_keep = keep;
+        self
     }
 
     /// The group for the sessions of bot instance `instance`.
@@ -251,6 +260,7 @@ impl AsyncManager {
         if let Err(e) = delivered {
             tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
         }
+        crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, &record).await;
         match claimed {
             Ok(true) => {}
             Ok(false) => {
@@ -289,6 +299,7 @@ impl AsyncManager {
         if let Err(e) = sink.deliver(origin, reply).await {
             tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
         }
+        crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, &record).await;
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
+use crate::approvals::ApprovalSweeper;
 use crate::async_manager::{AsyncManager, Sinks};
 use crate::builtins::BuiltinServices;
 use crate::dead_letters::DeadLetterReporter;
@@ -117,8 +118,11 @@ impl Bot {
             sinks.clone(),
             AsyncManager::instance_group(&instance),
             format!("{instance}-{}", std::process::id()),
-        );
+        )
+        .with_audit_keep(config.audit.keep);
         tasks.spawn(manager.run(shutdown.clone()));
+        let sweeper = ApprovalSweeper::new(store.clone(), config.audit.keep);
+        tasks.spawn(sweeper.run(shutdown.clone()));
         let reporter = DeadLetterReporter::new(broker.clone(), store.clone());
         tasks.spawn(reporter.run(shutdown.clone()));
 

@@ -14,6 +14,8 @@ use commands::{Builtin, Catalog, ADMIN_GROUP};
 use jobs::{Broker, Control, JobId, ScheduleStore, Store};
 use lexicon::Value;
 
+use crate::approvals;
+use crate::audit_trail;
 use crate::reload::Reloader;
 use crate::reply;
 use crate::request::{Answer, Outcome, Request};
@@ -121,6 +123,12 @@ pub async fn run(builtin: Builtin, services: &BuiltinServices, call: BuiltinCall
             .await
         }
         Builtin::Cancel => cancel(services, &call).await,
+        Builtin::Audit => audit_trail::audit(services, &call).await,
+        Builtin::Pending => approvals::pending(services).await,
+        Builtin::Approve | Builtin::Deny => match call.job_id() {
+            Some(id) => approvals::decide(services, &call, id, builtin == Builtin::Approve).await,
+            None => Answer::new(Outcome::BadArgument, reply::not_a_job_id()),
+        },
         Builtin::Reload => match services.reloader.reload() {
             Ok(reloaded) => Answer::done(reply::reloaded(&reloaded)),
             Err(e) => Answer::new(Outcome::Failed, reply::reload_failed(&e)),

@@ -20,7 +20,9 @@
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode runs a
 //!   worker and a scheduler in-process).
 
+pub mod approvals;
 pub mod async_manager;
+pub mod audit_trail;
 pub mod bot;
 pub mod builtins;
 pub mod console;

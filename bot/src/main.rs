@@ -60,7 +60,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("cannot start with {}", config.source))?;
     if let Some(path) = &args.config {
         bot.reloader.set_file(path);
-        tokio::spawn(reload_on_sighup(bot.reloader.clone())?);
+        tokio::spawn(reload_on_sighup(bot.reloader.clone(), bot.router.clone())?);
     }
     let result = if args.console {
         bot::console::run(&bot).await
@@ -88,13 +88,22 @@ async fn stop_signal() -> Result<()> {
 /// that comes at once never meets the default action (ending the process).
 fn reload_on_sighup(
     reloader: std::sync::Arc<Reloader>,
+    router: std::sync::Arc<bot::router::Router>,
 ) -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     Ok(async move {
         while hangup.recv().await.is_some() {
-            // `Reloader::reload` logs the outcome, every problem included.
-            let _ = reloader.reload();
+            // `Reloader::reload` logs the outcome, every problem included; the audit
+            // trail records who asked (whoever may signal the process) and how it went.
+            let outcome = match reloader.reload() {
+                Ok(_) => "reloaded",
+                Err(_) => "refused",
+            };
+            let origin = jobs::Origin::new("signal", "SIGHUP");
+            let entry = jobs::AuditEntry::new(jobs::AuditKind::Reload, &origin, "reload", outcome);
+            let keep = router.catalog().audit_keep;
+            bot::audit_trail::append(router.services().store.as_ref(), keep, &entry).await;
         }
     })
 }

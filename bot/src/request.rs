@@ -2,7 +2,7 @@
 //! back. Their own module so that the router, the built-ins and every adapter share
 //! them without importing each other.
 
-use jobs::{JobId, Origin};
+use jobs::{Approval, JobId, Origin};
 
 /// One message, as an adapter received it.
 #[derive(Debug, Clone)]
@@ -28,11 +28,14 @@ pub enum Outcome {
 }
 
 /// The immediate answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub outcome: Outcome,
     pub text: String,
     pub job: Option<JobId>,
+    /// The job waits for approval (its outcome is `Queued`: a result will come, once it
+    /// is decided); adapters that can show a prompt to approvers do.
+    pub awaiting: Option<Box<Approval>>,
 }
 
 impl Answer {
@@ -41,6 +44,7 @@ impl Answer {
             outcome,
             text: text.into(),
             job: None,
+            awaiting: None,
         }
     }
 

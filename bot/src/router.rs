@@ -2,7 +2,9 @@
 //!
 //! length check → per-person rate (`[quota]`) → classify (lexicon) → access check
 //! (`AccessPolicy`) → a built-in answers at once, or a job takes its quota places (per
-//! person, per command) and is recorded in the store and published to the broker.
+//! person, per command) and is recorded in the store and published to the broker — or,
+//! for a command declared with `approval`, held until someone decides (`approvals`).
+//! Whatever the answer, the request then lands in the audit trail (`audit_trail`).
 //! Adapters turn text into a [`Request`] and show the [`Answer`]; they make none of these
 //! decisions. Each request is handled under one catalog, loaded once from the
 //! `LiveCatalog` every reader shares. Quotas are counted in the store, so every bot of
@@ -13,9 +15,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use commands::{Catalog, CommandAction, Executor, LiveCatalog};
-use jobs::{Broker, Job, Origin, Store, Task};
+use jobs::{Approval, Broker, Job, Origin, Store, Task};
 use lexicon::{Classification, Match};
 
+use crate::approvals;
+use crate::audit_trail::{self, Heard};
 use crate::builtins::{self, BuiltinCall, BuiltinServices};
 use crate::reply;
 pub use crate::request::{Answer, Outcome, Request};
@@ -43,8 +47,23 @@ impl Router {
         &self.services
     }
 
+    /// Answers `request`, then records it in the audit trail.
     pub async fn handle(&self, request: &Request) -> Answer {
         let catalog = self.catalog.load();
+        let mut heard = Heard::default();
+        let answer = self.answer(&catalog, request, &mut heard).await;
+        audit_trail::record_request(
+            self.services.store.as_ref(),
+            catalog.audit_keep,
+            request,
+            heard,
+            &answer,
+        )
+        .await;
+        answer
+    }
+
+    async fn answer(&self, catalog: &Catalog, request: &Request, heard: &mut Heard) -> Answer {
         // First, before any work that grows with the text: a message past the limit is
         // refused unread. Counting stops one past the limit.
         let limit = catalog.max_message_length;
@@ -60,11 +79,13 @@ impl Router {
                 reply::message_too_long(request.text.len(), limit),
             );
         }
-        if let Some(refused) = self.over_rate(&catalog, &request.origin).await {
+        let table = &catalog.commands;
+        heard.masked = Some(table.catalog.masked(&request.text));
+        if let Some(refused) = self.over_rate(catalog, &request.origin).await {
             return refused;
         }
-        let table = &catalog.commands;
-        let m = match table.catalog.classify(&request.text) {
+        let (text, reason) = split_reason(table, &request.text);
+        let m = match table.catalog.classify(text) {
             Classification::Matched(m) => m,
             Classification::Empty => return Answer::new(Outcome::Nothing, ""),
             c @ Classification::Unknown { .. } => {
@@ -79,17 +100,20 @@ impl Router {
             return Answer::new(Outcome::Failed, reply::nothing_runs(&m.command));
         };
         let identity = request.origin.identity();
-        if let Err(refusal) = catalog
+        heard.command = Some(m.command.clone());
+        heard.rule = Some(catalog.access.rule(action));
+        let decided = catalog
             .access
-            .check_action(&request.origin, &m.command, action)
-        {
+            .check_action(&request.origin, &m.command, action);
+        heard.allowed = Some(decided.is_ok());
+        if let Err(refusal) = decided {
             tracing::info!(user = %identity, command = %m.command, "refused");
             return Answer::new(Outcome::Refused, refusal.to_string());
         }
         match &action.runs {
             Executor::Builtin(b) => {
                 let call = BuiltinCall {
-                    catalog: &catalog,
+                    catalog,
                     request,
                     args: &m.args,
                 };
@@ -101,7 +125,10 @@ impl Router {
                     Ok(None) => unreachable!("native and container actions always make a task"),
                     Err(refused) => return Answer::new(Outcome::BadArgument, refused.to_string()),
                 };
-                self.submit(&catalog, m, task, action, &request.origin)
+                if action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none() {
+                    return Answer::new(Outcome::BadArgument, reply::reason_needed(&m.command));
+                }
+                self.submit(catalog, m, task, action, &request.origin, reason)
                     .await
             }
         }
@@ -212,6 +239,7 @@ impl Router {
         task: Task,
         action: &CommandAction,
         origin: &Origin,
+        reason: Option<&str>,
     ) -> Answer {
         let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
         let places = match self.take_places(catalog, action, &job).await {
@@ -219,6 +247,27 @@ impl Router {
             Err(refused) => return refused,
         };
         let store: &dyn Store = self.services.store.as_ref();
+        if let Some(approval) = &action.approval {
+            let held = Approval {
+                expires_at: Utc::now()
+                    + chrono::Duration::from_std(approval.ttl).unwrap_or(chrono::Duration::MAX),
+                by: approval.by.to_string(),
+                reason: reason.map(str::to_string),
+                job: job.clone(),
+            };
+            let held = match store.record_job(&job).await {
+                Ok(()) => approvals::hold(store, held).await,
+                Err(e) => Err(e),
+            };
+            return match held {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::error!(job = %job.id, error = %e, "job not held for approval");
+                    self.give_back(&places, &job).await;
+                    Answer::new(Outcome::Failed, reply::not_queued(&e))
+                }
+            };
+        }
         let broker: &dyn Broker = self.services.broker.as_ref();
         let (recorded, published) = tokio::join!(store.record_job(&job), broker.publish(&job));
         if let Err(e) = published {
@@ -234,6 +283,29 @@ impl Router {
             outcome: Outcome::Queued,
             text: reply::queued(job.id),
             job: Some(job.id),
+            awaiting: None,
         }
+    }
+}
+
+/// The requester's reason for an approval: `<command> because <reason>`. The reason is
+/// split off only when what comes before it is a command declared with `approval`, so a
+/// text argument may still say "because".
+fn split_reason<'a>(table: &commands::CommandTable, text: &'a str) -> (&'a str, Option<&'a str>) {
+    const WORD: &str = " because ";
+    let Some(at) = text.to_ascii_lowercase().rfind(WORD) else {
+        return (text, None);
+    };
+    let (head, reason) = (&text[..at], text[at + WORD.len()..].trim());
+    let held = match table.catalog.classify(head) {
+        Classification::Matched(m) => table
+            .action(&m.command)
+            .is_some_and(|a| a.approval.is_some()),
+        _ => false,
+    };
+    if held && !reason.is_empty() {
+        (head, Some(reason))
+    } else {
+        (text, None)
     }
 }

@@ -96,6 +96,53 @@ impl AccessPolicy {
         }
     }
 
+    /// The rule that decides who may run `action`, as the audit trail records it:
+    /// `built-in: group admins`, `allow = [group:oncall, user:ssh:bob]`,
+    /// `[acl] default = deny`.
+    pub fn rule(&self, action: &CommandAction) -> String {
+        let builtin = match &action.runs {
+            Executor::Builtin(b) => Some(
+                b.required_group()
+                    .map_or("built-in: everyone".to_string(), |g| {
+                        format!("built-in: group {g}")
+                    }),
+            ),
+            _ => None,
+        };
+        let listed = match (&action.allow, builtin.is_some()) {
+            (Some(allow), _) => Some(format!(
+                "allow = [{}]",
+                allow
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (None, true) => None,
+            (None, false) => Some(match self.default {
+                Some(DefaultPolicy::Allow) => "[acl] default = allow".to_string(),
+                Some(DefaultPolicy::Deny) => "[acl] default = deny".to_string(),
+                None => "no allow list and no [acl] default".to_string(),
+            }),
+        };
+        match (builtin, listed) {
+            (Some(b), Some(l)) => format!("{b}; {l}"),
+            (Some(b), None) => b,
+            (None, Some(l)) => l,
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Whether `identity` is who `entry` names: that user, a member of that group, or
+    /// anyone for `everyone`.
+    pub fn admits(&self, identity: &str, entry: &AllowEntry) -> bool {
+        match entry {
+            AllowEntry::Everyone => true,
+            AllowEntry::User(u) => u == identity,
+            AllowEntry::Group(g) => self.in_group(identity, g),
+        }
+    }
+
     /// The groups `identity` belongs to, sorted.
     pub fn groups_of(&self, identity: &str) -> Vec<&str> {
         self.groups
@@ -149,11 +196,7 @@ impl AccessPolicy {
                 ))),
             };
         };
-        let permitted = allow.iter().any(|entry| match entry {
-            AllowEntry::Everyone => true,
-            AllowEntry::User(u) => u == identity,
-            AllowEntry::Group(g) => self.groups.get(g).is_some_and(|m| m.contains(identity)),
-        });
+        let permitted = allow.iter().any(|entry| self.admits(identity, entry));
         if permitted {
             return Ok(());
         }
@@ -289,6 +332,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(5),
             max_running: None,
             max_per_minute: None,
+            approval: None,
         }
     }
 

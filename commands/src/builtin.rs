@@ -32,10 +32,14 @@ pub enum Builtin {
     RunSchedule,
     Cancel,
     Reload,
+    Audit,
+    Pending,
+    Approve,
+    Deny,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 14] = [
+    pub const ALL: [Builtin; 18] = [
         Builtin::Help,
         Builtin::Explain,
         Builtin::Version,
@@ -50,6 +54,10 @@ impl Builtin {
         Builtin::RunSchedule,
         Builtin::Cancel,
         Builtin::Reload,
+        Builtin::Audit,
+        Builtin::Pending,
+        Builtin::Approve,
+        Builtin::Deny,
     ];
 
     /// The group a person must be in to run it, whatever its declaration's `allow` list
@@ -60,6 +68,7 @@ impl Builtin {
             | Builtin::PauseSchedule
             | Builtin::ResumeSchedule
             | Builtin::RunSchedule => Some(crate::ADMIN_GROUP),
+            Builtin::Audit => Some(crate::AUDITOR_GROUP),
             _ => None,
         }
     }
@@ -81,6 +90,10 @@ impl Builtin {
             Builtin::RunSchedule => "run_schedule",
             Builtin::Cancel => "cancel",
             Builtin::Reload => "reload",
+            Builtin::Audit => "audit",
+            Builtin::Pending => "pending",
+            Builtin::Approve => "approve",
+            Builtin::Deny => "deny",
         }
     }
 }
@@ -124,6 +137,9 @@ mod tests {
             e.starts_with("no built-in command \"greet\" (there are: help, "),
             "{e}"
         );
-        assert!(e.ends_with("cancel, reload)"), "{e}");
+        assert!(
+            e.ends_with("cancel, reload, audit, pending, approve, deny)"),
+            "{e}"
+        );
     }
 }

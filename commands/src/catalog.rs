@@ -28,6 +28,8 @@ pub struct Catalog {
     pub max_message_length: usize,
     /// `[quota]`: what one person may ask for.
     pub quota: config::QuotaConfig,
+    /// `[audit] keep`: how long the audit trail keeps an entry.
+    pub audit_keep: std::time::Duration,
     /// How many commands the configuration declares (the table has the built-ins too).
     pub configured: usize,
     /// Where the configuration was read from.
@@ -46,6 +48,7 @@ impl Catalog {
             schedules,
             max_message_length: config.bot.max_message_length,
             quota: config.quota.clone(),
+            audit_keep: config.audit.keep,
             configured: config.commands.len(),
             source: config.source.clone(),
         })

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use config::{
-    fill_template, AllowEntry, Config, ConfigError, ConfigErrors, ContainerCommand, Runs,
+    fill_template, AllowEntry, ApprovalConfig, Config, ConfigError, ConfigErrors, ContainerCommand,
+    Runs,
 };
 use jobs::{Job, Origin, Task};
 use lexicon::{Catalog, Classification, Match};
@@ -89,6 +90,8 @@ pub struct CommandAction {
     pub max_running: Option<u32>,
     /// Jobs of this command started per minute, everyone's together.
     pub max_per_minute: Option<u32>,
+    /// Its jobs wait for a second person's yes.
+    pub approval: Option<ApprovalConfig>,
 }
 
 /// What runs a command.
@@ -215,6 +218,7 @@ impl CommandTable {
                 timeout: c.timeout.unwrap_or(config.jobs.timeout),
                 max_running: c.max_running,
                 max_per_minute: c.max_per_minute,
+                approval: c.approval.clone(),
             }));
         }
 
@@ -236,6 +240,7 @@ impl CommandTable {
         };
         if let Some(catalog) = &catalog {
             errors.extend(unknown_slots(catalog, &actions, &at));
+            errors.extend(secrets_awaiting_approval(catalog, &actions, &at));
         }
         if let (Some(catalog), Some(registry)) = (&catalog, tasks) {
             for def in catalog.commands() {
@@ -339,6 +344,38 @@ fn unknown_slots(
         }
     }
     errors
+}
+
+/// A command that waits for approval keeps its job in the store meanwhile, and the store
+/// keeps no secrets: such a command cannot have a `secret` slot.
+fn secrets_awaiting_approval(
+    catalog: &Catalog,
+    actions: &[Option<CommandAction>],
+    at: &dyn Fn(usize, String) -> ConfigError,
+) -> Vec<ConfigError> {
+    catalog
+        .commands()
+        .filter(|def| {
+            actions
+                .get(def.index())
+                .is_some_and(|a| a.as_ref().is_some_and(|a| a.approval.is_some()))
+        })
+        .filter_map(|def| {
+            let secret = def
+                .slots()
+                .iter()
+                .find(|s| s.kind == lexicon::SlotKind::Secret)?;
+            Some(at(
+                def.index(),
+                format!(
+                    "has approval and a secret slot {{{}}}: a job waiting for approval is \
+                     kept in the store, which never keeps secrets; pass the secret another \
+                     way (the worker's environment) or drop the approval",
+                    secret.name
+                ),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

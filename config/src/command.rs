@@ -10,7 +10,7 @@ use toml::Spanned;
 use crate::container::{self, RawContainer};
 use crate::error::Report;
 use crate::fields::{bounded, is_identity, positive_duration};
-use crate::{AclConfig, AllowEntry, CommandConfig, Config, ConfigError, Runs};
+use crate::{AclConfig, AllowEntry, ApprovalConfig, CommandConfig, Config, ConfigError, Runs};
 
 impl Config {
     /// An error about a `[[command]]` entry of this file, for checks made by the roles
@@ -41,6 +41,17 @@ pub(crate) struct RawCommand {
     timeout: Option<String>,
     max_running: Option<i64>,
     max_per_minute: Option<i64>,
+    approval: Option<RawApproval>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproval {
+    by: String,
+    ttl: Option<String>,
+    #[serde(default)]
+    reason: bool,
+    channel: Option<String>,
 }
 
 /// Checks every `[[command]]`; `allow` lists are checked against the groups of `acl`.
@@ -137,6 +148,15 @@ fn command(
     };
     let max_running = count(".max_running", raw.max_running);
     let max_per_minute = count(".max_per_minute", raw.max_per_minute);
+    let approval = raw
+        .approval
+        .and_then(|a| match approval(a, acl, is_builtin) {
+            Ok(a) => Some(a),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        });
     let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
         Ok(d) => Some(d),
         Err(m) => {
@@ -168,6 +188,73 @@ fn command(
             timeout,
             max_running,
             max_per_minute,
+            approval,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Checks a command's `approval` table; problems come back as (`.approval.field`, message).
+fn approval(
+    raw: RawApproval,
+    acl: &AclConfig,
+    is_builtin: bool,
+) -> Result<ApprovalConfig, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    if is_builtin {
+        problems.push((
+            ".approval".into(),
+            "is for commands that run as jobs, not built-ins".into(),
+        ));
+    }
+    let by = match allow_entry(&raw.by, acl) {
+        Ok(AllowEntry::Everyone) => {
+            problems.push((
+                ".approval.by".into(),
+                "cannot be \"everyone\": name the group (or user) whose yes counts, \
+                 e.g. by = \"group:leads\""
+                    .into(),
+            ));
+            None
+        }
+        Ok(by) => Some(by),
+        Err(m) => {
+            problems.push((".approval.by".into(), m));
+            None
+        }
+    };
+    let ttl = match raw.ttl.as_deref().map(positive_duration) {
+        None => Some(ApprovalConfig::DEFAULT_TTL),
+        Some(Ok(d)) if (10..=7 * 86_400).contains(&d.as_secs()) => Some(d),
+        Some(Ok(_)) => {
+            problems.push((
+                ".approval.ttl".into(),
+                "must be from 10s to 7d (default 15m)".into(),
+            ));
+            None
+        }
+        Some(Err(m)) => {
+            problems.push((".approval.ttl".into(), m));
+            None
+        }
+    };
+    if let Some(channel) = &raw.channel {
+        let valid = !channel.is_empty()
+            && channel.len() <= 64
+            && channel.chars().all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            problems.push((
+                ".approval.channel".into(),
+                "must be a Slack channel id such as C0123ABCD".into(),
+            ));
+        }
+    }
+    match (by, ttl) {
+        (Some(by), Some(ttl)) if problems.is_empty() => Ok(ApprovalConfig {
+            by,
+            ttl,
+            reason: raw.reason,
+            channel: raw.channel,
         }),
         _ => Err(problems),
     }

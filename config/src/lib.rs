@@ -67,6 +67,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// `[quota]`: how much one person may ask of the workers.
     pub quota: QuotaConfig,
+    /// `[audit]`: how long the audit trail keeps its entries.
+    pub audit: AuditConfig,
     pub commands: Vec<CommandConfig>,
     pub broker: Option<BrokerConfig>,
     pub store: Option<StoreConfig>,
@@ -167,6 +169,21 @@ impl Default for QuotaConfig {
     }
 }
 
+/// `[audit]`: the audit trail every request is recorded in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// How long an entry is kept (the store forgets older ones).
+    pub keep: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            keep: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// How this worker names itself in results and `workers`; defaults to `worker@<host>`.
@@ -205,6 +222,26 @@ pub struct CommandConfig {
     pub max_running: Option<u32>,
     /// `max_per_minute`: jobs of this command started per minute, everyone's together.
     pub max_per_minute: Option<u32>,
+    /// `approval`: its jobs wait for a second person's yes.
+    pub approval: Option<ApprovalConfig>,
+}
+
+/// `approval = { by = "group:leads", ttl = "15m", reason = true, channel = "C0123" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// Who may approve: a group or a user, never `everyone`. The requester never may.
+    pub by: AllowEntry,
+    /// How long the request waits for a decision before it expires.
+    pub ttl: Duration,
+    /// Whether the requester must give a reason (`... because <reason>`).
+    pub reason: bool,
+    /// A Slack channel the approval prompt also goes to, besides the request's thread.
+    pub channel: Option<String>,
+}
+
+impl ApprovalConfig {
+    /// The default of `ttl`.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
 }
 
 impl CommandConfig {

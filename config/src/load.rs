@@ -62,6 +62,7 @@ impl Config {
         let jobs = jobs(&raw.jobs, &mut report);
         let worker = worker(raw.worker, &mut report);
         let quota = quota(&raw.quota, &mut report);
+        let audit = audit(&raw.audit, &mut report);
         let commands = command::commands(raw.command, &raw.acl, &mut report);
         let broker = raw
             .broker
@@ -86,6 +87,7 @@ impl Config {
             jobs,
             worker,
             quota,
+            audit,
             commands,
             broker,
             store,
@@ -172,6 +174,23 @@ fn quota(raw: &RawQuota, report: &mut Report) -> QuotaConfig {
     }
 }
 
+/// `[audit]`: how long the trail keeps its entries, from an hour to ten years.
+fn audit(raw: &RawAudit, report: &mut Report) -> AuditConfig {
+    let default = AuditConfig::default();
+    AuditConfig {
+        keep: report
+            .read(&raw.keep, "audit.keep", |t| {
+                let d = positive_duration(t)?;
+                if (3600..=3650 * 86_400).contains(&d.as_secs()) {
+                    Ok(d)
+                } else {
+                    Err("must be from 1h to 3650d (default 90d)".to_string())
+                }
+            })
+            .unwrap_or(default.keep),
+    }
+}
+
 /// The dotted key written on the line holding `offset` (`worker.concurrency`), found from
 /// the line itself and the table header above it; empty when the line has no key.
 fn key_at(text: &str, offset: usize) -> String {
@@ -244,6 +263,8 @@ struct RawConfig {
     #[serde(default)]
     quota: RawQuota,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
     store: Option<RawStore>,
@@ -270,6 +291,12 @@ struct RawJobs {
 struct RawQuota {
     running_per_person: Option<Spanned<i64>>,
     requests_per_minute: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    keep: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -61,6 +61,14 @@ pub enum JobFailure {
     #[error("cancelled by {by}")]
     Cancelled { by: String },
 
+    // Approvals (written by the bot that saw the decision).
+    #[error("denied by {by}{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Denied { by: String, reason: Option<String> },
+    #[error("not approved within {}, so it did not run", format_duration(*after))]
+    ApprovalExpired { after: Duration },
+    #[error("it was approved by {by} but could not be queued ({reason}); ask for it again")]
+    ApprovedNotQueued { by: String, reason: String },
+
     // Shipper runs (in the scheduler that fired them).
     #[error("no shipper \"{name}\" in this scheduler's configuration")]
     UnknownShipper { name: String },
@@ -152,7 +160,9 @@ impl JobFailure {
             JobFailure::TimedOut { .. } | JobFailure::ContainerTimedOut { .. } => {
                 JobStatus::TimedOut
             }
-            JobFailure::Cancelled { .. } => JobStatus::Cancelled,
+            JobFailure::Cancelled { .. }
+            | JobFailure::Denied { .. }
+            | JobFailure::ApprovalExpired { .. } => JobStatus::Cancelled,
             _ => JobStatus::Failed,
         }
     }

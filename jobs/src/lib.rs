@@ -8,6 +8,8 @@
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
 //! - [`control`]: `Control` — messages every worker receives (`cancel`).
+//! - [`audit`]: `AuditEntry` — one line of the audit trail.
+//! - [`approval`]: `Approval`, `Decision` — a job held until a second person decides.
 //! - [`failure`]: `JobFailure` — why a job failed, the sentences workers and the dead-letter
 //!   reporter write into results; `DeadLetter` — why the broker gave up on a job.
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
@@ -29,6 +31,8 @@
 //!   `run_to_exit` — a binary's `main` future to its exit code; `log_to_stderr` — their log output;
 //!   `hostname`.
 
+pub mod approval;
+pub mod audit;
 pub mod backoff;
 pub mod broker;
 pub mod connect;
@@ -44,6 +48,8 @@ pub mod schedule_store;
 pub mod store;
 pub mod tls;
 
+pub use approval::{Approval, Decided, Decision};
+pub use audit::{AuditEntry, AuditKind};
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};
@@ -51,4 +57,4 @@ pub use event::{Event, EventKind};
 pub use failure::{BadSignature, DeadLetter, JobFailure};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
-pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
+pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo, APPROVAL_KEEP};

@@ -9,8 +9,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::approval::{Approval, Decided, Decision};
+use crate::audit::AuditEntry;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult, TaskClass};
+
+/// How long an approval's record and decision are kept after it expires.
+pub const APPROVAL_KEEP: Duration = Duration::from_secs(7 * 86_400);
 
 /// A position in the event stream, as the store names it (Redis: `1700000000000-0`).
 pub type EventId = String;
@@ -177,6 +182,34 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         window: Duration,
     ) -> Result<Option<Duration>, StoreError>;
+
+    /// Appends `entry` to the audit trail. Entries older than `keep` are forgotten.
+    async fn append_audit(&self, entry: &AuditEntry, keep: Duration) -> Result<(), StoreError>;
+
+    /// The audit entries appended from `from` (inclusive) until `until` (exclusive),
+    /// oldest first, at most `limit`.
+    async fn audit(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Keeps `approval` pending until it is decided or expires; its record and decision
+    /// are kept [`APPROVAL_KEEP`] past its expiry.
+    async fn hold_for_approval(&self, approval: &Approval) -> Result<(), StoreError>;
+
+    /// The pending approvals, the soonest to expire first, at most `limit`.
+    async fn pending_approvals(&self, limit: usize) -> Result<Vec<Approval>, StoreError>;
+
+    /// Approval `id` and its decision, if one was made.
+    async fn approval(&self, id: JobId)
+        -> Result<Option<(Approval, Option<Decision>)>, StoreError>;
+
+    /// Stores `decision` for approval `id` unless a decision was stored first, and takes
+    /// it off the pending list: [`Decided::Now`] for the first caller only, whichever bot
+    /// it is. A retry whose first attempt landed still finds its own decision.
+    async fn decide_approval(&self, id: JobId, decision: &Decision) -> Result<Decided, StoreError>;
 
     /// A short description for logs: "in-memory store", "Redis at host:port".
     fn describe(&self) -> String;

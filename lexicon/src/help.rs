@@ -125,6 +125,21 @@ impl Catalog {
         out
     }
 
+    /// `text` with every value it gives a `secret` slot replaced by [`MASK`]: what may
+    /// be kept of a message (the audit trail). Classifies it again; linear in its length.
+    pub fn masked(&self, text: &str) -> String {
+        let msg = normalize(text);
+        if msg.is_empty() {
+            return text.to_string();
+        }
+        let toks = tokenize(msg);
+        let mut kept = Kept::NONE;
+        let verdict = self.decide(msg, &toks, &mut kept);
+        self.secret_texts(verdict, msg, &toks, &kept)
+            .iter()
+            .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
+    }
+
     /// The texts given for `secret` slots in `verdict`: the values of a match, or the
     /// refused token of a secret slot.
     fn secret_texts(

@@ -142,9 +142,7 @@ fn literals_ignore_case_and_values_keep_theirs() {
 
 #[test]
 fn a_refused_user_is_told_which_group_allows() {
-    let out = Console::new()
-        .config(OPS)
-        .run(&["deploy web"]);
+    let out = Console::new().config(OPS).run(&["deploy web"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         out.stdout.trim(),
@@ -168,14 +166,23 @@ fn a_refused_user_is_told_which_group_allows() {
 #[test]
 fn the_console_is_the_account_it_runs_as_whatever_user_the_environment_names() {
     // Anyone can set $USER; only the account of the process's user id is trusted.
-    assert_ne!(me(), "console:alice", "run the tests as someone other than alice");
+    assert_ne!(
+        me(),
+        "console:alice",
+        "run the tests as someone other than alice"
+    );
     let out = Console::new()
         .config(OPS)
         .env("LOGNAME", "alice")
         .run(&["whoami", "deploy web"]);
     assert!(out.status.success(), "{out:?}");
     let lines: Vec<_> = out.stdout.lines().collect();
-    assert_eq!(lines[0], format!("you are {}, in no group", me()), "{}", out.stdout);
+    assert_eq!(
+        lines[0],
+        format!("you are {}, in no group", me()),
+        "{}",
+        out.stdout
+    );
     assert!(
         lines[1].starts_with(&format!("{} may not run \"deploy\"", me())),
         "{}",
@@ -416,8 +423,10 @@ fn more_piped_jobs_than_the_store_keeps_each_get_their_reply() {
     }
     let out = bot.finish_within(std::time::Duration::from_secs(300));
     assert!(out.status.success(), "{}", out.stderr);
-    let result = Regex::new(&format!(r"(?m)^job {UUID} \(echo\) succeeded in [^:]+:\nn(\d+)$"))
-        .unwrap();
+    let result = Regex::new(&format!(
+        r"(?m)^job {UUID} \(echo\) succeeded in [^:]+:\nn(\d+)$"
+    ))
+    .unwrap();
     let mut seen = vec![false; JOBS];
     for found in result.captures_iter(&out.stdout) {
         seen[found[1].parse::<usize>().unwrap()] = true;

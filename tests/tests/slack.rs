@@ -1023,7 +1023,12 @@ async fn a_flood_of_progress_never_loses_a_result() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let stop = CancellationToken::new();
     let api = SlackApi::new(&slack.api_url(), octobox_tests::slack_server::BOT_TOKEN).unwrap();
-    let outbox = Arc::new(Outbox::with_queue_limit(api, store.clone(), stop.clone(), 4));
+    let outbox = Arc::new(Outbox::with_queue_limit(
+        api,
+        store.clone(),
+        stop.clone(),
+        4,
+    ));
     let sinks = Sinks::default();
     sinks.register(
         "slack",

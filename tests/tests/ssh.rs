@@ -218,7 +218,12 @@ fn a_key_listed_without_identity_cannot_name_itself_admin_with_its_comment() {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         assert!(!status.success(), "{mode}: {stderr}");
         assert!(
             stderr.contains(&format!("{}:2: the key has no identity", keys.display())),

@@ -115,7 +115,8 @@ impl SlackAdapter {
             sinks,
             AsyncManager::adapter_group(ADAPTER),
             consumer.clone(),
-        );
+        )
+        .with_audit_keep(router.catalog().audit_keep);
         tasks.spawn(manager.run(shutdown.clone()));
 
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);

@@ -313,6 +313,9 @@ mod tests {
         .to_string();
         assert!(e.contains("k:1: the key has no identity"), "{e}");
         assert!(e.contains("k:2: not a valid ssh-ed25519 public key"), "{e}");
-        assert!(e.contains("k:3: identity: \"a b\" cannot name a user"), "{e}");
+        assert!(
+            e.contains("k:3: identity: \"a b\" cannot name a user"),
+            "{e}"
+        );
     }
 }

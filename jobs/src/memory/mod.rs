@@ -5,6 +5,7 @@
 mod broker;
 mod schedules;
 mod store;
+mod trail;
 
 pub use broker::MemoryBroker;
 pub use schedules::MemoryScheduleStore;

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::trail::Trail;
+use crate::approval::{Approval, Decided, Decision};
+use crate::audit::AuditEntry;
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
@@ -22,6 +25,8 @@ use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 pub struct MemoryStore {
     inner: std::sync::Mutex<Inner>,
     appended: Notify,
+    /// The audit trail and approvals.
+    trail: std::sync::Mutex<Trail>,
 }
 
 #[derive(Default)]
@@ -63,6 +68,10 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn trail(&self) -> std::sync::MutexGuard<'_, Trail> {
+        self.trail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn append(&self, inner: &mut Inner, event: Event) -> EventId {
@@ -384,6 +393,40 @@ impl Store for MemoryStore {
         }
         entry.1 = entry.1.saturating_add(1);
         Ok((entry.1 > limit).then(|| Duration::from_millis((index + 1) * window_ms - now_ms)))
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry, keep: Duration) -> Result<(), StoreError> {
+        self.trail().append(entry, keep);
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.trail().read(from, until, limit))
+    }
+
+    async fn hold_for_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.trail().hold(approval);
+        Ok(())
+    }
+
+    async fn pending_approvals(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+        Ok(self.trail().pending(limit))
+    }
+
+    async fn approval(
+        &self,
+        id: JobId,
+    ) -> Result<Option<(Approval, Option<Decision>)>, StoreError> {
+        Ok(self.trail().get(id))
+    }
+
+    async fn decide_approval(&self, id: JobId, decision: &Decision) -> Result<Decided, StoreError> {
+        Ok(self.trail().decide(id, decision))
     }
 
     fn describe(&self) -> String {

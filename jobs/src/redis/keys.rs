@@ -73,6 +73,29 @@ impl Keys {
     }
 }
 
+/// The audit trail's and the approvals' keys (see `trail`).
+impl Keys {
+    /// STREAM: the audit trail, one field `entry` (JSON `AuditEntry`).
+    pub(crate) fn audit(&self) -> String {
+        format!("{}audit", self.prefix)
+    }
+
+    /// STRING with a TTL: one approval (JSON `Approval`).
+    pub(crate) fn approval(&self, id: JobId) -> String {
+        format!("{}approval:{id}", self.prefix)
+    }
+
+    /// STRING with a TTL: an approval's decision (JSON `Decision`), set with `NX`.
+    pub(crate) fn decision(&self, id: JobId) -> String {
+        format!("{}approval:{id}:decision", self.prefix)
+    }
+
+    /// ZSET: pending approvals' job ids, scored by expiry (ms).
+    pub(crate) fn approvals(&self) -> String {
+        format!("{}approvals", self.prefix)
+    }
+}
+
 /// The schedule store's keys (see `schedules`).
 impl Keys {
     /// STRING with a TTL: the scheduler lease, holding its holder's name.

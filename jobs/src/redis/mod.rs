@@ -7,6 +7,7 @@
 //! - `coalesce`: `Coalescer`, which sends the record and result writes that arrive while
 //!   one is in flight as one script call.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
+//! - `trail`: the audit trail (a stream trimmed by age) and approvals.
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
 //!   dead consumer left pending.
@@ -25,6 +26,10 @@
 //! | `octobox:delivered:<group>:<id>` | STRING | a consumer group's delivery claim of a job, set with `NX`, expiring after `retention` |
 //! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
 //! | `octobox:note:<key>` | STRING | a note an adapter keeps (`note_once`), set with `NX`, expiring after its ttl |
+//! | `octobox:audit` | STREAM | the audit trail, one field `entry` (JSON `AuditEntry`); entries older than `[audit] keep` are trimmed on append (`MINID`) |
+//! | `octobox:approval:<id>` | STRING | an approval (JSON `Approval`), expiring `APPROVAL_KEEP` after the approval does |
+//! | `octobox:approval:<id>:decision` | STRING | its decision (JSON `Decision`), set with `NX`, expiring with it |
+//! | `octobox:approvals` | ZSET | pending approvals' job ids scored by expiry (ms) |
 //! | `octobox:workers` | SET | worker names, so `workers` need not `SCAN`; names whose key expired are removed while listing |
 //!
 //! A record is a hash so that each update is one `HSET` of the fields it changes, never
@@ -68,6 +73,7 @@ mod notes;
 mod quota;
 mod records;
 mod schedules;
+mod trail;
 
 use std::future::Future;
 use std::time::Duration;
@@ -78,6 +84,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use crate::approval::{Approval, Decided, Decision};
+use crate::audit::AuditEntry;
 use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
@@ -451,6 +459,38 @@ impl Store for RedisStore {
         window: Duration,
     ) -> Result<Option<Duration>, StoreError> {
         self.count_use_in(key, limit, window).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry, keep: Duration) -> Result<(), StoreError> {
+        self.append_audit_entry(entry, keep).await
+    }
+
+    async fn audit(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_audit(from, until, limit).await
+    }
+
+    async fn hold_for_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.hold_approval(approval).await
+    }
+
+    async fn pending_approvals(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+        self.pending(limit).await
+    }
+
+    async fn approval(
+        &self,
+        id: JobId,
+    ) -> Result<Option<(Approval, Option<Decision>)>, StoreError> {
+        self.approval_and_decision(id).await
+    }
+
+    async fn decide_approval(&self, id: JobId, decision: &Decision) -> Result<Decided, StoreError> {
+        self.decide(id, decision).await
     }
 
     fn describe(&self) -> String {

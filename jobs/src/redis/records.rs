@@ -524,7 +524,7 @@ impl RedisStore {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     // Our own types always serialize; a failure here is a bug worth a clear sentence.
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
         what: std::any::type_name::<T>().to_string(),

@@ -1,6 +1,8 @@
 //! The one place replies are worded, for every adapter: "queued as job …", a job's
 //! result, the `jobs` table, the `job <id>` details. Adapters decide only how to show
 //! them (a terminal line, a Slack thread, a file upload).
+//!
+//! - `trail`: the audit trail and approvals.
 
 use std::time::Duration;
 
@@ -8,6 +10,9 @@ use chrono::Utc;
 use jobs::{JobId, JobRecord, JobStatus, Output, WorkerInfo};
 
 use crate::reload::{ReloadError, Reloaded};
+
+mod trail;
+pub use trail::*;
 
 /// The final answer to an async request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +167,7 @@ pub fn worker_table(workers: &[WorkerInfo]) -> String {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
@@ -430,7 +435,7 @@ pub fn nothing_runs(command: &str) -> String {
 }
 
 /// Elapsed time with the precision people care about: `12ms`, `1.4s`, `3m20s`.
-fn elapsed(d: Duration) -> String {
+pub(crate) fn elapsed(d: Duration) -> String {
     match d.as_millis() {
         0..=999 => format!("{}ms", d.as_millis()),
         1000..=59_999 => format!("{:.1}s", d.as_secs_f64()),
