@@ -73,9 +73,21 @@ pub async fn record_request(
     append(store, keep, &entry).await;
 }
 
-/// Appends the entry for a job's final outcome, as its reply went out.
+/// How long the note that a job's outcome is recorded is kept: longer than any redelivery
+/// of its `finished` event.
+const OUTCOME_NOTE: Duration = Duration::from_secs(7 * 86_400);
+
+/// Appends the entry for a job's final outcome, as its reply went out. Several async
+/// managers may see one job end (one per bot, for adapters whose sessions live in one
+/// process): the first to note it writes the entry.
 pub async fn record_outcome(store: &dyn Store, keep: Duration, record: &JobRecord) {
     let job = &record.job;
+    let first = store
+        .note_once(&format!("audit-outcome:{}", job.id), "1", OUTCOME_NOTE)
+        .await;
+    if matches!(first, Ok(false)) {
+        return;
+    }
     let mut entry = AuditEntry::new(
         AuditKind::Outcome,
         &job.origin,
