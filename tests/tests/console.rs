@@ -414,7 +414,7 @@ fn a_configured_command_without_allow_or_default_is_refused_at_check() {
 #[test]
 fn more_piped_jobs_than_the_store_keeps_each_get_their_reply() {
     // More outstanding jobs than the embedded store keeps records of once replied.
-    const JOBS: usize = 12_000;
+    const JOBS: usize = 20_000;
     // Quotas raised (the harness's configuration), so that every line is a job.
     let console = Console::new().config("");
     let mut bot = console.start();

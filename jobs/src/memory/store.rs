@@ -1,13 +1,13 @@
 //! `MemoryStore`: job records and the event stream in one process's memory.
 //!
 //! Bounded so an embedded bot can run for months: past [`MemoryStore::KEEP_JOBS`]
-//! records it forgets the oldest whose reply is out (the record is final and every
+//! records it forgets those whose reply went out first (the record is final and every
 //! consumer group has acknowledged its `finished` event), never one whose reply is still
 //! to go; it drops events every consumer group has acknowledged. How many jobs can be
 //! outstanding at once is bounded by the quotas (`[quota]`), which it also keeps.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +32,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     records: HashMap<JobId, JobRecord>,
-    /// Job ids, oldest first.
+    /// Job ids, oldest first; ids whose record was forgotten stay until the next
+    /// compaction (`recent_jobs` skips them).
     order: VecDeque<JobId>,
     /// Events with their sequence numbers; `log[0]` has sequence `first_seq`.
     log: VecDeque<Event>,
@@ -42,8 +43,12 @@ struct Inner {
     delivered: HashMap<JobId, HashSet<String>>,
     workers: HashMap<String, (WorkerInfo, tokio::time::Instant)>,
     notes: HashMap<String, (String, tokio::time::Instant)>,
-    /// The sequence number of each final record's `finished` event.
-    finished_seq: HashMap<JobId, u64>,
+    /// Note keys, oldest first: past [`MemoryStore::KEEP_NOTES`] the oldest are forgotten
+    /// whatever their TTL, so notes are bounded in number, not only in time.
+    note_order: VecDeque<String>,
+    /// Final records by the sequence number of their `finished` event, so the ones whose
+    /// reply is out are found first, without walking every record.
+    finished: BTreeMap<u64, JobId>,
     /// Quota places: per key, the jobs holding one and when each is freed at the latest.
     places: HashMap<String, Vec<(JobId, DateTime<Utc>)>>,
     /// Quota uses: per key, the window they were counted in and how many.
@@ -60,6 +65,8 @@ struct Group {
 impl MemoryStore {
     /// How many job records are kept before the oldest are forgotten.
     pub const KEEP_JOBS: usize = 10_000;
+    /// How many notes are kept before the oldest are forgotten.
+    pub const KEEP_NOTES: usize = 20_000;
 
     pub fn new() -> Self {
         Self::default()
@@ -95,8 +102,8 @@ impl Inner {
             .insert(group.to_string())
     }
 
-    /// Drops events every group is done with, then, past the limit, the oldest records
-    /// whose reply is out: final, with their `finished` event behind every group.
+    /// Drops events every group is done with, then, past the limit, the records whose
+    /// reply went out first: final, with their `finished` event behind every group.
     fn trim(&mut self) {
         let done = self
             .groups
@@ -108,25 +115,26 @@ impl Inner {
             self.log.pop_front();
             self.first_seq += 1;
         }
-        let mut excess = self.order.len().saturating_sub(MemoryStore::KEEP_JOBS);
-        if excess == 0 {
-            return;
-        }
-        let first_seq = self.first_seq;
-        let finished_seq = &mut self.finished_seq;
-        let records = &mut self.records;
-        let delivered = &mut self.delivered;
-        self.order.retain(|id| {
-            let replied = finished_seq.get(id).is_some_and(|&seq| seq < first_seq);
-            if excess == 0 || !replied {
-                return true;
+        // Past the limit, forget records whose `finished` event every group is done with,
+        // earliest first: each costs O(log n), and a record still to be replied to stops it.
+        let mut excess = self.records.len().saturating_sub(MemoryStore::KEEP_JOBS);
+        while excess > 0 {
+            match self.finished.first_key_value() {
+                Some((&seq, &id)) if seq < self.first_seq => {
+                    self.finished.pop_first();
+                    self.records.remove(&id);
+                    self.delivered.remove(&id);
+                    excess -= 1;
+                }
+                _ => break,
             }
-            excess -= 1;
-            finished_seq.remove(id);
-            records.remove(id);
-            delivered.remove(id);
-            false
-        });
+        }
+        // The ids of forgotten records leave `order` once they outnumber the kept ones:
+        // one pass per as many removals, so linear overall.
+        if self.order.len() > 2 * self.records.len() + 64 {
+            let records = &self.records;
+            self.order.retain(|id| records.contains_key(id));
+        }
     }
 
     /// Whether job `id` still waits for its result.
@@ -184,7 +192,7 @@ impl Store for MemoryStore {
         record.result = Some(result.clone());
         let status = result.status;
         let seq = inner.first_seq + inner.log.len() as u64;
-        inner.finished_seq.insert(result.id, seq);
+        inner.finished.insert(seq, result.id);
         self.append(
             &mut inner,
             Event::now(result.id, EventKind::Finished { status }),
@@ -296,15 +304,23 @@ impl Store for MemoryStore {
     async fn note_once(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = tokio::time::Instant::now();
         let mut inner = self.lock();
-        if inner.notes.len() >= Self::KEEP_JOBS {
-            inner.notes.retain(|_, (_, expires)| *expires > now);
-        }
         match inner.notes.get(key) {
             Some((_, expires)) if *expires > now => Ok(false),
             _ => {
-                inner
+                let renewed = inner
                     .notes
-                    .insert(key.to_string(), (value.to_string(), now + ttl));
+                    .insert(key.to_string(), (value.to_string(), now + ttl))
+                    .is_some();
+                // An expired note noted again keeps its place: `note_order` holds each
+                // key once, so forgetting the oldest is one removal.
+                if !renewed {
+                    inner.note_order.push_back(key.to_string());
+                }
+                while inner.note_order.len() > Self::KEEP_NOTES {
+                    if let Some(old) = inner.note_order.pop_front() {
+                        inner.notes.remove(&old);
+                    }
+                }
                 Ok(true)
             }
         }
@@ -504,6 +520,21 @@ mod tests {
         for &id in &ids[extra..] {
             assert!(store.job(id).await.unwrap().is_some(), "{id} was dropped");
         }
+    }
+
+    #[tokio::test]
+    async fn notes_are_bounded_in_number_whatever_their_ttl() {
+        let store = MemoryStore::new();
+        let week = Duration::from_secs(7 * 86_400);
+        for i in 0..MemoryStore::KEEP_NOTES + 10 {
+            assert!(store.note_once(&format!("n{i}"), "v", week).await.unwrap());
+        }
+        assert_eq!(store.note("n0").await.unwrap(), None);
+        assert_eq!(store.note("n9").await.unwrap(), None);
+        assert_eq!(store.note("n10").await.unwrap().as_deref(), Some("v"));
+        let last = format!("n{}", MemoryStore::KEEP_NOTES + 9);
+        assert!(!store.note_once(&last, "w", week).await.unwrap());
+        assert_eq!(store.lock().notes.len(), MemoryStore::KEEP_NOTES);
     }
 
     #[tokio::test]
