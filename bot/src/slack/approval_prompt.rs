@@ -174,7 +174,7 @@ pub fn prompt(approval: &Approval) -> (Mrkdwn, Blocks) {
         button(ACTION_APPROVE, "Approve", SlackBlockButtonStyle::Primary),
         button(ACTION_DENY, "Deny", SlackBlockButtonStyle::Danger),
     ])
-    .with_block_id("octobox_decide".into());
+    .with_block_id(format!("octobox_decide_{id}").into());
     let blocks = vec![section(&text), actions.into()];
     (text, blocks)
 }
