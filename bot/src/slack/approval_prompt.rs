@@ -119,9 +119,16 @@ impl Prompts<'_> {
     }
 
     /// If `job` waited for approval and is decided, edits each of its prompts to show the
-    /// decision, without buttons — once, whichever bot process asks first.
-    pub async fn show_decision(&self, job: JobId) {
-        let prompts = self.noted(job).await;
+    /// decision, without buttons — once, whichever bot process asks first. `clicked`, the
+    /// prompt whose button was pressed, is edited too even if it was never noted (its bot
+    /// stopped between posting it and noting it).
+    pub async fn show_decision(&self, job: JobId, clicked: Option<(&str, &str)>) {
+        let mut prompts = self.noted(job).await;
+        if let Some((channel, ts)) = clicked {
+            if !prompts.iter().any(|(c, t)| c == channel && t == ts) {
+                prompts.push((channel.to_string(), ts.to_string()));
+            }
+        }
         if prompts.is_empty() {
             return;
         }

@@ -329,7 +329,8 @@ impl Handler {
         let answer = self.router.handle(&request).await;
         tracing::info!(user = %click.user, job = %click.job, outcome = ?answer.outcome, "approval button pressed");
         if let Ok(job) = click.job.parse::<jobs::JobId>() {
-            self.prompts().show_decision(job).await;
+            let clicked = (click.channel.as_str(), click.message_ts.as_str());
+            self.prompts().show_decision(job, Some(clicked)).await;
         }
         if answer.outcome != Outcome::Done {
             let told = self

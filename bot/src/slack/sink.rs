@@ -200,7 +200,7 @@ impl ReplySink for SlackSink {
             outbox: &self.outbox,
             store: self.store.as_ref(),
         }
-        .show_decision(reply.job)
+        .show_decision(reply.job, None)
         .await;
         Ok(())
     }
