@@ -18,6 +18,72 @@ pub fn awaiting_approval(approval: &Approval) -> String {
     )
 }
 
+/// The approval prompt approvers read (in the request's thread, and in the approvers'
+/// channel): who asks for what, why, who may decide, and until when.
+pub fn approval_prompt(approval: &Approval) -> String {
+    let job = &approval.job;
+    let args: String = job
+        .args
+        .iter()
+        .map(|(k, v)| format!(" {k}={}", printable(&v.to_string(), false)))
+        .collect();
+    let reason = approval
+        .reason
+        .as_deref()
+        .map(|r| format!(" because {}", printable(r, false)))
+        .unwrap_or_default();
+    format!(
+        "{} asks to run {}{args}{reason} (job {}); {} may approve or deny it within {}",
+        approval.requester(),
+        job.command,
+        approval.id(),
+        approvers(&approval.by),
+        left(approval.expires_at),
+    )
+}
+
+/// An approval prompt once decided, in three parts: the words before the decider, the
+/// decider (an identity, which each adapter shows its own way), the words after. A
+/// prompt that expired has no decider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedPrompt {
+    pub before: String,
+    pub by: Option<String>,
+    pub after: String,
+}
+
+pub fn decided_prompt(approval: &Approval, decision: &Decision) -> DecidedPrompt {
+    let head = format!(
+        "job {} ({}) asked by {}: ",
+        approval.id(),
+        approval.job.command,
+        approval.requester()
+    );
+    match decision {
+        Decision::Approved { by, .. } => DecidedPrompt {
+            before: format!("{head}approved by "),
+            by: Some(by.clone()),
+            after: String::new(),
+        },
+        Decision::Denied { by, reason, .. } => DecidedPrompt {
+            before: format!("{head}denied by "),
+            by: Some(by.clone()),
+            after: reason
+                .as_deref()
+                .map(|r| format!(": {}", printable(r, false)))
+                .unwrap_or_default(),
+        },
+        Decision::Expired { .. } => DecidedPrompt {
+            before: format!(
+                "{head}expired: nobody of {} decided in time",
+                approvers(&approval.by)
+            ),
+            by: None,
+            after: String::new(),
+        },
+    }
+}
+
 /// `group:leads` as people say it.
 fn approvers(by: &str) -> String {
     match by.split_once(':') {

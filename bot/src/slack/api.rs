@@ -1,6 +1,9 @@
 //! `SlackApi`: the Web API calls the adapter makes, through slack-morphism's client, and
 //! what their failures mean for a reply waiting to go out.
 //!
+//! Messages are text (`Mrkdwn`, escaped by the caller) and, for approval prompts, Block Kit
+//! [`Blocks`] built from that same escaped text.
+//!
 //! The client is slack-morphism's hyper connector with its base URL set from
 //! `[slack] api_url`. It is built without slack-morphism's own rate control: 429s come
 //! back here as [`ApiFailure::Throttled`], and the outbox decides what waits.
@@ -108,7 +111,8 @@ impl SlackApi {
         })
     }
 
-    /// Posts `text` (mrkdwn, escaped by the caller) in `channel` (in `thread` if given);
+    /// Posts `text` (mrkdwn, escaped by the caller) in `channel` (in `thread` if given),
+    /// shown as `blocks` when given (`text` is then the notification's fallback);
     /// returns the new message's ts, or `None` if Slack's answer could not be read.
     /// Names are never linked (`link_names` off): `@channel` typed as text stays text.
     pub async fn post(
@@ -116,28 +120,54 @@ impl SlackApi {
         channel: &str,
         thread: Option<&str>,
         text: &str,
+        blocks: Option<&Blocks>,
     ) -> Result<Option<String>, ApiFailure> {
         let session = self.client.open_session(&self.token);
-        let mut req = SlackApiChatPostMessageRequest::new(
-            channel.into(),
-            SlackMessageContent::new().with_text(text.to_string()),
-        );
+        let mut req = SlackApiChatPostMessageRequest::new(channel.into(), content(text, blocks));
         req.thread_ts = thread.map(|t| SlackTs::new(t.to_string()));
         req.link_names = Some(false);
         let posted = made("chat.postMessage", session.chat_post_message(&req).await)?;
         Ok(posted.map(|p| p.ts.to_string()))
     }
 
-    /// Replaces the text of message `ts` in `channel`.
-    pub async fn update(&self, channel: &str, ts: &str, text: &str) -> Result<(), ApiFailure> {
+    /// Replaces the text of message `ts` in `channel`, and its blocks when `blocks` is
+    /// given (without it Slack keeps the blocks the message has).
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Option<&Blocks>,
+    ) -> Result<(), ApiFailure> {
         let session = self.client.open_session(&self.token);
         let mut req = SlackApiChatUpdateRequest::new(
             channel.into(),
-            SlackMessageContent::new().with_text(text.to_string()),
+            content(text, blocks),
             SlackTs::new(ts.to_string()),
         );
         req.link_names = Some(false);
         made("chat.update", session.chat_update(&req).await)?;
+        Ok(())
+    }
+
+    /// Shows `text` to `user` alone in `channel` (in `thread` if given):
+    /// `chat.postEphemeral`, for a refusal only the person who clicked needs to read.
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread: Option<&str>,
+        text: &str,
+    ) -> Result<(), ApiFailure> {
+        let session = self.client.open_session(&self.token);
+        let mut req =
+            SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content(text, None));
+        req.thread_ts = thread.map(|t| SlackTs::new(t.to_string()));
+        req.link_names = Some(false);
+        made(
+            "chat.postEphemeral",
+            session.chat_post_ephemeral(&req).await,
+        )?;
         Ok(())
     }
 
@@ -179,6 +209,18 @@ impl SlackApi {
             session.files_complete_upload_external(&complete).await,
         )?;
         Ok(())
+    }
+}
+
+/// A message's Block Kit blocks.
+pub type Blocks = Vec<SlackBlock>;
+
+/// A message's content: its text, and its blocks when it has some.
+fn content(text: &str, blocks: Option<&Blocks>) -> SlackMessageContent {
+    let content = SlackMessageContent::new().with_text(text.to_string());
+    match blocks {
+        Some(blocks) => content.with_blocks(blocks.clone()),
+        None => content,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The Events API: Slack posts events (`/slack/events`) and slash commands
-//! (`/slack/commands`) to an HTTP endpoint the bot serves.
+//! The Events API: Slack posts events (`/slack/events`), slash commands
+//! (`/slack/commands`) and interactions (`/slack/interactivity`: a button pressed, a form
+//! field `payload` holding the JSON) to an HTTP endpoint the bot serves.
 //!
 //! Every request must carry a valid signature made with the app's signing secret over a
 //! timestamp less than five minutes old (slack-morphism's `SlackEventSignatureVerifier`);
@@ -34,6 +35,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::interaction::Click;
 use super::Incoming;
 
 /// The most connections served at once; more are closed as they are accepted.
@@ -67,6 +69,7 @@ pub async fn serve(
     let app = axum::Router::new()
         .route("/slack/events", post(events))
         .route("/slack/commands", post(commands))
+        .route("/slack/interactivity", post(interactivity))
         .with_state(endpoint);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -267,6 +270,53 @@ async fn commands(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bo
         Err(e) => {
             tracing::warn!(error = %e, "a slash command Slack sent could not be read");
             StatusCode::BAD_REQUEST.into_response()
+        }
+    }
+}
+
+/// The interactivity request's form: the interaction's JSON in one field.
+#[derive(serde::Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+async fn interactivity(
+    State(endpoint): State<Endpoint>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
+    let text = match endpoint.verified(&headers, &body) {
+        Ok(text) => text,
+        Err(refused) => return refused.into_response(),
+    };
+    let form = match serde_urlencoded::from_str::<InteractionForm>(text) {
+        Ok(form) => form,
+        Err(e) => {
+            tracing::warn!(error = %e, "an interaction Slack sent has no readable payload field");
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+    };
+    let payload: serde_json::Value = match serde_json::from_str(&form.payload) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::warn!(
+                line = e.line(),
+                column = e.column(),
+                "an interaction Slack sent is not JSON"
+            );
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+    };
+    match Click::read(payload) {
+        Ok(click) => forward(&endpoint, Incoming::Click(Box::new(click))),
+        Err(e) => {
+            // Signed by Slack, but nothing the bot acts on: 200, so it is not sent again.
+            tracing::info!(reason = %e, "an interaction Slack sent was not acted on");
+            StatusCode::OK.into_response()
         }
     }
 }

@@ -9,6 +9,10 @@
 //! - `api`: `SlackApi` — the Web API calls (post, update, external file upload).
 //! - `outbox`: `Outbox` — a queue per channel that honours 429s and paces edits.
 //! - `sink`: `SlackSink` — a job's status message, its result, files.
+//! - `approval_prompt`: `Prompts` — the Approve/Deny prompt of a job waiting for
+//!   approval, and its edit to the decision.
+//! - `interaction`: `Click` — a press of a prompt's button (`block_actions`), which
+//!   becomes the `approve`/`deny` command of whoever pressed it.
 //!
 //! Both receivers put what Slack sent on one bounded queue ([`INCOMING_QUEUE`]) and
 //! acknowledge at once; the work (`Router::handle`, answering) happens after, at most
@@ -20,8 +24,10 @@
 
 pub mod addressing;
 pub mod api;
+pub mod approval_prompt;
 mod dedupe;
 mod events_api;
+pub mod interaction;
 pub mod mrkdwn;
 pub mod outbox;
 pub mod sink;
@@ -43,7 +49,9 @@ use crate::request::{Outcome, Request};
 use crate::router::Router;
 use addressing::{Addressed, Addressing, Command};
 use api::SlackApi;
+use approval_prompt::Prompts;
 use dedupe::RecentEvents;
+use interaction::Click;
 use mrkdwn::Mrkdwn;
 use outbox::Outbox;
 use sink::{layout, Layout, SlackSink};
@@ -63,6 +71,8 @@ pub enum Incoming {
         from_bot: Option<&'static str>,
     },
     Command(Box<SlackCommandEvent>),
+    /// A press of an approval prompt's button.
+    Click(Box<Click>),
 }
 
 impl Incoming {
@@ -206,6 +216,14 @@ impl Handler {
                 format!("command:{}", c.trigger_id),
                 Some(self.addressing.command(c, limit)),
             ),
+            Incoming::Click(click) => {
+                if !self.recent.first_time(&click.key).await {
+                    tracing::info!(click = %click.key, "Slack delivered a click again; it already ran");
+                    return;
+                }
+                self.clicked(click).await;
+                return;
+            }
         };
         let Some(addressed) = addressed else {
             return;
@@ -271,6 +289,62 @@ impl Handler {
         };
         if let (Outcome::Queued, Some(job), Some(ts)) = (answer.outcome, answer.job, posted) {
             sink::note_status(self.store.as_ref(), job, &a.channel, &ts).await;
+        }
+        if let Some(approval) = &answer.awaiting {
+            // The approvers' channel as the command declares it now.
+            let approvers = self
+                .router
+                .catalog()
+                .commands
+                .action(&approval.job.command)
+                .and_then(|action| action.approval.as_ref())
+                .and_then(|declared| declared.channel.clone());
+            self.prompts()
+                .post(approval, &a.channel, thread, approvers.as_deref())
+                .await;
+        }
+    }
+
+    fn prompts(&self) -> Prompts<'_> {
+        Prompts {
+            outbox: &self.outbox,
+            store: self.store.as_ref(),
+        }
+    }
+
+    /// A button pressed on an approval prompt: the `approve`/`deny` command of whoever
+    /// pressed it, through the router, which decides. A decision shows on every prompt
+    /// of the job, buttons gone; a refusal is shown to the one who clicked alone.
+    async fn clicked(&self, click: &Click) {
+        let origin = Origin {
+            adapter: ADAPTER.to_string(),
+            user: click.user.clone(),
+            channel: Some(click.channel.clone()),
+            thread: Some(click.thread().to_string()),
+        };
+        let request = Request {
+            text: click.command(),
+            origin,
+        };
+        let answer = self.router.handle(&request).await;
+        tracing::info!(user = %click.user, job = %click.job, outcome = ?answer.outcome, "approval button pressed");
+        if let Ok(job) = click.job.parse::<jobs::JobId>() {
+            let clicked = (click.channel.as_str(), click.message_ts.as_str());
+            self.prompts().show_decision(job, Some(clicked)).await;
+        }
+        if answer.outcome != Outcome::Done {
+            let told = self
+                .outbox
+                .ephemeral(
+                    &click.channel,
+                    &click.user,
+                    Some(click.thread()),
+                    &Mrkdwn::escape(&answer.text),
+                )
+                .await;
+            if let Err(e) = told {
+                tracing::warn!(channel = %click.channel, user = %click.user, error = %e, "the refusal of a click was not shown");
+            }
         }
     }
 }

@@ -34,6 +34,24 @@ impl Mrkdwn {
         }
     }
 
+    /// A mention of Slack user `id` (`<@U123>`), if `id` looks like a Slack user id
+    /// (capital letters and digits, starting with `U` or `W`): the bot's own markup,
+    /// never a value passed through.
+    pub fn mention(id: &str) -> Option<Self> {
+        let looks_like_a_user = id.len() <= 32
+            && id.starts_with(['U', 'W'])
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        looks_like_a_user.then(|| Mrkdwn(format!("<@{id}>")))
+    }
+
+    /// `self` followed by `next`: markup next to escaped text, never inside it.
+    pub fn then(mut self, next: &Mrkdwn) -> Self {
+        self.0.push_str(&next.0);
+        self
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -58,6 +76,14 @@ mod tests {
         );
         // Already-escaped text is escaped again, so it shows as it was typed.
         assert_eq!(Mrkdwn::escape("&lt;").as_str(), "&amp;lt;");
+        assert_eq!(
+            Mrkdwn::mention("U024BE7LH").unwrap().as_str(),
+            "<@U024BE7LH>"
+        );
+        assert_eq!(Mrkdwn::mention("U1> <!channel"), None);
+        assert_eq!(Mrkdwn::mention("here"), None);
+        let joined = Mrkdwn::escape("a<").then(&Mrkdwn::mention("U1").unwrap());
+        assert_eq!(joined.as_str(), "a&lt;<@U1>");
         let widths: usize = "<&>x".chars().map(Mrkdwn::escaped_width).sum();
         assert_eq!(widths, Mrkdwn::escape("<&>x").as_str().chars().count());
     }

@@ -25,18 +25,25 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{ApiFailure, SlackApi, UploadFile};
+use super::api::{ApiFailure, Blocks, SlackApi, UploadFile};
 use super::mrkdwn::Mrkdwn;
 
 enum Work {
     Post {
         thread: Option<String>,
         text: String,
+        blocks: Option<Blocks>,
     },
     Edit {
         ts: String,
         text: String,
+        blocks: Option<Blocks>,
         last: bool,
+    },
+    Ephemeral {
+        user: String,
+        thread: Option<String>,
+        text: String,
     },
     Upload {
         thread: Option<String>,
@@ -117,14 +124,48 @@ impl Outbox {
         let work = Work::Post {
             thread: thread.map(str::to_string),
             text: text.to_string(),
+            blocks: None,
         };
         self.submit(channel, work).await
+    }
+
+    /// Posts a message shown as `blocks` (built from `text`, its notification fallback);
+    /// returns its ts as [`Outbox::post`] does.
+    pub async fn post_blocks(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        text: &Mrkdwn,
+        blocks: Blocks,
+    ) -> Result<Option<String>, ApiFailure> {
+        let work = Work::Post {
+            thread: thread.map(str::to_string),
+            text: text.to_string(),
+            blocks: Some(blocks),
+        };
+        self.submit(channel, work).await
+    }
+
+    /// Shows `text` to `user` alone, in `channel` (in `thread` if given).
+    pub async fn ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread: Option<&str>,
+        text: &Mrkdwn,
+    ) -> Result<(), ApiFailure> {
+        let work = Work::Ephemeral {
+            user: user.to_string(),
+            thread: thread.map(str::to_string),
+            text: text.to_string(),
+        };
+        self.submit(channel, work).await.map(drop)
     }
 
     /// Shows `text` in message `ts` for now: a later edit may replace it first. When the
     /// channel's queue is full the edit is dropped: progress is best effort.
     pub async fn edit(&self, channel: &str, ts: &str, text: &Mrkdwn) -> Result<(), ApiFailure> {
-        self.edit_as(channel, ts, text, false).await
+        self.edit_as(channel, ts, text, None, false).await
     }
 
     /// Gives message `ts` its final text; progress edits that come later are ignored.
@@ -136,7 +177,26 @@ impl Outbox {
         {
             tracing::debug!(error = %e, "final message not noted; a late progress edit may show");
         }
-        self.edit_as(channel, ts, text, true).await
+        self.edit_as(channel, ts, text, None, true).await
+    }
+
+    /// Gives message `ts` its final text and `blocks` (built from `text`), replacing the
+    /// blocks it had: an approval prompt whose buttons go once it is decided.
+    pub async fn finish_blocks(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &Mrkdwn,
+        blocks: Blocks,
+    ) -> Result<(), ApiFailure> {
+        if let Err(e) = self
+            .store
+            .note_once(&final_key(channel, ts), "final", Self::FINAL_TTL)
+            .await
+        {
+            tracing::debug!(error = %e, "final message not noted; a late progress edit may show");
+        }
+        self.edit_as(channel, ts, text, Some(blocks), true).await
     }
 
     async fn edit_as(
@@ -144,11 +204,13 @@ impl Outbox {
         channel: &str,
         ts: &str,
         text: &Mrkdwn,
+        blocks: Option<Blocks>,
         last: bool,
     ) -> Result<(), ApiFailure> {
         let work = Work::Edit {
             ts: ts.to_string(),
             text: text.to_string(),
+            blocks,
             last,
         };
         self.submit(channel, work).await.map(drop)
@@ -368,7 +430,13 @@ impl ChannelQueue {
 
     /// Queues `op`, merging an edit into a queued edit of the same message.
     fn enqueue(&mut self, op: Op) {
-        if let Work::Edit { ts, text, last } = &op.work {
+        if let Work::Edit {
+            ts,
+            text,
+            blocks,
+            last,
+        } = &op.work
+        {
             let queued = self.pending.iter_mut().find(
                 |queued| matches!(&queued.work, Work::Edit { ts: t, last: false, .. } if t == ts),
             );
@@ -376,6 +444,7 @@ impl ChannelQueue {
                 queued.work = Work::Edit {
                     ts: ts.clone(),
                     text: text.clone(),
+                    blocks: blocks.clone(),
                     last: *last,
                 };
                 queued.done.extend(op.done);
@@ -390,12 +459,25 @@ impl ChannelQueue {
         let mut backoff = Backoff::new(Duration::from_millis(200), Outbox::MAX_BACKOFF);
         loop {
             let result = match work {
-                Work::Post { thread, text } => {
-                    self.api.post(&self.channel, thread.as_deref(), text).await
+                Work::Post {
+                    thread,
+                    text,
+                    blocks,
+                } => {
+                    self.api
+                        .post(&self.channel, thread.as_deref(), text, blocks.as_ref())
+                        .await
                 }
-                Work::Edit { ts, text, .. } => self
+                Work::Edit {
+                    ts, text, blocks, ..
+                } => self
                     .api
-                    .update(&self.channel, ts, text)
+                    .update(&self.channel, ts, text, blocks.as_ref())
+                    .await
+                    .map(|()| None),
+                Work::Ephemeral { user, thread, text } => self
+                    .api
+                    .post_ephemeral(&self.channel, user, thread.as_deref(), text)
                     .await
                     .map(|()| None),
                 Work::Upload { thread, file } => self

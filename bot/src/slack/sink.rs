@@ -6,7 +6,10 @@
 //! progress line, and at the end the result itself when it fits in one message. A longer
 //! result follows in the thread, split over a few messages or uploaded as a file; a
 //! file result is uploaded into the thread. A job asked for without a thread (a
-//! scheduled job delivering to a channel) gets its result as a new channel message.
+//! scheduled job delivering to a channel) gets its result as a new channel message. A job
+//! that waited for approval has its prompts edited to the decision once its result is
+//! delivered, so a decision made elsewhere (another adapter, expiry) leaves no live
+//! buttons.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use async_trait::async_trait;
 use jobs::{JobId, Origin, Store};
 
 use super::api::UploadFile;
+use super::approval_prompt::Prompts;
 use super::mrkdwn::Mrkdwn;
 use super::outbox::Outbox;
 use crate::async_manager::{DeliveryError, ReplySink};
@@ -191,6 +195,13 @@ impl ReplySink for SlackSink {
                 .await
                 .map_err(DeliveryError::adapter)?;
         }
+        // A job that waited for approval: its prompts show the decision, whoever made it.
+        Prompts {
+            outbox: &self.outbox,
+            store: self.store.as_ref(),
+        }
+        .show_decision(reply.job, None)
+        .await;
         Ok(())
     }
 

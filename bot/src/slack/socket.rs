@@ -2,7 +2,8 @@
 //! the URL `apps.connections.open` gives (so it follows `[slack] api_url`) and reconnects
 //! when one drops or Slack asks it to (`disconnect`). Each frame reaches [`Frames`] as
 //! Slack sent it, so an event is read from its JSON (slack-morphism's typed `app_mention`
-//! has no `bot_id`). An envelope is acknowledged once it is on the adapter's queue,
+//! has no `bot_id`); an `interactive` envelope (a button pressed) is read as a
+//! [`Click`]. An envelope is acknowledged once it is on the adapter's queue,
 //! before any work; when the queue is full it is not, and Slack sends it again later.
 
 use std::sync::{Arc, Weak};
@@ -20,6 +21,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::api::SlackHttpClient;
+use super::interaction::Click;
 use super::Incoming;
 
 type Manager = dyn SlackSocketModeClientsManager + Send + Sync;
@@ -159,6 +161,14 @@ impl SlackSocketModeClientListener for Frames {
                     }
                 }
             }
+            ("interactive", Some(envelope)) => match Click::read(frame.payload) {
+                Ok(click) => self.forward(envelope, Incoming::Click(Box::new(click))),
+                Err(e) => {
+                    // Not a click on our buttons, or unreadable: acknowledged, nothing done.
+                    tracing::info!(envelope, reason = %e, "an interaction Slack sent was not acted on");
+                    Some(ack(envelope))
+                }
+            },
             (kind, Some(envelope)) => {
                 tracing::debug!(
                     kind,

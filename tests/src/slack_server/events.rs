@@ -1,11 +1,14 @@
-//! What people do in Slack, as the payloads Slack sends for it, and the signature Slack
-//! puts on Events API requests.
+//! What people do in Slack, as the payloads Slack sends for it (messages, mentions, slash
+//! commands, button presses as `block_actions` interactions), and the signature Slack puts
+//! on Events API requests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+use super::state::Message;
 
 /// Makes payloads with fresh event ids and message timestamps.
 #[derive(Default)]
@@ -126,6 +129,57 @@ impl People {
             "trigger_id": format!("trigger-{n}")
         })
     }
+
+    /// `user` presses the button `action_id` of `prompt` (a message the bot posted): the
+    /// `block_actions` interaction payload Slack sends, with a fresh `action_ts` and
+    /// `trigger_id`. The button's value is the one the prompt carries (empty if it has no
+    /// such button).
+    pub fn clicks(&self, user: &str, prompt: &Message, action_id: &str) -> Value {
+        let n = self.next();
+        let (value, label) = prompt
+            .buttons()
+            .into_iter()
+            .find(|(id, _)| id == action_id)
+            .map(|(_, value)| (value, action_id.to_string()))
+            .unwrap_or_default();
+        json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(),
+                     "team_id": "T0OCTOBOX"},
+            "api_app_id": "A0OCTOBOX",
+            "token": "verification-token",
+            "container": {"type": "message", "message_ts": prompt.ts, "channel_id": prompt.channel,
+                          "is_ephemeral": false},
+            "trigger_id": format!("{n}.1700000000.trigger"),
+            "team": {"id": "T0OCTOBOX", "domain": "octobox-test"},
+            "enterprise": null,
+            "is_enterprise_install": false,
+            "channel": {"id": prompt.channel, "name": "approvals"},
+            "message": {"type": "message", "ts": prompt.ts, "thread_ts": prompt.thread_ts,
+                        "text": prompt.text, "user": super::BOT_USER, "bot_id": "B0OCTOBOX",
+                        "blocks": prompt.blocks},
+            "state": {"values": {}},
+            "response_url": format!("https://hooks.slack.test/actions/{n}"),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "decide",
+                         "text": {"type": "plain_text", "text": label, "emoji": true},
+                         "value": value, "action_ts": format!("1700000100.{n:06}")}]
+        })
+    }
+}
+
+/// The body of an Events API interactivity request: the payload's JSON in the form
+/// field `payload` (`application/x-www-form-urlencoded`).
+pub fn interactivity_form(payload: &Value) -> String {
+    let json = payload.to_string();
+    let mut encoded = String::with_capacity(json.len() * 3 / 2);
+    for b in json.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("payload={encoded}")
 }
 
 /// Slack's request signature: `v0=` and the hex HMAC-SHA256 of `v0:<timestamp>:<body>`.
@@ -143,12 +197,23 @@ pub async fn post_signed(
     timestamp: &str,
     signature: &str,
 ) -> std::io::Result<u16> {
+    post_signed_as(url, "application/json", body, timestamp, signature).await
+}
+
+/// As [`post_signed`], with the given `Content-Type`.
+pub async fn post_signed_as(
+    url: &str,
+    content_type: &str,
+    body: &str,
+    timestamp: &str,
+    signature: &str,
+) -> std::io::Result<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     let request = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
          X-Slack-Request-Timestamp: {timestamp}\r\nX-Slack-Signature: {signature}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -1,15 +1,18 @@
 //! `SlackServer`: a local server that speaks Slack's documented Web API and Socket Mode,
 //! so the bot's real Slack client (slack-morphism) can be tested without Slack.
 //!
-//! - `web_api`: `auth.test`, `apps.connections.open`, `chat.postMessage`, `chat.update`,
+//! - `web_api`: `auth.test`, `apps.connections.open`, `chat.postMessage`, `chat.update`
+//!   (both keeping a message's Block Kit `blocks`), `chat.postEphemeral`,
 //!   `files.getUploadURLExternal`, the upload URL, `files.completeUploadExternal`; any
 //!   method can be made to answer 429 with a `Retry-After` ([`SlackServer::throttle`]),
 //!   or to do the call and answer 200 with a body cut short ([`SlackServer::garble`]).
-//! - `socket`: Socket Mode — `hello`, envelopes, acknowledgements, `disconnect`, dropped
+//! - `socket`: Socket Mode — `hello`, envelopes (events, slash commands, `interactive`
+//!   button presses), acknowledgements, `disconnect`, dropped
 //!   connections. Like Slack, it sends an envelope not acknowledged on a connection that
 //!   closed again on another connection.
-//! - `events`: what people (and other bots) do (a DM, a mention, a slash command) as
-//!   Slack's payloads, and Events API request signing.
+//! - `events`: what people (and other bots) do (a DM, a mention, a slash command, a
+//!   button pressed) as Slack's payloads, and Events API request signing (JSON events,
+//!   form-encoded commands and interactivity requests).
 //!
 //! It records everything it receives; tests read the record ([`SlackServer::messages`],
 //! [`SlackServer::calls`]) and wait on it.
@@ -23,9 +26,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use events::{post_signed, sign, People, Said};
+pub use events::{interactivity_form, post_signed, post_signed_as, sign, People, Said};
 use state::State;
-pub use state::{Call, Envelope, Message, SharedFile};
+pub use state::{Call, Envelope, Ephemeral, Message, SharedFile};
 
 /// The bot user id the server gives the bot in `auth.test`.
 pub const BOT_USER: &str = "UBOT";
@@ -103,6 +106,12 @@ impl SlackServer {
         self.state.enqueue("slash_commands", payload, 0)
     }
 
+    /// Sends an interaction payload (a button pressed, from [`People::clicks`]) over
+    /// Socket Mode, in an `interactive` envelope.
+    pub fn send_interaction(&self, payload: serde_json::Value) -> String {
+        self.state.enqueue("interactive", payload, 0)
+    }
+
     /// Sends envelope `id`'s payload again under a new envelope, as Slack does when it
     /// thinks an event was missed (`retry_attempt` 1).
     pub fn redeliver(&self, id: &str) -> String {
@@ -154,6 +163,11 @@ impl SlackServer {
     /// Every message posted, with the text of each edit.
     pub fn messages(&self) -> Vec<Message> {
         self.state.messages()
+    }
+
+    /// Messages shown to one person (`chat.postEphemeral`).
+    pub fn ephemerals(&self) -> Vec<Ephemeral> {
+        self.state.ephemerals()
     }
 
     /// Files shared through `files.completeUploadExternal`.

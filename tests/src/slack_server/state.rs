@@ -32,7 +32,38 @@ pub struct Message {
     pub text: String,
     /// Each `chat.update` text, in order.
     pub edits: Vec<String>,
+    /// Its Block Kit blocks now, if it has any (`chat.update` without blocks keeps them,
+    /// as Slack does).
+    pub blocks: Option<Value>,
     pub posted_at: Instant,
+}
+
+impl Message {
+    /// The buttons it shows now, as (action_id, value).
+    pub fn buttons(&self) -> Vec<(String, String)> {
+        let Some(blocks) = self.blocks.as_ref().and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        blocks
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["type"] == "button")
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (text("action_id"), text("value"))
+            })
+            .collect()
+    }
+}
+
+/// A message shown to one person only (`chat.postEphemeral`).
+#[derive(Debug, Clone)]
+pub struct Ephemeral {
+    pub channel: String,
+    pub user: String,
+    pub thread_ts: Option<String>,
+    pub text: String,
 }
 
 /// A file shared with `files.completeUploadExternal`.
@@ -50,7 +81,7 @@ pub struct SharedFile {
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub id: String,
-    /// `events_api` or `slash_commands`.
+    /// `events_api`, `slash_commands` or `interactive`.
     pub kind: String,
     pub payload: Value,
     pub retry_attempt: u32,
@@ -75,6 +106,7 @@ pub(super) enum Frame {
 struct Inner {
     calls: Vec<Call>,
     messages: Vec<Message>,
+    ephemerals: Vec<Ephemeral>,
     files: Vec<SharedFile>,
     /// Upload ids to (file name, bytes once uploaded).
     uploads: HashMap<String, (String, Option<Vec<u8>>)>,
@@ -156,7 +188,13 @@ impl State {
         })
     }
 
-    pub fn post(&self, channel: &str, thread_ts: Option<String>, text: &str) -> String {
+    pub fn post(
+        &self,
+        channel: &str,
+        thread_ts: Option<String>,
+        text: &str,
+        blocks: Option<Value>,
+    ) -> String {
         self.with(|i| {
             i.next += 1;
             let ts = format!("1700000000.{:06}", i.next);
@@ -167,14 +205,16 @@ impl State {
                 first_text: text.to_string(),
                 text: text.to_string(),
                 edits: Vec::new(),
+                blocks,
                 posted_at: Instant::now(),
             });
             ts
         })
     }
 
-    /// Whether message `ts` exists in `channel` (and now says `text`).
-    pub fn update(&self, channel: &str, ts: &str, text: &str) -> bool {
+    /// Whether message `ts` exists in `channel` (and now says `text`, with `blocks` if
+    /// given).
+    pub fn update(&self, channel: &str, ts: &str, text: &str, blocks: Option<Value>) -> bool {
         self.with(|i| {
             match i
                 .messages
@@ -184,11 +224,22 @@ impl State {
                 Some(m) => {
                     m.text = text.to_string();
                     m.edits.push(text.to_string());
+                    if blocks.is_some() {
+                        m.blocks = blocks;
+                    }
                     true
                 }
                 None => false,
             }
         })
+    }
+
+    pub fn post_ephemeral(&self, ephemeral: Ephemeral) {
+        self.with(|i| i.ephemerals.push(ephemeral));
+    }
+
+    pub fn ephemerals(&self) -> Vec<Ephemeral> {
+        self.with(|i| i.ephemerals.clone())
     }
 
     pub fn new_upload(&self, name: &str) -> String {

@@ -1,4 +1,5 @@
-//! The Web API methods the bot calls, answered as Slack documents them.
+//! The Web API methods the bot calls, answered as Slack documents them. Messages keep
+//! their Block Kit `blocks` (a `chat.update` without blocks keeps the message's own).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::state::State;
+use super::state::{Ephemeral, State};
 use super::{APP_TOKEN, BOT_TOKEN, BOT_USER};
 
 pub(super) fn routes() -> Router<Arc<State>> {
@@ -73,6 +74,15 @@ fn url_decoded(body: &[u8]) -> Vec<(String, String)> {
 
 fn text_of(p: &Value, key: &str) -> Option<String> {
     p.get(key).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+/// `blocks`, sent as a JSON array (a JSON body) or a string holding one (a form).
+fn blocks_of(p: &Value) -> Option<Value> {
+    match p.get("blocks")? {
+        Value::String(s) => serde_json::from_str(s).ok(),
+        Value::Array(a) => Some(Value::Array(a.clone())),
+        _ => None,
+    }
 }
 
 fn error(code: &str) -> Response {
@@ -140,13 +150,30 @@ fn answer(state: &State, method: &str, p: &Value) -> Response {
                 return error("no_text");
             };
             let thread = text_of(p, "thread_ts");
-            let ts = state.post(&channel, thread.clone(), &text);
+            let blocks = blocks_of(p);
+            let ts = state.post(&channel, thread.clone(), &text, blocks.clone());
             Json(json!({
                 "ok": true, "channel": channel, "ts": ts,
                 "message": {"type": "message", "ts": ts, "text": text, "user": BOT_USER,
-                            "bot_id": "B0OCTOBOX", "thread_ts": thread}
+                            "bot_id": "B0OCTOBOX", "thread_ts": thread, "blocks": blocks}
             }))
             .into_response()
+        }
+        "chat.postEphemeral" => {
+            let (Some(channel), Some(user), Some(text)) = (
+                text_of(p, "channel"),
+                text_of(p, "user"),
+                text_of(p, "text"),
+            ) else {
+                return error("invalid_arguments");
+            };
+            state.post_ephemeral(Ephemeral {
+                channel,
+                user,
+                thread_ts: text_of(p, "thread_ts"),
+                text,
+            });
+            Json(json!({"ok": true, "message_ts": "1700000000.999999"})).into_response()
         }
         "chat.update" => {
             let (Some(channel), Some(ts), Some(text)) =
@@ -154,7 +181,7 @@ fn answer(state: &State, method: &str, p: &Value) -> Response {
             else {
                 return error("invalid_arguments");
             };
-            if !state.update(&channel, &ts, &text) {
+            if !state.update(&channel, &ts, &text, blocks_of(p)) {
                 return error("message_not_found");
             }
             Json(json!({
