@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
-use jobs::ScheduleStore;
 use octobox_tests::scheduler::ChannelRecorder;
 use octobox_tests::services::Redis;
 use octobox_tests::shipping::{
@@ -49,12 +48,15 @@ sink = {sink}
     config.shippers[0].clone()
 }
 
-async fn checkpoints(redis: &Redis) -> Arc<dyn ScheduleStore> {
-    Arc::new(
+/// `Shipper::new` over a private Redis, which keeps the checkpoint (and would hold the
+/// audit trail, which an HTTP source never reads).
+async fn shipper_on(config: ShipperConfig, redis: &Redis) -> Shipper {
+    let store = Arc::new(
         RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
             .await
             .unwrap(),
-    )
+    );
+    Shipper::new(config, store.clone(), store)
 }
 
 /// 3 windows of 1 hour, 100 records each side of nothing: 300 records.
@@ -85,7 +87,7 @@ async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once(
         "{{ kind = \"files\", dir = \"{}\", gzip = true }}",
         dir.path().display()
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -135,7 +137,7 @@ async fn shipper_retries_a_failing_collector_and_delivers_every_record_once() {
         "{{ kind = \"http\", url = \"{}\", batch = 5 }}",
         collector.url
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -158,7 +160,7 @@ async fn shipper_puts_one_object_per_window_into_s3_compatible_storage() {
         "{{ kind = \"s3\", endpoint = \"{}\", bucket = \"exports\", prefix = \"halo/\", access_key = \"test\", secret_key = \"test\" }}",
         moto.endpoint
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -190,7 +192,7 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     );
     let config = shipper(&source.url, &sink);
 
-    let first = Shipper::new(config.clone(), checkpoints(&redis).await);
+    let first = shipper_on(config.clone(), &redis).await;
     let run = tokio::spawn(async move { first.run(now).await });
     while source.pages_served() < 22 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -205,7 +207,7 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     );
 
     source.release();
-    let second = Shipper::new(config, checkpoints(&redis).await);
+    let second = shipper_on(config, &redis).await;
     let report = second.run(now).await.unwrap();
     assert_eq!(report.windows, 2, "resumed in the second window: {report}");
     assert_each_once(&collector.records(), 300);
@@ -346,10 +348,7 @@ async fn a_source_cannot_send_its_headers_to_another_origin_by_link_or_redirect(
         let catcher = Catcher::start().await;
         let source = hostile_source(hostility, &catcher.url).await;
         let dir = tempfile::tempdir().unwrap();
-        let shipper = Shipper::new(
-            keyed_shipper(&source, dir.path()),
-            checkpoints(&redis).await,
-        );
+        let shipper = shipper_on(keyed_shipper(&source, dir.path()), &redis).await;
         let error = shipper.run(now).await.unwrap_err().to_string();
         eprintln!("{hostility:?}: {error}");
         let leaked: Vec<_> = catcher
@@ -382,10 +381,7 @@ async fn a_page_past_the_size_limit_is_refused_not_buffered() {
     let huge = scheduler::PAGE_MAX + 1024 * 1024;
     let source = hostile_source(Hostility::Huge(huge), "").await;
     let dir = tempfile::tempdir().unwrap();
-    let shipper = Shipper::new(
-        keyed_shipper(&source, dir.path()),
-        checkpoints(&redis).await,
-    );
+    let shipper = shipper_on(keyed_shipper(&source, dir.path()), &redis).await;
     let error = shipper.run(now).await.unwrap_err().to_string();
     assert!(error.contains("is larger than 32 MiB"), "{error}");
 }
