@@ -385,3 +385,167 @@ async fn a_page_past_the_size_limit_is_refused_not_buffered() {
     let error = shipper.run(now).await.unwrap_err().to_string();
     assert!(error.contains("is larger than 32 MiB"), "{error}");
 }
+
+/// An embedded bot whose schedule `audit-export` (run by hand) ships the bot's own audit
+/// trail in 1-second windows from `first` into files under `dir`, two entries a page,
+/// its result to `slack:#exports`. `alice` may log in with a secret token.
+fn audit_export_config(dir: &std::path::Path, first: DateTime<Utc>) -> Config {
+    let text = format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[[command]]
+pattern = "login {{text:name}} with {{token:secret}}"
+help = "Log in with a token"
+native = "echo"
+allow = ["user:console:alice"]
+
+[[schedule]]
+name = "audit-export"
+cron = "0 0 1 1 *"
+ship = "audit"
+deliver = "slack:#exports"
+
+[[shipper]]
+name = "audit"
+window = "1s"
+first_window = "{first}"
+source = {{ kind = "audit", page_size = 2 }}
+sink = {{ kind = "files", dir = "{dir}" }}
+"#,
+        first = first.to_rfc3339(),
+        dir = dir.display()
+    );
+    Config::parse("test.toml", &text, |_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every shipped file under `dir`, by name, with its bytes.
+fn shipped_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_ships_masked_as_json_lines_and_a_window_shipped_again_is_the_same_file() {
+    let second = Duration::from_secs(1);
+    let first = scheduler::shipper::Window::containing(Utc::now(), second).start;
+    let dir = tempfile::tempdir().unwrap();
+    let config = audit_export_config(dir.path(), first);
+    let bot = bot::bot::Bot::start(&config).await.unwrap();
+    let store = bot.router.services().store.clone();
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder.clone());
+    bot.sinks.register("console", recorder);
+    let ask = |text: &str, user: &str| {
+        let request = bot::router::Request {
+            text: text.into(),
+            origin: jobs::Origin::new("console", user),
+        };
+        let router = bot.router.clone();
+        async move { router.handle(&request).await }
+    };
+
+    ask("ping", "alice").await;
+    let login = ask("login alice with hunter2", "alice").await;
+    assert_eq!(
+        login.outcome,
+        bot::router::Outcome::Queued,
+        "{}",
+        login.text
+    );
+    let (origin, _) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the login job's reply")
+        .unwrap();
+    assert_eq!(origin.identity(), "console:alice");
+    // The job's outcome is appended as its reply goes out.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let now = Utc::now() + chrono::Duration::seconds(1);
+            let trail = store.audit(first, now, 1000).await.unwrap();
+            if trail.iter().any(|e| e.kind == jobs::AuditKind::Outcome) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the login job's outcome is in the trail");
+    ask("reload", "alice").await;
+    ask("frobnicate", "alice").await;
+
+    // Once the window of the last request has ended, an admin runs the export.
+    let last = scheduler::shipper::Window::containing(Utc::now(), second);
+    tokio::time::sleep(
+        (last.end - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50),
+    )
+    .await;
+    let asked = ask("run schedule audit-export now", "root").await;
+    assert_eq!(asked.outcome, bot::router::Outcome::Done, "{}", asked.text);
+    let (origin, reply) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the export's result is delivered")
+        .unwrap();
+    assert_eq!(origin.channel.as_deref(), Some("#exports"));
+    assert!(reply.text.contains("(ship) succeeded"), "{}", reply.text);
+
+    // One file per 1-second window, JSON lines of entries: alice's, once each, in
+    // order, the secret masked.
+    let files = shipped_files(&dir.path().join("audit"));
+    let windows_ended = (last.end - first).num_seconds() as usize;
+    assert!(files.len() >= windows_ended, "{:?}", files.keys());
+    for (name, bytes) in &files {
+        assert!(name.ends_with(".jsonl"), "{name}");
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains("hunter2"), "{name} shows the secret: {text}");
+    }
+    let entries: Vec<jobs::AuditEntry> = files
+        .values()
+        .flat_map(|bytes| read_json_lines(bytes))
+        .map(|line| serde_json::from_value(line).expect("each line is an audit entry"))
+        .collect();
+    let alices: Vec<_> = entries
+        .iter()
+        .filter(|e| e.identity == "console:alice")
+        .map(|e| {
+            (
+                e.kind.as_str(),
+                e.text.as_str(),
+                e.decision.as_str(),
+                e.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alices,
+        [
+            ("request", "ping", "allowed", "answered"),
+            ("request", "login alice with ***", "allowed", "queued"),
+            ("outcome", "login with", "-", "succeeded"),
+            ("request", "reload", "refused", "refused"),
+            ("request", "frobnicate", "-", "unknown"),
+        ]
+    );
+
+    // The same windows shipped again (a checkpoint lost) write the same files once.
+    let again = Shipper::new(
+        config.shippers[0].clone(),
+        Arc::new(jobs::memory::MemoryScheduleStore::new()),
+        store,
+    );
+    let report = again.run(last.end).await.unwrap();
+    assert_eq!(report.windows as usize, windows_ended, "{report}");
+    let files_again = shipped_files(&dir.path().join("audit"));
+    for (name, bytes) in &files {
+        assert_eq!(files_again.get(name), Some(bytes), "{name} changed");
+    }
+    assert_eq!(files_again.len(), files.len());
+    bot.stop().await;
+}
