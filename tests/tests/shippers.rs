@@ -549,3 +549,92 @@ async fn the_audit_trail_ships_masked_as_json_lines_and_a_window_shipped_again_i
     assert_eq!(files_again.len(), files.len());
     bot.stop().await;
 }
+
+/// `count` audit entries appended to `store` at once, by as many tasks, `request <i>`
+/// from `first` on: Redis gives many of them the same millisecond.
+async fn append_at_once(store: &Arc<RedisStore>, first: usize, count: usize) {
+    let mut appends = tokio::task::JoinSet::new();
+    for i in first..first + count {
+        let store = store.clone();
+        appends.spawn(async move {
+            let origin = jobs::Origin::new("ssh", "alice");
+            let text = format!("request {i}");
+            let entry = jobs::AuditEntry::new(jobs::AuditKind::Request, &origin, &text, "queued");
+            jobs::Store::append_audit(store.as_ref(), &entry, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = appends.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_shipper_over_redis_ships_each_entry_once_in_the_window_it_was_appended() {
+    let redis = Redis::start();
+    let store = Arc::new(
+        RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
+            .await
+            .unwrap(),
+    );
+    let second = Duration::from_secs(1);
+    // The first 150 are appended well within a second, the next 150 in a later one.
+    let mut first = scheduler::shipper::Window::containing(Utc::now(), second);
+    if first.end - Utc::now() < chrono::Duration::milliseconds(500) {
+        tokio::time::sleep((first.end - Utc::now()).to_std().unwrap_or_default()).await;
+        first = scheduler::shipper::Window::containing(Utc::now(), second);
+    }
+    append_at_once(&store, 0, 150).await;
+    assert!(
+        Utc::now() < first.end,
+        "the first 150 took under half a second"
+    );
+    tokio::time::sleep((first.end - Utc::now()).to_std().unwrap_or_default()).await;
+    append_at_once(&store, 150, 150).await;
+    let last = scheduler::shipper::Window::containing(Utc::now(), second);
+    let now = last.end;
+    tokio::time::sleep((now - Utc::now()).to_std().unwrap_or_default()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[shipper]]\nname = \"audit\"\nwindow = \"1s\"\nfirst_window = \"{}\"\nsource = {{ kind = \"audit\", page_size = 7 }}\nsink = {{ kind = \"files\", dir = \"{}\" }}\n",
+        first.start.to_rfc3339(),
+        dir.path().display()
+    );
+    let config = Config::parse("test.toml", &text, |_| None).unwrap_or_else(|e| panic!("{e}"));
+    let shipper = Shipper::new(config.shippers[0].clone(), store.clone(), store.clone());
+    let report = shipper.run(now).await.unwrap();
+    assert_eq!(report.records, 300, "{report}");
+    assert!(report.pages >= 300 / 7, "read 7 at a time: {report}");
+
+    // Each entry once, in the file of the second it was appended in.
+    let files = shipped_files(&dir.path().join("audit"));
+    let by_file: Vec<Vec<usize>> = files
+        .values()
+        .map(|bytes| {
+            read_json_lines(bytes)
+                .iter()
+                .map(|e| {
+                    e["text"].as_str().unwrap()["request ".len()..]
+                        .parse()
+                        .unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let mut all: Vec<usize> = by_file.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..300).collect::<Vec<_>>());
+    let (in_first, later) = by_file.split_first().unwrap();
+    assert!(
+        in_first.len() == 150 && later.concat().iter().all(|&i| i >= 150),
+        "entries in the window of their second: {by_file:?}"
+    );
+
+    // Shipped again, the checkpoint lost: the same files, byte for byte.
+    let fresh_checkpoints = Arc::new(jobs::memory::MemoryScheduleStore::new());
+    let again = Shipper::new(config.shippers[0].clone(), fresh_checkpoints, store);
+    assert_eq!(again.run(now).await.unwrap().records, 300);
+    assert_eq!(shipped_files(&dir.path().join("audit")), files);
+}
