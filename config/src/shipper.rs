@@ -151,7 +151,9 @@ pub(super) fn shipper(
             .map(|(h, v)| (h.clone(), secret(&format!("{key}.{h}"), v)))
             .collect::<BTreeMap<_, _>>()
     };
-    let (source, source_problems) = source(raw.source, &mut headers);
+    let mut raw_source = raw.source;
+    let source_headers = headers(".source.headers", &std::mem::take(&mut raw_source.headers));
+    let (source, source_problems) = source(raw_source, source_headers);
     let k = raw.sink;
     let gzip = k.gzip.unwrap_or(false);
     let sink = match k.kind.as_str() {
@@ -241,11 +243,11 @@ pub(super) fn shipper(
 
 /// Checks a shipper's `source`: an `"http"` one (the default) needs `url`; an `"audit"`
 /// one reads the store and takes `page_size` only, so a key of the HTTP source beside it
-/// is a mistake worth naming, not something to ignore. Problems come back as (`.field`,
-/// message), with a source to go on checking the rest.
+/// is a mistake worth naming, not something to ignore. `headers` are `s`'s, read already.
+/// Problems come back as (`.field`, message), with a source to go on checking the rest.
 fn source(
     s: RawSource,
-    headers: &mut dyn FnMut(&str, &BTreeMap<String, String>) -> BTreeMap<String, Secret>,
+    headers: BTreeMap<String, Secret>,
 ) -> (SourceConfig, Vec<(String, String)>) {
     let mut problems = Vec::new();
     let page_size = s.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -262,7 +264,7 @@ fn source(
             });
             let default = HttpSourceConfig::new(url);
             let http = HttpSourceConfig {
-                headers: headers(".source.headers", &s.headers),
+                headers,
                 since_param: s.since_param.unwrap_or(default.since_param),
                 until_param: s.until_param.unwrap_or(default.until_param),
                 page_size_param: s.page_size_param.unwrap_or(default.page_size_param),
@@ -281,7 +283,7 @@ fn source(
                 ("page_size_param", s.page_size_param.is_some()),
                 ("records", s.records.is_some()),
                 ("next", s.next.is_some()),
-                ("headers", !s.headers.is_empty()),
+                ("headers", !headers.is_empty()),
             ];
             for (key, given) in http_only {
                 if given {

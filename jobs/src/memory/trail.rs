@@ -136,7 +136,7 @@ mod tests {
         let start = Utc::now();
         let keep = Duration::from_secs(3600);
         for i in 0..200 {
-            let origin = Origin::new("console", &format!("u{i}"));
+            let origin = Origin::new("console", format!("u{i}"));
             trail.append(
                 &AuditEntry::new(AuditKind::Request, &origin, "ping", "answered"),
                 keep,

@@ -74,7 +74,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let window = Window::starting(Utc::now(), Duration::from_secs(60));
         for i in 0..10 {
-            let origin = Origin::new("console", &format!("u{i}"));
+            let origin = Origin::new("console", format!("u{i}"));
             let entry = AuditEntry::new(AuditKind::Request, &origin, "ping", "answered");
             store
                 .append_audit(&entry, Duration::from_secs(3600))
