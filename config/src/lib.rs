@@ -52,7 +52,7 @@ pub use schedule::{
     parse_cron, CronError, Deliver, Missed, ScheduleConfig, ScheduleRuns, SchedulerConfig,
 };
 pub use secret::Secret;
-pub use shipper::{ShipperConfig, SinkConfig, SourceConfig};
+pub use shipper::{HttpSourceConfig, ShipperConfig, SinkConfig, SourceConfig};
 pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
 

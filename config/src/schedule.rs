@@ -351,8 +351,11 @@ sink = { kind = "files", dir = "/tmp/x", gzip = true }
             }
         );
         let sh = &c.shippers[0];
-        assert_eq!(sh.source.headers["Authorization"].expose(), "Bearer t0k");
-        assert_eq!(sh.source.since_param, "since");
+        let crate::SourceConfig::Http(source) = &sh.source else {
+            panic!("an http source: {:?}", sh.source)
+        };
+        assert_eq!(source.headers["Authorization"].expose(), "Bearer t0k");
+        assert_eq!(source.since_param, "since");
         assert!(!format!("{sh:?}").contains("t0k"));
     }
 
@@ -362,6 +365,42 @@ sink = { kind = "files", dir = "/tmp/x", gzip = true }
         let e = errors(text);
         assert!(
             e.contains("octobox.toml:1: schedule[1].ship: no [[shipper]] named \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_audit_source_reads_the_store_and_refuses_keys_of_an_http_source() {
+        let text = "[[shipper]]\nname = \"audit\"\nwindow = \"1d\"\nsource = { kind = \"audit\", page_size = 200 }\nsink = { kind = \"files\", dir = \"/tmp/a\" }\n";
+        let c = Config::parse("o.toml", text, |_| None).unwrap();
+        assert!(
+            matches!(
+                c.shippers[0].source,
+                crate::SourceConfig::Audit { page_size: 200 }
+            ),
+            "{:?}",
+            c.shippers[0].source
+        );
+
+        let e = errors("[[shipper]]\nname = \"audit\"\nwindow = \"1d\"\nsource = { kind = \"audit\", url = \"http://h\", headers = { A = \"b\" } }\nsink = { kind = \"files\", dir = \"/tmp/a\" }\n");
+        assert!(
+            e.contains("octobox.toml:1: shipper[1].source.url: an \"audit\" source reads the audit trail from the store and takes only `page_size`: remove `url`"),
+            "{e}"
+        );
+        assert!(e.contains("shipper[1].source.headers: "), "{e}");
+
+        let e = errors("[[shipper]]\nname = \"s\"\nwindow = \"1d\"\nsource = { page_size = 5 }\nsink = { kind = \"files\", dir = \"/tmp/a\" }\n");
+        assert!(
+            e.contains("shipper[1].source.url: an \"http\" source needs `url`"),
+            "{e}"
+        );
+        assert!(!e.contains("is not an http://"), "{e}");
+
+        let e = errors("[[shipper]]\nname = \"s\"\nwindow = \"1d\"\nsource = { kind = \"ledger\" }\nsink = { kind = \"files\", dir = \"/tmp/a\" }\n");
+        assert!(
+            e.contains(
+                "shipper[1].source.kind: \"ledger\" is not a source: write \"http\" or \"audit\""
+            ),
             "{e}"
         );
     }

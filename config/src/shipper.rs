@@ -1,5 +1,5 @@
-//! `[[shipper]]`: records moved from an HTTP JSON source to a sink (files, an HTTP
-//! collector, an S3 bucket), one time window at a time.
+//! `[[shipper]]`: records moved from a source (an HTTP JSON API, or Octobox's own audit
+//! trail) to a sink (files, an HTTP collector, an S3 bucket), one time window at a time.
 //!
 //! Which schedule fires a shipper is `schedule`'s business; this module owns what a
 //! shipper is, its defaults, and the checks of one entry. Header values and sink keys
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::fields::{duration_at_least, is_name};
 use crate::secret::{expand_env, Secret};
 
-/// One `[[shipper]]`: records moved from an HTTP source to a sink, window by window.
+/// One `[[shipper]]`: records moved from a source to a sink, window by window.
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
     pub line: usize,
@@ -28,9 +28,22 @@ pub struct ShipperConfig {
     pub sink: SinkConfig,
 }
 
+/// Where a shipper reads its records (`source = { kind = ... }`, `"http"` unless said).
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// An HTTP JSON API that answers a time window, a page at a time.
+    Http(HttpSourceConfig),
+    /// The audit trail in the job store (`[store]`, or the embedded store), read
+    /// `page_size` entries at a time; each record is one `AuditEntry`.
+    Audit { page_size: usize },
+}
+
+/// How many records a source is asked for at once when `page_size` is not set.
+const DEFAULT_PAGE_SIZE: usize = 500;
+
 /// An HTTP JSON API that answers a time window, a page at a time.
 #[derive(Debug, Clone)]
-pub struct SourceConfig {
+pub struct HttpSourceConfig {
     pub url: String,
     pub since_param: String,
     pub until_param: String,
@@ -44,16 +57,16 @@ pub struct SourceConfig {
     pub headers: BTreeMap<String, Secret>,
 }
 
-impl SourceConfig {
+impl HttpSourceConfig {
     /// A source at `url` that reads the usual names: `since`, `until` and `limit` for the
     /// window and the page size (500), `records` and `next` in each page; no headers.
     pub fn new(url: String) -> Self {
-        SourceConfig {
+        HttpSourceConfig {
             url,
             since_param: "since".into(),
             until_param: "until".into(),
             page_size_param: "limit".into(),
-            page_size: 500,
+            page_size: DEFAULT_PAGE_SIZE,
             records: "records".into(),
             next: "next".into(),
             headers: BTreeMap::new(),
@@ -138,18 +151,9 @@ pub(super) fn shipper(
             .map(|(h, v)| (h.clone(), secret(&format!("{key}.{h}"), v)))
             .collect::<BTreeMap<_, _>>()
     };
-    let s = raw.source;
-    let default = SourceConfig::new(s.url);
-    let source = SourceConfig {
-        headers: headers(".source.headers", &s.headers),
-        since_param: s.since_param.unwrap_or(default.since_param),
-        until_param: s.until_param.unwrap_or(default.until_param),
-        page_size_param: s.page_size_param.unwrap_or(default.page_size_param),
-        page_size: s.page_size.unwrap_or(default.page_size),
-        records: s.records.unwrap_or(default.records),
-        next: s.next.unwrap_or(default.next),
-        ..default
-    };
+    let mut raw_source = raw.source;
+    let source_headers = headers(".source.headers", &std::mem::take(&mut raw_source.headers));
+    let (source, source_problems) = source(raw_source, source_headers);
     let k = raw.sink;
     let gzip = k.gzip.unwrap_or(false);
     let sink = match k.kind.as_str() {
@@ -182,6 +186,7 @@ pub(super) fn shipper(
             })
         }
     };
+    problems.extend(source_problems);
     let Some(sink) = sink else {
         let needs = match k.kind.as_str() {
             "files" => "`dir`",
@@ -194,12 +199,14 @@ pub(super) fn shipper(
         ));
         return Err(problems);
     };
-    for (key, url) in [
-        (".source.url", Some(&source.url)),
-        (".sink.url", k.url.as_ref()),
-    ]
-    .into_iter()
-    .chain([(".sink.endpoint", k.endpoint.as_ref())])
+    let source_url = match &source {
+        // A missing `url` is named already.
+        SourceConfig::Http(http) => Some(&http.url).filter(|u| !u.is_empty()),
+        SourceConfig::Audit { .. } => None,
+    };
+    for (key, url) in [(".source.url", source_url), (".sink.url", k.url.as_ref())]
+        .into_iter()
+        .chain([(".sink.endpoint", k.endpoint.as_ref())])
     {
         if let Some(u) = url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -210,7 +217,11 @@ pub(super) fn shipper(
             }
         }
     }
-    if source.page_size == 0 || matches!(sink, SinkConfig::Http { batch: 0, .. }) {
+    let page_size = match &source {
+        SourceConfig::Http(http) => http.page_size,
+        SourceConfig::Audit { page_size } => *page_size,
+    };
+    if page_size == 0 || matches!(sink, SinkConfig::Http { batch: 0, .. }) {
         problems.push((
             ".source.page_size".into(),
             "sizes must be at least 1".into(),
@@ -230,6 +241,73 @@ pub(super) fn shipper(
     }
 }
 
+/// Checks a shipper's `source`: an `"http"` one (the default) needs `url`; an `"audit"`
+/// one reads the store and takes `page_size` only, so a key of the HTTP source beside it
+/// is a mistake worth naming, not something to ignore. `headers` are `s`'s, read already.
+/// Problems come back as (`.field`, message), with a source to go on checking the rest.
+fn source(
+    s: RawSource,
+    headers: BTreeMap<String, Secret>,
+) -> (SourceConfig, Vec<(String, String)>) {
+    let mut problems = Vec::new();
+    let page_size = s.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    match s.kind.as_deref().unwrap_or("http") {
+        "http" => {
+            let url = s.url.unwrap_or_else(|| {
+                problems.push((
+                    ".source.url".into(),
+                    "an \"http\" source needs `url` (or write `kind = \"audit\"` to ship the \
+                     audit trail)"
+                        .into(),
+                ));
+                String::new()
+            });
+            let default = HttpSourceConfig::new(url);
+            let http = HttpSourceConfig {
+                headers,
+                since_param: s.since_param.unwrap_or(default.since_param),
+                until_param: s.until_param.unwrap_or(default.until_param),
+                page_size_param: s.page_size_param.unwrap_or(default.page_size_param),
+                page_size,
+                records: s.records.unwrap_or(default.records),
+                next: s.next.unwrap_or(default.next),
+                ..default
+            };
+            (SourceConfig::Http(http), problems)
+        }
+        "audit" => {
+            let http_only = [
+                ("url", s.url.is_some()),
+                ("since_param", s.since_param.is_some()),
+                ("until_param", s.until_param.is_some()),
+                ("page_size_param", s.page_size_param.is_some()),
+                ("records", s.records.is_some()),
+                ("next", s.next.is_some()),
+                ("headers", !headers.is_empty()),
+            ];
+            for (key, given) in http_only {
+                if given {
+                    problems.push((
+                        format!(".source.{key}"),
+                        format!(
+                            "an \"audit\" source reads the audit trail from the store and \
+                             takes only `page_size`: remove `{key}`"
+                        ),
+                    ));
+                }
+            }
+            (SourceConfig::Audit { page_size }, problems)
+        }
+        other => {
+            problems.push((
+                ".source.kind".into(),
+                format!("\"{other}\" is not a source: write \"http\" or \"audit\""),
+            ));
+            (SourceConfig::Audit { page_size }, problems)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawShipper {
@@ -243,7 +321,8 @@ pub(crate) struct RawShipper {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
-    url: String,
+    kind: Option<String>,
+    url: Option<String>,
     since_param: Option<String>,
     until_param: Option<String>,
     page_size_param: Option<String>,

@@ -7,6 +7,15 @@
 //! store ([`crate::Store::append_audit`]) and never changed; the store forgets them past
 //! their age limit. Text is kept as typed, `secret` values masked, and cut to
 //! [`AuditEntry::TEXT_MAX`] characters.
+//!
+//! Each entry has an [`AuditPosition`] in the trail: the store's clock when it was
+//! appended, in milliseconds, and a sequence number among the entries of that
+//! millisecond. Positions only grow, so an export pages through a time range from the
+//! last position it read ([`crate::Store::audit_page`]) and never skips or repeats an
+//! entry, however many share a millisecond.
+
+use std::fmt;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -100,6 +109,39 @@ impl AuditEntry {
     }
 }
 
+/// Where an entry is in the trail: appended at `millis` (the store's clock, ms since the
+/// Unix epoch), the `seq`-th of that millisecond. Written `<millis>-<seq>`, as a Redis
+/// stream id is; ordered by time, then sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AuditPosition {
+    pub millis: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for AuditPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.millis, self.seq)
+    }
+}
+
+/// The text is not `<millis>-<seq>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not an audit trail position (<milliseconds>-<sequence>)")]
+pub struct BadAuditPosition(pub String);
+
+impl FromStr for AuditPosition {
+    type Err = BadAuditPosition;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadAuditPosition(crate::audit::cut(s, 40));
+        let (millis, seq) = s.split_once('-').ok_or_else(bad)?;
+        Ok(AuditPosition {
+            millis: millis.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// `text` cut to `max` characters, with `…` where it was cut. Linear in `max`.
 fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -123,5 +165,21 @@ mod tests {
         let back: AuditEntry = serde_json::from_str(&json).unwrap();
         assert_eq!(back, entry);
         assert_eq!(back.identity, "ssh:alice");
+    }
+
+    #[test]
+    fn positions_read_back_and_order_by_time_then_sequence() {
+        let p: AuditPosition = "1700000000000-12".parse().unwrap();
+        assert_eq!((p.millis, p.seq), (1_700_000_000_000, 12));
+        assert_eq!(p.to_string(), "1700000000000-12");
+        let later_in_the_ms = AuditPosition { seq: 13, ..p };
+        let next_ms = AuditPosition {
+            millis: p.millis + 1,
+            seq: 0,
+        };
+        assert!(p < later_in_the_ms && later_in_the_ms < next_ms);
+        for bad in ["", "17", "17-", "-3", "a-1", "1-2-3"] {
+            assert!(bad.parse::<AuditPosition>().is_err(), "{bad}");
+        }
     }
 }

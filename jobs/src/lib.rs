@@ -8,7 +8,7 @@
 //! - [`job`]: `Job`, `JobId`, `Task`, `Origin`, `JobResult`, `JobStatus`, `Output`, `JobRecord`.
 //! - [`event`]: `Event` and `EventKind` — what the event stream carries.
 //! - [`control`]: `Control` — messages every worker receives (`cancel`).
-//! - [`audit`]: `AuditEntry` — one line of the audit trail.
+//! - [`audit`]: `AuditEntry` — one line of the audit trail; `AuditPosition` — where it is.
 //! - [`approval`]: `Approval`, `Decision` — a job held until a second person decides.
 //! - [`failure`]: `JobFailure` — why a job failed, the sentences workers and the dead-letter
 //!   reporter write into results; `DeadLetter` — why the broker gave up on a job.
@@ -49,7 +49,7 @@ pub mod store;
 pub mod tls;
 
 pub use approval::{Approval, Decided, Decision};
-pub use audit::{AuditEntry, AuditKind};
+pub use audit::{AuditEntry, AuditKind, AuditPosition, BadAuditPosition};
 pub use broker::{Acknowledge, Broker, BrokerError, Delivery, JobStream};
 pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::approval::{Approval, Decided, Decision};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult, TaskClass};
 
@@ -194,6 +194,20 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// One page of the audit entries appended from `from` (inclusive) until `until`
+    /// (exclusive), each with its position, oldest first, at most `limit`: those after
+    /// position `after` (exclusive), or from the start of the range. Asking again after
+    /// the last position of a page reads the next one; no entry is skipped or read twice,
+    /// however many were appended in one millisecond. A range is in the store's clock
+    /// (the positions'), as [`Store::audit`]'s is.
+    async fn audit_page(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<AuditPosition>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPosition, AuditEntry)>, StoreError>;
 
     /// Keeps `approval` pending until it is decided or expires; its record and decision
     /// are kept [`APPROVAL_KEEP`] past its expiry.

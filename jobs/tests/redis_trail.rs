@@ -1,14 +1,18 @@
 //! The audit trail and approvals in a real `redis-server`: shared by two stores (two bot
-//! processes), surviving a new connection, trimmed by age, one decision per approval.
+//! processes), surviving a new connection, trimmed by age, paged through for export
+//! without a gap or a repeat, one decision per approval.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::DateTime;
 use chrono::Utc;
 use config::{Secret, StoreConfig};
 use jobs::redis::RedisStore;
-use jobs::{Approval, AuditEntry, AuditKind, Decided, Decision, Job, Origin, Store, Task};
+use jobs::{
+    Approval, AuditEntry, AuditKind, AuditPosition, Decided, Decision, Job, Origin, Store, Task,
+};
 use test_services::Redis;
 
 async fn store_on(redis: &Redis) -> RedisStore {
@@ -75,6 +79,78 @@ async fn the_trail_is_shared_read_by_time_and_forgets_what_is_past_its_age() {
         .unwrap();
     let said: Vec<_> = kept.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(said, ["ping"]);
+}
+
+/// Every entry of `[from, until)`, read `limit` at a time, each page after the last
+/// position of the one before.
+async fn page_through(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: usize,
+) -> Vec<(AuditPosition, AuditEntry)> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.audit_page(from, until, after, limit).await.unwrap();
+        assert!(page.len() <= limit, "a page holds at most its limit");
+        after = page.last().map(|(p, _)| *p);
+        let done = page.len() < limit;
+        all.extend(page);
+        if done {
+            return all;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_through_the_trail_neither_skips_nor_repeats_entries_of_one_millisecond() {
+    let redis = tokio::task::spawn_blocking(Redis::start).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store_on(&redis).await);
+    let keep = Duration::from_secs(3600);
+    let start = Utc::now();
+    // Appended all at once, by many tasks: the server gives many of them one millisecond.
+    let mut appends = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let store = store.clone();
+        appends.spawn(async move {
+            let entry = entry(&format!("u{i}"), &format!("request {i}"));
+            store.append_audit(&entry, keep).await.unwrap();
+        });
+    }
+    while let Some(done) = appends.join_next().await {
+        done.unwrap();
+    }
+    let until = Utc::now() + chrono::Duration::seconds(1);
+
+    let whole = store.audit_page(start, until, None, 1000).await.unwrap();
+    assert_eq!(whole.len(), 400);
+    let mut per_ms = BTreeMap::<u64, usize>::new();
+    for (p, _) in &whole {
+        *per_ms.entry(p.millis).or_default() += 1;
+    }
+    let busiest = per_ms.values().max().copied().unwrap_or(0);
+    assert!(
+        busiest > 3,
+        "pages of 3 end inside a millisecond: {per_ms:?}"
+    );
+
+    // Pages of 3 read every entry once, in order, wherever they end.
+    let paged = page_through(store.as_ref(), start, until, 3).await;
+    assert_eq!(paged, whole);
+
+    // Two windows meeting inside the busiest second split it by millisecond: each entry
+    // is in exactly one of them, and in the one its position says.
+    let (&boundary_ms, _) = per_ms.iter().max_by_key(|(_, n)| **n).unwrap();
+    let boundary = DateTime::from_timestamp_millis(boundary_ms as i64).unwrap();
+    let before = page_through(store.as_ref(), start, boundary, 4).await;
+    let after = page_through(store.as_ref(), boundary, until, 4).await;
+    assert!(before.iter().all(|(p, _)| p.millis < boundary_ms));
+    assert!(after.iter().all(|(p, _)| p.millis >= boundary_ms));
+    assert_eq!([before, after].concat(), whole);
+    // `audit` reads the same entries.
+    let read: Vec<_> = store.audit(start, until, 1000).await.unwrap();
+    assert_eq!(read, whole.into_iter().map(|(_, e)| e).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -223,7 +223,8 @@ impl Firing {
                 name: name.to_string(),
             }),
             Some(config) => {
-                let shipper = Shipper::new(config.clone(), self.schedules.clone());
+                let shipper =
+                    Shipper::new(config.clone(), self.schedules.clone(), self.store.clone());
                 match tokio::time::timeout(job.timeout, shipper.run(Utc::now())).await {
                     Ok(Ok(report)) => Ok(report),
                     Ok(Err(e)) => Err(JobFailure::Task(e.to_string())),

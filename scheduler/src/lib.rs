@@ -7,8 +7,9 @@
 //! - [`fire`]: `Firing` — one fire: recorded first (so a slot fires once), then the job
 //!   recorded in the store and published, or the shipper job (`Task::Ship`) run here and
 //!   waited for at shutdown.
-//! - [`shipper`]: `Shipper` — records from an HTTP source to a sink (files, an HTTP
-//!   collector, S3-compatible storage), window by window, resumed from a checkpoint.
+//! - [`shipper`]: `Shipper` — records from a source (an HTTP API, or the audit trail in
+//!   the job store) to a sink (files, an HTTP collector, S3-compatible storage), window
+//!   by window, resumed from a checkpoint.
 //!
 //! The scheduler knows nothing of the bot. Its schedules, and the command table that
 //! turns a schedule's `run` text into a job, come from the `commands::LiveCatalog` it

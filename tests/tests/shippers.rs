@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
-use jobs::ScheduleStore;
 use octobox_tests::scheduler::ChannelRecorder;
 use octobox_tests::services::Redis;
 use octobox_tests::shipping::{
@@ -49,12 +48,15 @@ sink = {sink}
     config.shippers[0].clone()
 }
 
-async fn checkpoints(redis: &Redis) -> Arc<dyn ScheduleStore> {
-    Arc::new(
+/// `Shipper::new` over a private Redis, which keeps the checkpoint (and would hold the
+/// audit trail, which an HTTP source never reads).
+async fn shipper_on(config: ShipperConfig, redis: &Redis) -> Shipper {
+    let store = Arc::new(
         RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
             .await
             .unwrap(),
-    )
+    );
+    Shipper::new(config, store.clone(), store)
 }
 
 /// 3 windows of 1 hour, 100 records each side of nothing: 300 records.
@@ -85,7 +87,7 @@ async fn shipper_writes_each_window_to_its_own_gzip_file_with_every_record_once(
         "{{ kind = \"files\", dir = \"{}\", gzip = true }}",
         dir.path().display()
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -135,7 +137,7 @@ async fn shipper_retries_a_failing_collector_and_delivers_every_record_once() {
         "{{ kind = \"http\", url = \"{}\", batch = 5 }}",
         collector.url
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -158,7 +160,7 @@ async fn shipper_puts_one_object_per_window_into_s3_compatible_storage() {
         "{{ kind = \"s3\", endpoint = \"{}\", bucket = \"exports\", prefix = \"halo/\", access_key = \"test\", secret_key = \"test\" }}",
         moto.endpoint
     );
-    let shipper = Shipper::new(shipper(&source.url, &sink), checkpoints(&redis).await);
+    let shipper = shipper_on(shipper(&source.url, &sink), &redis).await;
 
     let report = shipper.run(now).await.unwrap();
     assert_eq!((report.windows, report.records), (3, 300), "{report}");
@@ -190,7 +192,7 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     );
     let config = shipper(&source.url, &sink);
 
-    let first = Shipper::new(config.clone(), checkpoints(&redis).await);
+    let first = shipper_on(config.clone(), &redis).await;
     let run = tokio::spawn(async move { first.run(now).await });
     while source.pages_served() < 22 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -205,7 +207,7 @@ async fn shipper_killed_mid_window_resumes_without_gap_or_duplicate() {
     );
 
     source.release();
-    let second = Shipper::new(config, checkpoints(&redis).await);
+    let second = shipper_on(config, &redis).await;
     let report = second.run(now).await.unwrap();
     assert_eq!(report.windows, 2, "resumed in the second window: {report}");
     assert_each_once(&collector.records(), 300);
@@ -346,10 +348,7 @@ async fn a_source_cannot_send_its_headers_to_another_origin_by_link_or_redirect(
         let catcher = Catcher::start().await;
         let source = hostile_source(hostility, &catcher.url).await;
         let dir = tempfile::tempdir().unwrap();
-        let shipper = Shipper::new(
-            keyed_shipper(&source, dir.path()),
-            checkpoints(&redis).await,
-        );
+        let shipper = shipper_on(keyed_shipper(&source, dir.path()), &redis).await;
         let error = shipper.run(now).await.unwrap_err().to_string();
         eprintln!("{hostility:?}: {error}");
         let leaked: Vec<_> = catcher
@@ -382,10 +381,260 @@ async fn a_page_past_the_size_limit_is_refused_not_buffered() {
     let huge = scheduler::PAGE_MAX + 1024 * 1024;
     let source = hostile_source(Hostility::Huge(huge), "").await;
     let dir = tempfile::tempdir().unwrap();
-    let shipper = Shipper::new(
-        keyed_shipper(&source, dir.path()),
-        checkpoints(&redis).await,
-    );
+    let shipper = shipper_on(keyed_shipper(&source, dir.path()), &redis).await;
     let error = shipper.run(now).await.unwrap_err().to_string();
     assert!(error.contains("is larger than 32 MiB"), "{error}");
+}
+
+/// An embedded bot whose schedule `audit-export` (run by hand) ships the bot's own audit
+/// trail in 1-second windows from `first` into files under `dir`, two entries a page,
+/// its result to `slack:#exports`. `alice` may log in with a secret token.
+fn audit_export_config(dir: &std::path::Path, first: DateTime<Utc>) -> Config {
+    let text = format!(
+        r#"
+[acl.groups]
+admins = ["console:root"]
+
+[[command]]
+pattern = "login {{text:name}} with {{token:secret}}"
+help = "Log in with a token"
+native = "echo"
+allow = ["user:console:alice"]
+
+[[schedule]]
+name = "audit-export"
+cron = "0 0 1 1 *"
+ship = "audit"
+deliver = "slack:#exports"
+
+[[shipper]]
+name = "audit"
+window = "1s"
+first_window = "{first}"
+source = {{ kind = "audit", page_size = 2 }}
+sink = {{ kind = "files", dir = "{dir}" }}
+"#,
+        first = first.to_rfc3339(),
+        dir = dir.display()
+    );
+    Config::parse("test.toml", &text, |_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every shipped file under `dir`, by name, with its bytes.
+fn shipped_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| {
+            let path = f.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_ships_masked_as_json_lines_and_a_window_shipped_again_is_the_same_file() {
+    let second = Duration::from_secs(1);
+    let first = scheduler::shipper::Window::containing(Utc::now(), second).start;
+    let dir = tempfile::tempdir().unwrap();
+    let config = audit_export_config(dir.path(), first);
+    let bot = bot::bot::Bot::start(&config).await.unwrap();
+    let store = bot.router.services().store.clone();
+    let (recorder, mut replies) = ChannelRecorder::new();
+    bot.sinks.register("slack", recorder.clone());
+    bot.sinks.register("console", recorder);
+    let ask = |text: &str, user: &str| {
+        let request = bot::router::Request {
+            text: text.into(),
+            origin: jobs::Origin::new("console", user),
+        };
+        let router = bot.router.clone();
+        async move { router.handle(&request).await }
+    };
+
+    ask("ping", "alice").await;
+    let login = ask("login alice with hunter2", "alice").await;
+    assert_eq!(
+        login.outcome,
+        bot::router::Outcome::Queued,
+        "{}",
+        login.text
+    );
+    let (origin, _) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the login job's reply")
+        .unwrap();
+    assert_eq!(origin.identity(), "console:alice");
+    // The job's outcome is appended as its reply goes out.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let now = Utc::now() + chrono::Duration::seconds(1);
+            let trail = store.audit(first, now, 1000).await.unwrap();
+            if trail.iter().any(|e| e.kind == jobs::AuditKind::Outcome) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the login job's outcome is in the trail");
+    ask("reload", "alice").await;
+    ask("frobnicate", "alice").await;
+
+    // Once the window of the last request has ended, an admin runs the export.
+    let last = scheduler::shipper::Window::containing(Utc::now(), second);
+    tokio::time::sleep(
+        (last.end - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50),
+    )
+    .await;
+    let asked = ask("run schedule audit-export now", "root").await;
+    assert_eq!(asked.outcome, bot::router::Outcome::Done, "{}", asked.text);
+    let (origin, reply) = tokio::time::timeout(Duration::from_secs(30), replies.recv())
+        .await
+        .expect("the export's result is delivered")
+        .unwrap();
+    assert_eq!(origin.channel.as_deref(), Some("#exports"));
+    assert!(reply.text.contains("(ship) succeeded"), "{}", reply.text);
+
+    // One file per 1-second window, JSON lines of entries: alice's, once each, in
+    // order, the secret masked.
+    let files = shipped_files(&dir.path().join("audit"));
+    let windows_ended = (last.end - first).num_seconds() as usize;
+    assert!(files.len() >= windows_ended, "{:?}", files.keys());
+    for (name, bytes) in &files {
+        assert!(name.ends_with(".jsonl"), "{name}");
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains("hunter2"), "{name} shows the secret: {text}");
+    }
+    let entries: Vec<jobs::AuditEntry> = files
+        .values()
+        .flat_map(|bytes| read_json_lines(bytes))
+        .map(|line| serde_json::from_value(line).expect("each line is an audit entry"))
+        .collect();
+    let alices: Vec<_> = entries
+        .iter()
+        .filter(|e| e.identity == "console:alice")
+        .map(|e| {
+            (
+                e.kind.as_str(),
+                e.text.as_str(),
+                e.decision.as_str(),
+                e.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alices,
+        [
+            ("request", "ping", "allowed", "answered"),
+            ("request", "login alice with ***", "allowed", "queued"),
+            ("outcome", "login with", "-", "succeeded"),
+            ("request", "reload", "refused", "refused"),
+            ("request", "frobnicate", "-", "unknown"),
+        ]
+    );
+
+    // The same windows shipped again (a checkpoint lost) write the same files once.
+    let again = Shipper::new(
+        config.shippers[0].clone(),
+        Arc::new(jobs::memory::MemoryScheduleStore::new()),
+        store,
+    );
+    let report = again.run(last.end).await.unwrap();
+    assert_eq!(report.windows as usize, windows_ended, "{report}");
+    let files_again = shipped_files(&dir.path().join("audit"));
+    for (name, bytes) in &files {
+        assert_eq!(files_again.get(name), Some(bytes), "{name} changed");
+    }
+    assert_eq!(files_again.len(), files.len());
+    bot.stop().await;
+}
+
+/// `count` audit entries appended to `store` at once, by as many tasks, `request <i>`
+/// from `first` on: Redis gives many of them the same millisecond.
+async fn append_at_once(store: &Arc<RedisStore>, first: usize, count: usize) {
+    let mut appends = tokio::task::JoinSet::new();
+    for i in first..first + count {
+        let store = store.clone();
+        appends.spawn(async move {
+            let origin = jobs::Origin::new("ssh", "alice");
+            let text = format!("request {i}");
+            let entry = jobs::AuditEntry::new(jobs::AuditKind::Request, &origin, &text, "queued");
+            jobs::Store::append_audit(store.as_ref(), &entry, Duration::from_secs(3600))
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = appends.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_shipper_over_redis_ships_each_entry_once_in_the_window_it_was_appended() {
+    let redis = Redis::start();
+    let store = Arc::new(
+        RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
+            .await
+            .unwrap(),
+    );
+    let second = Duration::from_secs(1);
+    // The first 150 are appended well within a second, the next 150 in a later one.
+    let mut first = scheduler::shipper::Window::containing(Utc::now(), second);
+    if first.end - Utc::now() < chrono::Duration::milliseconds(500) {
+        tokio::time::sleep((first.end - Utc::now()).to_std().unwrap_or_default()).await;
+        first = scheduler::shipper::Window::containing(Utc::now(), second);
+    }
+    append_at_once(&store, 0, 150).await;
+    assert!(
+        Utc::now() < first.end,
+        "the first 150 took under half a second"
+    );
+    tokio::time::sleep((first.end - Utc::now()).to_std().unwrap_or_default()).await;
+    append_at_once(&store, 150, 150).await;
+    let last = scheduler::shipper::Window::containing(Utc::now(), second);
+    let now = last.end;
+    tokio::time::sleep((now - Utc::now()).to_std().unwrap_or_default()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[shipper]]\nname = \"audit\"\nwindow = \"1s\"\nfirst_window = \"{}\"\nsource = {{ kind = \"audit\", page_size = 7 }}\nsink = {{ kind = \"files\", dir = \"{}\" }}\n",
+        first.start.to_rfc3339(),
+        dir.path().display()
+    );
+    let config = Config::parse("test.toml", &text, |_| None).unwrap_or_else(|e| panic!("{e}"));
+    let shipper = Shipper::new(config.shippers[0].clone(), store.clone(), store.clone());
+    let report = shipper.run(now).await.unwrap();
+    assert_eq!(report.records, 300, "{report}");
+    assert!(report.pages >= 300 / 7, "read 7 at a time: {report}");
+
+    // Each entry once, in the file of the second it was appended in.
+    let files = shipped_files(&dir.path().join("audit"));
+    let by_file: Vec<Vec<usize>> = files
+        .values()
+        .map(|bytes| {
+            read_json_lines(bytes)
+                .iter()
+                .map(|e| {
+                    e["text"].as_str().unwrap()["request ".len()..]
+                        .parse()
+                        .unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let mut all: Vec<usize> = by_file.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..300).collect::<Vec<_>>());
+    let (in_first, later) = by_file.split_first().unwrap();
+    assert!(
+        in_first.len() == 150 && later.concat().iter().all(|&i| i >= 150),
+        "entries in the window of their second: {by_file:?}"
+    );
+
+    // Shipped again, the checkpoint lost: the same files, byte for byte.
+    let fresh_checkpoints = Arc::new(jobs::memory::MemoryScheduleStore::new());
+    let again = Shipper::new(config.shippers[0].clone(), fresh_checkpoints, store);
+    assert_eq!(again.run(now).await.unwrap().records, 300);
+    assert_eq!(shipped_files(&dir.path().join("audit")), files);
 }

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use super::trail::Trail;
 use crate::approval::{Approval, Decided, Decision};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
@@ -422,7 +422,18 @@ impl Store for MemoryStore {
         until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(self.trail().read(from, until, limit))
+        let page = self.trail().page(from, until, None, limit);
+        Ok(page.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn audit_page(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<AuditPosition>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPosition, AuditEntry)>, StoreError> {
+        Ok(self.trail().page(from, until, after, limit))
     }
 
     async fn hold_for_approval(&self, approval: &Approval) -> Result<(), StoreError> {

@@ -85,7 +85,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::approval::{Approval, Decided, Decision};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, AuditPosition};
 use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
@@ -472,6 +472,16 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.read_audit(from, until, limit).await
+    }
+
+    async fn audit_page(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<AuditPosition>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPosition, AuditEntry)>, StoreError> {
+        self.read_audit_page(from, until, after, limit).await
     }
 
     async fn hold_for_approval(&self, approval: &Approval) -> Result<(), StoreError> {

@@ -2,11 +2,15 @@
 //!
 //! The trail is a stream (`audit`) whose ids are the server's clock in milliseconds, so a
 //! time range is an id range; each append trims what is older than its age limit
-//! (`XADD … MINID`, exact, so a short age limit holds), so the trail survives restarts, is shared by every bot, and stays
-//! bounded by age. An approval is a JSON string that expires [`APPROVAL_KEEP`] after the
-//! approval does, listed while pending in a sorted set scored by expiry. Its decision is
-//! a key of its own set with `NX GET`: the first decision stored is the decision, and a
-//! retry whose first attempt landed reads back its own.
+//! (`XADD … MINID`, exact, so a short age limit holds), so the trail survives restarts,
+//! is shared by every bot, and stays bounded by age. An entry's stream id is its
+//! `AuditPosition`: an export pages on from the last id it read with an exclusive start
+//! (`XRANGE … (<id>`, Redis 6.2 and later).
+//!
+//! An approval is a JSON string that expires [`APPROVAL_KEEP`] after the approval does,
+//! listed while pending in a sorted set scored by expiry. Its decision is a key of its
+//! own set with `NX GET`: the first decision stored is the decision, and a retry whose
+//! first attempt landed reads back its own.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::records::to_json;
 use super::{millis, RedisStore};
 use crate::approval::{Approval, Decided, Decision};
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, AuditPosition, BadAuditPosition};
 use crate::job::JobId;
 use crate::store::{StoreError, APPROVAL_KEEP};
 
@@ -50,6 +54,20 @@ impl RedisStore {
         until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        let page = self.read_audit_page(from, until, None, limit).await?;
+        Ok(page.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    /// `XRANGE` over the ids of `[from, until)`, from the exclusive id `(<after>` when
+    /// paging on: ids are unique and only grow, so a page starts right after the last
+    /// entry of the one before, even inside a millisecond.
+    pub(super) async fn read_audit_page(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<AuditPosition>,
+        limit: usize,
+    ) -> Result<Vec<(AuditPosition, AuditEntry)>, StoreError> {
         let key = self.keys.audit();
         let start = from.timestamp_millis().max(0);
         // Stream ids are `<ms>-<seq>`: `until` is exclusive, so stop at the ms before.
@@ -57,13 +75,18 @@ impl RedisStore {
         if end < start || limit == 0 {
             return Ok(Vec::new());
         }
+        let first = match after {
+            Some(after) if after.millis > end as u64 => return Ok(Vec::new()),
+            Some(after) if after.millis >= start as u64 => format!("({after}"),
+            _ => start.to_string(),
+        };
         type Entries = Vec<(String, Vec<(String, String)>)>;
         let entries: Entries = self
             .retrying("read the audit trail", || {
                 let mut con = self.shared.clone();
                 let cmd = ::redis::cmd("XRANGE")
                     .arg(&key)
-                    .arg(start)
+                    .arg(&first)
                     .arg(end)
                     .arg("COUNT")
                     .arg(limit)
@@ -71,15 +94,20 @@ impl RedisStore {
                 async move { cmd.query_async::<Entries>(&mut con).await }
             })
             .await?;
+        let corrupt = |id: &str, reason: String| StoreError::Corrupt {
+            what: format!("audit entry {id} in {key}"),
+            reason,
+        };
         entries
             .into_iter()
             .flat_map(|(id, fields)| fields.into_iter().map(move |f| (id.clone(), f)))
             .filter(|(_, (name, _))| name == "entry")
             .map(|(id, (_, json))| {
-                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                    what: format!("audit entry {id} in {key}"),
-                    reason: e.to_string(),
-                })
+                let position = id
+                    .parse()
+                    .map_err(|e: BadAuditPosition| corrupt(&id, e.to_string()))?;
+                let entry = serde_json::from_str(&json).map_err(|e| corrupt(&id, e.to_string()))?;
+                Ok((position, entry))
             })
             .collect()
     }

@@ -17,14 +17,15 @@
 //!   between POST and checkpoint sends twice.
 //!
 //! - `window`: `Window`. `checkpoint`: `Checkpoint` in the schedule store.
-//! - `source`: `HttpSource` — since/until, page size, next-page links (same origin only),
-//!   `${ENV}` headers, pages read up to `PAGE_MAX`.
+//! - `source`: `Source` and its two kinds: `HttpSource` (since/until, page size,
+//!   next-page links on its own origin, `${ENV}` headers, pages read up to `PAGE_MAX`)
+//!   and `AuditSource` (the audit trail in the job store, paged by position).
 //! - `sink`: `Sink` and its three kinds. `retry`: `HttpRetry`, shared by source and sinks.
 
 mod checkpoint;
 mod retry;
 pub mod sink;
-mod source;
+pub mod source;
 mod window;
 
 use std::fmt;
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use config::ShipperConfig;
-use jobs::{ScheduleStore, StoreError};
+use jobs::{ScheduleStore, Store, StoreError};
 
 pub use checkpoint::Checkpoint;
 pub use source::PAGE_MAX;
@@ -41,7 +42,7 @@ pub use window::Window;
 
 use checkpoint::Checkpoints;
 use sink::Sink;
-use source::HttpSource;
+use source::Source;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -84,18 +85,24 @@ impl fmt::Display for ShipReport {
 
 pub struct Shipper {
     config: ShipperConfig,
-    source: HttpSource,
+    source: Box<dyn Source>,
     sink: Box<dyn Sink>,
     checkpoints: Checkpoints,
 }
 
 impl Shipper {
-    pub fn new(config: ShipperConfig, store: Arc<dyn ScheduleStore>) -> Self {
+    /// The shipper `config` describes, its checkpoint kept in `schedules`; an audit
+    /// source reads the trail of `store`.
+    pub fn new(
+        config: ShipperConfig,
+        schedules: Arc<dyn ScheduleStore>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let client = http_client();
         Shipper {
-            source: HttpSource::new(config.source.clone(), client.clone()),
+            source: source::build(&config.source, client.clone(), store),
             sink: sink::build(&config.sink, client),
-            checkpoints: Checkpoints::new(store, &config.name),
+            checkpoints: Checkpoints::new(schedules, &config.name),
             config,
         }
     }
@@ -137,15 +144,18 @@ impl Shipper {
     ) -> Result<(), ShipError> {
         let name = &self.config.name;
         let mut writer = self.sink.open(name, window).await?;
-        let (mut url, mut page) = match resume {
+        let (mut link, mut page) = match resume {
             Some((next, pages)) => {
                 tracing::info!(shipper = %name, window = %window, pages, "resuming a window from its checkpoint");
-                (next, pages)
+                (Some(next), pages)
             }
-            None => (self.source.first_page(window)?, 0),
+            None => (None, 0),
         };
         loop {
-            let fetched = self.source.fetch(&url, &mut report.retries).await?;
+            let fetched = self
+                .source
+                .fetch(window, link.as_deref(), &mut report.retries)
+                .await?;
             report.pages += 1;
             report.records += fetched.records.len() as u64;
             let key = format!("{name}:{}:{page}", window.key());
@@ -158,7 +168,7 @@ impl Shipper {
                 let progress = Checkpoint::within(window, next.clone(), page);
                 self.checkpoints.save(&progress).await?;
             }
-            url = next;
+            link = Some(next);
         }
         report.bytes += writer.finish(&mut report.retries).await?;
         Ok(())

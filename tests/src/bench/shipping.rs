@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use config::{Config, Secret, ShipperConfig, StoreConfig};
 use jobs::redis::RedisStore;
-use jobs::ScheduleStore;
 use scheduler::Shipper;
 use serde_json::{json, Value};
 
@@ -84,7 +83,7 @@ async fn baseline(source: &str, options: &Options) -> Result<(u64, Duration)> {
 
 pub async fn run(options: &Options) -> Result<Value> {
     let redis = Redis::start();
-    let store: Arc<dyn ScheduleStore> = Arc::new(
+    let store = Arc::new(
         RedisStore::connect(&StoreConfig::new(Secret::new(redis.url())))
             .await
             .context("the private Redis")?,
@@ -139,6 +138,7 @@ pub async fn run(options: &Options) -> Result<Value> {
     for (name, sink) in sinks {
         let shipper = Shipper::new(
             config(name, &source.url, options.page_size, &sink)?,
+            store.clone(),
             store.clone(),
         );
         let report = shipper

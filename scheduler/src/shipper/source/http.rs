@@ -8,30 +8,42 @@
 //! only on the source's own origin (scheme, host and port): a page that names another is
 //! refused, never sent the headers. A page is read up to [`PAGE_MAX`] bytes.
 
-use config::SourceConfig;
+use async_trait::async_trait;
+use config::HttpSourceConfig;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::retry::{read_capped, HttpRetry};
-use super::window::Window;
-use super::ShipError;
+use super::{Page, Source};
+use crate::shipper::retry::{read_capped, HttpRetry};
+use crate::shipper::window::Window;
+use crate::shipper::ShipError;
 
 /// The largest page read: a source that sends more is refused, not buffered.
 pub const PAGE_MAX: usize = 32 * 1024 * 1024;
 
-pub(super) struct Page {
-    pub(super) records: Vec<Value>,
-    pub(super) next: Option<String>,
-}
-
-pub(super) struct HttpSource {
-    config: SourceConfig,
+pub struct HttpSource {
+    config: HttpSourceConfig,
     client: reqwest::Client,
     retry: HttpRetry,
 }
 
+#[async_trait]
+impl Source for HttpSource {
+    async fn fetch(
+        &self,
+        window: &Window,
+        link: Option<&str>,
+        retries: &mut u64,
+    ) -> Result<Page, ShipError> {
+        match link {
+            Some(link) => self.get(link, retries).await,
+            None => self.get(&self.first_page(window)?, retries).await,
+        }
+    }
+}
+
 impl HttpSource {
-    pub(super) fn new(config: SourceConfig, client: reqwest::Client) -> Self {
+    pub fn new(config: HttpSourceConfig, client: reqwest::Client) -> Self {
         HttpSource {
             config,
             client,
@@ -40,7 +52,7 @@ impl HttpSource {
     }
 
     /// The link of a window's first page.
-    pub(super) fn first_page(&self, window: &Window) -> Result<String, ShipError> {
+    fn first_page(&self, window: &Window) -> Result<String, ShipError> {
         let mut url = Url::parse(&self.config.url)
             .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
         url.query_pairs_mut()
@@ -53,7 +65,8 @@ impl HttpSource {
         Ok(url.to_string())
     }
 
-    pub(super) async fn fetch(&self, link: &str, retries: &mut u64) -> Result<Page, ShipError> {
+    /// The page at `link`, absolute or relative to the source's URL, on its origin only.
+    async fn get(&self, link: &str, retries: &mut u64) -> Result<Page, ShipError> {
         let base = Url::parse(&self.config.url)
             .map_err(|e| ShipError::Source(format!("\"{}\" is not a URL: {e}", self.config.url)))?;
         let url = base.join(link).map_err(|e| {
