@@ -92,7 +92,15 @@ pub async fn run(builtin: Builtin, services: &BuiltinServices, call: BuiltinCall
                     let who = call.identity();
                     let whole =
                         record.job.origin.identity() == who || call.catalog.access.is_auditor(&who);
-                    Answer::done(reply::job_details(&record, whole))
+                    let mut text = reply::job_details(&record, whole);
+                    // A job that needed a yes says whose, and what became of it.
+                    if let Ok(Some((approval, decision))) = services.store.approval(id).await {
+                        text = format!(
+                            "{text}\n{}",
+                            reply::approval_line(&approval, decision.as_ref())
+                        );
+                    }
+                    Answer::done(text)
                 }
                 Ok(None) => Answer::new(Outcome::Unknown, reply::no_such_job(id)),
                 Err(e) => Answer::new(

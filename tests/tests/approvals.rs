@@ -66,6 +66,12 @@ fn a_lead_approves_over_ssh_and_the_requester_gets_the_result_never_by_herself()
     std::thread::scope(|s| {
         let asked = s.spawn(|| bot.exec("alice", "deploy web because hotfix 1234"));
         let id = waiting_job(&bot, "bob");
+        let held = bot.exec("alice", &format!("job {id}"));
+        assert!(
+            held.stdout
+                .contains("\napproval  waits for group leads (expires in "),
+            "{held:?}"
+        );
         let pending = bot.exec("bob", "pending");
         assert!(
             pending.stdout.contains("ssh:alice") && pending.stdout.contains("hotfix 1234"),
@@ -100,6 +106,13 @@ fn a_lead_approves_over_ssh_and_the_requester_gets_the_result_never_by_herself()
 
         let run = asked.join().unwrap();
         assert_eq!(run.code, Some(0), "{run:?}");
+        let decided = bot.exec("alice", &format!("job {id}"));
+        assert!(
+            decided
+                .stdout
+                .ends_with("\napproval  approved by ssh:carol\n"),
+            "{decided:?}"
+        );
         assert!(
             run.stderr.contains("waits for approval by group leads"),
             "{run:?}"

@@ -105,6 +105,19 @@ pub fn reason_needed(command: &str) -> String {
     )
 }
 
+/// The line `job <id>` adds for a job that needed approval: who may decide and until
+/// when, or what was decided.
+pub fn approval_line(approval: &Approval, decision: Option<&Decision>) -> String {
+    match decision {
+        None => format!(
+            "approval  waits for {} (expires in {})",
+            approvers(&approval.by),
+            left(approval.expires_at)
+        ),
+        Some(d) => format!("approval  {}", printable(&d.describe(), false)),
+    }
+}
+
 /// `pending`: the jobs waiting for approval.
 pub fn pending_table(pending: &[Approval]) -> String {
     if pending.is_empty() {

@@ -3,6 +3,7 @@
 //! everything they hold is gone when the process stops.
 
 mod broker;
+mod places;
 mod schedules;
 mod store;
 mod trail;

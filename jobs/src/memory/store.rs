@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::places::Places;
 use super::trail::Trail;
 use crate::approval::{Approval, Decided, Decision};
 use crate::audit::{AuditEntry, AuditPosition};
@@ -49,8 +50,8 @@ struct Inner {
     /// Final records by the sequence number of their `finished` event, so the ones whose
     /// reply is out are found first, without walking every record.
     finished: BTreeMap<u64, JobId>,
-    /// Quota places: per key, the jobs holding one and when each is freed at the latest.
-    places: HashMap<String, Vec<(JobId, DateTime<Utc>)>>,
+    /// Quota places: who holds one under each key, released when the job ends.
+    places: Places,
     /// Quota uses: per key, the window they were counted in and how many.
     uses: HashMap<String, (u64, u32)>,
 }
@@ -136,13 +137,6 @@ impl Inner {
             self.order.retain(|id| records.contains_key(id));
         }
     }
-
-    /// Whether job `id` still waits for its result.
-    fn is_outstanding(&self, id: JobId) -> bool {
-        self.records
-            .get(&id)
-            .is_none_or(|record| !record.status.is_final())
-    }
 }
 
 #[async_trait]
@@ -193,6 +187,7 @@ impl Store for MemoryStore {
         let status = result.status;
         let seq = inner.first_seq + inner.log.len() as u64;
         inner.finished.insert(seq, result.id);
+        inner.places.release(result.id);
         self.append(
             &mut inner,
             Event::now(result.id, EventKind::Finished { status }),
@@ -360,33 +355,11 @@ impl Store for MemoryStore {
         id: JobId,
         until: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let now = Utc::now();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let mut held = inner.places.remove(key).unwrap_or_default();
-        held.retain(|&(job, freed_by)| freed_by > now && inner.is_outstanding(job));
-        let answer = if held.iter().any(|&(job, _)| job == id) {
-            None
-        } else if held.len() < limit as usize {
-            held.push((id, until));
-            None
-        } else {
-            held.iter().map(|&(_, freed_by)| freed_by).min()
-        };
-        if !held.is_empty() {
-            inner.places.insert(key.to_string(), held);
-        }
-        Ok(answer)
+        Ok(self.lock().places.take(key, limit, id, until, Utc::now()))
     }
 
     async fn give_back_place(&self, key: &str, id: JobId) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if let Some(held) = inner.places.get_mut(key) {
-            held.retain(|&(job, _)| job != id);
-            if held.is_empty() {
-                inner.places.remove(key);
-            }
-        }
+        self.lock().places.give_back(key, id);
         Ok(())
     }
 
