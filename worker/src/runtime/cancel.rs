@@ -29,11 +29,14 @@ impl Cancellations {
     /// The switch for job `id`, which starts now; already tripped if a cancel came first.
     pub fn start(&self, id: JobId) -> Arc<CancelSignal> {
         let signal = Arc::new(CancelSignal::default());
-        let early = lock(&self.early).remove(&id);
-        if let Some((by, _)) = early {
+        // `early` is held until the job is listed as running, and `cancel` holds it while
+        // it looks: a cancel that comes meanwhile finds the job one way or the other.
+        let mut early = lock(&self.early);
+        if let Some((by, _)) = early.remove(&id) {
             signal.trip(&by);
         }
         lock(&self.running).insert(id, signal.clone());
+        drop(early);
         signal
     }
 
@@ -44,11 +47,11 @@ impl Cancellations {
 
     /// Cancels job `id` on behalf of `by`; `true` when it runs here.
     pub fn cancel(&self, id: JobId, by: &str) -> bool {
+        let mut early = lock(&self.early);
         if let Some(signal) = lock(&self.running).get(&id) {
             signal.trip(by);
             return true;
         }
-        let mut early = lock(&self.early);
         let now = Instant::now();
         early.retain(|_, (_, at)| now.duration_since(*at) < REMEMBER);
         if early.len() >= REMEMBER_AT_MOST {
