@@ -527,3 +527,54 @@ fn quotas_have_defaults_and_every_count_is_bounded() {
     assert_eq!(ok.commands[0].max_running, Some(2));
     assert_eq!(ok.commands[0].max_per_minute, Some(10));
 }
+
+#[test]
+fn approval_and_audit_keys_refuse_hostile_values_with_their_key() {
+    let text = r#"
+[acl.groups]
+leads = ["ssh:carol"]
+
+[audit]
+keep = "1s"
+
+[[command]]
+pattern = "deploy {x:word}"
+help = "Deploy"
+native = "echo"
+allow = ["everyone"]
+approval = { by = "everyone", ttl = "30d", channel = "C1<!channel>" }
+
+[[command]]
+pattern = "status"
+help = "Status"
+builtin = "ping"
+approval = { by = "group:nobody" }
+"#;
+    let all = errors(text).join("\n");
+    assert!(
+        all.contains("audit.keep: must be from 1h to 3650d"),
+        "{all}"
+    );
+    assert!(all.contains("approval.by: cannot be \"everyone\""), "{all}");
+    assert!(
+        all.contains("approval.ttl: must be from 10s to 7d"),
+        "{all}"
+    );
+    assert!(
+        all.contains("approval.channel: must be a Slack channel id"),
+        "{all}"
+    );
+    assert!(
+        all.contains("approval: is for commands that run as jobs"),
+        "{all}"
+    );
+    assert!(all.contains("group \"nobody\" is not declared"), "{all}");
+    let ok = parse(
+        "[acl.groups]\nleads = [\"ssh:carol\"]\n[[command]]\npattern = \"deploy\"\nhelp = \"D\"\nnative = \"echo\"\nallow = [\"everyone\"]\napproval = { by = \"group:leads\", reason = true }\n",
+    )
+    .unwrap();
+    let approval = ok.commands[0].approval.as_ref().unwrap();
+    assert_eq!(approval.ttl, ApprovalConfig::DEFAULT_TTL);
+    assert!(approval.reason);
+    assert_eq!(ok.audit, AuditConfig::default());
+}
