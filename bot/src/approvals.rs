@@ -32,10 +32,9 @@ const DECIDED_BY_BOT: &str = "octobox-bot";
 /// How many pending approvals `pending` lists and the sweeper looks at, at most.
 const PENDING_MAX: usize = 200;
 
-/// Keeps `approval` pending in the store: its job is already recorded. The answer says
-/// who may decide, and carries the approval for adapters that show a prompt.
-pub async fn hold(store: &dyn Store, approval: Approval) -> Result<Answer, jobs::StoreError> {
-    store.hold_for_approval(&approval).await?;
+/// Keeps `approval` pending in the store: its job is already recorded.
+pub async fn hold(store: &dyn Store, approval: &Approval) -> Result<(), jobs::StoreError> {
+    store.hold_for_approval(approval).await?;
     tracing::info!(
         job = %approval.id(),
         command = %approval.job.command,
@@ -43,12 +42,18 @@ pub async fn hold(store: &dyn Store, approval: Approval) -> Result<Answer, jobs:
         by = %approval.by,
         "job waits for approval"
     );
-    Ok(Answer {
+    Ok(())
+}
+
+/// The answer to a request whose job is held for `approval`: it says who may decide, and
+/// carries the approval for adapters that show a prompt.
+pub fn awaiting(approval: Approval) -> Answer {
+    Answer {
         outcome: Outcome::Queued,
         text: reply::awaiting_approval(&approval),
         job: Some(approval.id()),
         awaiting: Some(Box::new(approval)),
-    })
+    }
 }
 
 /// `pending`: the jobs waiting for a decision.

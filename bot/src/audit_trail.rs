@@ -28,6 +28,8 @@ pub struct Heard {
     /// The text as it may be kept (`secret` values masked); `None` for a message that
     /// was not read (over the length limit).
     pub masked: Option<String>,
+    /// Whether the request's entry is already appended.
+    pub recorded: bool,
 }
 
 /// Appends the entry for `request`, answered with `answer`.
@@ -97,6 +99,16 @@ pub async fn record_outcome(store: &dyn Store, keep: Duration, record: &JobRecor
     if let Some(error) = record.result.as_ref().and_then(|r| r.error.as_deref()) {
         entry = entry.with_detail(error);
     }
+    entry.command = Some(job.command.clone());
+    entry.job = Some(job.id);
+    append(store, keep, &entry).await;
+}
+
+/// Appends the outcome entry for a job whose request was recorded as queued but which
+/// was not queued after all.
+pub async fn record_not_queued(store: &dyn Store, keep: Duration, job: &jobs::Job, why: &str) {
+    let mut entry =
+        AuditEntry::new(AuditKind::Outcome, &job.origin, &job.command, "failed").with_detail(why);
     entry.command = Some(job.command.clone());
     entry.job = Some(job.id);
     append(store, keep, &entry).await;

@@ -47,20 +47,36 @@ impl Router {
         &self.services
     }
 
-    /// Answers `request`, then records it in the audit trail.
+    /// Answers `request`, and records it in the audit trail: after answering, or, for a
+    /// request that makes a job, before the job can run, so its entry comes before the
+    /// job's outcome.
     pub async fn handle(&self, request: &Request) -> Answer {
         let catalog = self.catalog.load();
         let mut heard = Heard::default();
         let answer = self.answer(&catalog, request, &mut heard).await;
+        if !heard.recorded {
+            self.record(&catalog, request, &mut heard, &answer).await;
+        }
+        answer
+    }
+
+    /// Appends the audit entry for `request`, answered (or about to be) with `answer`.
+    async fn record(
+        &self,
+        catalog: &Catalog,
+        request: &Request,
+        heard: &mut Heard,
+        answer: &Answer,
+    ) {
+        heard.recorded = true;
         audit_trail::record_request(
             self.services.store.as_ref(),
             catalog.audit_keep,
             request,
-            heard,
-            &answer,
+            std::mem::take(heard),
+            answer,
         )
         .await;
-        answer
     }
 
     async fn answer(&self, catalog: &Catalog, request: &Request, heard: &mut Heard) -> Answer {
@@ -128,7 +144,7 @@ impl Router {
                 if action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none() {
                     return Answer::new(Outcome::BadArgument, reply::reason_needed(&m.command));
                 }
-                self.submit(catalog, m, task, action, &request.origin, reason)
+                self.submit(catalog, m, task, action, request, reason, heard)
                     .await
             }
         }
@@ -232,15 +248,22 @@ impl Router {
     /// Records the job (so its reply survives a bot restart) and publishes it, both at
     /// once: the job is queued when the broker confirms it. A record that did not land
     /// is written by the job's worker, which has the whole job.
+    ///
+    /// The request's audit entry is appended first, as queued (or awaiting approval): a
+    /// job may end before the broker's confirmation comes back. A job that then fails to
+    /// be queued gets an outcome entry saying so.
+    #[allow(clippy::too_many_arguments)]
     async fn submit(
         &self,
         catalog: &Catalog,
         m: Match,
         task: Task,
         action: &CommandAction,
-        origin: &Origin,
+        request: &Request,
         reason: Option<&str>,
+        heard: &mut Heard,
     ) -> Answer {
+        let origin = &request.origin;
         let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
         let places = match self.take_places(catalog, action, &job).await {
             Ok(places) => places,
@@ -255,36 +278,59 @@ impl Router {
                 reason: reason.map(str::to_string),
                 job: job.clone(),
             };
-            let held = match store.record_job(&job).await {
-                Ok(()) => approvals::hold(store, held).await,
+            let answer = approvals::awaiting(held.clone());
+            self.record(catalog, request, heard, &answer).await;
+            let stored = match store.record_job(&job).await {
+                Ok(()) => approvals::hold(store, &held).await,
                 Err(e) => Err(e),
             };
-            return match held {
-                Ok(answer) => answer,
+            return match stored {
+                Ok(()) => answer,
                 Err(e) => {
                     tracing::error!(job = %job.id, error = %e, "job not held for approval");
-                    self.give_back(&places, &job).await;
-                    Answer::new(Outcome::Failed, reply::not_queued(&e))
+                    self.not_queued(catalog, &places, &job, &e).await
                 }
             };
         }
+        let answer = Answer {
+            outcome: Outcome::Queued,
+            text: reply::queued(job.id),
+            job: Some(job.id),
+            awaiting: None,
+        };
+        self.record(catalog, request, heard, &answer).await;
         let broker: &dyn Broker = self.services.broker.as_ref();
         let (recorded, published) = tokio::join!(store.record_job(&job), broker.publish(&job));
         if let Err(e) = published {
             tracing::error!(job = %job.id, error = %e, "job not published");
-            self.give_back(&places, &job).await;
-            return Answer::new(Outcome::Failed, reply::not_queued(&e));
+            return self.not_queued(catalog, &places, &job, &e).await;
         }
         if let Err(e) = recorded {
             tracing::warn!(job = %job.id, error = %e, "job queued but not recorded; its worker will record it");
         }
         tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
-        Answer {
-            outcome: Outcome::Queued,
-            text: reply::queued(job.id),
-            job: Some(job.id),
-            awaiting: None,
-        }
+        answer
+    }
+
+    /// The answer for a job that was not queued after all (its request already recorded
+    /// as queued): its places are given back and the trail says it failed.
+    async fn not_queued(
+        &self,
+        catalog: &Catalog,
+        places: &[String],
+        job: &Job,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> Answer {
+        self.give_back(places, job).await;
+        let text = reply::not_queued(error);
+        audit_trail::record_not_queued(
+            self.services.store.as_ref(),
+            catalog.audit_keep,
+            job,
+            &text,
+        )
+        .await;
+        Answer::new(Outcome::Failed, text)
     }
 }
 
