@@ -257,8 +257,11 @@ impl AsyncManager {
             self.store.claim_carried_reply(job, &self.group),
             sink.deliver(origin, reply::result(&record))
         );
-        if let Err(e) = delivered {
-            tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
+        match delivered {
+            Ok(()) => observe_delivery(&record),
+            Err(e) => {
+                tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history")
+            }
         }
         crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, &record).await;
         match claimed {
@@ -296,12 +299,30 @@ impl AsyncManager {
             return Ok(());
         };
         let reply = reply::result(&record);
-        if let Err(e) = sink.deliver(origin, reply).await {
-            tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history");
+        match sink.deliver(origin, reply).await {
+            Ok(()) => observe_delivery(&record),
+            Err(e) => {
+                tracing::warn!(%job, adapter = %origin.adapter, error = %e, "reply not delivered; result kept in the job history")
+            }
         }
         crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, &record).await;
         Ok(())
     }
+}
+
+/// Counts the time from a job's result to its reply going out, by adapter (one with a
+/// registered sink, so the label stays bounded).
+fn observe_delivery(record: &jobs::JobRecord) {
+    let Some(result) = &record.result else {
+        return;
+    };
+    let took = (chrono::Utc::now() - result.finished_at)
+        .to_std()
+        .unwrap_or_default();
+    octobox_http::metrics()
+        .reply_delivery_seconds
+        .with_label_values(&[record.job.origin.adapter.as_str()])
+        .observe(took.as_secs_f64());
 }
 
 #[cfg(test)]

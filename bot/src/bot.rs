@@ -41,6 +41,8 @@ pub struct Bot {
     pub instance: String,
     /// Where the SSH server listens, when `[ssh]` is configured.
     pub ssh_addr: Option<std::net::SocketAddr>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, when `[http] listen` is set.
+    pub http_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -51,6 +53,12 @@ impl Bot {
         let (broker, store) = services(config).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let metrics = octobox_http::metrics();
+        metrics.set_role("bot");
+        if config.is_embedded() {
+            metrics.set_role("worker");
+            metrics.set_role("scheduler");
+        }
 
         if config.is_embedded() {
             let worker = Worker::new(
@@ -126,6 +134,14 @@ impl Bot {
         let reporter = DeadLetterReporter::new(broker.clone(), store.clone());
         tasks.spawn(reporter.run(shutdown.clone()));
 
+        let http_addr = match config.http.listen {
+            Some(listen) => {
+                let health = health(broker.clone(), store.clone());
+                Some(octobox_http::HealthServer::serve(listen, health, shutdown.clone()).await?)
+            }
+            None => None,
+        };
+
         let reloader = Arc::new(Reloader::new(catalog.clone()));
         let services = BuiltinServices {
             store: store.clone(),
@@ -165,6 +181,7 @@ impl Bot {
             sinks,
             instance,
             ssh_addr,
+            http_addr,
             shutdown,
             tasks,
         })
@@ -176,6 +193,39 @@ impl Bot {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The bot's readiness (the broker and the store answer) and the gauges it samples for
+/// every scrape: the depth of each queue, and how many workers have a current heartbeat.
+fn health(broker: Arc<dyn Broker>, store: Arc<dyn Store>) -> octobox_http::Health {
+    let (b, s) = (broker.clone(), store.clone());
+    octobox_http::Health::new()
+        .services(broker, store)
+        .sample(move || {
+            let broker = b.clone();
+            async move {
+                match broker.queue_depths().await {
+                    Ok(depths) => {
+                        for (queue, depth) in depths {
+                            octobox_http::metrics()
+                                .queue_depth
+                                .with_label_values(&[queue])
+                                .set(depth as i64);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "queue depths not sampled"),
+                }
+            }
+        })
+        .sample(move || {
+            let store = s.clone();
+            async move {
+                match store.workers().await {
+                    Ok(live) => octobox_http::metrics().workers_live.set(live.len() as i64),
+                    Err(e) => tracing::debug!(error = %e, "live workers not counted"),
+                }
+            }
+        })
 }
 
 /// The broker and store the configuration asks for: RabbitMQ and Redis, or the

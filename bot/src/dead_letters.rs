@@ -50,6 +50,15 @@ impl DeadLetterReporter {
             };
             let job = delivery.job.clone();
             let reason = delivery.dead.clone().unwrap_or(DeadLetter::GaveUp);
+            // A forged message's command is the forger's word: counted apart.
+            let command = match &reason {
+                DeadLetter::Unauthenticated(_) => "unauthenticated",
+                _ => job.command.as_str(),
+            };
+            let m = octobox_http::metrics();
+            m.jobs_dead_lettered
+                .with_label_values(&[m.label(command)])
+                .inc();
             if let DeadLetter::Unauthenticated(why) = &reason {
                 // Not published by an Octobox process: its job id and requester are the
                 // forger's words. Writing a result would let a forger fail anyone's

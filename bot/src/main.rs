@@ -25,12 +25,28 @@ struct Args {
     /// Validate a configuration file, print every problem, and exit (0 when valid).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["config", "console"])]
     check_config: Option<PathBuf>,
+
+    /// Where to serve /healthz, /readyz and /metrics (overrides [http] listen).
+    #[arg(long, value_name = "ADDRESS")]
+    http_listen: Option<std::net::SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Asks a running bot's /readyz: exit 0 when ready, 1 when not (for healthchecks).
+    Probe(octobox_http::probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
     // Several TLS users share this process: one crypto provider, before any of them starts.
     jobs::tls::install_provider();
     let args = Args::parse();
+    if let Some(Command::Probe(probe)) = &args.command {
+        return probe.run();
+    }
     // The console is for people: keep its terminal free of routine logs.
     let default_level = if args.console { "warn" } else { "info" };
     jobs::process::log_to_stderr(default_level);
@@ -42,13 +58,14 @@ async fn run(args: Args) -> Result<ExitCode> {
     if let Some(path) = args.check_config {
         return Ok(check_config(&path));
     }
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config {
             source: "built-in defaults".to_string(),
             ..Config::default()
         },
     };
+    config.http.listen = args.http_listen.or(config.http.listen);
     if !args.console && config.ssh.is_none() && config.slack.is_none() {
         bail!(
             "nothing to serve: start with --console to talk to the bot on this terminal, \

@@ -68,12 +68,13 @@ impl Router {
         heard: &mut Heard,
         answer: &Answer,
     ) {
+        let taken = std::mem::take(heard);
         heard.recorded = true;
         audit_trail::record_request(
             self.services.store.as_ref(),
             catalog.audit_keep,
             request,
-            std::mem::take(heard),
+            taken,
             answer,
         )
         .await;
@@ -285,7 +286,10 @@ impl Router {
                 Err(e) => Err(e),
             };
             return match stored {
-                Ok(()) => answer,
+                Ok(()) => {
+                    octobox_http::metrics().job_submitted(&job.command);
+                    answer
+                }
                 Err(e) => {
                     tracing::error!(job = %job.id, error = %e, "job not held for approval");
                     self.not_queued(catalog, &places, &job, &e).await
@@ -309,6 +313,7 @@ impl Router {
             tracing::warn!(job = %job.id, error = %e, "job queued but not recorded; its worker will record it");
         }
         tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
+        octobox_http::metrics().job_submitted(&job.command);
         answer
     }
 

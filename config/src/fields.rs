@@ -51,6 +51,13 @@ pub(crate) fn duration_at_least(text: &str, min: Duration) -> Result<Duration, S
 
 /// Whether `s` is a name of something the file declares (a schedule, a shipper):
 /// letters, digits, `-` and `_`, so it can be typed in a command and a log line.
+/// An address and port to listen on (`0.0.0.0:9100`, `[::1]:9100`); the error gives
+/// `example`.
+pub(crate) fn socket_addr(text: &str, example: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("\"{text}\" is not an address and port: write e.g. \"{example}\""))
+}
+
 pub(crate) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()

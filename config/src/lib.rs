@@ -80,6 +80,8 @@ pub struct Config {
     pub shippers: Vec<ShipperConfig>,
     /// `[slack]`: the Slack adapter, when configured.
     pub slack: Option<SlackConfig>,
+    /// `[http]`: where the process serves its health, readiness and metrics.
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -182,6 +184,13 @@ impl Default for AuditConfig {
             keep: Duration::from_secs(90 * 86_400),
         }
     }
+}
+
+/// `[http]`: the listener every process serves `/healthz`, `/readyz` and `/metrics` on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpConfig {
+    /// Where to listen; `None` (no `listen`) serves nothing.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -63,6 +63,11 @@ impl Config {
         let worker = worker(raw.worker, &mut report);
         let quota = quota(&raw.quota, &mut report);
         let audit = audit(&raw.audit, &mut report);
+        let http = HttpConfig {
+            listen: report.read(&raw.http.listen, "http.listen", |l| {
+                crate::fields::socket_addr(l, "0.0.0.0:9100")
+            }),
+        };
         let commands = command::commands(raw.command, &raw.acl, &mut report);
         let broker = raw
             .broker
@@ -96,6 +101,7 @@ impl Config {
             schedules: timed.schedules,
             shippers: timed.shippers,
             slack,
+            http,
         })
     }
 }
@@ -276,6 +282,14 @@ struct RawConfig {
     #[serde(default)]
     shipper: Vec<Spanned<RawShipper>>,
     slack: Option<RawSlack>,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -123,8 +123,7 @@ pub(super) fn slack(
                 );
             }
             let listen = report.read(&raw.listen, "slack.listen", |l| {
-                l.parse::<SocketAddr>()
-                    .map_err(|_| format!("\"{l}\" is not an address and port, e.g. 0.0.0.0:3000"))
+                crate::fields::socket_addr(l, "0.0.0.0:3000")
             });
             match (listen, signing_secret) {
                 (Some(listen), Some(signing_secret)) => Some(SlackMode::Events {

@@ -86,12 +86,7 @@ pub(super) fn ssh(raw: RawSsh, report: &mut Report) -> Option<SshConfig> {
         .parent()
         .unwrap_or(Path::new("."));
     let listen = report.read(&raw.listen, "ssh.listen", |l| {
-        l.parse::<SocketAddr>().map_err(|_| {
-            format!(
-                "\"{l}\" is not an address and port: write e.g. \"0.0.0.0:2222\" or \
-                 \"[::1]:2222\""
-            )
-        })
+        crate::fields::socket_addr(l, "0.0.0.0:2222")
     });
     let host_key = path(
         &raw.host_key,

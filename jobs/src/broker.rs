@@ -80,6 +80,18 @@ pub trait Broker: Send + Sync + 'static {
 
     /// A short description for logs: "in-memory queue", "RabbitMQ at host:port".
     fn describe(&self) -> String;
+
+    /// Whether the broker is reachable now (for `/readyz`): the connection is up. The
+    /// in-memory queue always is.
+    fn connected(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// How many messages wait in each queue (`native`, `container`, `dead_letters`),
+    /// for `/metrics`; empty where the broker cannot tell.
+    async fn queue_depths(&self) -> Result<Vec<(&'static str, u64)>, BrokerError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Jobs as a consumer receives them.

@@ -86,6 +86,12 @@ impl StoreError {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Asks the store whether it answers now (for `/readyz`), once, without retrying.
+    /// The in-memory store always does.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Records a new job as queued and appends its `queued` event. A record that exists
     /// already is left as it is (its worker may have written it first).
     async fn record_job(&self, job: &Job) -> Result<(), StoreError>;

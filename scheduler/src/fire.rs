@@ -155,6 +155,10 @@ impl Firing {
         }
         self.send(&job, false).await?;
         tracing::info!(schedule = %schedule.name, %slot, kind = ?kind, job = %job.id, "fired");
+        let m = octobox_http::metrics();
+        m.schedule_fires
+            .with_label_values(&[m.label(&schedule.name)])
+            .inc();
         Ok(Some(job.id))
     }
 

@@ -7,6 +7,7 @@
 //! its lease and wake up still believing it holds it): every fire is also recorded
 //! first-writer-wins per slot (`ScheduleStore::record_fire`).
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,35 @@ pub struct Lease {
     holder: String,
     ttl: Duration,
     held: bool,
+    state: Arc<LeaseState>,
+}
+
+/// What the last try to hold the lease found, for `/readyz` and `/metrics` (0 before the
+/// first try).
+#[derive(Debug, Default)]
+pub struct LeaseState(AtomicU8);
+
+impl LeaseState {
+    const HELD: u8 = 1;
+    const STANDBY: u8 = 2;
+    const UNREACHABLE: u8 = 3;
+
+    /// `Ok` with `held` or `standby` once the store answered the last try; why not
+    /// otherwise.
+    pub fn check(&self) -> Result<String, String> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::HELD => Ok("held: this scheduler fires".to_string()),
+            Self::STANDBY => Ok("standby: another scheduler fires".to_string()),
+            Self::UNREACHABLE => Err("the schedule store did not answer the last try".to_string()),
+            _ => Err("the lease has not been asked for yet".to_string()),
+        }
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+        let held = if state == Self::HELD { 1.0 } else { 0.0 };
+        octobox_http::metrics().scheduler_lease_held.set(held);
+    }
 }
 
 impl Lease {
@@ -26,7 +56,13 @@ impl Lease {
             holder: holder.into(),
             ttl,
             held: false,
+            state: Arc::default(),
         }
+    }
+
+    /// What the last try to hold the lease found.
+    pub fn state(&self) -> Arc<LeaseState> {
+        self.state.clone()
     }
 
     pub fn holder(&self) -> &str {
@@ -39,7 +75,18 @@ impl Lease {
 
     /// Takes or renews the lease: `true` while this scheduler holds it. Logs changes.
     pub async fn hold(&mut self) -> Result<bool, StoreError> {
-        let held = self.store.hold_lease(&self.holder, self.ttl).await?;
+        let held = match self.store.hold_lease(&self.holder, self.ttl).await {
+            Ok(held) => held,
+            Err(e) => {
+                self.state.set(LeaseState::UNREACHABLE);
+                return Err(e);
+            }
+        };
+        self.state.set(if held {
+            LeaseState::HELD
+        } else {
+            LeaseState::STANDBY
+        });
         if held != self.held {
             if held {
                 tracing::info!(holder = %self.holder, ttl_ms = self.ttl.as_millis() as u64, "took the scheduler lease: this scheduler fires");
@@ -58,6 +105,7 @@ impl Lease {
                 tracing::warn!(error = %e, "could not release the scheduler lease; it expires by itself");
             }
             self.held = false;
+            self.state.set(LeaseState::STANDBY);
         }
     }
 }

@@ -21,11 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 /// An Octobox scheduler: fires timed jobs, exactly once across all schedulers.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, subcommand_negates_reqs = true)]
 struct Args {
     /// The configuration file; it must have [broker] and [store] sections.
-    #[arg(long, value_name = "PATH")]
-    config: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    config: Option<PathBuf>,
+
+    /// Where to serve /healthz, /readyz and /metrics (overrides [http] listen).
+    #[arg(long, value_name = "ADDRESS")]
+    http_listen: Option<std::net::SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 
     /// This scheduler's name in the lease and in fired jobs (default:
     /// scheduler@<host>-<pid>).
@@ -33,21 +40,34 @@ struct Args {
     name: Option<String>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Asks a running scheduler's /readyz: exit 0 when ready, 1 when not (for healthchecks).
+    Probe(octobox_http::probe::ProbeArgs),
+}
+
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    jobs::process::log_to_stderr("info");
     let args = Args::parse();
+    if let Some(Command::Probe(probe)) = &args.command {
+        return probe.run();
+    }
+    jobs::process::log_to_stderr("info");
     jobs::process::run_to_exit("octobox-scheduler", run(args))
 }
 
 async fn run(args: Args) -> Result<()> {
-    let config = Config::load(&args.config)?;
+    let path = args.config.context("--config is required")?;
+    let mut config = Config::load(&path)?;
+    config.http.listen = args.http_listen.or(config.http.listen);
     let (broker, store) = config.durable("octobox-scheduler")?;
     let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
     let schedules = jobs::connect::schedule_store(store)
         .await
         .context("opening the schedule store")?;
     let (broker, store) = jobs::connect::connect(broker, store).await?;
+    octobox_http::metrics().set_role("scheduler");
+    let health = octobox_http::Health::new().services(broker.clone(), store.clone());
     let holder = args
         .name
         .unwrap_or_else(|| format!("scheduler@{}-{}", hostname(), std::process::id()));
@@ -64,11 +84,19 @@ async fn run(args: Args) -> Result<()> {
         config.jobs.timeout.max(Duration::from_secs(1)),
     );
     let shutdown = CancellationToken::new();
+    if let Some(listen) = config.http.listen {
+        let lease = scheduler.lease_state();
+        let health = health.check("lease", move || {
+            let found = lease.check();
+            async move { found }
+        });
+        octobox_http::HealthServer::serve(listen, health, shutdown.clone()).await?;
+    }
     tokio::spawn(jobs::process::stop_on_signal(
         shutdown.clone(),
         "giving the lease up",
     ));
-    tokio::spawn(reload_on_sighup(args.config.clone(), catalog)?);
+    tokio::spawn(reload_on_sighup(path.clone(), catalog)?);
     scheduler.run(shutdown).await;
     Ok(())
 }

@@ -52,6 +52,11 @@ impl Scheduler {
         }
     }
 
+    /// What the last try to hold the lease found (for `/readyz`).
+    pub fn lease_state(&self) -> Arc<crate::lease::LeaseState> {
+        self.lease.state()
+    }
+
     /// How late a slot may fire and still count as on time: a takeover makes slots wait
     /// up to the lease and a tick; twice that leaves room for a slow machine.
     fn late_limit(&self) -> chrono::Duration {

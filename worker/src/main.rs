@@ -16,11 +16,18 @@ use worker::{tasks, RetryPolicy, TaskRegistry, Worker};
 
 /// An Octobox worker: runs the jobs the bot queues.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, subcommand_negates_reqs = true)]
 struct Args {
     /// The configuration file; it must have [broker] and [store] sections.
-    #[arg(long, value_name = "PATH")]
-    config: PathBuf,
+    #[arg(long, value_name = "PATH", required = true)]
+    config: Option<PathBuf>,
+
+    /// Where to serve /healthz, /readyz and /metrics (overrides [http] listen).
+    #[arg(long, value_name = "ADDRESS")]
+    http_listen: Option<std::net::SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 
     /// This worker's name in results and `workers` (default: [worker] name, else
     /// worker@<host>-<pid>).
@@ -31,21 +38,33 @@ struct Args {
 /// How long running jobs may take to finish after SIGTERM.
 const GRACE: Duration = Duration::from_secs(30);
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Asks a running worker's /readyz: exit 0 when ready, 1 when not (for healthchecks).
+    Probe(octobox_http::probe::ProbeArgs),
+}
+
 fn main() -> ExitCode {
     jobs::tls::install_provider();
-    jobs::process::log_to_stderr("info");
     let args = Args::parse();
+    if let Some(Command::Probe(probe)) = &args.command {
+        return probe.run();
+    }
+    jobs::process::log_to_stderr("info");
     jobs::process::run_to_exit("octobox-worker", run(args))
 }
 
 async fn run(args: Args) -> Result<()> {
-    let config = Config::load(&args.config)?;
+    let path = args.config.context("--config is required")?;
+    let mut config = Config::load(&path)?;
+    config.http.listen = args.http_listen.or(config.http.listen);
     let (broker, store) = config.durable("octobox-worker")?;
     // Tasks are built from this file's commands, never taken from the queue. Native task
     // names are checked when a job runs (a chaos worker has one more than the others).
     let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
     let delivery_limit = broker.delivery_limit;
     let (broker, store) = jobs::connect::connect(broker, store).await?;
+    octobox_http::metrics().set_role("worker");
 
     let mut registry = TaskRegistry::standard();
     if std::env::var("OCTOBOX_CHAOS_TASKS").as_deref() == Ok("1") {
@@ -56,6 +75,7 @@ async fn run(args: Args) -> Result<()> {
         .name
         .or(config.worker.name.clone())
         .unwrap_or_else(|| format!("worker@{}-{}", hostname(), std::process::id()));
+    let health = octobox_http::Health::new().services(broker.clone(), store.clone());
     let worker = Worker::new(name, broker, store, registry, config.worker.concurrency)
         .with_retry(RetryPolicy {
             retries: config.jobs.retries,
@@ -70,6 +90,14 @@ async fn run(args: Args) -> Result<()> {
         .await;
 
     let shutdown = CancellationToken::new();
+    if let Some(listen) = config.http.listen {
+        let consuming = worker.consuming();
+        let health = health.check("consuming", move || {
+            let found = consuming.check();
+            async move { found }
+        });
+        octobox_http::HealthServer::serve(listen, health, shutdown.clone()).await?;
+    }
     tokio::spawn(jobs::process::stop_on_signal(
         shutdown.clone(),
         "finishing running jobs, taking no more",

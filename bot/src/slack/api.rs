@@ -227,7 +227,14 @@ fn content(text: &str, blocks: Option<&Blocks>) -> SlackMessageContent {
 /// The result of a call that changes something in Slack: `Ok(None)` when Slack answered
 /// 200 but the answer could not be read, for the call was made all the same.
 fn made<T>(method: &str, result: Result<T, SlackClientError>) -> Result<Option<T>, ApiFailure> {
-    match result.map_err(ApiFailure::from) {
+    let result = result.map_err(ApiFailure::from);
+    let counted = match &result {
+        Ok(_) | Err(ApiFailure::Unreadable { .. }) => "ok",
+        Err(ApiFailure::Throttled(_)) => "rate_limited",
+        Err(_) => "error",
+    };
+    octobox_http::metrics().slack_call(method, counted);
+    match result {
         Ok(answer) => Ok(Some(answer)),
         Err(ApiFailure::Unreadable { bytes }) => {
             tracing::warn!(

@@ -26,13 +26,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use config::Secret;
 use futures::StreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use octobox_http::bounded::BoundedListener;
 use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::interaction::Click;
@@ -42,6 +40,12 @@ use super::Incoming;
 pub const MAX_CONNECTIONS: usize = 256;
 /// How long a client has to send a request's head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The endpoint's listener, with those bounds.
+const LISTENER: BoundedListener = BoundedListener {
+    name: "the Slack endpoint",
+    max_connections: MAX_CONNECTIONS,
+    header_timeout: HEADER_TIMEOUT,
+};
 /// The largest body read (Slack's events are a few KiB).
 pub const BODY_LIMIT: usize = 1 << 20;
 /// How long a client has to send a request's body.
@@ -71,55 +75,12 @@ pub async fn serve(
         .route("/slack/commands", post(commands))
         .route("/slack/interactivity", post(interactivity))
         .with_state(endpoint);
-    let listener = tokio::net::TcpListener::bind(listen)
+    let bound = LISTENER
+        .serve(listen, app, shutdown)
         .await
         .with_context(|| format!("cannot listen for Slack events on {listen}"))?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(accept(listener, app, shutdown));
     tracing::info!(%bound, "serving the Slack Events API");
     Ok(bound)
-}
-
-/// Accepts connections until `shutdown`, each served in a task of its own while a
-/// permit lasts.
-async fn accept(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let http = Arc::new(http);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, most likely: wait for some to close.
-                    tracing::warn!(error = %e, "cannot accept a connection to the Slack endpoint");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "too many connections to the Slack endpoint; closed a new one");
-            drop(stream);
-            continue;
-        };
-        let (http, app, shutdown) = (http.clone(), app.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let service = TowerToHyperService::new(app);
-            let served = http.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                ended = served => if let Err(e) = ended {
-                    tracing::debug!(%peer, error = %e, "a connection to the Slack endpoint ended");
-                },
-            }
-            drop(permit);
-        });
-    }
 }
 
 /// The body of a request, read up to [`BODY_LIMIT`] within [`BODY_TIMEOUT`]; a refusal

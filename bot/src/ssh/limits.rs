@@ -70,6 +70,9 @@ impl SessionCounter {
         }
         *mine += 1;
         open.total += 1;
+        let m = octobox_http::metrics();
+        m.ssh_sessions.inc();
+        m.ssh_sessions_total.inc();
         Ok(SessionPermit {
             open: self.open.clone(),
             identity: identity.to_string(),
@@ -81,6 +84,7 @@ impl Drop for SessionPermit {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.total = open.total.saturating_sub(1);
+        octobox_http::metrics().ssh_sessions.dec();
         if let Some(n) = open.by_identity.get_mut(&self.identity) {
             *n -= 1;
             if *n == 0 {

@@ -313,6 +313,53 @@ impl Broker for RabbitBroker {
     fn describe(&self) -> String {
         format!("RabbitMQ at {}", self.shared.target)
     }
+
+    fn connected(&self) -> Result<(), BrokerError> {
+        let (_, connection) = self.shared.connection();
+        if connection.status().connected() {
+            Ok(())
+        } else {
+            Err(BrokerError::unavailable(format!(
+                "RabbitMQ at {} is not reachable; reconnecting",
+                self.shared.target
+            )))
+        }
+    }
+
+    /// Passive declarations on the publishing channel: they read a queue's count without
+    /// changing it (the queues exist: the topology was declared on this channel).
+    async fn queue_depths(&self) -> Result<Vec<(&'static str, u64)>, BrokerError> {
+        let channel = self.publishing_channel().await?;
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let queues = [
+            (
+                TaskClass::Native.as_str(),
+                topology::job_queue(TaskClass::Native),
+            ),
+            (
+                TaskClass::Container.as_str(),
+                topology::job_queue(TaskClass::Container),
+            ),
+            ("dead_letters", topology::DEAD_QUEUE.to_string()),
+        ];
+        let mut depths = Vec::with_capacity(queues.len());
+        for (label, queue) in queues {
+            let declared = channel
+                .queue_declare(queue.as_str().into(), passive, Default::default())
+                .await
+                .map_err(|e| {
+                    BrokerError::unavailable(format!(
+                        "RabbitMQ at {} did not say how deep {queue} is: {e}",
+                        self.shared.target
+                    ))
+                })?;
+            depths.push((label, u64::from(declared.message_count())));
+        }
+        Ok(depths)
+    }
 }
 
 /// Persistent JSON, identified by the job id.

@@ -426,6 +426,20 @@ impl Store for RedisStore {
         self.note_once(key, value, ttl).await
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut con = self.shared.clone();
+        ::redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                StoreError::unavailable_by(
+                    format!("Redis at {} does not answer: {e}", self.address),
+                    e,
+                )
+            })
+    }
+
     async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.read_note(key).await
     }

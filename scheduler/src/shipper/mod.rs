@@ -159,9 +159,18 @@ impl Shipper {
             report.pages += 1;
             report.records += fetched.records.len() as u64;
             let key = format!("{name}:{}:{page}", window.key());
-            report.bytes += writer
+            let written = writer
                 .write(&fetched.records, &key, &mut report.retries)
                 .await?;
+            report.bytes += written;
+            let m = octobox_http::metrics();
+            let shipper = m.label(name);
+            m.shipper_records
+                .with_label_values(&[shipper])
+                .inc_by(fetched.records.len() as u64);
+            m.shipper_bytes
+                .with_label_values(&[shipper])
+                .inc_by(written);
             page += 1;
             let Some(next) = fetched.next else { break };
             if self.sink.takes_pages() {
@@ -170,7 +179,12 @@ impl Shipper {
             }
             link = Some(next);
         }
-        report.bytes += writer.finish(&mut report.retries).await?;
+        let written = writer.finish(&mut report.retries).await?;
+        report.bytes += written;
+        let m = octobox_http::metrics();
+        m.shipper_bytes
+            .with_label_values(&[m.label(name)])
+            .inc_by(written);
         Ok(())
     }
 }

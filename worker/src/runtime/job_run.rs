@@ -27,6 +27,7 @@ use futures::FutureExt;
 use jobs::{
     Broker, Delivery, Event, EventKind, Job, JobFailure, JobResult, Store, StoreError, Task,
 };
+use octobox_http::metrics;
 
 use super::cancel::Cancellations;
 use crate::cancel::CancelSignal;
@@ -103,6 +104,9 @@ impl JobRun {
         let job = delivery.job.clone();
         let started_at = Utc::now();
         tracing::info!(job = %job.id, command = %job.command, attempt = job.attempt, "job started");
+        let command = self.command_label(&job);
+        let waited = (started_at - job.created_at).to_std().unwrap_or_default();
+        metrics().job_started(&command, waited.as_secs_f64());
         let stored = match self.run_with_start_notice(&job, started_at).await {
             Stored::Rescheduled(why, delay) => {
                 return self.retry_later(delivery, why, delay).await;
@@ -121,6 +125,11 @@ impl JobRun {
                     status = %result.status,
                     ms = result.duration().as_millis() as u64,
                     "job finished"
+                );
+                metrics().job_finished(
+                    &command,
+                    result.status.as_str(),
+                    result.duration().as_secs_f64(),
                 );
                 if let Err(e) = delivery.ack().await {
                     tracing::warn!(job = %job.id, error = %e, "result stored but the ack failed; the job may run again");
@@ -251,8 +260,23 @@ impl JobRun {
         }
     }
 
+    /// The job's command as a metric label: its name when this worker's configuration
+    /// declares it, `unknown` otherwise (names from the queue are not ours to keep).
+    fn command_label(&self, job: &Job) -> String {
+        match &self.catalog {
+            Some(catalog) if catalog.load().commands.action(&job.command).is_none() => {
+                "unknown".to_string()
+            }
+            _ => job.command.clone(),
+        }
+    }
+
     /// Schedules the next attempt after a retryable failure.
     async fn retry_later(&self, delivery: Delivery, why: String, delay: Duration) {
+        metrics()
+            .jobs_retried
+            .with_label_values(&[metrics().label(&self.command_label(&delivery.job))])
+            .inc();
         let mut next = delivery.job.clone();
         next.attempt += 1;
         let line = format!(

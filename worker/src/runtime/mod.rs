@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use commands::LiveCatalog;
 use jobs::{Broker, BrokerError, Control, ControlFeed, Store, TaskClass, WorkerInfo};
+use octobox_http::metrics;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,31 @@ pub struct Worker {
     container_concurrency: usize,
     cancellations: Arc<Cancellations>,
     catalog: Option<LiveCatalog>,
+    consuming: Arc<Consuming>,
+}
+
+/// Whether a worker is consuming every queue it takes jobs from, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct Consuming {
+    /// Consume loops subscribed to their queue now.
+    subscribed: AtomicUsize,
+    /// Consume loops the worker runs.
+    loops: AtomicUsize,
+}
+
+impl Consuming {
+    /// `Ok` with what is consumed when every loop is subscribed; why not otherwise.
+    pub fn check(&self) -> Result<String, String> {
+        let (subscribed, loops) = (
+            self.subscribed.load(Ordering::Relaxed),
+            self.loops.load(Ordering::Relaxed),
+        );
+        if loops > 0 && subscribed == loops {
+            Ok(format!("{subscribed} of {loops} queues"))
+        } else {
+            Err(format!("consuming {subscribed} of {loops} queues"))
+        }
+    }
 }
 
 /// How often a worker reports itself, and how long a report stays valid: a worker that
@@ -68,7 +94,13 @@ impl Worker {
             container_concurrency: 1,
             cancellations: Arc::default(),
             catalog: None,
+            consuming: Arc::default(),
         }
+    }
+
+    /// Whether this worker consumes every queue it takes jobs from (for `/readyz`).
+    pub fn consuming(&self) -> Arc<Consuming> {
+        self.consuming.clone()
     }
 
     /// How many deliveries a job gets before it is set aside as one that crashes its
@@ -155,6 +187,9 @@ impl Worker {
             tokio::spawn(sweep_orphans(runner, this.store.clone(), shutdown.clone()))
         });
         let mut loops = JoinSet::new();
+        this.consuming
+            .loops
+            .store(this.classes().len(), Ordering::Relaxed);
         for (class, concurrency) in this.classes() {
             let (this, busy, shutdown) = (this.clone(), busy.clone(), shutdown.clone());
             loops.spawn(async move { this.consume(class, concurrency, busy, shutdown).await });
@@ -194,6 +229,13 @@ impl Worker {
     ) -> Result<(), BrokerError> {
         let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
         let mut stream = self.broker.consume(class, prefetch).await?;
+        self.consuming.subscribed.fetch_add(1, Ordering::Relaxed);
+        let kind = class.as_str();
+        let slots_busy = metrics().worker_slots_busy.with_label_values(&[kind]);
+        metrics()
+            .worker_slots
+            .with_label_values(&[kind])
+            .set(concurrency as i64);
         let permits = Arc::new(Semaphore::new(concurrency));
         let mut running = JoinSet::new();
         tracing::info!(
@@ -236,11 +278,13 @@ impl Worker {
                         retry: self.retry,
                         delivery_limit: self.delivery_limit,
                     };
-                    let busy = busy.clone();
+                    let (busy, slots_busy) = (busy.clone(), slots_busy.clone());
                     busy.fetch_add(1, Ordering::Relaxed);
+                    slots_busy.inc();
                     running.spawn(async move {
                         run.handle(delivery).await;
                         busy.fetch_sub(1, Ordering::Relaxed);
+                        slots_busy.dec();
                         drop(permit);
                     });
                 }
@@ -248,6 +292,7 @@ impl Worker {
         }
         // Dropping the stream gives back whatever the broker had sent ahead.
         drop(stream);
+        self.consuming.subscribed.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(worker = %self.name, class = class.as_str(), running = running.len(), "worker stopping");
         let drained = tokio::time::timeout(self.grace, async {
             while running.join_next().await.is_some() {}
