@@ -11,6 +11,7 @@
 //!   a job left behind.
 //! - [`services`]: private `redis-server` and RabbitMQ instances on free ports (the
 //!   `octobox-test-services` crate, which `jobs`' own tests use without the rest).
+//! - [`health`]: what a process serves on `[http] listen` (`/readyz`, `/metrics`).
 //! - [`processes`]: `octobox-worker` processes to kill, stop and respawn.
 //! - [`scheduler`]: `octobox-scheduler` processes, and `ScheduleProbe` into their Redis.
 //! - [`shipping`]: a shipper's far ends: a paging event source, a collector that fails
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod binary;
 pub mod console;
 pub mod containers;
+pub mod health;
 pub mod pipeline;
 pub mod processes;
 pub mod scheduler;

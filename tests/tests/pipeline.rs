@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use octobox_tests::health;
 use octobox_tests::pipeline::{queued_ids, results_per_job, wait_until, Options, Pipeline};
+use octobox_tests::processes::{config_and_name, log_beside, ServiceProcess};
+use octobox_tests::services::free_port;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -237,4 +240,119 @@ fn graceful_shutdown_returns_unstarted_jobs_to_the_queue() {
         "{}",
         second.log()
     );
+}
+
+/// `<process> --http-listen <address>` beside the pipeline's configuration.
+fn serving(p: &Pipeline, binary: &str, name: &str, address: &str) -> ServiceProcess {
+    let config = p.config_path();
+    let mut args = config_and_name(&config, name);
+    args.extend(["--http-listen".into(), address.into()]);
+    ServiceProcess::start(name, binary, args, &[], log_beside(&config, name))
+}
+
+/// Runs `<binary> probe <address>`: whether it exited 0, and what it printed.
+fn probe(binary: &str, address: &str) -> (bool, String) {
+    let out = std::process::Command::new(octobox_tests::binary::path(binary))
+        .args(["probe", address])
+        .output()
+        .expect("the probe runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn every_process_serves_its_health_and_metrics_and_readiness_follows_redis() {
+    let bot = format!("127.0.0.1:{}", free_port());
+    let mut p = Pipeline::start(Options {
+        extra: format!("[http]\nlisten = \"{bot}\"\n"),
+        ..Options::default()
+    });
+    let worker = format!("127.0.0.1:{}", free_port());
+    let scheduler = format!("127.0.0.1:{}", free_port());
+    let _w = serving(&p, "octobox-worker", "w1", &worker);
+    let _s = serving(&p, "octobox-scheduler", "s1", &scheduler);
+    let mut console = p.console.start();
+
+    for (address, wants) in [
+        (&bot, "store: ok"),
+        (&worker, "consuming: ok"),
+        (&scheduler, "lease: ok (held"),
+    ] {
+        wait_until(&format!("{address} to be ready"), LONG, || {
+            let (status, body) = health::get(address, "/readyz");
+            status == 200 && body.contains(wants) && body.contains("broker: ok")
+        });
+        assert_eq!(health::get(address, "/healthz").0, 200);
+    }
+    let (ready, said) = probe("octobox-worker", &worker);
+    assert!(ready, "the worker's probe passes: {said}");
+
+    for _ in 0..3 {
+        console.send("echo counted");
+    }
+    console.expect_count("replies", 3, |l| l.contains("counted"));
+    let finished = r#"octobox_jobs_finished_total{command="echo",status="succeeded"}"#;
+    wait_until("the worker to count 3 finished echoes", LONG, || {
+        health::sample(&health::get(&worker, "/metrics").1, finished) == 3.0
+    });
+    let worker_metrics = health::get(&worker, "/metrics").1;
+    assert_eq!(
+        health::sample(
+            &worker_metrics,
+            r#"octobox_job_run_seconds_count{command="echo"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        health::sample(&worker_metrics, r#"octobox_worker_slots{kind="native"}"#),
+        8.0
+    );
+    let bot_metrics = health::get(&bot, "/metrics").1;
+    assert_eq!(
+        health::sample(
+            &bot_metrics,
+            r#"octobox_jobs_submitted_total{command="echo"}"#
+        ),
+        3.0,
+        "{bot_metrics}"
+    );
+    assert_eq!(health::sample(&bot_metrics, "octobox_workers_live"), 1.0);
+    assert!(bot_metrics.contains("octobox_queue_depth{queue=\"native\"} 0"));
+    assert_eq!(
+        health::sample(
+            &bot_metrics,
+            r#"octobox_reply_delivery_seconds_count{adapter="console"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        health::sample(
+            &health::get(&scheduler, "/metrics").1,
+            "octobox_scheduler_lease_held"
+        ),
+        1.0
+    );
+
+    // Redis stops: every process says it is not ready, and why; then it comes back.
+    p.redis.stop();
+    for address in [&bot, &worker, &scheduler] {
+        wait_until(&format!("{address} to say the store fails"), LONG, || {
+            let (status, body) = health::get(address, "/readyz");
+            status == 503 && (body.contains("store: failing") || body.contains("lease: failing"))
+        });
+    }
+    let (ready, said) = probe("octobox-worker", &worker);
+    assert!(!ready && said.contains("not ready (HTTP 503)"), "{said}");
+    p.redis.start_again();
+    for address in [&bot, &worker, &scheduler] {
+        wait_until(&format!("{address} to be ready again"), LONG, || {
+            health::get(address, "/readyz").0 == 200
+        });
+    }
+    console.send("echo after");
+    console.expect("the reply after Redis came back", |l| l.contains("after"));
 }

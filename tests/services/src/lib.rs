@@ -108,10 +108,16 @@ impl Redis {
         self.launch();
     }
 
-    fn stop(&mut self) {
+    /// Stops the server (SIGTERM: it flushes its append-only file); [`Redis::start_again`]
+    /// brings it back on the same port and data.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             terminate(&mut child);
         }
+    }
+
+    pub fn start_again(&mut self) {
+        self.launch();
     }
 }
 
