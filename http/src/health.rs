@@ -200,7 +200,7 @@ mod tests {
         );
 
         tokio::time::pause();
-        let hanging = Health::new().check("lease", || futures::future::pending());
+        let hanging = Health::new().check("lease", futures::future::pending);
         let found = hanging.readiness().await;
         assert!(!found.ready);
         assert_eq!(found.report, "lease: failing: no answer within 3 s\n");

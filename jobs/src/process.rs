@@ -85,13 +85,16 @@ pub async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken, then:
 }
 
 /// Logs go to standard error, filtered by `RUST_LOG` when it is set and by
-/// `default_filter` (`info`, `warn`, ...) when it is not.
+/// `default_filter` (`info`, `warn`, ...) when it is not. Colours only on a terminal:
+/// a log file or `docker logs` gets plain text.
 pub fn log_to_stderr(default_filter: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
