@@ -22,6 +22,8 @@
 //! - [`NO_QUOTA`], [`without_quota`]: the `[quota]` of configurations whose subject is
 //!   something else.
 //! - [`slack_bot`]: `SlackBot` — `octobox-bot` serving Slack, to kill and restart.
+//! - [`stack`]: `Stack` — `compose/docker-compose.yml` up on the Docker engine from
+//!   images built here.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
@@ -41,6 +43,7 @@ pub mod shipping;
 pub mod slack_bot;
 pub mod slack_server;
 pub mod ssh;
+pub mod stack;
 
 /// A `[quota]` that no test or load run reaches, for configurations whose subject is
 /// something else (the quotas' own tests set theirs).

@@ -195,27 +195,7 @@ impl SshBot {
 
     /// `ssh` to this bot with `key`: no known-hosts file, no agent, no prompts.
     pub fn ssh_with_key(&self, key: &Path) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-            &self.port.to_string(),
-            "-i",
-        ])
-        .arg(key)
-        .env_remove("SSH_AUTH_SOCK");
-        cmd
+        ssh_command(self.port, key)
     }
 
     /// `ssh` to this bot as `user`; add the command (or nothing for a session).
@@ -270,6 +250,32 @@ impl Drop for SshBot {
     }
 }
 
+/// `ssh -p <port> -i <key>` to a server on this machine: no known-hosts file, no agent,
+/// no prompts; add the destination and the command.
+pub fn ssh_command(port: u16, key: &Path) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-p",
+        &port.to_string(),
+        "-i",
+    ])
+    .arg(key)
+    .env_remove("SSH_AUTH_SOCK");
+    cmd
+}
+
 fn spawn(mut cmd: Command) -> Child {
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -282,12 +288,21 @@ pub fn finish(cmd: Command) -> SshRun {
     wait(spawn(cmd))
 }
 
-fn wait(mut child: Child) -> SshRun {
+/// Runs `cmd` to its end (killed past `patience`).
+pub fn finish_within(cmd: Command, patience: Duration) -> SshRun {
+    wait_within(spawn(cmd), patience)
+}
+
+fn wait(child: Child) -> SshRun {
+    wait_within(child, PATIENCE)
+}
+
+fn wait_within(mut child: Child, patience: Duration) -> SshRun {
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let out = std::thread::spawn(move || read_all(out.as_mut()));
     let err = std::thread::spawn(move || read_all(err.as_mut()));
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience;
     let status = loop {
         if let Some(status) = child.try_wait().expect("ssh can be waited for") {
             break status;
@@ -296,7 +311,7 @@ fn wait(mut child: Child) -> SshRun {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "ssh did not end within {PATIENCE:?}; stdout:\n{}\nstderr:\n{}",
+                "ssh did not end within {patience:?}; stdout:\n{}\nstderr:\n{}",
                 out.join().unwrap_or_default(),
                 err.join().unwrap_or_default()
             );

@@ -1,0 +1,256 @@
+//! The compose stack on the real Docker engine: `compose/docker-compose.yml` from images
+//! built here, healing itself. One test binary for every stack scenario, so the images
+//! are built (or found up to date) once.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use octobox_tests::health;
+use octobox_tests::pipeline::wait_until;
+use octobox_tests::services::free_port;
+use octobox_tests::ssh::{finish, finish_within};
+use octobox_tests::stack::{crash, inspect, repository, Stack};
+
+const LONG: Duration = Duration::from_secs(180);
+
+/// How many times each `job-<n>` appears in a session's output.
+fn said(output: &str) -> std::collections::HashMap<u32, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for found in regex::Regex::new(r"\bjob-(\d+)\b")
+        .unwrap()
+        .captures_iter(output)
+    {
+        *counts.entry(found[1].parse().unwrap()).or_default() += 1;
+    }
+    counts
+}
+
+/// How many jobs the stack's workers have logged as finished.
+fn finished(stack: &Stack) -> usize {
+    stack.logs("worker").matches("job finished").count()
+}
+
+#[test]
+fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
+    let stack = Stack::up(2);
+
+    // A command over SSH to the published port, answered by a worker container.
+    let mut ssh = stack.ssh();
+    ssh.arg("say hello from the stack").stdin(Stdio::null());
+    let run = finish(ssh);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("hello from the stack"), "{run:?}");
+    assert!(stack.logs("worker").contains("job finished"));
+
+    // A worker crashes mid-job: the job is still answered, and the container is back
+    // and healthy without anyone restarting it.
+    let mut ssh = stack.ssh();
+    ssh.arg("wait 8s").stdin(Stdio::null());
+    let waiting = std::thread::spawn(move || finish_within(ssh, LONG));
+    let workers = stack.containers(Some("worker"));
+    let mut running_it = None;
+    wait_until("a worker to start the wait", LONG, || {
+        running_it = workers
+            .iter()
+            .find(|w| {
+                let logs = std::process::Command::new("docker")
+                    .args(["logs", w])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                logs.contains("command=wait") && logs.contains("job started")
+            })
+            .cloned();
+        running_it.is_some()
+    });
+    let victim = running_it.unwrap();
+    crash(&victim);
+    let run = waiting.join().unwrap();
+    assert_eq!(
+        run.code,
+        Some(0),
+        "the crashed worker's job is answered: {run:?}"
+    );
+    wait_until("the crashed worker to be restarted", LONG, || {
+        inspect(&victim, "{{.RestartCount}}") != "0"
+    });
+    stack.wait_healthy(LONG);
+
+    // RabbitMQ restarts in the middle of 1,000 jobs: none is lost, none answered twice.
+    let lines: String = (0..1000).map(|n| format!("say job-{n}\n")).collect();
+    let mut ssh = stack.ssh();
+    ssh.arg("-T").stdin(Stdio::piped());
+    let session = std::thread::spawn(move || {
+        let mut cmd = ssh;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("ssh runs");
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(lines.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    });
+    wait_until("some of the 1,000 jobs to finish", LONG, || {
+        stack.logs("worker").matches("job-").count() > 0
+            || stack.logs("worker").matches("job finished").count() > 50
+    });
+    let rabbitmq = stack.containers(Some("rabbitmq")).remove(0);
+    let restarted = std::process::Command::new("docker")
+        .args(["restart", "-t", "5", &rabbitmq])
+        .output()
+        .unwrap();
+    assert!(restarted.status.success(), "{restarted:?}");
+    let out = session.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let replies = said(&stdout, "job-");
+    for n in 0..1000 {
+        let want = format!("job-{n}");
+        let count = replies.iter().filter(|r| **r == want).count();
+        assert_eq!(count, 1, "{want} answered {count} times; output:\n{stdout}");
+    }
+    stack.wait_healthy(LONG);
+
+    // Redis stops: the bot's /readyz says so, then recovers when Redis is back.
+    let bot = stack.http_address(&stack.containers(Some("bot")).remove(0));
+    assert_eq!(health::get(&bot, "/readyz").0, 200);
+    stack.compose_ok(&["stop", "redis"]);
+    wait_until("the bot to say the store fails", LONG, || {
+        let (status, body) = health::get(&bot, "/readyz");
+        status == 503 && body.contains("store: failing")
+    });
+    stack.compose_ok(&["start", "redis"]);
+    wait_until("the bot to be ready again", LONG, || {
+        health::get(&bot, "/readyz").0 == 200
+    });
+    stack.wait_healthy(LONG);
+
+    // A real Prometheus scrapes every process; PromQL counts the jobs the workers ran.
+    let targets: Vec<String> = stack
+        .containers(None)
+        .iter()
+        .filter(|c| {
+            inspect(c, "{{.Config.Image}}").starts_with("octobox/")
+                && !inspect(c, "{{.Config.Image}}").contains("rabbitmq")
+                && !inspect(c, "{{.Config.Image}}").contains("redis")
+        })
+        .map(|c| stack.http_address(c))
+        .collect();
+    assert_eq!(targets.len(), 5, "bot, two workers, two schedulers");
+    let prometheus = Prometheus::start(&targets);
+    wait_until("Prometheus to scrape all five", LONG, || {
+        prometheus.query("count(up == 1)") == Some(5.0)
+    });
+    let workers_say: f64 = stack
+        .containers(Some("worker"))
+        .iter()
+        .map(|w| {
+            let text = health::get(&stack.http_address(w), "/metrics").1;
+            health::sample(
+                &text,
+                r#"octobox_jobs_finished_total{command="say",status="succeeded"}"#,
+            )
+        })
+        .sum();
+    assert!(
+        workers_say >= 1000.0,
+        "the workers count {workers_say} say jobs"
+    );
+    wait_until("PromQL to count the say jobs the workers ran", LONG, || {
+        prometheus.query(r#"sum(octobox_jobs_finished_total{command="say"})"#) == Some(workers_say)
+    });
+}
+
+/// The alert rules' own unit tests and the scrape configuration pass promtool.
+#[test]
+fn the_prometheus_configuration_and_alert_rules_pass_promtool() {
+    let compose = repository().join("compose");
+    for args in [
+        vec!["check", "config", "prometheus.yml"],
+        vec!["test", "rules", "alerts.test.yml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(&args)
+            .current_dir(&compose)
+            .output()
+            .expect("promtool runs (Debian package prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dashboard = std::fs::read_to_string(compose.join("grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("valid JSON");
+    assert!(dashboard["panels"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
+}
+
+/// Debian's `prometheus`, scraping `targets` every second, with its API on a free port.
+struct Prometheus {
+    _dir: tempfile::TempDir,
+    address: String,
+    child: std::process::Child,
+}
+
+impl Prometheus {
+    fn start(targets: &[String]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let list = targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: octobox\n    static_configs:\n      - targets: [{list}]\n"
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus runs (Debian package prometheus)");
+        Prometheus {
+            _dir: dir,
+            address,
+            child,
+        }
+    }
+
+    /// The value of an instant PromQL query that yields one number.
+    fn query(&self, promql: &str) -> Option<f64> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = health::get(&self.address, &format!("/api/v1/query?query={encoded}"));
+        if status != 200 {
+            return None;
+        }
+        let body: serde_json::Value = serde_json::from_str(&body).ok()?;
+        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
