@@ -58,7 +58,8 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
                     .unwrap_or_default();
-                logs.contains("command=wait") && logs.contains("job started")
+                logs.lines()
+                    .any(|l| l.contains("job started") && l.contains("command=wait"))
             })
             .cloned();
         running_it.is_some()
@@ -77,6 +78,7 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
     stack.wait_healthy(LONG);
 
     // RabbitMQ restarts in the middle of 1,000 jobs: none is lost, none answered twice.
+    let before = finished(&stack);
     let lines: String = (0..1000).map(|n| format!("say job-{n}\n")).collect();
     let mut ssh = stack.ssh();
     ssh.arg("-T").stdin(Stdio::piped());
