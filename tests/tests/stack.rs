@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use octobox_tests::health;
-use octobox_tests::pipeline::wait_until;
+use octobox_tests::pipeline::{queued_ids, results_per_job, wait_until};
 use octobox_tests::services::free_port;
 use octobox_tests::ssh::{finish, finish_within};
 use octobox_tests::stack::{crash, inspect, repository, Stack};
@@ -93,8 +93,7 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
         child.wait_with_output().unwrap()
     });
     wait_until("some of the 1,000 jobs to finish", LONG, || {
-        stack.logs("worker").matches("job-").count() > 0
-            || stack.logs("worker").matches("job finished").count() > 50
+        finished(&stack) > before + 50
     });
     let rabbitmq = stack.containers(Some("rabbitmq")).remove(0);
     let restarted = std::process::Command::new("docker")
@@ -104,11 +103,17 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
     assert!(restarted.status.success(), "{restarted:?}");
     let out = session.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let replies = said(&stdout, "job-");
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    let ids = queued_ids(&lines);
+    assert_eq!(ids.len(), 1000, "every line queued; output:\n{stdout}");
+    let results = results_per_job(&stdout);
+    assert!(
+        ids.iter().all(|id| results.get(id) == Some(&1)),
+        "every job answered once; output:\n{stdout}"
+    );
+    let replies = said(&stdout);
     for n in 0..1000 {
-        let want = format!("job-{n}");
-        let count = replies.iter().filter(|r| **r == want).count();
-        assert_eq!(count, 1, "{want} answered {count} times; output:\n{stdout}");
+        assert_eq!(replies.get(&n), Some(&1), "job-{n}; output:\n{stdout}");
     }
     stack.wait_healthy(LONG);
 
@@ -131,9 +136,10 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
         .containers(None)
         .iter()
         .filter(|c| {
-            inspect(c, "{{.Config.Image}}").starts_with("octobox/")
-                && !inspect(c, "{{.Config.Image}}").contains("rabbitmq")
-                && !inspect(c, "{{.Config.Image}}").contains("redis")
+            let image = inspect(c, "{{.Config.Image}}");
+            ["octobox/bot", "octobox/worker", "octobox/scheduler"]
+                .iter()
+                .any(|ours| image.starts_with(ours))
         })
         .map(|c| stack.http_address(c))
         .collect();
