@@ -87,8 +87,13 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("ssh runs");
         use std::io::Write;
+        // Paced over about ten seconds, so RabbitMQ restarts while jobs are still being
+        // queued, not only while they run.
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(lines.as_bytes()).unwrap();
+        for line in lines.lines() {
+            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
         drop(stdin);
         child.wait_with_output().unwrap()
     });
@@ -101,6 +106,11 @@ fn the_compose_stack_answers_heals_itself_and_is_scraped_by_prometheus() {
         .output()
         .unwrap();
     assert!(restarted.status.success(), "{restarted:?}");
+    let by_then = finished(&stack) - before;
+    assert!(
+        by_then < 1000,
+        "RabbitMQ restarted mid-run: {by_then} jobs had finished"
+    );
     let out = session.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
