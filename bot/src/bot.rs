@@ -55,6 +55,7 @@ impl Bot {
         let mut tasks = JoinSet::new();
         let metrics = octobox_http::metrics();
         metrics.set_role("bot");
+        metrics.start_at_zero(catalog.load().commands.job_commands());
         if config.is_embedded() {
             metrics.set_role("worker");
             metrics.set_role("scheduler");

@@ -287,6 +287,14 @@ impl CommandTable {
         self.actions.get(command)
     }
 
+    /// The names of the commands that make jobs (every one but the built-ins).
+    pub fn job_commands(&self) -> impl Iterator<Item = &str> {
+        self.actions
+            .iter()
+            .filter(|(_, action)| !matches!(action.runs, Executor::Builtin(_)))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The job `text` queues for `origin`, exactly as for a person typing it: what a
     /// schedule fires. Built-ins are answered at once and make no job.
     pub fn job_for(&self, text: &str, origin: Origin) -> Result<Job, NotAJob> {

@@ -226,6 +226,21 @@ impl Metrics {
             .set(1);
     }
 
+    /// Makes the job counters of `commands` exist at 0, so that Prometheus's `increase()`
+    /// sees their first job (a series that appears at 1 has not increased).
+    pub fn start_at_zero<'a>(&self, commands: impl Iterator<Item = &'a str>) {
+        for command in commands {
+            let command = self.label(command);
+            self.jobs_submitted.with_label_values(&[command]);
+            self.jobs_started.with_label_values(&[command]);
+            self.jobs_retried.with_label_values(&[command]);
+            self.jobs_dead_lettered.with_label_values(&[command]);
+            for status in ["succeeded", "failed", "timed_out", "cancelled"] {
+                self.jobs_finished.with_label_values(&[command, status]);
+            }
+        }
+    }
+
     /// Counts a job queued for `command`.
     pub fn job_submitted(&self, command: &str) {
         self.jobs_submitted
@@ -306,5 +321,19 @@ mod tests {
         );
         assert!(text.contains("octobox_job_run_seconds_bucket{command=\"deploy\",le=\"2.5\"} 1"));
         assert!(text.contains("octobox_build_info{role=\"worker\",version=\""));
+    }
+
+    #[test]
+    fn the_counters_of_declared_commands_start_at_zero() {
+        let m = Metrics::new();
+        m.start_at_zero(["deploy", "scan"].into_iter());
+        let text = m.render();
+        for series in [
+            "octobox_jobs_submitted_total{command=\"scan\"} 0",
+            "octobox_jobs_finished_total{command=\"deploy\",status=\"failed\"} 0",
+            "octobox_jobs_dead_lettered_total{command=\"deploy\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 }

@@ -62,6 +62,7 @@ async fn run(args: Args) -> Result<()> {
     // Tasks are built from this file's commands, never taken from the queue. Native task
     // names are checked when a job runs (a chaos worker has one more than the others).
     let catalog = LiveCatalog::new(Catalog::build(&config, None)?);
+    octobox_http::metrics().start_at_zero(catalog.load().commands.job_commands());
     let delivery_limit = broker.delivery_limit;
     let (broker, store) = jobs::connect::connect(broker, store).await?;
     octobox_http::metrics().set_role("worker");
