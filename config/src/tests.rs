@@ -578,3 +578,17 @@ approval = { by = "group:nobody" }
     assert!(approval.reason);
     assert_eq!(ok.audit, AuditConfig::default());
 }
+
+#[test]
+fn http_listen_is_an_address_and_port_and_serves_nothing_when_absent() {
+    assert_eq!(parse("").unwrap().http.listen, None);
+    let ok = parse("[http]\nlisten = \"0.0.0.0:9100\"\n").unwrap();
+    assert_eq!(ok.http.listen, Some("0.0.0.0:9100".parse().unwrap()));
+    let all = errors("[http]\nlisten = \"metrics.internal\"\n").join("\n");
+    assert!(
+        all.contains("octobox.toml:2: http.listen: \"metrics.internal\" is not an address and port: write e.g. \"0.0.0.0:9100\""),
+        "{all}"
+    );
+    let all = errors("[http]\nport = 9100\n").join("\n");
+    assert!(all.contains("port"), "an unknown key is named: {all}");
+}
