@@ -18,7 +18,8 @@ use crate::{BrokerConfig, Secret, StoreConfig, TlsFiles, MIN_SIGNING_KEY_BYTES};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBroker {
-    url: Spanned<String>,
+    url: Option<Spanned<String>>,
+    urls: Option<Spanned<Vec<String>>>,
     delivery_limit: Option<Spanned<i64>>,
     publish_timeout: Option<Spanned<String>>,
     signing_key: Option<Spanned<String>>,
@@ -72,7 +73,7 @@ pub(crate) fn broker(
     env: &dyn Fn(&str) -> Option<String>,
     report: &mut Report,
 ) -> Option<BrokerConfig> {
-    let url = report.check(&raw.url, "broker.url", |u| url(u, &["amqp", "amqps"], env));
+    let urls = broker_urls(&raw, env, report);
     let delivery_limit = report.read(&raw.delivery_limit, "broker.delivery_limit", |&n| {
         bounded(n, 1..=1000)
     });
@@ -93,10 +94,14 @@ pub(crate) fn broker(
              current one, e.g. signing_key = \"${OCTOBOX_SIGNING_KEY}\"",
         );
     }
-    let is_tls = raw.url.get_ref().starts_with("amqps://");
+    let is_tls = urls
+        .as_ref()
+        .is_some_and(|urls| urls.iter().all(|u| u.expose().starts_with("amqps://")));
     let tls = tls_files(raw.tls(), "broker", is_tls, "amqps", report);
-    let default = BrokerConfig::new(url?);
+    let mut urls = urls?.into_iter();
+    let default = BrokerConfig::new(urls.next()?);
     Some(BrokerConfig {
+        other_urls: urls.collect(),
         delivery_limit: delivery_limit.unwrap_or(default.delivery_limit),
         publish_timeout: publish_timeout.unwrap_or(default.publish_timeout),
         signing_key,
@@ -104,6 +109,73 @@ pub(crate) fn broker(
         tls,
         ..default
     })
+}
+
+/// The most nodes `urls` may list.
+const MAX_BROKER_NODES: usize = 16;
+
+/// `url` (one node) or `urls` (a cluster's nodes, each tried in turn): exactly one of
+/// them, every URL `amqp://` or every one `amqps://`.
+fn broker_urls(
+    raw: &RawBroker,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<Vec<Secret>> {
+    let check = |u: &str| url(u, &["amqp", "amqps"], env);
+    match (&raw.url, &raw.urls) {
+        (Some(one), None) => report
+            .check(one, "broker.url", |u: &String| check(u))
+            .map(|u| vec![u]),
+        (None, Some(many)) => {
+            let list = many.get_ref();
+            if list.is_empty() || list.len() > MAX_BROKER_NODES {
+                report.error(
+                    Some(many.span()),
+                    "broker.urls",
+                    format!("lists 1 to {MAX_BROKER_NODES} nodes, e.g. [\"amqp://octobox:${{OCTOBOX_AMQP_PASSWORD}}@rabbit-1:5672/%2f\", …]"),
+                );
+                return None;
+            }
+            let mut urls = Vec::new();
+            for (i, text) in list.iter().enumerate() {
+                match check(text) {
+                    Ok(u) => urls.push(u),
+                    Err(why) => {
+                        report.error(Some(many.span()), &format!("broker.urls[{i}]"), why);
+                    }
+                }
+            }
+            let tls = urls
+                .iter()
+                .filter(|u| u.expose().starts_with("amqps://"))
+                .count();
+            if tls != 0 && tls != urls.len() {
+                report.error(
+                    Some(many.span()),
+                    "broker.urls",
+                    "mixes amqp:// and amqps://: every node of one broker speaks TLS, or none does",
+                );
+                return None;
+            }
+            (urls.len() == list.len()).then_some(urls)
+        }
+        (Some(one), Some(_)) => {
+            report.error(
+                Some(one.span()),
+                "broker.url",
+                "and broker.urls are both set: write url for one node, or urls for a cluster's nodes",
+            );
+            None
+        }
+        (None, None) => {
+            report.error(
+                None,
+                "broker.url",
+                "is missing: [broker] needs url = \"amqp://…\" (or urls = [...] for a cluster)",
+            );
+            None
+        }
+    }
 }
 
 /// Checks `[store]`; its settings start from [`StoreConfig::new`]'s defaults.

@@ -298,8 +298,11 @@ impl std::fmt::Display for AllowEntry {
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// `amqp://user:password@host:5672/vhost`
+    /// `amqp://user:password@host:5672/vhost`: the node tried first.
     pub url: Secret,
+    /// The cluster's other nodes (`urls = [...]` past the first), tried in turn when the
+    /// one in use fails.
+    pub other_urls: Vec<Secret>,
     /// How many times a job may be delivered before it is dead-lettered: a job that
     /// crashes every worker that takes it stops there.
     pub delivery_limit: u32,
@@ -352,9 +355,15 @@ pub struct TlsFiles {
 }
 
 impl BrokerConfig {
+    /// Every node's URL, the first one first.
+    pub fn urls(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.url).chain(&self.other_urls)
+    }
+
     pub fn new(url: Secret) -> Self {
         BrokerConfig {
             url,
+            other_urls: Vec::new(),
             delivery_limit: 5,
             publish_timeout: Duration::from_secs(30),
             signing_key: None,

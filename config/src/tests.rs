@@ -592,3 +592,38 @@ fn http_listen_is_an_address_and_port_and_serves_nothing_when_absent() {
     let all = errors("[http]\nport = 9100\n").join("\n");
     assert!(all.contains("port"), "an unknown key is named: {all}");
 }
+
+#[test]
+fn a_broker_is_one_url_or_a_clusters_urls_never_both() {
+    let cluster = parse(
+        "[broker]\nurls = [\"amqp://a:5672/%2f\", \"amqp://b:5672/%2f\", \"amqp://c:5672/%2f\"]\n[store]\nurl = \"redis://r:6379/0\"\n",
+    )
+    .unwrap();
+    let broker = cluster.broker.unwrap();
+    let urls: Vec<_> = broker.urls().map(|u| u.redacted_url()).collect();
+    assert_eq!(urls, ["amqp://a:5672", "amqp://b:5672", "amqp://c:5672"]);
+
+    let store = "[store]\nurl = \"redis://r:6379/0\"\n";
+    let all = errors(&format!(
+        "[broker]\nurl = \"amqp://a:5672/%2f\"\nurls = [\"amqp://b:5672/%2f\"]\n{store}"
+    ))
+    .join("\n");
+    assert!(
+        all.contains("octobox.toml:2: broker.url: and broker.urls are both set"),
+        "{all}"
+    );
+    let all = errors(&format!("[broker]\nurls = []\n{store}")).join("\n");
+    assert!(all.contains("broker.urls: lists 1 to 16 nodes"), "{all}");
+    let all = errors(&format!(
+        "[broker]\nurls = [\"amqp://a:5672/%2f\", \"amqps://b:5671/%2f\"]\n{store}"
+    ))
+    .join("\n");
+    assert!(all.contains("mixes amqp:// and amqps://"), "{all}");
+    let all = errors(&format!(
+        "[broker]\nurls = [\"amqp://a:5672/%2f\", \"http://b/\"]\n{store}"
+    ))
+    .join("\n");
+    assert!(all.contains("broker.urls[1]"), "{all}");
+    let all = errors(&format!("[broker]\ndelivery_limit = 3\n{store}")).join("\n");
+    assert!(all.contains("broker.url: is missing"), "{all}");
+}

@@ -932,3 +932,40 @@ async fn amqps_with_a_private_ca_and_a_client_certificate_carries_jobs_and_refus
     );
     stop(node).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_several_nodes_the_broker_starts_on_a_live_one_and_moves_when_its_node_dies() {
+    let (first, second) = tokio::join!(node(), node());
+    // The first listed node is down at start: the broker connects to the second.
+    let down = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        test_services::free_port()
+    );
+    let mut config = config(&first);
+    config.url = Secret::new(down);
+    config.other_urls = vec![Secret::new(second.url()), Secret::new(first.url())];
+    let broker = broker(&config).await;
+    let second_port = second.port;
+    let mut stream = broker.consume(TaskClass::Native, 10).await.unwrap();
+    broker.publish(&job()).await.unwrap();
+    next(&mut stream).await.ack().await.unwrap();
+
+    // Its node dies: the broker moves to the next live one (the first node), declares the
+    // queues there, and publishing and consuming go on without a new broker.
+    stop(second).await;
+    let sent = job();
+    broker
+        .publish(&sent)
+        .await
+        .expect("published on another node");
+    let delivered = next(&mut stream).await;
+    assert_eq!(delivered.job.id, sent.id);
+    delivered.ack().await.unwrap();
+    let described = broker.describe();
+    assert!(
+        described.contains(&format!(":{second_port}"))
+            && described.contains(&format!(":{}", first.port)),
+        "the broker names its nodes: {described}"
+    );
+    stop(first).await;
+}

@@ -14,13 +14,18 @@
 //! Only the first connection fails fast: a broker that is not there at start is a
 //! configuration problem to report, not to wait out.
 //!
+//! A cluster (`[broker] urls`) is several nodes of one broker: the first connection goes
+//! to the first node that answers; a reconnect tries the nodes in turn, starting after
+//! the one that failed. The queues are quorum queues, replicated by the cluster, so any
+//! node serves them.
+//!
 //! With `amqps://`, the server's certificate is checked against the system's roots and
 //! `[broker] ca_file`; `client_cert_file`/`client_key_file` are presented to a broker that
 //! asks for a client certificate. The files are read once, at the first connection, so a
 //! missing one is named at start; a certificate the broker refuses (or one of the broker's
 //! we do not trust) fails that first connection at once instead of being retried.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -53,10 +58,12 @@ pub const FRAME_MAX: u32 = 16 * 1024;
 pub(crate) struct Shared {
     current: RwLock<(u64, Arc<Connection>)>,
     generation: watch::Sender<u64>,
-    uri: AMQPUri,
+    /// Every node `[broker]` names (one, or a cluster's), and the one in use.
+    nodes: Vec<Node>,
+    node: AtomicUsize,
     /// The private CA and client certificate, read at the first connection.
     tls: OwnedTLSConfig,
-    /// `amqp://host:port`, safe to log.
+    /// `amqp://host:port` (the nodes, for a cluster), safe to log.
     pub target: String,
     pub delivery_limit: u32,
     /// The signing keys; `None` when `[broker]` has no `signing_key`.
@@ -71,22 +78,41 @@ impl Shared {
         signing: Option<super::signing::Signing>,
         deadline: Instant,
     ) -> Result<Arc<Shared>, BrokerError> {
-        let url = &config.url;
-        let target = url.redacted_url();
-        let mut uri: AMQPUri = url.expose().parse().map_err(|_| {
-            // The parser's message may quote the whole URL, password included.
-            BrokerError::unavailable(format!(
-                "the broker URL for {target} is not a valid AMQP URL \
-                 (amqp://user:password@host:port/vhost)"
-            ))
-        })?;
-        uri.query.frame_max.get_or_insert(FRAME_MAX);
+        let nodes = config
+            .urls()
+            .map(Node::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = nodes
+            .iter()
+            .map(|n| n.target.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         let tls = tls_config(&config.tls)?;
-        let connection = open(&uri, &tls, &target, deadline).await?;
+        // The first node that answers; each is tried once before giving up.
+        let mut failure = None;
+        let mut opened = None;
+        for (index, node) in nodes.iter().enumerate() {
+            match open(&node.uri, &tls, &node.target, deadline).await {
+                Ok(connection) => {
+                    opened = Some((index, connection));
+                    break;
+                }
+                Err(e) => {
+                    if nodes.len() > 1 {
+                        tracing::warn!(target_url = %node.target, error = %e, "a RabbitMQ node did not answer; trying the next");
+                    }
+                    failure = Some(e);
+                }
+            }
+        }
+        let Some((index, connection)) = opened else {
+            return Err(failure.expect("at least one node was tried"));
+        };
         let shared = Arc::new(Shared {
             current: RwLock::new((0, Arc::new(connection))),
             generation: watch::Sender::new(0),
-            uri,
+            nodes,
+            node: AtomicUsize::new(index),
             tls,
             target,
             delivery_limit: config.delivery_limit,
@@ -95,6 +121,11 @@ impl Shared {
         });
         tokio::spawn(supervise(Arc::downgrade(&shared)));
         Ok(shared)
+    }
+
+    /// The node in use now, safe to log.
+    pub fn node(&self) -> &str {
+        &self.nodes[self.node.load(Ordering::Relaxed) % self.nodes.len()].target
     }
 
     /// The current connection and its generation.
@@ -149,7 +180,7 @@ impl Shared {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        close_connection(&self.connection().1, &self.target).await;
+        close_connection(&self.connection().1, self.node()).await;
     }
 
     /// A sentence for an error that has no better one.
@@ -174,20 +205,32 @@ async fn supervise(shared: Weak<Shared>) {
         if !(status.errored() || status.closed()) {
             continue;
         }
-        tracing::warn!(target_url = %link.target, generation, "the connection to RabbitMQ is lost; reconnecting");
+        tracing::warn!(target_url = %link.node(), generation, "the connection to RabbitMQ is lost; reconnecting");
         let lost_at = Instant::now();
-        let (uri, tls, target) = (link.uri.clone(), link.tls.clone(), link.target.clone());
+        let (nodes, tls) = (link.nodes.clone(), link.tls.clone());
+        let lost = link.node.load(Ordering::Relaxed);
         // Not holding the link while waiting: dropping the broker must still end this.
         drop((link, connection));
         let mut backoff = Backoff::new(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY);
         let mut attempts = 0u32;
-        let fresh = loop {
+        // A cluster's nodes in turn, starting after the one that failed (a lone node
+        // is simply tried again).
+        let (index, fresh) = loop {
+            let index = (lost + 1 + attempts as usize) % nodes.len();
             attempts += 1;
-            match open(&uri, &tls, &target, Instant::now() + ATTEMPT_LIMIT).await {
-                Ok(fresh) => break fresh,
+            let node = &nodes[index];
+            match open(
+                &node.uri,
+                &tls,
+                &node.target,
+                Instant::now() + ATTEMPT_LIMIT,
+            )
+            .await
+            {
+                Ok(fresh) => break (index, fresh),
                 Err(error) => {
-                    if attempts == 1 || attempts.is_multiple_of(10) {
-                        tracing::warn!(target_url = %target, attempts, %error, "reconnecting to RabbitMQ");
+                    if attempts == 1 || attempts.is_multiple_of(10) || nodes.len() > 1 {
+                        tracing::warn!(target_url = %node.target, attempts, %error, "reconnecting to RabbitMQ");
                     }
                 }
             }
@@ -197,12 +240,14 @@ async fn supervise(shared: Weak<Shared>) {
             }
             tokio::time::sleep(backoff.next_pause()).await;
         };
+        let target = &nodes[index].target;
         let Some(link) = shared.upgrade() else { return };
         if link.is_closed() {
-            close_connection(&fresh, &target).await;
+            close_connection(&fresh, target).await;
             return;
         }
         let generation = generation + 1;
+        link.node.store(index, Ordering::Relaxed);
         *link.current.write().unwrap_or_else(|p| p.into_inner()) = (generation, Arc::new(fresh));
         link.generation.send_replace(generation);
         tracing::info!(
@@ -210,6 +255,29 @@ async fn supervise(shared: Weak<Shared>) {
             down_ms = lost_at.elapsed().as_millis() as u64,
             "reconnected to RabbitMQ"
         );
+    }
+}
+
+/// One node of the broker: its parsed URL, and how logs name it.
+#[derive(Clone)]
+struct Node {
+    uri: AMQPUri,
+    /// `amqp://host:port`, safe to log.
+    target: String,
+}
+
+impl Node {
+    fn parse(url: &config::Secret) -> Result<Node, BrokerError> {
+        let target = url.redacted_url();
+        let mut uri: AMQPUri = url.expose().parse().map_err(|_| {
+            // The parser's message may quote the whole URL, password included.
+            BrokerError::unavailable(format!(
+                "the broker URL for {target} is not a valid AMQP URL \
+                 (amqp://user:password@host:port/vhost)"
+            ))
+        })?;
+        uri.query.frame_max.get_or_insert(FRAME_MAX);
+        Ok(Node { uri, target })
     }
 }
 
