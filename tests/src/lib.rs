@@ -22,6 +22,8 @@
 //! - [`NO_QUOTA`], [`without_quota`]: the `[quota]` of configurations whose subject is
 //!   something else.
 //! - [`slack_bot`]: `SlackBot` — `octobox-bot` serving Slack, to kill and restart.
+//! - [`cluster`]: `Cluster` — hosts on a private Docker network (a RabbitMQ cluster,
+//!   Redis with Sentinel, Octobox's containers) to kill and cut off.
 //! - [`stack`]: `Stack` — `compose/docker-compose.yml` up on the Docker engine from
 //!   images built here.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
@@ -32,6 +34,7 @@
 
 pub mod bench;
 pub mod binary;
+pub mod cluster;
 pub mod console;
 pub mod containers;
 pub mod health;
