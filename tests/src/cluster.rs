@@ -57,7 +57,10 @@ impl Cluster {
     pub fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("file written");
-        let _ = Command::new("chmod").args(["a+rwX", "-R"]).arg(self.dir.path()).status();
+        let _ = Command::new("chmod")
+            .args(["a+rwX", "-R"])
+            .arg(self.dir.path())
+            .status();
         path
     }
 
@@ -115,7 +118,12 @@ impl Cluster {
     }
 
     pub fn disconnect(&self, name: &str) {
-        docker(&["network", "disconnect", &self.network, &self.container(name)]);
+        docker(&[
+            "network",
+            "disconnect",
+            &self.network,
+            &self.container(name),
+        ]);
     }
 
     pub fn reconnect(&self, name: &str) {
@@ -167,20 +175,24 @@ impl Cluster {
                 &[],
             );
         }
-        wait_until("the three RabbitMQ nodes to form a cluster", Duration::from_secs(240), || {
-            (1..=3).all(|n| {
-                let out = self.exec(
-                    &format!("rabbit-{n}"),
-                    &["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
-                );
-                let text = String::from_utf8_lossy(&out.stdout);
-                out.status.success()
-                    && serde_json::from_str::<serde_json::Value>(&text)
-                        .ok()
-                        .and_then(|v| v["running_nodes"].as_array().map(Vec::len))
-                        == Some(3)
-            })
-        });
+        wait_until(
+            "the three RabbitMQ nodes to form a cluster",
+            Duration::from_secs(240),
+            || {
+                (1..=3).all(|n| {
+                    let out = self.exec(
+                        &format!("rabbit-{n}"),
+                        &["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
+                    );
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    out.status.success()
+                        && serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v["running_nodes"].as_array().map(Vec::len))
+                            == Some(3)
+                })
+            },
+        );
     }
 
     /// The node that leads quorum queue `queue` (`rabbit-2`), as RabbitMQ reports it.
@@ -188,13 +200,20 @@ impl Cluster {
         for n in 1..=3 {
             let out = self.exec(
                 &format!("rabbit-{n}"),
-                &["rabbitmqctl", "-q", "list_queues", "name", "leader", "--formatter", "json"],
+                &[
+                    "rabbitmqctl",
+                    "-q",
+                    "list_queues",
+                    "name",
+                    "leader",
+                    "--formatter",
+                    "json",
+                ],
             );
             if !out.status.success() {
                 continue;
             }
-            let list: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             for q in list.as_array().into_iter().flatten() {
                 if q["name"] == queue {
                     let leader = q["leader"].as_str()?;
@@ -210,7 +229,12 @@ impl Cluster {
     /// replica is in sync and every Sentinel knows the primary.
     pub fn start_redis(&mut self) {
         let server = ["--protected-mode", "no", "--appendonly", "yes"];
-        self.run("redis-1", &[], "octobox/redis:latest", &with("redis-server", &server, &[]));
+        self.run(
+            "redis-1",
+            &[],
+            "octobox/redis:latest",
+            &with("redis-server", &server, &[]),
+        );
         self.run(
             "redis-2",
             &[],
@@ -238,18 +262,33 @@ impl Cluster {
                 &name,
                 &["-v", &folder],
                 "octobox/redis:latest",
-                &["redis-server", &format!("/sentinel/{name}.conf"), "--sentinel"],
+                &[
+                    "redis-server",
+                    &format!("/sentinel/{name}.conf"),
+                    "--sentinel",
+                ],
             );
         }
-        wait_until("the Sentinels to know the primary", Duration::from_secs(60), || {
-            (1..=3).all(|n| {
-                let out = self.exec(
-                    &format!("sentinel-{n}"),
-                    &["redis-cli", "-p", "26379", "sentinel", "get-master-addr-by-name", "octobox"],
-                );
-                String::from_utf8_lossy(&out.stdout).contains("redis-1")
-            })
-        });
+        wait_until(
+            "the Sentinels to know the primary",
+            Duration::from_secs(60),
+            || {
+                (1..=3).all(|n| {
+                    let out = self.exec(
+                        &format!("sentinel-{n}"),
+                        &[
+                            "redis-cli",
+                            "-p",
+                            "26379",
+                            "sentinel",
+                            "get-master-addr-by-name",
+                            "octobox",
+                        ],
+                    );
+                    String::from_utf8_lossy(&out.stdout).contains("redis-1")
+                })
+            },
+        );
     }
 
     /// The host Sentinel names the primary now.
@@ -257,7 +296,14 @@ impl Cluster {
         for n in 1..=3 {
             let out = self.exec(
                 &format!("sentinel-{n}"),
-                &["redis-cli", "-p", "26379", "sentinel", "get-master-addr-by-name", "octobox"],
+                &[
+                    "redis-cli",
+                    "-p",
+                    "26379",
+                    "sentinel",
+                    "get-master-addr-by-name",
+                    "octobox",
+                ],
             );
             if let Some(host) = String::from_utf8_lossy(&out.stdout).lines().next() {
                 if !host.trim().is_empty() {
@@ -281,7 +327,7 @@ impl Cluster {
                 return;
             }
             assert!(
-                Instant::now() < deadline,
+                Instant::now() < deadline && !state.starts_with("exited"),
                 "{host} is not healthy after {patience:?} ({state}):\n{}",
                 self.logs(host)
             );

@@ -272,3 +272,226 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// How many jobs the cluster scenario sends: 1,000 in CI, 5,000 from `scripts/cluster`.
+fn cluster_jobs() -> usize {
+    std::env::var("OCTOBOX_CLUSTER_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000)
+}
+
+#[test]
+fn a_cluster_answers_every_job_once_through_node_loss_a_network_cut_and_failovers() {
+    use octobox_tests::cluster::Cluster;
+    use octobox_tests::scheduler::ScheduleProbe;
+
+    let jobs = cluster_jobs();
+    let mut c = Cluster::new("octobox-cluster");
+    c.start_rabbitmq();
+    c.start_redis();
+
+    let key = octobox_tests::ssh::SshKey::generate(c.dir(), "admin");
+    c.file(
+        "authorized_keys",
+        &format!("identity=\"admin\" {}\n", key.public),
+    );
+    let node = |n: u32| format!("\"amqp://octobox:password@rabbit-{n}:5672/%2f?heartbeat=5\"");
+    c.file(
+        "octobox.toml",
+        &format!(
+            r#"
+[acl.groups]
+admins = ["ssh:admin"]
+
+[quota]
+running_per_person = 10000
+requests_per_minute = 100000
+
+[worker]
+concurrency = 16
+
+[jobs]
+retry_backoff = "200ms"
+
+[broker]
+urls = [{n1}, {n2}, {n3}]
+publish_timeout = "120s"
+signing_key = "octobox-cluster-test-signing-key-0123456789abcdef"
+
+[store]
+sentinels = ["sentinel-1:26379", "sentinel-2:26379", "sentinel-3:26379"]
+master_name = "octobox"
+reclaim_after = "5s"
+
+[http]
+listen = "0.0.0.0:9100"
+
+[ssh]
+listen = "0.0.0.0:2222"
+host_key = "/tmp/ssh_host_key"
+authorized_keys = "authorized_keys"
+
+[scheduler]
+lease = "4s"
+
+[[command]]
+pattern = "say {{text:text}}"
+help = "Repeat a sentence through the job queue"
+native = "echo"
+allow = ["everyone"]
+
+[[command]]
+pattern = "wait {{for:duration}}"
+help = "Wait a while, then answer"
+native = "sleep"
+timeout = "1m"
+allow = ["everyone"]
+
+[[schedule]]
+name = "tick"
+cron = "* * * * * *"
+run = "say tick"
+missed = "catch_up"
+"#,
+            n1 = node(1),
+            n2 = node(2),
+            n3 = node(3),
+        ),
+    );
+    let folder = format!("{}:/etc/octobox:ro", c.dir().display());
+    let octobox = |role: &str, name: &str| {
+        (
+            vec!["-v".to_string(), folder.clone()],
+            format!("octobox/{role}:latest"),
+            vec![
+                "--config".to_string(),
+                "/etc/octobox/octobox.toml".to_string(),
+                "--name".to_string(),
+                name.to_string(),
+            ],
+        )
+    };
+    let start = |c: &mut Cluster, role: &str, name: &str| {
+        let (options, image, mut args) = octobox(role, name);
+        if role == "bot" {
+            args.truncate(2);
+        }
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.run(name, &options, &image, &args);
+    };
+    for name in ["worker-1", "worker-2", "worker-3"] {
+        start(&mut c, "worker", name);
+    }
+    start(&mut c, "bot", "bot");
+    start(&mut c, "scheduler", "scheduler-a");
+    start(&mut c, "scheduler", "scheduler-b");
+    for host in [
+        "worker-1",
+        "worker-2",
+        "worker-3",
+        "bot",
+        "scheduler-a",
+        "scheduler-b",
+    ] {
+        c.wait_healthy(host, LONG);
+    }
+
+    // The run: `jobs` lines over SSH, one in five a one-second wait, the rest quick.
+    let bot_ip = c.ip("bot");
+    let lines: Vec<String> = (0..jobs)
+        .map(|n| {
+            if n % 5 == 4 {
+                "wait 1s".to_string()
+            } else {
+                format!("say job-{n}")
+            }
+        })
+        .collect();
+    let mut ssh = octobox_tests::ssh::ssh_command(2222, &key.path);
+    ssh.arg(format!("admin@{bot_ip}")).arg("-T");
+    let feeding = Duration::from_secs(40);
+    let pause = feeding / jobs as u32;
+    let session = std::thread::spawn(move || {
+        ssh.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = ssh.spawn().expect("ssh runs");
+        let mut stdin = child.stdin.take().unwrap();
+        use std::io::Write;
+        for line in &lines {
+            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+            std::thread::sleep(pause);
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    });
+
+    // The faults, one after another while jobs are queued and run.
+    std::thread::sleep(Duration::from_secs(4));
+    let leader = c
+        .queue_leader("octobox.jobs.native")
+        .expect("the job queue has a leader");
+    c.kill(&leader);
+    std::thread::sleep(Duration::from_secs(6));
+    c.disconnect("worker-2");
+    std::thread::sleep(Duration::from_secs(10));
+    c.reconnect("worker-2");
+    let primary = c.redis_primary().expect("Sentinel names the primary");
+    c.kill(&primary);
+    wait_until("Sentinel to promote the replica", LONG, || {
+        c.redis_primary().is_some_and(|p| p != primary)
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let promoted = c.redis_primary().unwrap();
+    let probe = ScheduleProbe::connect(&format!("redis://{}:6379/0", c.ip(&promoted)));
+    let holder = probe.lease_holder().expect("a scheduler holds the lease");
+    c.kill(&holder);
+
+    let out = session.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    let ids = queued_ids(&lines);
+    assert_eq!(
+        ids.len(),
+        jobs,
+        "every line queued; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = results_per_job(&stdout);
+    let unanswered: Vec<_> = ids
+        .iter()
+        .filter(|id| results.get(*id) != Some(&1))
+        .collect();
+    assert!(
+        unanswered.is_empty(),
+        "not answered exactly once: {unanswered:?}"
+    );
+    let replies = said(&stdout);
+    for n in (0..jobs as u32).filter(|n| n % 5 != 4) {
+        assert_eq!(replies.get(&n), Some(&1), "job-{n}");
+    }
+
+    // Every slot of the one-second schedule fired once, none missing between the first
+    // and the last kept, through the lease holder's death and the Redis failover.
+    std::thread::sleep(Duration::from_secs(3));
+    let fires = probe.fires("tick");
+    assert!(fires.len() >= 30, "{} fires", fires.len());
+    let mut slots: Vec<_> = fires.iter().map(|f| f.slot).collect();
+    slots.sort();
+    for pair in slots.windows(2) {
+        assert_eq!(
+            (pair[1] - pair[0]).num_milliseconds(),
+            1000,
+            "slots {} and {}: each slot once, none missing",
+            pair[0],
+            pair[1]
+        );
+    }
+    let survivors = ["scheduler-a", "scheduler-b"]
+        .into_iter()
+        .filter(|s| *s != holder)
+        .collect::<Vec<_>>();
+    assert!(fires.iter().any(|f| survivors.contains(&f.by.as_str())));
+}
