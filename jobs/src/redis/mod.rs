@@ -90,7 +90,7 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
-use config::{StoreConfig, TlsFiles};
+use config::{StoreConfig, StoreServer, TlsFiles};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -135,7 +135,12 @@ impl RedisStore {
     /// Connects to the Redis at `config.url`, waiting (within the retry limit) for it to
     /// answer, so a bot started alongside Redis does not fail on its first seconds.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let address = config.url.redacted_url();
+        let StoreServer::Url(url) = &config.server else {
+            return Err(StoreError::unavailable(
+                "[store] sentinels are not supported yet: name the primary with url",
+            ));
+        };
+        let address = url.redacted_url();
         let not_redis = |e: RedisError| {
             StoreError::unavailable_by(
                 format!(
@@ -146,10 +151,9 @@ impl RedisStore {
             )
         };
         let client = match tls_files(&config.tls)? {
-            None => ::redis::Client::open(config.url.expose()).map_err(not_redis)?,
+            None => ::redis::Client::open(url.expose()).map_err(not_redis)?,
             Some(certificates) => {
-                ::redis::Client::build_with_tls(config.url.expose(), certificates)
-                    .map_err(not_redis)?
+                ::redis::Client::build_with_tls(url.expose(), certificates).map_err(not_redis)?
             }
         };
         let manager_config = ConnectionManagerConfig::new()
