@@ -18,10 +18,11 @@
 //! `Client` pinned to the address it found, and a `ConnectionManager` made from that
 //! reconnects to the same address forever: it does not follow a failover.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, RedisResult};
+use ::redis::{Client, RedisError, RedisResult, Script};
 
 use super::sentinel::{Found, Sentinels};
 
@@ -40,6 +41,27 @@ pub(super) struct Primary {
     pub(super) acked: ConnectionManager,
     /// `host:port`, safe to log.
     pub(super) address: String,
+    /// The scripts (by hash) this primary is known to hold, for the writes that wait for
+    /// replicas (see `replicas`).
+    scripts: Mutex<HashSet<String>>,
+}
+
+impl Primary {
+    /// Whether `script` was loaded on this primary.
+    pub(super) fn holds(&self, script: &Script) -> bool {
+        self.scripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(script.get_hash())
+    }
+
+    /// `script` is loaded on this primary now.
+    pub(super) fn loaded(&self, script: &Script) {
+        self.scripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(script.get_hash().to_string());
+    }
 }
 
 /// How the connections to a primary are made.
@@ -85,7 +107,8 @@ pub(super) struct Link {
 
 enum Route {
     Fixed,
-    Sentinels(Box<Sentinels>, Settings),
+    /// Boxed: a fixed link carries nothing.
+    Sentinels(Box<(Sentinels, Settings)>),
 }
 
 struct State {
@@ -104,6 +127,7 @@ impl Link {
             shared,
             acked,
             address: address.clone(),
+            scripts: Default::default(),
         };
         Ok(Link {
             route: Route::Fixed,
@@ -120,7 +144,7 @@ impl Link {
     pub(super) fn through(sentinels: Sentinels, settings: Settings) -> Self {
         Link {
             name: sentinels.to_string(),
-            route: Route::Sentinels(Box::new(sentinels), settings),
+            route: Route::Sentinels(Box::new((sentinels, settings))),
             state: Mutex::new(State {
                 current: None,
                 suspect: true,
@@ -140,7 +164,7 @@ impl Link {
     /// `READONLY` is a replica by configuration; trying again would not change it.
     pub(super) fn retries(&self, err: &RedisError) -> bool {
         super::is_transient(err)
-            || (matches!(self.route, Route::Sentinels(..)) && err.code() == Some("READONLY"))
+            || (matches!(self.route, Route::Sentinels(_)) && err.code() == Some("READONLY"))
     }
 
     /// The primary to send to now; with sentinels, asked for first when none is known
@@ -149,7 +173,7 @@ impl Link {
         if let Some(primary) = self.trusted() {
             return Ok(primary);
         }
-        let Route::Sentinels(sentinels, settings) = &self.route else {
+        let Route::Sentinels(route) = &self.route else {
             unreachable!("a fixed link always has its primary and never loses it");
         };
         let _one_lookup = self.finding.lock().await;
@@ -158,6 +182,7 @@ impl Link {
             return Ok(primary);
         }
         let known = self.lock().current.clone();
+        let (sentinels, settings) = &**route;
         let found = sentinels.find(known.as_deref(), settings).await?;
         let mut state = self.lock();
         state.suspect = false;
@@ -165,6 +190,7 @@ impl Link {
             (Found::Same, Some(known)) => known,
             (Found::Same, None) => unreachable!("nothing known cannot be found the same"),
             (Found::New(found), known) => {
+                let found = *found;
                 let generation = known.as_ref().map_or(1, |k| k.generation + 1);
                 match &known {
                     Some(old) => tracing::warn!(
@@ -186,6 +212,7 @@ impl Link {
                     shared: found.shared,
                     acked: found.acked,
                     address: found.address,
+                    scripts: Default::default(),
                 });
                 state.current = Some(primary.clone());
                 primary

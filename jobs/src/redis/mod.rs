@@ -621,6 +621,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readonly_moves_a_store_through_sentinels_and_is_a_refusal_by_url() {
+        let readonly = RedisError::from((
+            ErrorKind::Server(::redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        let settings = connection_settings(replicas::ReplicaAcks {
+            min: 0,
+            timeout: Duration::from_secs(1),
+        });
+        let client = ::redis::Client::open("redis://127.0.0.1:1/0").unwrap();
+        let by_url = link::Link::fixed(client, "redis://127.0.0.1:1".into(), &settings).unwrap();
+        assert!(
+            !by_url.retries(&readonly),
+            "a URL that names a replica stays refused"
+        );
+
+        let sentinels = config::SentinelsConfig {
+            sentinels: vec![
+                config::SentinelAddress {
+                    host: "10.0.0.5".into(),
+                    port: 26379,
+                },
+                config::SentinelAddress {
+                    host: "::1".into(),
+                    port: 26380,
+                },
+            ],
+            master_name: "octobox".into(),
+            password: Some(config::Secret::new("hunter2")),
+            sentinel_password: Some(config::Secret::new("hunter3")),
+            db: 0,
+        };
+        let through = link::Link::through(sentinel::Sentinels::new(&sentinels), settings);
+        assert!(
+            through.retries(&readonly),
+            "a demoted primary: ask the sentinels again"
+        );
+        assert_eq!(
+            through.name(),
+            "primary \"octobox\" of sentinels 10.0.0.5:26379, [::1]:26380"
+        );
+    }
+
+    #[tokio::test]
     async fn a_url_that_is_not_redis_is_refused_without_showing_it() {
         let config = StoreConfig::new(config::Secret::new("http://u:hunter2@h:1/"));
         let Err(err) = RedisStore::connect(&config).await else {

@@ -164,7 +164,6 @@ impl BatchSender {
             _ => "record jobs",
         };
         let (_, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
-            let mut con = redis.acked.clone();
             let mut call = RECORD_JOBS.prepare_invoke();
             call.key(&self.history).key(&self.events);
             call.arg(retention.max(1)).arg(cutoff).arg(STREAM_MAXLEN);
@@ -173,7 +172,7 @@ impl BatchSender {
                 call.arg(&job.job_json).arg(&job.id);
                 call.arg(job.created).arg(&job.event);
             }
-            async move { self.acks.invoke::<usize>(&mut con, &call).await }
+            async move { self.acks.invoke::<usize>(&redis, &RECORD_JOBS, &call).await }
         })
         .await?;
         self.acks.check(acknowledged, self.link.name(), what)?;
@@ -189,7 +188,6 @@ impl BatchSender {
             _ => "store jobs' results",
         };
         let (answers, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
-            let mut con = redis.acked.clone();
             let mut call = FINISH_JOBS.prepare_invoke();
             call.key(&self.events)
                 .arg(millis(self.retention).max(1))
@@ -199,7 +197,11 @@ impl BatchSender {
                 call.key(&job.key).arg(&job.result_json).arg(&job.status);
                 call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
             }
-            async move { self.acks.invoke::<Vec<i64>>(&mut con, &call).await }
+            async move {
+                self.acks
+                    .invoke::<Vec<i64>>(&redis, &FINISH_JOBS, &call)
+                    .await
+            }
         })
         .await?;
         self.acks.check(acknowledged, self.link.name(), what)?;

@@ -18,8 +18,9 @@
 use std::time::Duration;
 
 use ::redis::aio::ConnectionManager;
-use ::redis::{FromRedisValue, Pipeline, RedisResult, ScriptInvocation, Value};
+use ::redis::{FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
 
+use super::link::Primary;
 use super::millis;
 use crate::store::StoreError;
 
@@ -58,23 +59,33 @@ impl ReplicaAcks {
         Ok((T::from_redis_value(Value::Array(replies))?, acknowledged))
     }
 
-    /// [`ReplicaAcks::send`] for one script call, loading the script first when Redis
-    /// does not know it (a pipeline does not: after a failover, a new primary's script
-    /// cache starts empty).
+    /// [`ReplicaAcks::send`] for one call of `script`, on `redis`'s `acked` connection.
+    ///
+    /// A pipeline does not load a script Redis lacks (`NOSCRIPT`), and the `WAIT` behind
+    /// a refused call still waits its whole timeout when replicas are missing. So the
+    /// script is loaded first on each primary (a new primary's script cache starts
+    /// empty), and `NOSCRIPT` is only met after Redis lost its cache at the same address
+    /// (a restart): then it is loaded and the write sent again.
     pub(super) async fn invoke<T: FromRedisValue>(
         &self,
-        con: &mut ConnectionManager,
+        redis: &Primary,
+        script: &Script,
         call: &ScriptInvocation<'_>,
     ) -> RedisResult<(T, u32)> {
+        let mut con = redis.acked.clone();
         if !self.wanted() {
-            return Ok((call.invoke_async(con).await?, self.min));
+            return Ok((call.invoke_async(&mut con).await?, self.min));
+        }
+        if !redis.holds(script) {
+            call.load_async(&mut con).await?;
+            redis.loaded(script);
         }
         let mut pipe = ::redis::pipe();
         pipe.invoke_script(call);
-        match self.send::<(T,)>(con, pipe.clone()).await {
+        match self.send::<(T,)>(&mut con, pipe.clone()).await {
             Err(err) if err.code() == Some("NOSCRIPT") => {
-                call.load_async(con).await?;
-                let ((reply,), acknowledged) = self.send(con, pipe).await?;
+                call.load_async(&mut con).await?;
+                let ((reply,), acknowledged) = self.send(&mut con, pipe).await?;
                 Ok((reply, acknowledged))
             }
             other => other.map(|((reply,), acknowledged)| (reply, acknowledged)),

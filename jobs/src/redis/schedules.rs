@@ -155,14 +155,13 @@ impl ScheduleStore for RedisStore {
         let (unsent, id) = (self.keys.unsent_fires(), job.id.to_string());
         let won = self
             .acknowledged("record a schedule's fire", |redis| {
-                let mut con = redis.acked.clone();
                 let mut call = RECORD_FIRE.prepare_invoke();
                 call.key(&fired).key(&hash).key(&log).key(&unsent);
                 call.arg(&json).arg(millis(FIRE_RETENTION)).arg(slot);
                 call.arg(if manual { "0" } else { "1" }).arg(FIRE_LOG);
                 call.arg(&id).arg(&job_json);
                 let acks = self.acks;
-                async move { acks.invoke::<i64>(&mut con, &call).await }
+                async move { acks.invoke::<i64>(&redis, &RECORD_FIRE, &call).await }
             })
             .await?;
         Ok(won == 1)

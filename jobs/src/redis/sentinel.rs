@@ -34,7 +34,7 @@ pub(super) enum Found {
     /// The primary already known, at the same address, still a primary.
     Same,
     /// Another node: connections to it, the first one open and checked.
-    New(NewPrimary),
+    New(Box<NewPrimary>),
 }
 
 pub(super) struct NewPrimary {
@@ -172,12 +172,12 @@ impl Sentinels {
             return Ok(None);
         }
         let acked = settings.acked_beside(&client, shared.clone())?;
-        Ok(Some(Found::New(NewPrimary {
+        Ok(Some(Found::New(Box::new(NewPrimary {
             client,
             shared,
             acked,
             address,
-        })))
+        }))))
     }
 }
 
