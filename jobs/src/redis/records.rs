@@ -88,26 +88,32 @@ return 'started'
 });
 
 /// Stores a batch of results (see `coalesce`). KEYS: events, then one record per job.
-/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), then
-/// for each job: result JSON, status, worker, started at (RFC 3339), event JSON.
-/// Answers, per job, 1 (finished), 2 (it already had a result: left alone, nothing
-/// appended) or 0 (no record).
+/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), whether
+/// replicas must acknowledge (`1`/`0`), then for each job: result JSON, status, worker,
+/// started at (RFC 3339), event JSON. Answers, per job, 1 (finished), 2 (it already had
+/// a result: left alone, nothing appended) or 0 (no record).
 ///
 /// Each job appends exactly one `finished` event, on its first result: a repeated
 /// finish (a retry whose first attempt landed, a job run again after its worker died
 /// before the ack) changes nothing. A record small enough rides in the event (its `job`
 /// and `result` fields beside `event`; the result holds the status, worker and times),
 /// so a reader can deliver the reply without reading the record back (see `events`).
+///
+/// When replicas must acknowledge, a repeated finish writes the status it found again:
+/// `WAIT` counts replicas that have the writes of its own connection, and the first
+/// result may have come through another (another worker's, whose `WAIT` failed); the
+/// replication stream is one sequence, so a replica that has this write has that one.
 static FINISH_JOBS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local out = {}
 for i = 2, #KEYS do
-  local a = 4 + (i - 2) * 5
+  local a = 5 + (i - 2) * 5
   local had = redis.call('HMGET', KEYS[i], 'status', 'job')
   if not had[1] then
     out[#out + 1] = 0
   elseif had[1] ~= 'queued' and had[1] ~= 'running' then
+    if ARGV[4] == '1' then redis.call('HSET', KEYS[i], 'status', had[1]) end
     out[#out + 1] = 2
   else
     redis.call('HSET', KEYS[i], 'result', ARGV[a], 'status', ARGV[a + 1], 'worker', ARGV[a + 2])
@@ -192,7 +198,8 @@ impl BatchSender {
             call.key(&self.events)
                 .arg(millis(self.retention).max(1))
                 .arg(STREAM_MAXLEN)
-                .arg(RECORD_IN_EVENT_MAX);
+                .arg(RECORD_IN_EVENT_MAX)
+                .arg(if self.acks.wanted() { "1" } else { "0" });
             for job in &batch {
                 call.key(&job.key).arg(&job.result_json).arg(&job.status);
                 call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
