@@ -12,7 +12,7 @@ use chrono::Utc;
 use config::{Secret, SentinelAddress, SentinelsConfig, StoreConfig, StoreServer};
 use jobs::redis::RedisStore;
 use jobs::{Job, JobResult, JobStatus, Origin, Output, Store, StoreError, Task};
-use test_services::sentinel::MASTER_NAME;
+use test_services::sentinel::{Passwords, MASTER_NAME};
 use test_services::SentinelGroup;
 use tracing::instrument::WithSubscriber;
 
@@ -425,11 +425,38 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
     );
     assert_eq!(waits_answered(&group, primary), waits + 1);
 
+    // Another worker given the job again finds its result and finishes it again before
+    // acknowledging: that, too, waits for a replica to have the result, which none has.
+    let second_worker = connect(&StoreConfig {
+        min_replicas: 1,
+        replica_timeout: Duration::from_millis(500),
+        ..StoreConfig::new(Secret::new(format!("redis://127.0.0.1:{primary}/0")))
+    })
+    .await;
+    let found = second_worker.job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        found.status,
+        JobStatus::Succeeded,
+        "the refused write did happen"
+    );
+    let again = second_worker.finish_job(&found.result.unwrap()).await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::NotReplicated {
+                acknowledged: 0,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let waits = waits_answered(&group, primary);
+
     // Without min_replicas nothing waits: no WAIT is sent at all.
     let other = job();
     unacked.record_job(&other).await.unwrap();
     unacked.finish_job(&succeeded(&other)).await.unwrap();
-    assert_eq!(waits_answered(&group, primary), waits + 1);
+    assert_eq!(waits_answered(&group, primary), waits);
 
     // The refused result is on the primary (nothing is undone); once the replica is back,
     // the worker's retry of the same write is acknowledged.
@@ -443,4 +470,66 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
     let record = acked.job(j.id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Succeeded);
     drop(group);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_reach_the_nodes_and_the_sentinels_and_no_error_shows_them() {
+    const NODES: &str = "node-secret-4e1f";
+    const SENTINELS: &str = "sentinel-secret-9b2c";
+    let group = blocking(|| {
+        SentinelGroup::start_with(
+            1,
+            Passwords {
+                nodes: Some(NODES.into()),
+                sentinels: Some(SENTINELS.into()),
+            },
+        )
+    })
+    .await;
+    let with = |nodes: &str, sentinels: &str| {
+        let mut config = through_sentinels(&group);
+        if let StoreServer::Sentinels(s) = &mut config.server {
+            s.password = Some(Secret::new(nodes));
+            s.sentinel_password = Some(Secret::new(sentinels));
+        }
+        config
+    };
+
+    let store = connect(&with(NODES, SENTINELS)).await;
+    let j = job();
+    store.record_job(&j).await.unwrap();
+    store.finish_job(&succeeded(&j)).await.unwrap();
+    assert_eq!(
+        store.job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Succeeded
+    );
+
+    // A wrong password is a refusal, said at once (waiting would not change it), and
+    // neither password is in it.
+    for (config, refused_by) in [
+        (with("wrong-node-pw", SENTINELS), "names 127.0.0.1:"),
+        (with(NODES, "wrong-sentinel-pw"), "sentinel 127.0.0.1:"),
+    ] {
+        let asked = Instant::now();
+        let Err(err) = RedisStore::connect(&config).await else {
+            panic!("a wrong password must be refused");
+        };
+        let message = err.to_string();
+        eprintln!("refused after {:?}: {message}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}: {message}",
+            asked.elapsed()
+        );
+        assert!(message.contains("refused to answer a PING"), "{message}");
+        assert!(message.contains(refused_by), "{message}");
+        assert!(
+            message.contains("refused us: Password authentication failed"),
+            "{message}"
+        );
+        for secret in [NODES, SENTINELS, "wrong-node-pw", "wrong-sentinel-pw"] {
+            assert!(!message.contains(secret), "{message}");
+            assert!(!format!("{err:?}").contains(secret), "{err:?}");
+        }
+    }
 }

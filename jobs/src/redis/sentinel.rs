@@ -88,7 +88,7 @@ impl Sentinels {
                 }
                 Err(err) => {
                     worth_waiting |= is_transient(&err);
-                    problems.push(format!("sentinel {sentinel} does not answer: {err}"));
+                    problems.push(format!("sentinel {sentinel} {}: {err}", failed(&err)));
                     continue;
                 }
             };
@@ -115,7 +115,8 @@ impl Sentinels {
                 Err(err) => {
                     worth_waiting |= is_transient(&err);
                     problems.push(format!(
-                        "sentinel {sentinel} names {address}, which does not answer: {err}"
+                        "sentinel {sentinel} names {address}, which {}: {err}",
+                        failed(&err)
                     ));
                 }
             }
@@ -129,7 +130,7 @@ impl Sentinels {
             )),
             false => RedisError::from((
                 ErrorKind::InvalidClientConfig,
-                "the sentinels name no primary",
+                "no primary can be used through the sentinels",
                 detail,
             )),
         })
@@ -178,6 +179,14 @@ impl Sentinels {
             acked,
             address,
         }))))
+    }
+}
+
+/// How a server failed us, for a sentence: it is down or slow, or it said no.
+fn failed(err: &RedisError) -> &'static str {
+    match is_transient(err) {
+        true => "does not answer",
+        false => "refused us",
     }
 }
 

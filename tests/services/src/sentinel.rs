@@ -17,18 +17,28 @@ use crate::{free_port, terminate, wait_for_port};
 /// The name the sentinels monitor the primary under.
 pub const MASTER_NAME: &str = "octobox";
 
+/// The passwords of a group: of the Redis nodes (`requirepass`, `masterauth`, the
+/// sentinels' `auth-pass`) and of the sentinels themselves (`requirepass`).
+#[derive(Debug, Clone, Default)]
+pub struct Passwords {
+    pub nodes: Option<String>,
+    pub sentinels: Option<String>,
+}
+
 /// One `redis-server` of the group (the primary, or a replica).
 pub struct RedisNode {
     dir: TempDir,
     pub port: u16,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl RedisNode {
-    fn start(replica_of: Option<u16>) -> Self {
+    fn start(replica_of: Option<u16>, password: Option<String>) -> Self {
         let mut node = RedisNode {
             dir: tempfile::tempdir().expect("a temporary directory"),
             port: free_port(),
+            password,
             child: None,
         };
         node.launch(replica_of);
@@ -43,6 +53,9 @@ impl RedisNode {
             .args(["--save", "", "--appendonly", "no"]);
         if let Some(primary) = replica_of {
             cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
+        if let Some(password) = &self.password {
+            cmd.args(["--requirepass", password, "--masterauth", password]);
         }
         let child = cmd
             .stdout(Stdio::null())
@@ -82,7 +95,7 @@ impl RedisNode {
 
     /// `redis-cli` against this node.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        cli(self.port, self.password.as_deref(), args)
     }
 }
 
@@ -96,16 +109,17 @@ impl Drop for RedisNode {
 pub struct Sentinel {
     _dir: TempDir,
     pub port: u16,
+    password: Option<String>,
     child: Child,
 }
 
 impl Sentinel {
-    fn start(primary: u16) -> Self {
+    fn start(primary: u16, passwords: &Passwords) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
         // Sentinel rewrites its file as it learns: it must be its own and writable.
         let file = dir.path().join("sentinel.conf");
-        let text = format!(
+        let mut text = format!(
             "port {port}\nbind 127.0.0.1\ndir {dir}\n\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {primary} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
@@ -113,6 +127,13 @@ impl Sentinel {
              sentinel parallel-syncs {MASTER_NAME} 1\n",
             dir = dir.path().display(),
         );
+        if let Some(password) = &passwords.nodes {
+            text += &format!("sentinel auth-pass {MASTER_NAME} {password}\n");
+        }
+        // A sentinel with a password uses it with the other sentinels too.
+        if let Some(password) = &passwords.sentinels {
+            text += &format!("requirepass {password}\n");
+        }
         std::fs::write(&file, text).expect("the sentinel's configuration is written");
         let child = Command::new("redis-server")
             .arg(Path::new(&file))
@@ -125,13 +146,14 @@ impl Sentinel {
         Sentinel {
             _dir: dir,
             port,
+            password: passwords.sentinels.clone(),
             child,
         }
     }
 
     /// `SENTINEL master <name>` as field/value pairs.
     fn master_state(&self) -> Vec<(String, String)> {
-        let out = cli(self.port, &["SENTINEL", "master", MASTER_NAME]);
+        let out = self.cli(&["SENTINEL", "master", MASTER_NAME]);
         let lines: Vec<&str> = out.lines().collect();
         lines
             .chunks(2)
@@ -144,15 +166,12 @@ impl Sentinel {
 
     /// `redis-cli` against this sentinel.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        cli(self.port, self.password.as_deref(), args)
     }
 
     /// The primary's port as this sentinel knows it.
     pub fn primary_port(&self) -> Option<u16> {
-        let out = cli(
-            self.port,
-            &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
-        );
+        let out = self.cli(&["SENTINEL", "get-master-addr-by-name", MASTER_NAME]);
         out.lines().nth(1).and_then(|p| p.trim().parse().ok())
     }
 }
@@ -176,11 +195,18 @@ impl SentinelGroup {
     /// replicas are in sync and every sentinel knows them and the two other sentinels: a
     /// failover can happen from then on.
     pub fn start(replicas: usize) -> Self {
-        let primary = RedisNode::start(None);
+        Self::start_with(replicas, Passwords::default())
+    }
+
+    /// [`SentinelGroup::start`], the nodes and the sentinels asking for `passwords`.
+    pub fn start_with(replicas: usize, passwords: Passwords) -> Self {
+        let primary = RedisNode::start(None, passwords.nodes.clone());
         let replicas: Vec<RedisNode> = (0..replicas)
-            .map(|_| RedisNode::start(Some(primary.port)))
+            .map(|_| RedisNode::start(Some(primary.port), passwords.nodes.clone()))
             .collect();
-        let sentinels = (0..3).map(|_| Sentinel::start(primary.port)).collect();
+        let sentinels = (0..3)
+            .map(|_| Sentinel::start(primary.port, &passwords))
+            .collect();
         let group = SentinelGroup {
             primary,
             replicas,
@@ -222,8 +248,15 @@ impl SentinelGroup {
     /// Waits until the node on `port` is a replica in sync with the primary (`INFO
     /// replication`: `master_link_status:up`).
     pub fn wait_for_replica(&self, port: u16, deadline: Duration) {
+        let node = std::iter::once(&self.primary)
+            .chain(&self.replicas)
+            .find(|n| n.port == port)
+            .expect("a node of the group");
         let start = Instant::now();
-        while !cli(port, &["INFO", "replication"]).contains("master_link_status:up") {
+        while !node
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
             assert!(
                 start.elapsed() < deadline,
                 "the node on port {port} did not become a replica in sync within {deadline:?}"
@@ -259,11 +292,15 @@ impl SentinelGroup {
     }
 }
 
-/// `redis-cli -p <port> <args>`; its output, empty when it fails.
-fn cli(port: u16, args: &[&str]) -> String {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
+/// `redis-cli -p <port> <args>`, with `password` when given; its output, empty when it
+/// fails.
+fn cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(password) = password {
+        cmd.args(["--no-auth-warning", "-a", password]);
+    }
+    cmd.args(args)
         .stderr(Stdio::null())
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
