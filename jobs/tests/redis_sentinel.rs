@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use config::{Secret, SentinelAddress, SentinelsConfig, StoreConfig, StoreServer};
 use jobs::redis::RedisStore;
-use jobs::{Job, JobResult, JobStatus, Origin, Output, Store, StoreError, Task};
+use jobs::{
+    Fire, FireKind, Job, JobResult, JobStatus, Origin, Output, ScheduleStore, Store, StoreError,
+    Task,
+};
 use test_services::sentinel::{Passwords, MASTER_NAME};
 use test_services::SentinelGroup;
 use tracing::instrument::WithSubscriber;
@@ -450,6 +453,27 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
         ),
         "{again:?}"
     );
+
+    // A scheduler's fire and a shipper's checkpoint wait the same way.
+    let fired = job();
+    let fire = Fire {
+        schedule: "nightly".into(),
+        slot: Utc::now(),
+        kind: FireKind::OnTime,
+        job: fired.id,
+        by: "scheduler-1".into(),
+        at: Utc::now(),
+    };
+    let not_fired = acked.record_fire(&fire, &fired).await;
+    assert!(
+        matches!(&not_fired, Err(StoreError::NotReplicated { what, .. }) if what == "record a schedule's fire"),
+        "{not_fired:?}"
+    );
+    let not_saved = acked.save_checkpoint("audit-export", "{}").await;
+    assert!(
+        matches!(&not_saved, Err(StoreError::NotReplicated { what, .. }) if what == "save a shipper's checkpoint"),
+        "{not_saved:?}"
+    );
     let waits = waits_answered(&group, primary);
 
     // Without min_replicas nothing waits: no WAIT is sent at all.
@@ -469,6 +493,15 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
     acked.finish_job(&succeeded(&j)).await.unwrap();
     let record = acked.job(j.id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Succeeded);
+    assert!(
+        acked.record_fire(&fire, &fired).await.unwrap(),
+        "its own fire, retried"
+    );
+    acked.save_checkpoint("audit-export", "{}").await.unwrap();
+    assert_eq!(
+        acked.checkpoint("audit-export").await.unwrap().as_deref(),
+        Some("{}")
+    );
     drop(group);
 }
 

@@ -39,7 +39,7 @@ pub(super) struct Primary {
     /// on until the replicas answer: a connection of their own when `min_replicas` asks
     /// for any, so reads never wait behind it; otherwise `shared` itself.
     pub(super) acked: ConnectionManager,
-    /// `host:port`, safe to log.
+    /// `host:port` (for a URL, the redacted URL), safe to log.
     pub(super) address: String,
     /// The scripts (by hash) this primary is known to hold, for the writes that wait for
     /// replicas (see `replicas`).
