@@ -2,8 +2,13 @@
 //! durable. Both are set, or neither and the bot runs embedded; one without the other is
 //! refused, since a durable queue whose results are lost (or the reverse) is neither mode.
 //!
+//! `[store]` names its Redis one of two ways, exactly one of them: `url` (one Redis), or
+//! `sentinels` with `master_name` (the primary Redis Sentinel names, with `password`,
+//! `sentinel_password` and `db` beside them, since there is no URL to hold them).
+//! `min_replicas` defaults to 1 with sentinels (they imply replicas) and to 0 with a URL.
+//!
 //! Their URLs are [`Secret`]s: they usually hold a password, so an error about one names
-//! the key and what was expected, never the value. So are the signing keys of
+//! the key and what was expected, never the value; so are the store's passwords. So are the signing keys of
 //! `[broker]`; a missing `signing_key` is allowed for now (existing setups have none),
 //! and the broker warns at connect that jobs are then not authenticated.
 
@@ -11,9 +16,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Report;
-use crate::fields::{bounded, positive_duration};
+use std::time::Duration;
+
+use crate::fields::{bounded, duration_at_most, positive_duration};
 use crate::secret::expand_env;
-use crate::{BrokerConfig, Secret, StoreConfig, TlsFiles, MIN_SIGNING_KEY_BYTES};
+use crate::{
+    BrokerConfig, Secret, SentinelAddress, SentinelsConfig, StoreConfig, StoreServer, TlsFiles,
+    MIN_SIGNING_KEY_BYTES,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +42,14 @@ pub(crate) struct RawBroker {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
-    url: Spanned<String>,
+    url: Option<Spanned<String>>,
+    sentinels: Option<Spanned<Vec<Spanned<String>>>>,
+    master_name: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    sentinel_password: Option<Spanned<String>>,
+    db: Option<Spanned<i64>>,
+    min_replicas: Option<Spanned<i64>>,
+    replica_timeout: Option<Spanned<String>>,
     retention: Option<Spanned<String>>,
     reclaim_after: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
@@ -178,26 +195,206 @@ fn broker_urls(
     }
 }
 
-/// Checks `[store]`; its settings start from [`StoreConfig::new`]'s defaults.
+/// Checks `[store]`; its settings start from [`StoreConfig::at`]'s defaults. `span` is
+/// the section's, for the problems that are on no one key's line.
 pub(crate) fn store(
-    raw: RawStore,
+    raw: Spanned<RawStore>,
     env: &dyn Fn(&str) -> Option<String>,
     report: &mut Report,
 ) -> Option<StoreConfig> {
-    let url = report.check(&raw.url, "store.url", |u| url(u, &["redis", "rediss"], env));
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let server = store_server(&raw, span, env, report);
     let retention = report.read(&raw.retention, "store.retention", |t| positive_duration(t));
     let reclaim_after = report.read(&raw.reclaim_after, "store.reclaim_after", |t| {
         positive_duration(t)
     });
-    let is_tls = raw.url.get_ref().starts_with("rediss://");
-    let tls = tls_files(raw.tls(), "store", is_tls, "rediss", report);
-    let default = StoreConfig::new(url?);
+    let min_replicas = report.read(&raw.min_replicas, "store.min_replicas", |&n| {
+        bounded(n, 0..=MAX_MIN_REPLICAS)
+    });
+    let replica_timeout = report.read(&raw.replica_timeout, "store.replica_timeout", |t| {
+        duration_at_most(t, MAX_REPLICA_TIMEOUT)
+    });
+    let tls = match (&raw.url, &raw.sentinels) {
+        (Some(url), _) => {
+            let is_tls = url.get_ref().starts_with("rediss://");
+            tls_files(raw.tls(), "store", is_tls, "rediss", report)
+        }
+        _ => no_tls_with_sentinels(raw.tls(), report),
+    };
+    let default = StoreConfig::at(server?);
     Some(StoreConfig {
         retention: retention.unwrap_or(default.retention),
         reclaim_after: reclaim_after.unwrap_or(default.reclaim_after),
+        min_replicas: min_replicas.unwrap_or(default.min_replicas),
+        replica_timeout: replica_timeout.unwrap_or(default.replica_timeout),
         tls,
         ..default
     })
+}
+
+/// The most `min_replicas` may ask for: more replicas than any deployment runs.
+const MAX_MIN_REPLICAS: u32 = 10;
+/// The longest `replica_timeout`: a write waits this long with its caller (a worker's
+/// acknowledgement, a person's "queued") held.
+const MAX_REPLICA_TIMEOUT: Duration = Duration::from_secs(60);
+/// The highest `db`: Redis has 16 databases unless told otherwise.
+const MAX_DB: i64 = 255;
+
+/// `url`, or `sentinels` with `master_name` (and their passwords, `db`): exactly one.
+fn store_server(
+    raw: &RawStore,
+    span: std::ops::Range<usize>,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<StoreServer> {
+    match (&raw.url, &raw.sentinels) {
+        (Some(url), None) => {
+            for (key, given) in [
+                ("master_name", raw.master_name.as_ref().map(Spanned::span)),
+                ("password", raw.password.as_ref().map(Spanned::span)),
+                (
+                    "sentinel_password",
+                    raw.sentinel_password.as_ref().map(Spanned::span),
+                ),
+                ("db", raw.db.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(given) = given {
+                    report.error(
+                        Some(given),
+                        &format!("store.{key}"),
+                        "goes with sentinels; with url, write the password and the \
+                         database in the URL (redis://:password@host:6379/0)",
+                    );
+                }
+            }
+            let url = report.check(url, "store.url", |u| {
+                self::url(u, &["redis", "rediss"], env)
+            });
+            Some(StoreServer::Url(url?))
+        }
+        (None, Some(sentinels)) => {
+            let found = report.found();
+            let addresses: Vec<SentinelAddress> = sentinels
+                .get_ref()
+                .iter()
+                .filter_map(|s| report.check(s, "store.sentinels", |s| sentinel_address(s)))
+                .collect();
+            if sentinels.get_ref().is_empty() {
+                report.error(
+                    Some(sentinels.span()),
+                    "store.sentinels",
+                    "lists no sentinel: write each as \"host:26379\"",
+                );
+            }
+            let master_name = match &raw.master_name {
+                Some(name) => report.check(name, "store.master_name", |n| master_name(n)),
+                None => {
+                    report.error(
+                        Some(sentinels.span()),
+                        "store.master_name",
+                        "is needed with sentinels: the name they monitor the primary under \
+                         (`sentinel monitor <name> <host> <port> <quorum>`)",
+                    );
+                    None
+                }
+            };
+            let password = report.read(&raw.password, "store.password", |p| secret(p, env));
+            let sentinel_password =
+                report.read(&raw.sentinel_password, "store.sentinel_password", |p| {
+                    secret(p, env)
+                });
+            let db = report.read(&raw.db, "store.db", |&n| bounded(n, 0..=MAX_DB));
+            if report.found() > found {
+                return None;
+            }
+            Some(StoreServer::Sentinels(SentinelsConfig {
+                sentinels: addresses,
+                master_name: master_name?,
+                password,
+                sentinel_password,
+                db: db.unwrap_or(0),
+            }))
+        }
+        (Some(_), Some(sentinels)) => {
+            report.error(
+                Some(sentinels.span()),
+                "store.sentinels",
+                "and store.url both name the store: keep url for one Redis, or sentinels \
+                 (with master_name) for Redis Sentinel",
+            );
+            None
+        }
+        (None, None) => {
+            report.error(
+                Some(span),
+                "store",
+                "names no Redis: set url = \"redis://host:6379/0\" for one Redis, or \
+                 sentinels = [\"host:26379\", ...] with master_name for Redis Sentinel",
+            );
+            None
+        }
+    }
+}
+
+/// The TLS keys, which only a `rediss://` URL uses: the sentinel form connects without
+/// TLS.
+fn no_tls_with_sentinels(raw: RawTls<'_>, report: &mut Report) -> TlsFiles {
+    for (key, given) in [
+        ("ca_file", raw.ca_file),
+        ("client_cert_file", raw.client_cert_file),
+        ("client_key_file", raw.client_key_file),
+    ] {
+        if let Some(given) = given {
+            report.error(
+                Some(given.span()),
+                &format!("store.{key}"),
+                "is for TLS, which only url = \"rediss://...\" offers: the sentinel form \
+                 connects without TLS",
+            );
+        }
+    }
+    TlsFiles::default()
+}
+
+/// A sentinel's `host:port` (`[::1]:26379` for an IPv6 address).
+fn sentinel_address(text: &str) -> Result<SentinelAddress, String> {
+    let wrong = || format!("\"{text}\" is not host:port: write e.g. \"10.0.0.5:26379\"");
+    let (host, port) = text.rsplit_once(':').ok_or_else(wrong)?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.strip_suffix(']').ok_or_else(wrong)?,
+        None if host.contains(':') => return Err(wrong()),
+        None => host,
+    };
+    let port = port.parse::<u16>().ok().filter(|&p| p > 0);
+    match port {
+        Some(port) if !host.is_empty() && !host.contains(['/', '@', ' ', '[', ']']) => {
+            Ok(SentinelAddress {
+                host: host.to_string(),
+                port,
+            })
+        }
+        _ => Err(wrong()),
+    }
+}
+
+/// A master name as Sentinel accepts one: no spaces, nothing empty.
+fn master_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "\"{text}\" is not a master name: the name of `sentinel monitor`, e.g. \"octobox\""
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A password, after `${NAME}` expansion. The message never quotes the value.
+fn secret(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    let value = expand_env(text, env).map_err(|e| e.to_string())?;
+    if value.is_empty() {
+        return Err("is empty: leave the key out for a server without a password".into());
+    }
+    Ok(Secret::new(value))
 }
 
 /// The TLS files of `section`, which are only meaningful when its URL uses `tls_scheme`;

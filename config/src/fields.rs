@@ -49,6 +49,15 @@ pub(crate) fn duration_at_least(text: &str, min: Duration) -> Result<Duration, S
     }
 }
 
+/// A duration longer than zero and at most `max`, for waits that hold someone up while
+/// they last.
+pub(crate) fn duration_at_most(text: &str, max: Duration) -> Result<Duration, String> {
+    match positive_duration(text)? {
+        d if d <= max => Ok(d),
+        _ => Err(format!("must be at most {}", lexicon::format_duration(max))),
+    }
+}
+
 /// Whether `s` is a name of something the file declares (a schedule, a shipper):
 /// letters, digits, `-` and `_`, so it can be typed in a command and a log line.
 /// An address and port to listen on (`0.0.0.0:9100`, `[::1]:9100`); the error gives

@@ -329,8 +329,8 @@ pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// `redis://host:6379/0`
-    pub url: Secret,
+    /// Where the Redis that takes writes is: one URL, or the primary sentinels name.
+    pub server: StoreServer,
     /// How long job records and results are kept.
     pub retention: Duration,
     /// How long an event read by a bot that then died stays pending before another bot
@@ -339,6 +339,65 @@ pub struct StoreConfig {
     /// TLS (`rediss://`) beyond the system's trust store: a private CA, a client
     /// certificate.
     pub tls: TlsFiles,
+    /// `min_replicas`: how many replicas must acknowledge the writes a caller acts on
+    /// (a job's record and result, a schedule's fire, a shipper's checkpoint) before
+    /// they count as done (Redis `WAIT`); 0 sends no `WAIT`.
+    pub min_replicas: u32,
+    /// `replica_timeout`: how long such a write waits for those acknowledgements before
+    /// it fails.
+    pub replica_timeout: Duration,
+}
+
+/// Where `[store]` finds Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreServer {
+    /// `url`: one Redis, `redis://host:6379/0`; it holds any password.
+    Url(Secret),
+    /// `sentinels` and `master_name`: the primary Redis Sentinel names, asked again
+    /// whenever it stops answering or refuses a write, so a failover is followed.
+    Sentinels(SentinelsConfig),
+}
+
+/// `[store]` through Redis Sentinel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelsConfig {
+    /// The sentinels, `host:port` each, asked in this order.
+    pub sentinels: Vec<SentinelAddress>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// `password`: the password of the Redis nodes (primary and replicas).
+    pub password: Option<Secret>,
+    /// `sentinel_password`: the password of the sentinels themselves.
+    pub sentinel_password: Option<Secret>,
+    /// `db`: the database number on the primary.
+    pub db: i64,
+}
+
+/// One sentinel's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for SentinelAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host.contains(':') {
+            true => write!(f, "[{}]:{}", self.host, self.port),
+            false => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+impl StoreServer {
+    /// `min_replicas` when the file does not set it: on whenever replicas exist, which
+    /// sentinels imply; off for a single URL, which may well have none.
+    pub fn default_min_replicas(&self) -> u32 {
+        match self {
+            StoreServer::Url(_) => 0,
+            StoreServer::Sentinels(_) => 1,
+        }
+    }
 }
 
 /// The TLS files of `[broker]` (`amqps://`) or `[store]` (`rediss://`), PEM, read when
@@ -374,12 +433,24 @@ impl BrokerConfig {
 }
 
 impl StoreConfig {
+    /// The default of `replica_timeout`.
+    pub const DEFAULT_REPLICA_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// One Redis at `url`.
     pub fn new(url: Secret) -> Self {
+        Self::at(StoreServer::Url(url))
+    }
+
+    /// Redis at `server`, with the defaults (`min_replicas` as
+    /// [`StoreServer::default_min_replicas`] says).
+    pub fn at(server: StoreServer) -> Self {
         StoreConfig {
-            url,
+            min_replicas: server.default_min_replicas(),
+            server,
             retention: Duration::from_secs(7 * 86_400),
             reclaim_after: Duration::from_secs(30),
             tls: TlsFiles::default(),
+            replica_timeout: Self::DEFAULT_REPLICA_TIMEOUT,
         }
     }
 }

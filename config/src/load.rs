@@ -273,7 +273,7 @@ struct RawConfig {
     #[serde(default)]
     command: Vec<Spanned<RawCommand>>,
     broker: Option<RawBroker>,
-    store: Option<RawStore>,
+    store: Option<Spanned<RawStore>>,
     ssh: Option<RawSsh>,
     #[serde(default)]
     scheduler: RawScheduler,

@@ -9,6 +9,8 @@ fn env(name: &str) -> Option<String> {
         "SIGNING_KEY" => Some("k".repeat(32) + "-hunter3"),
         "OLD_SIGNING_KEY" => Some("o".repeat(32)),
         "SHORT_KEY" => Some("hunter4".into()),
+        "REDIS_PASSWORD" => Some("hunter5".into()),
+        "SENTINEL_PASSWORD" => Some("hunter6".into()),
         _ => None,
     }
 }
@@ -626,4 +628,119 @@ fn a_broker_is_one_url_or_a_clusters_urls_never_both() {
     assert!(all.contains("broker.urls[1]"), "{all}");
     let all = errors(&format!("[broker]\ndelivery_limit = 3\n{store}")).join("\n");
     assert!(all.contains("broker.url: is missing"), "{all}");
+const SENTINELS: &str = "[broker]\nurl = \"amqp://mq\"\n[store]\nsentinels = [\"10.0.0.5:26379\", \"sentinel-2:26379\", \"[::1]:26380\"]\nmaster_name = \"octobox\"\n";
+
+#[test]
+fn a_store_through_sentinels_reads_its_addresses_and_passwords_and_waits_for_a_replica() {
+    let c = parse(&format!(
+        "{SENTINELS}password = \"${{REDIS_PASSWORD}}\"\nsentinel_password = \"${{SENTINEL_PASSWORD}}\"\ndb = 2\n"
+    ))
+    .unwrap();
+    let store = c.store.unwrap();
+    let StoreServer::Sentinels(sentinels) = &store.server else {
+        panic!("sentinels, not a URL: {store:?}");
+    };
+    let shown: Vec<String> = sentinels.sentinels.iter().map(|s| s.to_string()).collect();
+    assert_eq!(shown, ["10.0.0.5:26379", "sentinel-2:26379", "[::1]:26380"]);
+    assert_eq!(sentinels.sentinels[2].host, "::1");
+    assert_eq!(sentinels.master_name, "octobox");
+    assert_eq!(sentinels.password.as_ref().unwrap().expose(), "hunter5");
+    assert_eq!(
+        sentinels.sentinel_password.as_ref().unwrap().expose(),
+        "hunter6"
+    );
+    assert_eq!(sentinels.db, 2);
+    assert_eq!(store.min_replicas, 1, "replicas exist: writes wait for one");
+    assert_eq!(store.replica_timeout, Duration::from_secs(1));
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains("hunter5") && !debug.contains("hunter6"),
+        "{debug}"
+    );
+
+    let off = parse(&format!("{SENTINELS}min_replicas = 0\n")).unwrap();
+    assert_eq!(off.store.unwrap().min_replicas, 0);
+}
+
+#[test]
+fn a_store_url_waits_for_no_replica_unless_told_to() {
+    let store = parse(DURABLE).unwrap().store.unwrap();
+    assert!(matches!(store.server, StoreServer::Url(ref u) if u.expose() == "redis://r"));
+    assert_eq!(store.min_replicas, 0);
+    let store = parse(
+        "[broker]\nurl = \"amqp://mq\"\n[store]\nurl = \"redis://r\"\nmin_replicas = 2\nreplica_timeout = \"250ms\"\n",
+    )
+    .unwrap()
+    .store
+    .unwrap();
+    assert_eq!(store.min_replicas, 2);
+    assert_eq!(store.replica_timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn the_store_is_named_one_way_exactly() {
+    let both = errors(&format!("{SENTINELS}url = \"redis://r\"\n"));
+    assert_eq!(
+        both,
+        vec![
+            "octobox.toml:4: store.sentinels: and store.url both name the store: keep url for \
+             one Redis, or sentinels (with master_name) for Redis Sentinel"
+        ]
+    );
+    let neither = errors("[broker]\nurl = \"amqp://mq\"\n[store]\nretention = \"2d\"\n");
+    assert_eq!(neither.len(), 1, "{neither:?}");
+    assert!(
+        neither[0].starts_with("octobox.toml:3: store: names no Redis: set url = "),
+        "{neither:?}"
+    );
+    let url_with_sentinel_keys = errors(
+        "[broker]\nurl = \"amqp://mq\"\n[store]\nurl = \"redis://r\"\nmaster_name = \"octobox\"\npassword = \"${REDIS_PASSWORD}\"\n",
+    );
+    let all = url_with_sentinel_keys.join("\n");
+    assert!(
+        all.contains("octobox.toml:5: store.master_name: goes with sentinels; with url, write the password and the database in the URL"),
+        "{all}"
+    );
+    assert!(
+        all.contains("octobox.toml:6: store.password: goes with sentinels"),
+        "{all}"
+    );
+    assert!(!all.contains("hunter5"), "{all}");
+}
+
+#[test]
+fn sentinel_mistakes_are_named_by_line_and_key_without_showing_passwords() {
+    let e = errors(
+        "[broker]\nurl = \"amqp://mq\"\n[store]\nsentinels = [\n  \"10.0.0.5:26379\",\n  \"10.0.0.6\",\n  \"::1:26379\",\n]\npassword = \"${NO_SUCH_PASSWORD}\"\nsentinel_password = \"\"\ndb = 300\nmin_replicas = 11\nreplica_timeout = \"2m\"\nca_file = \"/etc/ca.pem\"\n",
+    );
+    let all = e.join("\n");
+    for expected in [
+        "octobox.toml:6: store.sentinels: \"10.0.0.6\" is not host:port: write e.g. \"10.0.0.5:26379\"",
+        "octobox.toml:7: store.sentinels: \"::1:26379\" is not host:port",
+        "octobox.toml:4: store.master_name: is needed with sentinels: the name they monitor the primary under",
+        "octobox.toml:9: store.password: environment variable NO_SUCH_PASSWORD is not set",
+        "octobox.toml:10: store.sentinel_password: is empty",
+        "octobox.toml:11: store.db: 300 is not a whole number from 0 to 255",
+        "octobox.toml:12: store.min_replicas: 11 is not a whole number from 0 to 10",
+        "octobox.toml:13: store.replica_timeout: must be at most 1m",
+        "octobox.toml:14: store.ca_file: is for TLS, which only url = \"rediss://...\" offers",
+    ] {
+        assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+    }
+    assert_eq!(e.len(), 9, "{all}");
+
+    let e = errors("[broker]\nurl = \"amqp://mq\"\n[store]\nsentinels = []\nmaster_name = \"my primary\"\nreplica_timeout = \"0s\"\n");
+    let all = e.join("\n");
+    assert!(
+        all.contains("octobox.toml:4: store.sentinels: lists no sentinel"),
+        "{all}"
+    );
+    assert!(
+        all.contains("octobox.toml:5: store.master_name: \"my primary\" is not a master name"),
+        "{all}"
+    );
+    assert!(
+        all.contains("octobox.toml:6: store.replica_timeout: must be longer than 0s"),
+        "{all}"
+    );
 }

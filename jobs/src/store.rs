@@ -61,6 +61,22 @@ pub enum StoreError {
     Corrupt { what: String, reason: String },
     #[error("job {0} is not in the store")]
     UnknownJob(JobId),
+    /// The primary took a write, but fewer replicas than `[store] min_replicas` asks for
+    /// acknowledged it within `replica_timeout`: it may be lost if the primary fails now,
+    /// so it does not count as done (the caller tries again or refuses).
+    #[error(
+        "Redis at {server} took the write ({what}) but only {acknowledged} of the {wanted} replica \
+         acknowledgements [store] min_replicas asks for arrived within {}; it does not count \
+         as done",
+        lexicon::format_duration(*.waited)
+    )]
+    NotReplicated {
+        server: String,
+        what: String,
+        acknowledged: u32,
+        wanted: u32,
+        waited: std::time::Duration,
+    },
 }
 
 impl StoreError {

@@ -28,6 +28,7 @@ use ::redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, Stream
 use ::redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisResult};
 use tokio::time::Instant;
 
+use super::link::Primary;
 use super::{millis, RedisStore, CONNECT_TIMEOUT};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobRecord, JobResult};
@@ -46,15 +47,22 @@ const BLOCK_GRACE: Duration = Duration::from_secs(5);
 const CLAIM_ROUNDS: usize = 10;
 
 /// Connections for blocking reads, kept between reads; one is opened for each reader
-/// blocked at the same time.
+/// blocked at the same time. They are the primary's of one generation: when the link
+/// moves to another primary, those of the old one are dropped.
 #[derive(Default)]
 pub(super) struct BlockingReaders {
-    idle: std::sync::Mutex<Vec<MultiplexedConnection>>,
+    idle: std::sync::Mutex<(u64, Vec<MultiplexedConnection>)>,
 }
 
 impl BlockingReaders {
-    async fn take(&self, client: &::redis::Client) -> RedisResult<MultiplexedConnection> {
-        let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    async fn take(&self, redis: &Primary) -> RedisResult<MultiplexedConnection> {
+        let kept = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.0 != redis.generation {
+                *idle = (redis.generation, Vec::new());
+            }
+            idle.1.pop()
+        };
         if let Some(con) = kept {
             return Ok(con);
         }
@@ -63,23 +71,29 @@ impl BlockingReaders {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(None);
-        client
+        redis
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
 
-    /// Keeps a connection whose last read completed; one that failed is dropped instead.
-    fn put_back(&self, con: MultiplexedConnection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(con);
+    /// Keeps a connection whose last read completed (to the primary of `generation`);
+    /// one that failed is dropped instead.
+    fn put_back(&self, generation: u64, con: MultiplexedConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.0 == generation {
+            idle.1.push(con);
+        }
     }
 
     /// Drops the kept connections after one failed: they went to the same server, and
     /// after a restart each would fail once more before the read got a fresh one.
     fn forget_all(&self) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clear();
     }
 }
 
@@ -111,8 +125,8 @@ impl RedisStore {
             what: "an event".into(),
             reason: format!("it could not be written as JSON: {e}"),
         })?;
-        self.retrying("append an event", || {
-            let mut con = self.shared.clone();
+        self.retrying("append an event", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("XADD")
                 .arg(&stream)
                 .arg("MAXLEN")
@@ -167,8 +181,8 @@ impl RedisStore {
     ) -> Result<Vec<StreamId>, StoreError> {
         let stream = self.keys.events();
         let idle = millis(self.claim_idle);
-        self.retrying("claim abandoned events", || {
-            let mut con = self.shared.clone();
+        self.retrying("claim abandoned events", |redis| {
+            let mut con = redis.shared.clone();
             let stream = stream.clone();
             async move {
                 let mut start = "0-0".to_string();
@@ -210,7 +224,7 @@ impl RedisStore {
         let stream = self.keys.events();
         let until = Instant::now() + block;
         let reply = self
-            .retrying("read events", || {
+            .retrying("read events", |redis| {
                 let stream = stream.clone();
                 // A retry after a dropped connection waits only for what is left.
                 let wait = until.saturating_duration_since(Instant::now());
@@ -221,16 +235,16 @@ impl RedisStore {
                     let wait_ms = millis(wait);
                     if wait_ms == 0 {
                         let cmd = xreadgroup(&stream, options);
-                        let mut con = self.shared.clone();
+                        let mut con = redis.shared.clone();
                         return in_group(&mut con, &stream, group, &cmd).await;
                     }
                     options = options.block(usize::try_from(wait_ms).unwrap_or(usize::MAX));
                     let cmd = xreadgroup(&stream, options);
-                    let mut con = self.readers.take(&self.client).await?;
+                    let mut con = self.readers.take(&redis).await?;
                     let read = in_group::<Option<StreamReadReply>>(&mut con, &stream, group, &cmd);
                     match tokio::time::timeout(wait + BLOCK_GRACE, read).await {
                         Ok(Ok(reply)) => {
-                            self.readers.put_back(con);
+                            self.readers.put_back(redis.generation, con);
                             Ok(reply)
                         }
                         Ok(Err(err)) => {
@@ -299,8 +313,8 @@ impl RedisStore {
             return Ok(());
         }
         let stream = self.keys.events();
-        self.retrying("acknowledge events", || {
-            let mut con = self.shared.clone();
+        self.retrying("acknowledge events", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("XACK")
                 .arg(&stream)
                 .arg(group)

@@ -11,8 +11,12 @@
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
 //!   dead consumer left pending.
-//! - this module: [`RedisStore`], its connections, and the one retry helper every
-//!   operation goes through.
+//! - `link`: `Link`, the Redis commands go to and the connections to it (`Primary`),
+//!   fixed for a URL, following failovers with sentinels.
+//! - `sentinel`: `Sentinels`, asking Redis Sentinel which node is the primary now.
+//! - `replicas`: `ReplicaAcks`, `[store] min_replicas`: the writes callers act on wait
+//!   for replicas (`WAIT`).
+//! - this module: [`RedisStore`], and the one retry helper every operation goes through.
 //!
 //! Needs Redis 7.0 or later (`SET ... NX GET`, `XAUTOCLAIM`).
 //!
@@ -52,7 +56,14 @@
 //! append-only file) is retried with a backoff from 50 ms doubling to 1 s, for up to
 //! the retry limit (30 s unless [`RedisStore::with_retry_limit`] says otherwise); only
 //! then does the caller see [`StoreError::Unavailable`], naming the server by its
-//! redacted URL. The shared [`ConnectionManager`] reconnects by itself in between.
+//! redacted URL. The shared `ConnectionManager` reconnects by itself in between.
+//!
+//! With `[store] sentinels` the retry helper also follows a failover: each try goes to
+//! the primary the link holds, and a try that fails as a failover makes it fail (the
+//! connection class above, or `READONLY`: the node was demoted) makes the next try ask
+//! the sentinels first (see `link`). A write in flight when the primary died is sent
+//! again to the new one, as after any lost reply. With a URL, `READONLY` is a refusal
+//! as before: the address names a replica, and trying again would not change it.
 //!
 //! A write whose reply was lost is sent again, so a retried `record_job` or
 //! `mark_started` may append its event twice. That is acceptable: those events only
@@ -69,16 +80,19 @@
 mod coalesce;
 mod events;
 mod keys;
+mod link;
 mod notes;
 mod quota;
 mod records;
+mod replicas;
 mod schedules;
+mod sentinel;
 mod trail;
 
 use std::future::Future;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManagerConfig;
 use ::redis::{RedisError, RedisResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -90,7 +104,7 @@ use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
-use config::{StoreConfig, TlsFiles};
+use config::{StoreConfig, StoreServer, TlsFiles};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
@@ -108,9 +122,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The job store in Redis. Cheap to share behind an `Arc`; every method may be called
 /// from many tasks at once.
 pub struct RedisStore {
-    client: ::redis::Client,
-    /// Multiplexed: every non-blocking command of every task goes through it.
-    shared: ConnectionManager,
+    /// The Redis commands go to, and the connections to it (see `link`).
+    link: std::sync::Arc<link::Link>,
     readers: events::BlockingReaders,
     claims: events::ClaimSchedule,
     /// `record_job` calls made at the same time, sent as one.
@@ -125,51 +138,54 @@ pub struct RedisStore {
     retention: Duration,
     claim_idle: Duration,
     retry_limit: Duration,
-    /// `redis://host:port`, safe to log.
-    address: String,
+    /// `[store] min_replicas`: the replicas the writes callers act on wait for.
+    acks: replicas::ReplicaAcks,
 }
 
 impl RedisStore {
     /// The retry limit unless [`RedisStore::with_retry_limit`] changes it.
     pub const DEFAULT_RETRY_LIMIT: Duration = Duration::from_secs(30);
-    /// Connects to the Redis at `config.url`, waiting (within the retry limit) for it to
-    /// answer, so a bot started alongside Redis does not fail on its first seconds.
+    /// Connects to the Redis at `config.url`, or to the primary `config.sentinels` name,
+    /// waiting (within the retry limit) for it to answer, so a bot started alongside
+    /// Redis does not fail on its first seconds.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let address = config.url.redacted_url();
-        let not_redis = |e: RedisError| {
-            StoreError::unavailable_by(
-                format!(
-                    "the store URL {address} is not a Redis URL \
-                     (redis://[:password@]host:port/db, or rediss:// for TLS): {e}"
-                ),
-                e,
-            )
+        let acks = replicas::ReplicaAcks {
+            min: config.min_replicas,
+            timeout: config.replica_timeout,
         };
-        let client = match tls_files(&config.tls)? {
-            None => ::redis::Client::open(config.url.expose()).map_err(not_redis)?,
-            Some(certificates) => {
-                ::redis::Client::build_with_tls(config.url.expose(), certificates)
-                    .map_err(not_redis)?
+        let settings = connection_settings(acks);
+        let link = match &config.server {
+            StoreServer::Url(url) => {
+                let address = url.redacted_url();
+                let not_redis = |e: RedisError| {
+                    StoreError::unavailable_by(
+                        format!(
+                            "the store URL {address} is not a Redis URL \
+                             (redis://[:password@]host:port/db, or rediss:// for TLS): {e}"
+                        ),
+                        e,
+                    )
+                };
+                let client = match tls_files(&config.tls)? {
+                    None => ::redis::Client::open(url.expose()).map_err(not_redis)?,
+                    Some(certificates) => {
+                        ::redis::Client::build_with_tls(url.expose(), certificates)
+                            .map_err(not_redis)?
+                    }
+                };
+                link::Link::fixed(client, address.clone(), &settings).map_err(|e| {
+                    StoreError::unavailable_by(
+                        format!("could not prepare a connection to Redis at {address}: {e}"),
+                        e,
+                    )
+                })?
+            }
+            StoreServer::Sentinels(sentinels) => {
+                link::Link::through(sentinel::Sentinels::new(sentinels), settings)
             }
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            // One quick second try inside the manager; the longer wait is the retry
-            // helper's, so there is one place that decides how long to keep trying.
-            .set_number_of_retries(1)
-            .set_min_delay(FIRST_BACKOFF)
-            .set_max_delay(MAX_BACKOFF);
-        let shared = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| {
-                StoreError::unavailable_by(
-                    format!("could not prepare a connection to Redis at {address}: {e}"),
-                    e,
-                )
-            })?;
         let store = RedisStore {
-            client,
-            shared,
+            link: std::sync::Arc::new(link),
             readers: events::BlockingReaders::default(),
             claims: events::ClaimSchedule::default(),
             recording: Default::default(),
@@ -179,15 +195,19 @@ impl RedisStore {
             retention: config.retention,
             claim_idle: config.reclaim_after,
             retry_limit: Self::DEFAULT_RETRY_LIMIT,
-            address,
+            acks,
         };
         store
-            .retrying("answer a PING", || {
-                let mut con = store.shared.clone();
+            .retrying("answer a PING", |redis| {
+                let mut con = redis.shared.clone();
                 async move { ::redis::cmd("PING").query_async::<()>(&mut con).await }
             })
             .await?;
-        tracing::info!(store = %store.address, "connected to the job store");
+        tracing::info!(
+            store = %store.link.name(),
+            min_replicas = acks.min,
+            "connected to the job store"
+        );
         Ok(store)
     }
 
@@ -223,30 +243,74 @@ impl RedisStore {
     /// `what` completes "while trying to ..." in logs and errors.
     async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StoreError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        retrying(&self.address, self.retry_limit, what, attempt).await
+        retrying(&self.link, self.retry_limit, what, attempt).await
+    }
+
+    /// [`RedisStore::retrying`] for a write callers act on, which waits for `min_replicas`
+    /// (see `replicas`): `attempt` answers the write's reply and how many replicas
+    /// acknowledged it.
+    async fn acknowledged<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
+        Fut: Future<Output = RedisResult<(T, u32)>>,
+    {
+        let (reply, acknowledged) = self.retrying(what, attempt).await?;
+        self.acks.check(acknowledged, self.link.name(), what)?;
+        Ok(reply)
+    }
+}
+
+/// How the connections to Redis are made: one quick second try inside the connection
+/// manager (the longer wait is the retry helper's, so one place decides how long to keep
+/// trying); the connection of the writes that wait for replicas answers within the
+/// response timeout plus that wait.
+fn connection_settings(acks: replicas::ReplicaAcks) -> link::Settings {
+    let manager = |response: Duration| {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(response))
+            .set_number_of_retries(1)
+            .set_min_delay(FIRST_BACKOFF)
+            .set_max_delay(MAX_BACKOFF)
+    };
+    link::Settings {
+        shared: manager(RESPONSE_TIMEOUT),
+        acked: acks
+            .wanted()
+            .then(|| manager(RESPONSE_TIMEOUT + acks.timeout)),
     }
 }
 
 /// [`RedisStore::retrying`], for work that runs apart from the store (a coalesced write's
-/// own task): `address` names the server in logs and errors, `limit` is the retry limit.
+/// own task): `link` is the store's, `limit` the retry limit. Each try gets the primary
+/// in use; a try that fails in a way a failover explains tells the link, which asks the
+/// sentinels again before the next (a fixed URL: nothing changes).
 async fn retrying<T, F, Fut>(
-    address: &str,
+    link: &link::Link,
     limit: Duration,
     what: &str,
     mut attempt: F,
 ) -> Result<T, StoreError>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
     Fut: Future<Output = RedisResult<T>>,
 {
+    let address = link.name();
     let mut first_failure: Option<Instant> = None;
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut failures = 0u32;
     loop {
-        let err = match attempt().await {
+        let outcome = match link.primary().await {
+            Ok(redis) => {
+                let generation = redis.generation;
+                attempt(redis).await.map_err(|err| (err, Some(generation)))
+            }
+            Err(err) => Err((err, None)),
+        };
+        let err = match outcome {
             Ok(value) => {
                 if let Some(since) = first_failure {
                     tracing::info!(
@@ -258,9 +322,14 @@ where
                 }
                 return Ok(value);
             }
-            Err(err) => err,
+            Err((err, generation)) => {
+                if let (Some(generation), true) = (generation, link.retries(&err)) {
+                    link.lost(generation, &err);
+                }
+                err
+            }
         };
-        if !is_transient(&err) {
+        if !link.retries(&err) {
             return Err(StoreError::unavailable_by(
                 format!("Redis at {address} refused to {what}: {err}"),
                 err,
@@ -427,17 +496,25 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut con = self.shared.clone();
-        ::redis::cmd("PING")
-            .query_async::<String>(&mut con)
-            .await
-            .map(drop)
-            .map_err(|e| {
-                StoreError::unavailable_by(
-                    format!("Redis at {} does not answer: {e}", self.address),
-                    e,
-                )
-            })
+        let answered = match self.link.primary().await {
+            Ok(redis) => {
+                let mut con = redis.shared.clone();
+                let answer = ::redis::cmd("PING").query_async::<String>(&mut con).await;
+                if let Err(err) = &answer {
+                    if self.link.retries(err) {
+                        self.link.lost(redis.generation, err);
+                    }
+                }
+                answer.map(drop)
+            }
+            Err(err) => Err(err),
+        };
+        answered.map_err(|e| {
+            StoreError::unavailable_by(
+                format!("Redis at {} does not answer: {e}", self.link.name()),
+                e,
+            )
+        })
     }
 
     async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -518,7 +595,7 @@ impl Store for RedisStore {
     }
 
     fn describe(&self) -> String {
-        format!("Redis at {}", self.address)
+        format!("Redis at {}", self.link.name())
     }
 }
 
@@ -541,6 +618,50 @@ mod tests {
         let auth = RedisError::from((ErrorKind::AuthenticationFailed, "bad password"));
         assert!(!is_transient(&wrong_type));
         assert!(!is_transient(&auth));
+    }
+
+    #[tokio::test]
+    async fn readonly_moves_a_store_through_sentinels_and_is_a_refusal_by_url() {
+        let readonly = RedisError::from((
+            ErrorKind::Server(::redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        let settings = connection_settings(replicas::ReplicaAcks {
+            min: 0,
+            timeout: Duration::from_secs(1),
+        });
+        let client = ::redis::Client::open("redis://127.0.0.1:1/0").unwrap();
+        let by_url = link::Link::fixed(client, "redis://127.0.0.1:1".into(), &settings).unwrap();
+        assert!(
+            !by_url.retries(&readonly),
+            "a URL that names a replica stays refused"
+        );
+
+        let sentinels = config::SentinelsConfig {
+            sentinels: vec![
+                config::SentinelAddress {
+                    host: "10.0.0.5".into(),
+                    port: 26379,
+                },
+                config::SentinelAddress {
+                    host: "::1".into(),
+                    port: 26380,
+                },
+            ],
+            master_name: "octobox".into(),
+            password: Some(config::Secret::new("hunter2")),
+            sentinel_password: Some(config::Secret::new("hunter3")),
+            db: 0,
+        };
+        let through = link::Link::through(sentinel::Sentinels::new(&sentinels), settings);
+        assert!(
+            through.retries(&readonly),
+            "a demoted primary: ask the sentinels again"
+        );
+        assert_eq!(
+            through.name(),
+            "primary \"octobox\" of sentinels 10.0.0.5:26379, [::1]:26380"
+        );
     }
 
     #[tokio::test]

@@ -18,8 +18,8 @@ impl RedisStore {
         let key = self.keys.note(key);
         let ttl = millis(ttl).max(1);
         let previous = self
-            .retrying("keep a note", || {
-                let mut con = self.shared.clone();
+            .retrying("keep a note", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("SET")
                     .arg(&key)
                     .arg(value)
@@ -36,8 +36,8 @@ impl RedisStore {
 
     pub(super) async fn read_note(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = self.keys.note(key);
-        self.retrying("read a note", || {
-            let mut con = self.shared.clone();
+        self.retrying("read a note", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("GET").arg(&key).to_owned();
             async move { cmd.query_async::<Option<String>>(&mut con).await }
         })

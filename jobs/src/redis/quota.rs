@@ -71,8 +71,8 @@ impl RedisStore {
         let prefix = self.keys.job_prefix();
         let id = id.to_string();
         let soonest = self
-            .retrying("take a quota place", || {
-                let mut con = self.shared.clone();
+            .retrying("take a quota place", |redis| {
+                let mut con = redis.shared.clone();
                 let mut call = TAKE_PLACE.prepare_invoke();
                 call.key(&places)
                     .arg(Utc::now().timestamp_millis())
@@ -89,8 +89,8 @@ impl RedisStore {
     pub(super) async fn give_back_place_in(&self, key: &str, id: JobId) -> Result<(), StoreError> {
         let places = self.keys.places(key);
         let id = id.to_string();
-        self.retrying("give back a quota place", || {
-            let mut con = self.shared.clone();
+        self.retrying("give back a quota place", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("ZREM").arg(&places).arg(&id).to_owned();
             async move { cmd.query_async::<i64>(&mut con).await }
         })
@@ -108,8 +108,8 @@ impl RedisStore {
         let index = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0) / window_ms;
         let uses = self.keys.uses(key, index);
         let left = self
-            .retrying("count a use against a quota", || {
-                let mut con = self.shared.clone();
+            .retrying("count a use against a quota", |redis| {
+                let mut con = redis.shared.clone();
                 let mut call = COUNT_USE.prepare_invoke();
                 call.key(&uses).arg(window_ms).arg(limit);
                 async move { call.invoke_async::<i64>(&mut con).await }

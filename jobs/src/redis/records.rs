@@ -29,11 +29,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
 use ::redis::Script;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::events::STREAM_MAXLEN;
+use super::link::Link;
+use super::replicas::ReplicaAcks;
 use super::{millis, retrying, RedisStore};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
@@ -87,26 +88,32 @@ return 'started'
 });
 
 /// Stores a batch of results (see `coalesce`). KEYS: events, then one record per job.
-/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), then
-/// for each job: result JSON, status, worker, started at (RFC 3339), event JSON.
-/// Answers, per job, 1 (finished), 2 (it already had a result: left alone, nothing
-/// appended) or 0 (no record).
+/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), whether
+/// replicas must acknowledge (`1`/`0`), then for each job: result JSON, status, worker,
+/// started at (RFC 3339), event JSON. Answers, per job, 1 (finished), 2 (it already had
+/// a result: left alone, nothing appended) or 0 (no record).
 ///
 /// Each job appends exactly one `finished` event, on its first result: a repeated
 /// finish (a retry whose first attempt landed, a job run again after its worker died
 /// before the ack) changes nothing. A record small enough rides in the event (its `job`
 /// and `result` fields beside `event`; the result holds the status, worker and times),
 /// so a reader can deliver the reply without reading the record back (see `events`).
+///
+/// When replicas must acknowledge, a repeated finish writes the status it found again:
+/// `WAIT` counts replicas that have the writes of its own connection, and the first
+/// result may have come through another (another worker's, whose `WAIT` failed); the
+/// replication stream is one sequence, so a replica that has this write has that one.
 static FINISH_JOBS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local out = {}
 for i = 2, #KEYS do
-  local a = 4 + (i - 2) * 5
+  local a = 5 + (i - 2) * 5
   local had = redis.call('HMGET', KEYS[i], 'status', 'job')
   if not had[1] then
     out[#out + 1] = 0
   elseif had[1] ~= 'queued' and had[1] ~= 'running' then
+    if ARGV[4] == '1' then redis.call('HSET', KEYS[i], 'status', had[1]) end
     out[#out + 1] = 2
   else
     redis.call('HSET', KEYS[i], 'result', ARGV[a], 'status', ARGV[a + 1], 'worker', ARGV[a + 2])
@@ -144,16 +151,17 @@ pub(super) struct PendingResult {
 /// What sending a batch of record or result writes needs, shared by every write (and by
 /// the task that sends; see `coalesce`), so a write clones one `Arc` and no strings.
 pub(super) struct BatchSender {
-    con: ConnectionManager,
-    address: String,
+    link: Arc<Link>,
     history: String,
     events: String,
     retention: Duration,
     retry_limit: Duration,
+    acks: ReplicaAcks,
 }
 
 impl BatchSender {
-    /// Records one batch of jobs in one `RECORD_JOBS` call.
+    /// Records one batch of jobs in one `RECORD_JOBS` call, on a replica too when
+    /// `min_replicas` asks (`replicas`).
     async fn record(&self, batch: Vec<PendingRecord>) -> Result<Vec<()>, StoreError> {
         let retention = millis(self.retention);
         let cutoff = Utc::now().timestamp_millis() - retention as i64;
@@ -161,8 +169,7 @@ impl BatchSender {
             1 => "record a job",
             _ => "record jobs",
         };
-        retrying(&self.address, self.retry_limit, what, || {
-            let mut con = self.con.clone();
+        let (_, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
             let mut call = RECORD_JOBS.prepare_invoke();
             call.key(&self.history).key(&self.events);
             call.arg(retention.max(1)).arg(cutoff).arg(STREAM_MAXLEN);
@@ -171,33 +178,40 @@ impl BatchSender {
                 call.arg(&job.job_json).arg(&job.id);
                 call.arg(job.created).arg(&job.event);
             }
-            async move { call.invoke_async::<usize>(&mut con).await }
+            async move { self.acks.invoke::<usize>(&redis, &RECORD_JOBS, &call).await }
         })
-        .await
-        .map(|_| vec![(); batch.len()])
+        .await?;
+        self.acks.check(acknowledged, self.link.name(), what)?;
+        Ok(vec![(); batch.len()])
     }
 
-    /// Stores one batch of results in one `FINISH_JOBS` call; answers, per job, whether
-    /// it had a record (a result already there counts: it stands).
+    /// Stores one batch of results in one `FINISH_JOBS` call, on a replica too when
+    /// `min_replicas` asks; answers, per job, whether it had a record (a result already
+    /// there counts: it stands).
     async fn finish(&self, batch: Vec<PendingResult>) -> Result<Vec<bool>, StoreError> {
         let what = match batch.len() {
             1 => "store a job's result",
             _ => "store jobs' results",
         };
-        let answers = retrying(&self.address, self.retry_limit, what, || {
-            let mut con = self.con.clone();
+        let (answers, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
             let mut call = FINISH_JOBS.prepare_invoke();
             call.key(&self.events)
                 .arg(millis(self.retention).max(1))
                 .arg(STREAM_MAXLEN)
-                .arg(RECORD_IN_EVENT_MAX);
+                .arg(RECORD_IN_EVENT_MAX)
+                .arg(if self.acks.wanted() { "1" } else { "0" });
             for job in &batch {
                 call.key(&job.key).arg(&job.result_json).arg(&job.status);
                 call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
             }
-            async move { call.invoke_async::<Vec<i64>>(&mut con).await }
+            async move {
+                self.acks
+                    .invoke::<Vec<i64>>(&redis, &FINISH_JOBS, &call)
+                    .await
+            }
         })
         .await?;
+        self.acks.check(acknowledged, self.link.name(), what)?;
         Ok(answers.into_iter().map(|a| a != 0).collect())
     }
 }
@@ -208,12 +222,12 @@ impl RedisStore {
         self.batches
             .get_or_init(|| {
                 Arc::new(BatchSender {
-                    con: self.shared.clone(),
-                    address: self.address.clone(),
+                    link: self.link.clone(),
                     history: self.keys.history(),
                     events: self.keys.events(),
                     retention: self.retention,
                     retry_limit: self.retry_limit,
+                    acks: self.acks,
                 })
             })
             .clone()
@@ -253,8 +267,8 @@ impl RedisStore {
         };
         let event = to_json(&Event::now(id, kind))?;
         let outcome = self
-            .retrying("mark a job started", || {
-                let mut con = self.shared.clone();
+            .retrying("mark a job started", |redis| {
+                let mut con = redis.shared.clone();
                 let mut call = MARK_STARTED.prepare_invoke();
                 call.key(&record_key).key(&events);
                 call.arg(worker)
@@ -302,8 +316,8 @@ impl RedisStore {
     pub(super) async fn record_of(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         let key = self.keys.job(id);
         let fields = self
-            .retrying("read a job record", || {
-                let mut con = self.shared.clone();
+            .retrying("read a job record", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("HGETALL").arg(&key).to_owned();
                 async move { cmd.query_async::<HashMap<String, Vec<u8>>>(&mut con).await }
             })
@@ -322,8 +336,8 @@ impl RedisStore {
         while records.len() < limit {
             let (start, stop) = (offset, offset + limit - 1);
             let ids = self
-                .retrying("list recent jobs", || {
-                    let mut con = self.shared.clone();
+                .retrying("list recent jobs", |redis| {
+                    let mut con = redis.shared.clone();
                     let cmd = ::redis::cmd("ZREVRANGE")
                         .arg(&index)
                         .arg(start)
@@ -348,8 +362,8 @@ impl RedisStore {
                 })
                 .collect();
             let all_fields = self
-                .retrying("read job records", || {
-                    let mut con = self.shared.clone();
+                .retrying("read job records", |redis| {
+                    let mut con = redis.shared.clone();
                     let mut pipe = ::redis::pipe();
                     for (_, key) in &keys {
                         pipe.cmd("HGETALL").arg(key);
@@ -372,8 +386,8 @@ impl RedisStore {
         if !gone.is_empty() {
             // Housekeeping only: a failure leaves entries that are skipped next time too.
             let forgotten = self
-                .retrying("trim the job history", || {
-                    let mut con = self.shared.clone();
+                .retrying("trim the job history", |redis| {
+                    let mut con = redis.shared.clone();
                     let cmd = ::redis::cmd("ZREM").arg(&index).arg(&gone).to_owned();
                     async move { cmd.query_async::<()>(&mut con).await }
                 })
@@ -400,8 +414,8 @@ impl RedisStore {
         let token = uuid::Uuid::now_v7().to_string();
         let retention = millis(self.retention).max(1);
         let (held, fields) = self
-            .retrying("claim a job's reply", || {
-                let mut con = self.shared.clone();
+            .retrying("claim a job's reply", |redis| {
+                let mut con = redis.shared.clone();
                 let mut pipe = ::redis::pipe();
                 pipe.cmd("SET").arg(&claim_key).arg(&token);
                 pipe.arg("NX").arg("GET").arg("PX").arg(retention);
@@ -435,8 +449,8 @@ impl RedisStore {
         let token = uuid::Uuid::now_v7().to_string();
         let retention = millis(self.retention).max(1);
         let held = self
-            .retrying("claim a job's reply", || {
-                let mut con = self.shared.clone();
+            .retrying("claim a job's reply", |redis| {
+                let mut con = redis.shared.clone();
                 let mut cmd = ::redis::cmd("SET");
                 cmd.arg(&claim_key).arg(&token);
                 cmd.arg("NX").arg("GET").arg("PX").arg(retention);
@@ -449,8 +463,8 @@ impl RedisStore {
     /// Housekeeping: a claim left behind only holds a little memory until it expires.
     async fn release_claim(&self, claim_key: &str) {
         let released = self
-            .retrying("give back a reply claim", || {
-                let mut con = self.shared.clone();
+            .retrying("give back a reply claim", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("DEL").arg(claim_key).to_owned();
                 async move { cmd.query_async::<()>(&mut con).await }
             })
@@ -465,8 +479,8 @@ impl RedisStore {
         let index = self.keys.workers();
         let info = to_json(worker)?;
         let ttl = millis(ttl).max(1);
-        self.retrying("record a worker heartbeat", || {
-            let mut con = self.shared.clone();
+        self.retrying("record a worker heartbeat", |redis| {
+            let mut con = redis.shared.clone();
             let mut pipe = ::redis::pipe();
             pipe.cmd("SET").arg(&key).arg(&info).arg("PX").arg(ttl);
             pipe.cmd("SADD").arg(&index).arg(&worker.name);
@@ -479,8 +493,8 @@ impl RedisStore {
     pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         let index = self.keys.workers();
         let mut names = self
-            .retrying("list workers", || {
-                let mut con = self.shared.clone();
+            .retrying("list workers", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("SMEMBERS").arg(&index).to_owned();
                 async move { cmd.query_async::<Vec<String>>(&mut con).await }
             })
@@ -491,8 +505,8 @@ impl RedisStore {
         names.sort();
         let keys: Vec<String> = names.iter().map(|n| self.keys.worker(n)).collect();
         let beats = self
-            .retrying("read worker heartbeats", || {
-                let mut con = self.shared.clone();
+            .retrying("read worker heartbeats", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("MGET").arg(&keys).to_owned();
                 async move { cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut con).await }
             })
@@ -510,8 +524,8 @@ impl RedisStore {
         }
         if !expired.is_empty() {
             let forgotten = self
-                .retrying("forget expired workers", || {
-                    let mut con = self.shared.clone();
+                .retrying("forget expired workers", |redis| {
+                    let mut con = redis.shared.clone();
                     let cmd = ::redis::cmd("SREM").arg(&index).arg(&expired).to_owned();
                     async move { cmd.query_async::<()>(&mut con).await }
                 })

@@ -14,7 +14,8 @@
 //!
 //! The lease and the fire are Lua scripts, so check-and-set happens in one step. A fire
 //! retried after a lost reply finds its own JSON in the slot key and counts as won,
-//! exactly like the delivery claim.
+//! exactly like the delivery claim. A fire and a checkpoint wait for `[store]
+//! min_replicas` replicas before they count (see `replicas`).
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -109,8 +110,8 @@ impl ScheduleStore for RedisStore {
         let key = self.keys.scheduler_lease();
         let ttl = millis(ttl).max(1);
         let held = self
-            .retrying("hold the scheduler lease", || {
-                let mut con = self.shared.clone();
+            .retrying("hold the scheduler lease", |redis| {
+                let mut con = redis.shared.clone();
                 let mut call = HOLD_LEASE.prepare_invoke();
                 call.key(&key).arg(holder).arg(ttl);
                 async move { call.invoke_async::<i64>(&mut con).await }
@@ -121,8 +122,8 @@ impl ScheduleStore for RedisStore {
 
     async fn release_lease(&self, holder: &str) -> Result<(), StoreError> {
         let key = self.keys.scheduler_lease();
-        self.retrying("release the scheduler lease", || {
-            let mut con = self.shared.clone();
+        self.retrying("release the scheduler lease", |redis| {
+            let mut con = redis.shared.clone();
             let mut call = RELEASE_LEASE.prepare_invoke();
             call.key(&key).arg(holder);
             async move { call.invoke_async::<i64>(&mut con).await }
@@ -133,8 +134,8 @@ impl ScheduleStore for RedisStore {
 
     async fn lease_holder(&self) -> Result<Option<String>, StoreError> {
         let key = self.keys.scheduler_lease();
-        self.retrying("read the scheduler lease", || {
-            let mut con = self.shared.clone();
+        self.retrying("read the scheduler lease", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("GET").arg(&key).to_owned();
             async move { cmd.query_async::<Option<String>>(&mut con).await }
         })
@@ -153,14 +154,14 @@ impl ScheduleStore for RedisStore {
         let job_json = serde_json::to_string(job).map_err(|e| corrupt("a job", e))?;
         let (unsent, id) = (self.keys.unsent_fires(), job.id.to_string());
         let won = self
-            .retrying("record a schedule's fire", || {
-                let mut con = self.shared.clone();
+            .acknowledged("record a schedule's fire", |redis| {
                 let mut call = RECORD_FIRE.prepare_invoke();
                 call.key(&fired).key(&hash).key(&log).key(&unsent);
                 call.arg(&json).arg(millis(FIRE_RETENTION)).arg(slot);
                 call.arg(if manual { "0" } else { "1" }).arg(FIRE_LOG);
                 call.arg(&id).arg(&job_json);
-                async move { call.invoke_async::<i64>(&mut con).await }
+                let acks = self.acks;
+                async move { acks.invoke::<i64>(&redis, &RECORD_FIRE, &call).await }
             })
             .await?;
         Ok(won == 1)
@@ -169,8 +170,8 @@ impl ScheduleStore for RedisStore {
     async fn fire_sent(&self, job: JobId) -> Result<(), StoreError> {
         let key = self.keys.unsent_fires();
         let id = job.to_string();
-        self.retrying("mark a fired job sent", || {
-            let mut con = self.shared.clone();
+        self.retrying("mark a fired job sent", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("HDEL").arg(&key).arg(&id).to_owned();
             async move { cmd.query_async::<i64>(&mut con).await }
         })
@@ -181,8 +182,8 @@ impl ScheduleStore for RedisStore {
     async fn unsent_fires(&self) -> Result<Vec<Job>, StoreError> {
         let key = self.keys.unsent_fires();
         let jobs = self
-            .retrying("list fired jobs not sent yet", || {
-                let mut con = self.shared.clone();
+            .retrying("list fired jobs not sent yet", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("HVALS").arg(&key).to_owned();
                 async move { cmd.query_async::<Vec<String>>(&mut con).await }
             })
@@ -195,8 +196,8 @@ impl ScheduleStore for RedisStore {
     async fn skip_to(&self, schedule: &str, slot: DateTime<Utc>) -> Result<(), StoreError> {
         let hash = self.keys.schedule(schedule);
         let slot = slot.timestamp_millis();
-        self.retrying("move a schedule on", || {
-            let mut con = self.shared.clone();
+        self.retrying("move a schedule on", |redis| {
+            let mut con = redis.shared.clone();
             let mut call = SKIP_TO.prepare_invoke();
             call.key(&hash).arg(slot);
             async move { call.invoke_async::<i64>(&mut con).await }
@@ -208,8 +209,8 @@ impl ScheduleStore for RedisStore {
     async fn last_slot(&self, schedule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let hash = self.keys.schedule(schedule);
         let ms = self
-            .retrying("read a schedule's last slot", || {
-                let mut con = self.shared.clone();
+            .retrying("read a schedule's last slot", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("HGET").arg(&hash).arg("last_slot").to_owned();
                 async move { cmd.query_async::<Option<i64>>(&mut con).await }
             })
@@ -221,8 +222,8 @@ impl ScheduleStore for RedisStore {
         let log = self.keys.fire_log(schedule);
         let stop = limit.max(1) as i64 - 1;
         let items = self
-            .retrying("read a schedule's fires", || {
-                let mut con = self.shared.clone();
+            .retrying("read a schedule's fires", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("LRANGE").arg(&log).arg(0).arg(stop).to_owned();
                 async move { cmd.query_async::<Vec<String>>(&mut con).await }
             })
@@ -237,8 +238,8 @@ impl ScheduleStore for RedisStore {
         let key = self.keys.paused_schedules();
         let verb = if paused { "SADD" } else { "SREM" };
         let changed = self
-            .retrying("pause or resume a schedule", || {
-                let mut con = self.shared.clone();
+            .retrying("pause or resume a schedule", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd(verb).arg(&key).arg(schedule).to_owned();
                 async move { cmd.query_async::<i64>(&mut con).await }
             })
@@ -248,8 +249,8 @@ impl ScheduleStore for RedisStore {
 
     async fn paused(&self) -> Result<BTreeSet<String>, StoreError> {
         let key = self.keys.paused_schedules();
-        self.retrying("list paused schedules", || {
-            let mut con = self.shared.clone();
+        self.retrying("list paused schedules", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("SMEMBERS").arg(&key).to_owned();
             async move { cmd.query_async::<BTreeSet<String>>(&mut con).await }
         })
@@ -258,8 +259,8 @@ impl ScheduleStore for RedisStore {
 
     async fn request_run(&self, schedule: &str) -> Result<(), StoreError> {
         let key = self.keys.run_requests();
-        self.retrying("ask for a schedule to run", || {
-            let mut con = self.shared.clone();
+        self.retrying("ask for a schedule to run", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("RPUSH").arg(&key).arg(schedule).to_owned();
             async move { cmd.query_async::<i64>(&mut con).await }
         })
@@ -269,8 +270,8 @@ impl ScheduleStore for RedisStore {
 
     async fn take_run_requests(&self) -> Result<Vec<String>, StoreError> {
         let key = self.keys.run_requests();
-        self.retrying("take requests to run schedules", || {
-            let mut con = self.shared.clone();
+        self.retrying("take requests to run schedules", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("LPOP").arg(&key).arg(100).to_owned();
             async move { cmd.query_async::<Option<Vec<String>>>(&mut con).await }
         })
@@ -280,8 +281,8 @@ impl ScheduleStore for RedisStore {
 
     async fn checkpoint(&self, shipper: &str) -> Result<Option<String>, StoreError> {
         let key = self.keys.checkpoint(shipper);
-        self.retrying("read a shipper's checkpoint", || {
-            let mut con = self.shared.clone();
+        self.retrying("read a shipper's checkpoint", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("GET").arg(&key).to_owned();
             async move { cmd.query_async::<Option<String>>(&mut con).await }
         })
@@ -290,10 +291,12 @@ impl ScheduleStore for RedisStore {
 
     async fn save_checkpoint(&self, shipper: &str, checkpoint: &str) -> Result<(), StoreError> {
         let key = self.keys.checkpoint(shipper);
-        self.retrying("save a shipper's checkpoint", || {
-            let mut con = self.shared.clone();
-            let cmd = ::redis::cmd("SET").arg(&key).arg(checkpoint).to_owned();
-            async move { cmd.query_async::<()>(&mut con).await }
+        self.acknowledged("save a shipper's checkpoint", |redis| {
+            let mut con = redis.acked.clone();
+            let mut pipe = ::redis::pipe();
+            pipe.cmd("SET").arg(&key).arg(checkpoint).ignore();
+            let acks = self.acks;
+            async move { acks.send::<()>(&mut con, pipe).await }
         })
         .await
     }

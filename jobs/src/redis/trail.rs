@@ -32,8 +32,8 @@ impl RedisStore {
         let key = self.keys.audit();
         let json = to_json(entry)?;
         let oldest = (Utc::now().timestamp_millis() - millis(keep) as i64).max(0);
-        self.retrying("append to the audit trail", || {
-            let mut con = self.shared.clone();
+        self.retrying("append to the audit trail", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("XADD")
                 .arg(&key)
                 .arg("MINID")
@@ -82,8 +82,8 @@ impl RedisStore {
         };
         type Entries = Vec<(String, Vec<(String, String)>)>;
         let entries: Entries = self
-            .retrying("read the audit trail", || {
-                let mut con = self.shared.clone();
+            .retrying("read the audit trail", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("XRANGE")
                     .arg(&key)
                     .arg(&first)
@@ -119,8 +119,8 @@ impl RedisStore {
         let expires = approval.expires_at.timestamp_millis();
         let ttl = keep_ms(approval.expires_at);
         let id = approval.id().to_string();
-        self.retrying("hold a job for approval", || {
-            let mut con = self.shared.clone();
+        self.retrying("hold a job for approval", |redis| {
+            let mut con = redis.shared.clone();
             let mut pipe = ::redis::pipe();
             pipe.atomic()
                 .cmd("SET")
@@ -145,8 +145,8 @@ impl RedisStore {
         }
         let pending = self.keys.approvals();
         let ids: Vec<String> = self
-            .retrying("list pending approvals", || {
-                let mut con = self.shared.clone();
+            .retrying("list pending approvals", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("ZRANGE")
                     .arg(&pending)
                     .arg(0)
@@ -192,8 +192,8 @@ impl RedisStore {
         let json = to_json(decision)?;
         let ttl = keep_ms(approval.expires_at);
         let previous: Option<String> = self
-            .retrying("store an approval's decision", || {
-                let mut con = self.shared.clone();
+            .retrying("store an approval's decision", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("SET")
                     .arg(&key)
                     .arg(&json)
@@ -217,8 +217,8 @@ impl RedisStore {
     async fn read_approval(&self, id: JobId) -> Result<Option<Approval>, StoreError> {
         let key = self.keys.approval(id);
         let json: Option<String> = self
-            .retrying("read an approval", || {
-                let mut con = self.shared.clone();
+            .retrying("read an approval", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("GET").arg(&key).to_owned();
                 async move { cmd.query_async::<Option<String>>(&mut con).await }
             })
@@ -235,8 +235,8 @@ impl RedisStore {
     async fn read_decision(&self, id: JobId) -> Result<Option<Decision>, StoreError> {
         let key = self.keys.decision(id);
         let json: Option<String> = self
-            .retrying("read an approval's decision", || {
-                let mut con = self.shared.clone();
+            .retrying("read an approval's decision", |redis| {
+                let mut con = redis.shared.clone();
                 let cmd = ::redis::cmd("GET").arg(&key).to_owned();
                 async move { cmd.query_async::<Option<String>>(&mut con).await }
             })
@@ -254,8 +254,8 @@ impl RedisStore {
     async fn drop_pending(&self, id: JobId) -> Result<(), StoreError> {
         let pending = self.keys.approvals();
         let id = id.to_string();
-        self.retrying("take an approval off the pending list", || {
-            let mut con = self.shared.clone();
+        self.retrying("take an approval off the pending list", |redis| {
+            let mut con = redis.shared.clone();
             let cmd = ::redis::cmd("ZREM").arg(&pending).arg(&id).to_owned();
             async move { cmd.query_async::<i64>(&mut con).await }
         })

@@ -1,6 +1,7 @@
 //! Private instances of the real services, one per test: `redis-server` and a RabbitMQ
-//! node on free ports (each also with TLS and a private CA, `TestPki`), and the machine's
-//! Docker engine behind a TLS front (`DockerTlsFront`); directories of their own, stopped
+//! node on free ports (each also with TLS and a private CA, `TestPki`), a replicated
+//! Redis under Redis Sentinel (`SentinelGroup`), and the machine's Docker engine behind a
+//! TLS front (`DockerTlsFront`); directories of their own, stopped
 //! when dropped. Never the machine's shared instances, so tests run in parallel and leave
 //! nothing behind.
 
@@ -13,8 +14,10 @@ use tempfile::TempDir;
 
 mod docker_tls;
 mod pki;
+pub mod sentinel;
 pub use docker_tls::DockerTlsFront;
 pub use pki::TestPki;
+pub use sentinel::SentinelGroup;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {

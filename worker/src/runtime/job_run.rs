@@ -294,6 +294,15 @@ impl JobRun {
         let job = delivery.job.clone();
         let record = match self.store.job(job.id).await {
             Ok(Some(r)) if r.status.is_final() => {
+                // The result may be one whose store write failed (too few replicas had
+                // it): finishing again changes nothing, and returns once the store holds
+                // the result as firmly as for a first finish.
+                if let Some(result) = &r.result {
+                    if let Err(e) = self.store.finish_job(result).await {
+                        tracing::error!(job = %job.id, error = %e, "redelivered job's result not confirmed; it goes back to the queue");
+                        return requeue(delivery).await;
+                    }
+                }
                 tracing::info!(job = %job.id, "redelivered job had already finished; acknowledging it");
                 if let Err(e) = delivery.ack().await {
                     tracing::warn!(job = %job.id, error = %e, "ack failed");
