@@ -628,6 +628,8 @@ fn a_broker_is_one_url_or_a_clusters_urls_never_both() {
     assert!(all.contains("broker.urls[1]"), "{all}");
     let all = errors(&format!("[broker]\ndelivery_limit = 3\n{store}")).join("\n");
     assert!(all.contains("broker.url: is missing"), "{all}");
+}
+
 const SENTINELS: &str = "[broker]\nurl = \"amqp://mq\"\n[store]\nsentinels = [\"10.0.0.5:26379\", \"sentinel-2:26379\", \"[::1]:26380\"]\nmaster_name = \"octobox\"\n";
 
 #[test]

@@ -194,48 +194,40 @@ async fn a_killed_primary_is_followed_and_what_a_replica_acknowledged_survives_i
         assert_eq!(record.result.unwrap().output, succeeded(j).output);
     }
 
-    // The promoted primary has no replica yet: a result that must be acknowledged
-    // fails at once, saying so, rather than hanging or counting as done.
+    // The promoted primary has no replica yet: there is none to wait for, so a result
+    // that asks for one goes on at once (writes are on fewer machines for a while)
+    // rather than failing every job until a replica returns.
     let asked = Instant::now();
-    let refused = acked.finish_job(&succeeded(&after)).await;
+    acked.finish_job(&succeeded(&after)).await.unwrap();
     let took = asked.elapsed();
-    let Err(StoreError::NotReplicated {
-        acknowledged: 0,
-        wanted: 1,
-        ..
-    }) = &refused
-    else {
-        panic!("not replicated, not {refused:?}");
-    };
-    let message = refused.unwrap_err().to_string();
-    assert!(
-        message.contains("only 0 of the 1 replica acknowledgements [store] min_replicas asks for arrived within 1s"),
-        "{message}"
-    );
     assert!(took < Duration::from_secs(5), "{took:?}");
 
     // The old primary comes back empty; the sentinels make it a replica of the new one,
-    // and the same store's acknowledged writes go through again.
+    // and the same store's writes wait for it again.
     group = blocking(move || {
         group.primary.start_again();
         group
     })
     .await;
     let restarted = Instant::now();
+    let waits = waits_answered(&group, promoted);
     let mut tries = 0;
     loop {
         tries += 1;
-        match acked.finish_job(&succeeded(&after)).await {
-            Ok(()) => break,
-            Err(StoreError::NotReplicated { .. }) => assert!(
-                restarted.elapsed() < Duration::from_secs(40),
-                "no replica acknowledged within 40s of the old primary's return"
-            ),
-            Err(other) => panic!("{other}"),
+        let next = job();
+        acked.record_job(&next).await.unwrap();
+        acked.finish_job(&succeeded(&next)).await.unwrap();
+        if waits_answered(&group, promoted) > waits {
+            break;
         }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(40),
+            "writes did not wait for the returned replica within 40s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!(
-        "old primary back to an acknowledged write: {:?} ({tries} tries)",
+        "old primary back to writes that wait for it: {:?} ({tries} tries)",
         restarted.elapsed()
     );
     assert!(waits_answered(&group, promoted) > 0);
@@ -379,7 +371,8 @@ async fn a_primary_demoted_behind_the_stores_back_answers_readonly_and_the_store
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement() {
+async fn a_replica_that_does_not_acknowledge_fails_the_write_and_one_that_is_gone_is_not_waited_for(
+) {
     let mut group = start_group().await;
     // One Redis by URL: min_replicas is not only for sentinels.
     let url = format!("redis://127.0.0.1:{}/0", group.primary.port);
@@ -396,11 +389,9 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
     acked.record_job(&j).await.unwrap();
     let primary = group.primary.port;
     let waits = waits_answered(&group, primary);
-    group = blocking(move || {
-        group.replicas[0].stop();
-        group
-    })
-    .await;
+    // The replica stops answering but stays connected: the primary counts it, so a write
+    // waits for it, and fails when it does not acknowledge in time.
+    group.replicas[0].pause(true);
 
     let asked = Instant::now();
     let refused = acked.finish_job(&succeeded(&j)).await;
@@ -484,12 +475,7 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
 
     // The refused result is on the primary (nothing is undone); once the replica is back,
     // the worker's retry of the same write is acknowledged.
-    group = blocking(move || {
-        group.replicas[0].start_again_as_replica_of(primary);
-        group.wait_for_replica(group.replicas[0].port, Duration::from_secs(20));
-        group
-    })
-    .await;
+    group.replicas[0].pause(false);
     acked.finish_job(&succeeded(&j)).await.unwrap();
     let record = acked.job(j.id).await.unwrap().unwrap();
     assert_eq!(record.status, JobStatus::Succeeded);
@@ -501,6 +487,24 @@ async fn without_its_replica_a_result_fails_naming_the_missing_acknowledgement()
     assert_eq!(
         acked.checkpoint("audit-export").await.unwrap().as_deref(),
         Some("{}")
+    );
+
+    // A replica that is gone (its connection closed) is not waited for: with none
+    // connected, writes go on at once rather than failing every job until it is back.
+    group = blocking(move || {
+        group.replicas[0].stop();
+        group
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alone = job();
+    acked.record_job(&alone).await.unwrap();
+    let asked = Instant::now();
+    acked.finish_job(&succeeded(&alone)).await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_millis(450),
+        "no replica connected, no wait: {:?}",
+        asked.elapsed()
     );
     drop(group);
 }

@@ -53,14 +53,17 @@ impl Cluster {
         }
     }
 
-    /// A folder of this cluster's files (configurations), readable by every container.
+    /// Writes `name` in this cluster's folder (configurations), readable and writable by
+    /// every container that mounts it.
     pub fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("file written");
-        let _ = Command::new("chmod")
-            .args(["a+rwX", "-R"])
-            .arg(self.dir.path())
-            .status();
+        // Readable by the containers' users; writable too (a Sentinel rewrites its file).
+        use std::os::unix::fs::PermissionsExt;
+        let open =
+            |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        open(self.dir.path(), 0o777).expect("folder opened");
+        open(&path, 0o666).expect("file opened");
         path
     }
 

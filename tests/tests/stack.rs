@@ -421,7 +421,9 @@ missed = "catch_up"
         let mut stdin = child.stdin.take().unwrap();
         use std::io::Write;
         for line in &lines {
-            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+            if stdin.write_all(format!("{line}\n").as_bytes()).is_err() {
+                break; // the session ended; its output says why
+            }
             std::thread::sleep(pause);
         }
         drop(stdin);
@@ -429,35 +431,50 @@ missed = "catch_up"
     });
 
     // The faults, one after another while jobs are queued and run.
+    let began = std::time::Instant::now();
+    let at = |what: &str| eprintln!("{:>6.1} s  {what}", began.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_secs(4));
     let leader = c
         .queue_leader("octobox.jobs.native")
         .expect("the job queue has a leader");
     c.kill(&leader);
+    at(&format!(
+        "killed {leader}, the leader of the native job queue"
+    ));
     std::thread::sleep(Duration::from_secs(6));
     c.disconnect("worker-2");
+    at("cut worker-2 off");
     std::thread::sleep(Duration::from_secs(10));
     c.reconnect("worker-2");
+    at("worker-2 back");
+
     let primary = c.redis_primary().expect("Sentinel names the primary");
     c.kill(&primary);
+    at(&format!("killed {primary}, the Redis primary"));
     wait_until("Sentinel to promote the replica", LONG, || {
         c.redis_primary().is_some_and(|p| p != primary)
     });
+    at("Sentinel promoted the replica");
     std::thread::sleep(Duration::from_secs(4));
     let promoted = c.redis_primary().unwrap();
     let probe = ScheduleProbe::connect(&format!("redis://{}:6379/0", c.ip(&promoted)));
     let holder = probe.lease_holder().expect("a scheduler holds the lease");
     c.kill(&holder);
+    at(&format!("killed {holder}, the lease holder"));
 
     let out = session.join().unwrap();
+    at("the session ended");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
     let ids = queued_ids(&lines);
+    let tail = |text: &str| text.lines().rev().take(40).collect::<Vec<_>>().join("\n");
     assert_eq!(
         ids.len(),
         jobs,
-        "every line queued; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "every line queued; stderr: {}\nlast lines, newest first:\n{}\nthe bot's log, newest first:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&stdout),
+        tail(&c.logs("bot"))
     );
     let results = results_per_job(&stdout);
     let unanswered: Vec<_> = ids

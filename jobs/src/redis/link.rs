@@ -44,9 +44,46 @@ pub(super) struct Primary {
     /// The scripts (by hash) this primary is known to hold, for the writes that wait for
     /// replicas (see `replicas`).
     scripts: Mutex<HashSet<String>>,
+    /// The replicas connected to this primary when last asked, and when that was.
+    replicas: Mutex<Option<(u32, std::time::Instant)>>,
 }
 
+/// How long a count of connected replicas is trusted before it is asked again.
+const REPLICAS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Primary {
+    /// How many replicas are connected to this primary (`ROLE`), asked at most once per
+    /// [`REPLICAS_FRESH`]; `None` when the primary did not answer.
+    pub(super) async fn connected_replicas(&self) -> Option<u32> {
+        if let Some((count, at)) = *self.replicas.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < REPLICAS_FRESH {
+                return Some(count);
+            }
+        }
+        let mut con = self.shared.clone();
+        let role: Vec<::redis::Value> = ::redis::cmd("ROLE").query_async(&mut con).await.ok()?;
+        let count = match role.get(2) {
+            Some(::redis::Value::Array(replicas)) => replicas.len() as u32,
+            _ => 0,
+        };
+        let before = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((count, std::time::Instant::now()))
+            .map(|(n, _)| n);
+        if before.is_some_and(|n| n != count) {
+            tracing::warn!(
+                store = %self.address,
+                replicas = count,
+                before = before.unwrap_or_default(),
+                "the replicas connected to the primary changed; writes that wait for replicas \
+                 (min_replicas) wait for at most those connected"
+            );
+        }
+        Some(count)
+    }
+
     /// Whether `script` was loaded on this primary.
     pub(super) fn holds(&self, script: &Script) -> bool {
         self.scripts
@@ -128,6 +165,7 @@ impl Link {
             acked,
             address: address.clone(),
             scripts: Default::default(),
+            replicas: Default::default(),
         };
         Ok(Link {
             route: Route::Fixed,
@@ -213,6 +251,7 @@ impl Link {
                     acked: found.acked,
                     address: found.address,
                     scripts: Default::default(),
+                    replicas: Default::default(),
                 });
                 state.current = Some(primary.clone());
                 primary

@@ -11,13 +11,18 @@
 //! happened on the primary (nothing is undone), but nobody may act on it; the caller's
 //! own retry repeats it, which the scripts make harmless.
 //!
+//! A primary with fewer replicas connected than `min_replicas` (a failover promoted the
+//! only replica; a replica is down) is not asked for more than it has: `WAIT` asks for
+//! the replicas connected now (counted with `ROLE`, at most once a second), and with
+//! none, writes go on without it, each such stretch logged. Writes then live on fewer
+//! machines, but they go on: a lost replica must not stop every job.
+//!
 //! `WAIT` is not consensus. A write acknowledged by a replica survives a failover that
 //! promotes that replica, which Sentinel prefers (it picks the replica with the most
 //! data) but does not promise; and a write that failed its `WAIT` may still appear.
 
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
 use ::redis::{FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
 
 use super::link::Primary;
@@ -37,24 +42,43 @@ impl ReplicaAcks {
         self.min > 0
     }
 
-    /// Sends `pipe`, a write, and then `WAIT` unless no replica is wanted; answers the
-    /// write's replies (as the pipeline alone would) and how many replicas acknowledged
-    /// (`min` when none was asked).
+    /// How many replicas a write on `redis` waits for: `min`, or fewer when fewer are
+    /// connected (see the module documentation).
+    async fn asked_of(&self, redis: &Primary) -> u32 {
+        match redis.connected_replicas().await {
+            Some(connected) => connected.min(self.min),
+            None => self.min,
+        }
+    }
+
+    /// Sends `pipe`, a write on `redis`'s `acked` connection, and then `WAIT` unless no
+    /// replica is wanted; answers the write's replies (as the pipeline alone would) and
+    /// how many replicas acknowledged (`min` when none was asked, or when every
+    /// connected replica acknowledged and fewer than `min` are connected).
     pub(super) async fn send<T: FromRedisValue>(
         &self,
-        con: &mut ConnectionManager,
+        redis: &Primary,
         mut pipe: Pipeline,
     ) -> RedisResult<(T, u32)> {
-        if !self.wanted() {
-            return Ok((pipe.query_async(con).await?, self.min));
+        let mut con = redis.acked.clone();
+        let asked = if self.wanted() {
+            self.asked_of(redis).await
+        } else {
+            0
+        };
+        if asked == 0 {
+            return Ok((pipe.query_async(&mut con).await?, self.min));
         }
-        pipe.cmd("WAIT")
-            .arg(self.min)
-            .arg(millis(self.timeout).max(1));
-        let mut replies: Vec<Value> = pipe.query_async(con).await?;
+        pipe.cmd("WAIT").arg(asked).arg(millis(self.timeout).max(1));
+        let mut replies: Vec<Value> = pipe.query_async(&mut con).await?;
         let acknowledged = match replies.pop() {
             Some(count) => u32::from_redis_value(count)?,
             None => 0,
+        };
+        let acknowledged = if acknowledged >= asked {
+            self.min
+        } else {
+            acknowledged
         };
         Ok((T::from_redis_value(Value::Array(replies))?, acknowledged))
     }
@@ -82,10 +106,10 @@ impl ReplicaAcks {
         }
         let mut pipe = ::redis::pipe();
         pipe.invoke_script(call);
-        match self.send::<(T,)>(&mut con, pipe.clone()).await {
+        match self.send::<(T,)>(redis, pipe.clone()).await {
             Err(err) if err.code() == Some("NOSCRIPT") => {
                 call.load_async(&mut con).await?;
-                let ((reply,), acknowledged) = self.send(&mut con, pipe).await?;
+                let ((reply,), acknowledged) = self.send(redis, pipe).await?;
                 Ok((reply, acknowledged))
             }
             other => other.map(|((reply,), acknowledged)| (reply, acknowledged)),

@@ -292,11 +292,10 @@ impl ScheduleStore for RedisStore {
     async fn save_checkpoint(&self, shipper: &str, checkpoint: &str) -> Result<(), StoreError> {
         let key = self.keys.checkpoint(shipper);
         self.acknowledged("save a shipper's checkpoint", |redis| {
-            let mut con = redis.acked.clone();
             let mut pipe = ::redis::pipe();
             pipe.cmd("SET").arg(&key).arg(checkpoint).ignore();
             let acks = self.acks;
-            async move { acks.send::<()>(&mut con, pipe).await }
+            async move { acks.send::<()>(&redis, pipe).await }
         })
         .await
     }

@@ -74,6 +74,17 @@ impl RedisNode {
         }
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT: a paused node keeps its connections open and
+    /// answers nothing, as a node stuck on a slow disk or a lost network does.
+    pub fn pause(&self, pause: bool) {
+        if let Some(child) = &self.child {
+            let signal = if pause { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM, and waits for the process to end.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
