@@ -238,11 +238,15 @@ impl Cluster {
             "octobox/redis:latest",
             &with("redis-server", &server, &[]),
         );
+        // Addresses, not names, between Redis and the Sentinels: a Sentinel resolves names
+        // on its one thread, and a lookup of a dead host's name that the network's
+        // resolver is slow to refuse stalls it into TILT mode, so no failover happens.
+        let primary = self.ip("redis-1");
         self.run(
             "redis-2",
             &[],
             "octobox/redis:latest",
-            &with("redis-server", &server, &["--replicaof", "redis-1", "6379"]),
+            &with("redis-server", &server, &["--replicaof", &primary, "6379"]),
         );
         wait_until("the replica to be in sync", Duration::from_secs(60), || {
             let out = self.exec("redis-2", &["redis-cli", "info", "replication"]);
@@ -250,17 +254,17 @@ impl Cluster {
         });
         for n in 1..=3 {
             let name = format!("sentinel-{n}");
-            let conf = self.file(
+            self.file(
                 &format!("{name}.conf"),
-                "port 26379\nprotected-mode no\nsentinel resolve-hostnames yes\n\
-                 sentinel announce-hostnames yes\n\
-                 sentinel monitor octobox redis-1 6379 2\n\
-                 sentinel down-after-milliseconds octobox 1000\n\
-                 sentinel failover-timeout octobox 5000\n\
-                 sentinel parallel-syncs octobox 1\n",
+                &format!(
+                    "port 26379\nprotected-mode no\n\
+                     sentinel monitor octobox {primary} 6379 2\n\
+                     sentinel down-after-milliseconds octobox 1000\n\
+                     sentinel failover-timeout octobox 5000\n\
+                     sentinel parallel-syncs octobox 1\n"
+                ),
             );
             let folder = format!("{}:/sentinel", self.dir().display());
-            let _ = conf;
             self.run(
                 &name,
                 &["-v", &folder],
@@ -288,14 +292,18 @@ impl Cluster {
                             "octobox",
                         ],
                     );
-                    String::from_utf8_lossy(&out.stdout).contains("redis-1")
+                    String::from_utf8_lossy(&out.stdout).contains(&primary)
                 })
             },
         );
     }
 
-    /// The host Sentinel names the primary now.
+    /// The host Sentinel names the primary now (`redis-1` or `redis-2`).
     pub fn redis_primary(&self) -> Option<String> {
+        let hosts: Vec<(String, &str)> = ["redis-1", "redis-2"]
+            .into_iter()
+            .map(|h| (self.ip(h), h))
+            .collect();
         for n in 1..=3 {
             let out = self.exec(
                 &format!("sentinel-{n}"),
@@ -308,9 +316,10 @@ impl Cluster {
                     "octobox",
                 ],
             );
-            if let Some(host) = String::from_utf8_lossy(&out.stdout).lines().next() {
-                if !host.trim().is_empty() {
-                    return Some(host.trim().to_string());
+            if let Some(address) = String::from_utf8_lossy(&out.stdout).lines().next() {
+                let address = address.trim();
+                if let Some((_, host)) = hosts.iter().find(|(ip, _)| ip == address) {
+                    return Some(host.to_string());
                 }
             }
         }

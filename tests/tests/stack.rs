@@ -451,9 +451,16 @@ missed = "catch_up"
     let primary = c.redis_primary().expect("Sentinel names the primary");
     c.kill(&primary);
     at(&format!("killed {primary}, the Redis primary"));
-    wait_until("Sentinel to promote the replica", LONG, || {
-        c.redis_primary().is_some_and(|p| p != primary)
-    });
+    let promoted_by = std::time::Instant::now() + Duration::from_secs(60);
+    while c.redis_primary().is_none_or(|p| p == primary) {
+        assert!(
+            std::time::Instant::now() < promoted_by,
+            "Sentinel did not promote the replica within 60 s; sentinel-1:\n{}\nredis-2:\n{}",
+            c.logs("sentinel-1"),
+            c.logs("redis-2")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     at("Sentinel promoted the replica");
     std::thread::sleep(Duration::from_secs(4));
     let promoted = c.redis_primary().unwrap();
@@ -475,6 +482,16 @@ missed = "catch_up"
         String::from_utf8_lossy(&out.stderr),
         tail(&stdout),
         tail(&c.logs("bot"))
+            + &(1..=3)
+                .map(|n| {
+                    let out = c.exec(
+                        &format!("rabbit-{n}"),
+                        &["rabbitmqctl", "-q", "list_queues", "name", "leader", "members", "online", "messages"],
+                    );
+                    format!("rabbit-{n}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+                })
+                .collect::<String>()
+            + &tail(&c.logs("rabbit-2"))
     );
     let results = results_per_job(&stdout);
     let unanswered: Vec<_> = ids

@@ -7,6 +7,8 @@
 //!   (`BrokerError::Unavailable`). A job whose confirmation was lost with the connection is
 //!   published again, so it may be queued twice (at-least-once; its `message_id` is the job
 //!   id);
+//! - a negative confirmation (a quorum queue electing a new leader after its node died,
+//!   or short of its quorum) is published again after a pause, up to the same timeout;
 //! - the publishing channel, in confirm mode, is opened again on each new connection, and
 //!   when RabbitMQ closed it (a channel error); the topology is declared again on it.
 //!
@@ -195,6 +197,22 @@ impl RabbitBroker {
                             target_url = %self.shared.target, job = %job.id,
                             "no confirmation within {CONFIRM_WAIT:?}; publishing again"
                         );
+                        continue;
+                    }
+                    Ok(Ok(Confirmation::Nack(_))) => {
+                        // A quorum queue electing a leader (its node died) or short of its
+                        // quorum refuses for a while; a duplicate of a job that was stored
+                        // after all is harmless, a job given up too soon is not.
+                        tracing::warn!(
+                            target_url = %self.shared.target, job = %job.id, tries,
+                            "RabbitMQ refused the job for now (a negative confirmation); publishing again"
+                        );
+                        if timeout_at(deadline, tokio::time::sleep(backoff.next_pause()))
+                            .await
+                            .is_err()
+                        {
+                            return confirmed(job, Confirmation::Nack(None));
+                        }
                         continue;
                     }
                     Ok(Ok(confirmation)) => {
