@@ -411,6 +411,7 @@ missed = "catch_up"
         .collect();
     let mut ssh = octobox_tests::ssh::ssh_command(2222, &key.path);
     ssh.arg(format!("admin@{bot_ip}")).arg("-T");
+    // Paced so that every fault strikes while lines are still coming in.
     let feeding = Duration::from_secs(40);
     let pause = feeding / jobs as u32;
     let session = std::thread::spawn(move || {
