@@ -14,6 +14,8 @@
 //! - [`load`]: submitting through the router, receiving through a reply sink, one phase.
 //! - [`ceiling`]: the raw broker rate, through lapin.
 //! - [`containers`]: `--containers`, container jobs against `docker run --rm`.
+//! - [`cluster`]: `--cluster`, throughput with one to three worker hosts against a
+//!   RabbitMQ cluster and Redis with Sentinel, and that cluster's own ceiling.
 //! - [`celery`]: the Celery script and its virtual environment.
 //! - [`cpu`]: CPU time by process, to show where the throughput phase spent its time.
 //! - [`redis_probe`]: Redis commands per job, and the events waiting for the async
@@ -29,6 +31,7 @@
 
 pub mod ceiling;
 pub mod celery;
+pub mod cluster;
 pub mod containers;
 pub mod cpu;
 pub mod load;

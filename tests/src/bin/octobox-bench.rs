@@ -40,6 +40,11 @@ struct Args {
     /// at its default, WARNING; "warn" keeps per-job log lines out of all three.
     #[arg(long, default_value = "warn")]
     log_level: String,
+    /// Measure a cluster instead: throughput with one, two and three worker hosts (Docker
+    /// containers) against RabbitMQ on three nodes and Redis with Sentinel, and the
+    /// cluster's own ceiling, --jobs each, --window outstanding.
+    #[arg(long)]
+    cluster: bool,
     /// Measure container jobs instead: start to result against `docker run --rm` of the
     /// same image, and a burst of jobs at once (see --container-jobs, --container-burst).
     #[arg(long)]
@@ -97,6 +102,15 @@ fn main() -> ExitCode {
             commands: args.ssh_commands,
         };
         return print(bench::ssh::run(&options));
+    }
+    if args.cluster {
+        let options = bench::cluster::ClusterOptions {
+            jobs: args.jobs,
+            window: args.window,
+            concurrency: args.concurrency,
+            patience: Duration::from_secs(args.patience),
+        };
+        return print(bench::cluster::run(&options));
     }
     if args.containers {
         let options = bench::containers::ContainerOptions {
