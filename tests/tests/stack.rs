@@ -504,6 +504,14 @@ missed = "catch_up"
         "not answered exactly once: {unanswered:?}"
     );
     let replies = said(&stdout);
+    let not_succeeded: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("job ") && l.contains(") ") && !l.contains("succeeded"))
+        .collect();
+    assert!(
+        not_succeeded.is_empty(),
+        "jobs that did not succeed: {not_succeeded:#?}"
+    );
     for n in (0..jobs as u32).filter(|n| n % 5 != 4) {
         assert_eq!(replies.get(&n), Some(&1), "job-{n}");
     }
