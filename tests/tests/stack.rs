@@ -419,6 +419,16 @@ missed = "catch_up"
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = ssh.spawn().expect("ssh runs");
+        // Read while writing: a pipe left unread fills, and ssh would wait on it forever.
+        let read = |mut from: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                let _ = from.read_to_end(&mut text);
+                text
+            })
+        };
+        let out = read(Box::new(child.stdout.take().unwrap()));
+        let err = read(Box::new(child.stderr.take().unwrap()));
         let mut stdin = child.stdin.take().unwrap();
         use std::io::Write;
         for line in &lines {
@@ -428,7 +438,23 @@ missed = "catch_up"
             std::thread::sleep(pause);
         }
         drop(stdin);
-        child.wait_with_output().unwrap()
+        // Bounded: a session that never ends fails the test instead of hanging it.
+        let ends = std::time::Instant::now() + Duration::from_secs(300);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > ends {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        std::process::Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
     });
 
     // The faults, one after another while jobs are queued and run.

@@ -108,6 +108,27 @@ impl RabbitBroker {
         self.shared.close().await;
     }
 
+    /// Closes `refused`, if it is still the publishing channel, so the next publish opens
+    /// another; publishes waiting for its confirmations fail and are published again.
+    async fn replace_publishing_channel(&self, refused: &Channel) {
+        let mut publisher = self.publisher.lock().await;
+        if publisher
+            .as_ref()
+            .is_some_and(|(_, channel)| channel.id() == refused.id())
+        {
+            *publisher = None;
+            let channel = refused.clone();
+            tokio::spawn(async move {
+                let _ = channel
+                    .close(
+                        200,
+                        "octobox replaces a channel RabbitMQ refused publishes on".into(),
+                    )
+                    .await;
+            });
+        }
+    }
+
     /// The publishing channel on the current connection: opened again after a reconnect
     /// or when RabbitMQ closed it.
     async fn publishing_channel(&self) -> Result<Channel, BrokerError> {
@@ -202,11 +223,15 @@ impl RabbitBroker {
                     Ok(Ok(Confirmation::Nack(_))) => {
                         // A quorum queue electing a leader (its node died) or short of its
                         // quorum refuses for a while; a duplicate of a job that was stored
-                        // after all is harmless, a job given up too soon is not.
+                        // after all is harmless, a job given up too soon is not. A channel
+                        // that knew the dead leader went on refusing every publish while
+                        // other connections published (seen in the cluster test): the
+                        // next try goes through a new channel.
                         tracing::warn!(
                             target_url = %self.shared.target, job = %job.id, tries,
-                            "RabbitMQ refused the job for now (a negative confirmation); publishing again"
+                            "RabbitMQ refused the job for now (a negative confirmation); publishing again on a new channel"
                         );
+                        self.replace_publishing_channel(&channel).await;
                         if timeout_at(deadline, tokio::time::sleep(backoff.next_pause()))
                             .await
                             .is_err()
