@@ -28,7 +28,7 @@ use ::redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, Stream
 use ::redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisResult};
 use tokio::time::Instant;
 
-use super::link::Primary;
+use super::primary::Primary;
 use super::{millis, RedisStore, CONNECT_TIMEOUT};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobRecord, JobResult};

@@ -11,8 +11,10 @@
 //! - `notes`: small shared values adapters keep for a while (`Store::note_once`).
 //! - `events`: the event stream, read as a consumer group, and the claim of events a
 //!   dead consumer left pending.
-//! - `link`: `Link`, the Redis commands go to and the connections to it (`Primary`),
-//!   fixed for a URL, following failovers with sentinels.
+//! - `link`: `Link`, the Redis commands go to, fixed for a URL, following failovers
+//!   with sentinels.
+//! - `primary`: `Primary`, the connections to the node that takes writes now, and
+//!   `Settings`, how they are made.
 //! - `sentinel`: `Sentinels`, asking Redis Sentinel which node is the primary now.
 //! - `replicas`: `ReplicaAcks`, `[store] min_replicas`: the writes callers act on wait
 //!   for replicas (`WAIT`).
@@ -82,6 +84,7 @@ mod events;
 mod keys;
 mod link;
 mod notes;
+mod primary;
 mod quota;
 mod records;
 mod replicas;
@@ -243,7 +246,7 @@ impl RedisStore {
     /// `what` completes "while trying to ..." in logs and errors.
     async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StoreError>
     where
-        F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
+        F: FnMut(std::sync::Arc<primary::Primary>) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         retrying(&self.link, self.retry_limit, what, attempt).await
@@ -254,7 +257,7 @@ impl RedisStore {
     /// acknowledged it.
     async fn acknowledged<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StoreError>
     where
-        F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
+        F: FnMut(std::sync::Arc<primary::Primary>) -> Fut,
         Fut: Future<Output = RedisResult<(T, u32)>>,
     {
         let (reply, acknowledged) = self.retrying(what, attempt).await?;
@@ -267,7 +270,7 @@ impl RedisStore {
 /// manager (the longer wait is the retry helper's, so one place decides how long to keep
 /// trying); the connection of the writes that wait for replicas answers within the
 /// response timeout plus that wait.
-fn connection_settings(acks: replicas::ReplicaAcks) -> link::Settings {
+fn connection_settings(acks: replicas::ReplicaAcks) -> primary::Settings {
     let manager = |response: Duration| {
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -276,7 +279,7 @@ fn connection_settings(acks: replicas::ReplicaAcks) -> link::Settings {
             .set_min_delay(FIRST_BACKOFF)
             .set_max_delay(MAX_BACKOFF)
     };
-    link::Settings {
+    primary::Settings {
         shared: manager(RESPONSE_TIMEOUT),
         acked: acks
             .wanted()
@@ -295,7 +298,7 @@ async fn retrying<T, F, Fut>(
     mut attempt: F,
 ) -> Result<T, StoreError>
 where
-    F: FnMut(std::sync::Arc<link::Primary>) -> Fut,
+    F: FnMut(std::sync::Arc<primary::Primary>) -> Fut,
     Fut: Future<Output = RedisResult<T>>,
 {
     let address = link.name();

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use ::redis::{FromRedisValue, Pipeline, RedisResult, Script, ScriptInvocation, Value};
 
-use super::link::Primary;
 use super::millis;
+use super::primary::Primary;
 use crate::store::StoreError;
 
 /// How many replicas must acknowledge a write, and how long it waits for them.

@@ -16,7 +16,7 @@ use ::redis::{
 };
 use config::{SentinelAddress, SentinelsConfig};
 
-use super::link::{Primary, Settings};
+use super::primary::{Primary, Settings};
 use super::{is_transient, CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 
 /// The sentinels of one primary, and how to reach them and the nodes they name.
