@@ -68,7 +68,10 @@ impl Prompts<'_> {
                 .post_blocks(channel, thread, &text, blocks.clone())
                 .await
             {
-                Ok(Some(ts)) => self.note(approval.id(), channel, &ts).await,
+                Ok(Some(ts)) => {
+                    self.note(approval.id(), channel, &ts).await;
+                    self.show_if_decided(approval.id(), channel, &ts).await;
+                }
                 Ok(None) => {
                     tracing::warn!(job = %approval.id(), channel, "approval prompt posted, but Slack did not say where; it will keep its buttons")
                 }
@@ -96,6 +99,20 @@ impl Prompts<'_> {
             }
         }
         tracing::warn!(%job, channel, "more approval prompts than noted; this one keeps its buttons");
+    }
+
+    /// Edits the prompt just posted at (`channel`, `ts`) if `job` was decided meanwhile:
+    /// a decision made before this prompt was noted was shown on the others only. The
+    /// prompt is noted first, so a decision stored after this look finds it in
+    /// [`Prompts::show_decision`]; at worst both edit it, to the same text.
+    async fn show_if_decided(&self, job: JobId, channel: &str, ts: &str) {
+        let Ok(Some((approval, Some(decision)))) = self.store.approval(job).await else {
+            return;
+        };
+        let (text, blocks) = decided(&approval, &decision);
+        if let Err(e) = self.outbox.finish_blocks(channel, ts, &text, blocks).await {
+            tracing::warn!(%job, %channel, error = %e, "approval prompt not edited to its decision");
+        }
     }
 
     /// Where `job`'s prompts are, as (channel, ts).
