@@ -34,6 +34,8 @@ pub struct Catalog {
     pub configured: usize,
     /// Where the configuration was read from.
     pub source: String,
+    /// `[api]`: the HTTP API's tokens, replaced with the rest on a reload.
+    pub api: config::ApiConfig,
 }
 
 impl Catalog {
@@ -51,6 +53,7 @@ impl Catalog {
             audit_keep: config.audit.keep,
             configured: config.commands.len(),
             source: config.source.clone(),
+            api: config.api.clone(),
         })
     }
 }

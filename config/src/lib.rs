@@ -13,6 +13,7 @@
 //! - [`limits`]: [`ContainerLimits`], [`OutputFormat`], sizes (`parse_size`, `SizeError`).
 //! - `schedule`: `[scheduler]` and `[[schedule]]`, [`parse_cron`] and [`CronError`].
 //! - `shipper`: `[[shipper]]` ([`ShipperConfig`]: a source, a sink, a window).
+//! - `api`: `[api]`, the HTTP API's tokens ([`ApiConfig`], [`ApiToken`]).
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
 //! - `error`: [`ConfigError`] (file, line, key, message), [`ConfigErrors`], and the
 //!   `Report` every section writes its problems to.
@@ -26,6 +27,7 @@
 //!
 //! `compose/octobox.example.toml` documents every key; keep it in step with this module.
 
+pub mod api;
 mod command;
 mod container;
 mod durable;
@@ -44,6 +46,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use api::{ApiConfig, ApiToken, API_ADAPTER};
 pub use container::{fill_template, template_slots, ContainerCommand};
 pub use durable::NotDurable;
 pub use error::{ConfigError, ConfigErrors};
@@ -82,6 +85,8 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     /// `[http]`: where the process serves its health, readiness and metrics.
     pub http: HttpConfig,
+    /// `[api]`: the tokens of the HTTP API and dashboard (served on `[http] listen`).
+    pub api: ApiConfig,
 }
 
 impl Config {

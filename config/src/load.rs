@@ -44,7 +44,7 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
         let mut report = Report::new(source, text);
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
             let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
             let message = plain_words(&without_values(e.message()));
             ConfigErrors(vec![report.at(e.span(), &key, message)])
@@ -59,6 +59,7 @@ impl Config {
         }
 
         acl(&raw.acl, &mut report);
+        let api = crate::api::api(std::mem::take(&mut raw.api), &mut raw.acl, env, &mut report);
         let jobs = jobs(&raw.jobs, &mut report);
         let worker = worker(raw.worker, &mut report);
         let quota = quota(&raw.quota, &mut report);
@@ -102,6 +103,7 @@ impl Config {
             shippers: timed.shippers,
             slack,
             http,
+            api,
         })
     }
 }
@@ -284,6 +286,8 @@ struct RawConfig {
     slack: Option<RawSlack>,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    api: crate::api::RawApi,
 }
 
 #[derive(Deserialize, Default)]

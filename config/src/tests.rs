@@ -11,6 +11,7 @@ fn env(name: &str) -> Option<String> {
         "SHORT_KEY" => Some("hunter4".into()),
         "REDIS_PASSWORD" => Some("hunter5".into()),
         "SENTINEL_PASSWORD" => Some("hunter6".into()),
+        "API_TOKEN" => Some("t".repeat(40)),
         _ => None,
     }
 }
@@ -745,4 +746,67 @@ fn sentinel_mistakes_are_named_by_line_and_key_without_showing_passwords() {
         all.contains("octobox.toml:6: store.replica_timeout: must be longer than 0s"),
         "{all}"
     );
+}
+
+#[test]
+fn api_tokens_join_their_groups_and_never_show() {
+    let c = parse(
+        r#"
+[acl.groups]
+oncall = ["slack:U1"]
+
+[api]
+requests_per_minute = 120
+
+[[api.token]]
+name = "grafana"
+groups = ["oncall", "auditors"]
+token = "${API_TOKEN}"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.api.requests_per_minute, 120);
+    let t = &c.api.tokens[0];
+    assert_eq!(t.identity(), "api:grafana");
+    assert_eq!(t.value.expose(), "t".repeat(40));
+    assert!(!format!("{c:?}").contains("tttttttt"), "a token never shows");
+    assert_eq!(c.acl.groups["oncall"], vec!["slack:U1", "api:grafana"]);
+    assert_eq!(c.acl.groups["auditors"], vec!["api:grafana"]);
+    assert!(parse("").unwrap().api.tokens.is_empty(), "no token, no caller");
+}
+
+#[test]
+fn api_token_mistakes_are_named_with_their_line() {
+    let e = errors(
+        r#"
+[[api.token]]
+name = "short"
+token = "hunter2"
+
+[[api.token]]
+name = "unset"
+token = "${NOT_SET}"
+
+[[api.token]]
+name = "bad name!"
+groups = ["on call"]
+token = "${API_TOKEN}"
+
+[[api.token]]
+name = "first"
+token = "${API_TOKEN}"
+
+[[api.token]]
+name = "again"
+token = "${API_TOKEN}"
+"#,
+    );
+    let all = e.join("\n");
+    assert!(all.contains("octobox.toml:2:") && all.contains("shorter than 24 characters"), "{all}");
+    assert!(all.contains("openssl rand -hex 32"), "{all}");
+    assert!(all.contains("octobox.toml:6:") && all.contains("NOT_SET"), "{all}");
+    assert!(all.contains("\"bad name!\" is not a name"), "{all}");
+    assert!(all.contains("\"on call\" is not a group name"), "{all}");
+    assert!(all.contains("octobox.toml:19:") && all.contains("same value as another token"), "{all}");
+    assert!(!all.contains("hunter2") && !all.contains("tttt"), "values never show: {all}");
 }
