@@ -28,6 +28,8 @@
 //!   images built here.
 //! - [`browser`]: `Browser` — headless Chromium driven over W3C WebDriver (Debian's
 //!   chromedriver), for pages tested in a real browser.
+//! - [`schemathesis`]: Schemathesis (from PyPI) run against a live server's OpenAPI
+//!   document.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
@@ -44,6 +46,7 @@ pub mod health;
 pub mod pipeline;
 pub mod processes;
 pub mod scheduler;
+pub mod schemathesis;
 pub use test_services as services;
 pub mod shipping;
 pub mod slack_bot;

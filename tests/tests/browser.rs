@@ -1,21 +1,24 @@
-//! The harness for web pages, tested on a page served here: headless Chromium over
-//! WebDriver (`octobox_tests::browser`) clicks, types, follows Server-Sent Events,
-//! answers a `confirm()`, reads HttpOnly cookies and takes screenshots.
+//! The harnesses for web pages and HTTP APIs, tested on pages and APIs served here:
+//! headless Chromium over WebDriver (`octobox_tests::browser`) clicks, types, follows
+//! Server-Sent Events, answers a `confirm()`, reads HttpOnly cookies and takes
+//! screenshots; Schemathesis (`octobox_tests::schemathesis`) passes an API that keeps
+//! its OpenAPI document and reports one that does not.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use axum::extract::State;
-use axum::http::header;
+use anyhow::{ensure, Context, Result};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use octobox_tests::browser::Browser;
-use serde_json::json;
+use octobox_tests::schemathesis;
+use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -241,5 +244,167 @@ async fn the_browser_harness_says_what_it_saw_when_a_wait_runs_out() -> Result<(
 
     let error = browser.accept_alert().await.expect_err("no dialog is open");
     assert!(format!("{error:#}").contains("no such alert"), "{error:#}");
+    Ok(())
+}
+
+// ---- an API with an OpenAPI document, one endpoint behind a bearer token ----
+
+const TOKEN: &str = "harness-token";
+
+fn openapi_document() -> Value {
+    let error = json!({
+        "description": "refused",
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        }}},
+    });
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Harness API", "version": "1"},
+        "servers": [{"url": "/"}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/health": {"get": {
+                "operationId": "health",
+                "responses": {"200": {
+                    "description": "alive",
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["status", "jobs"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "status": {"type": "string", "enum": ["ok"]},
+                            "jobs": {"type": "integer", "minimum": 0},
+                        },
+                    }}},
+                }},
+            }},
+            "/jobs/{id}": {"get": {
+                "operationId": "job",
+                "security": [{"bearer": []}],
+                "parameters": [{
+                    "name": "id", "in": "path", "required": true,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                }],
+                "responses": {
+                    "200": {
+                        "description": "the job",
+                        "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["id", "command", "status"],
+                            "additionalProperties": false,
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "command": {"type": "string"},
+                                "status": {"type": "string", "enum": ["queued", "running", "succeeded"]},
+                            },
+                        }}},
+                    },
+                    "400": {"description": "not a job id"},
+                    "401": error,
+                    "404": error,
+                },
+            }},
+        },
+    })
+}
+
+#[derive(Clone)]
+struct ApiState {
+    /// The bug to show: the job's `id` as a string, which the document says is an integer.
+    id_as_string: bool,
+    authorized: Arc<AtomicU64>,
+}
+
+fn api_app(state: ApiState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(openapi_document()) }))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "ok", "jobs": 3})) }),
+        )
+        .route("/jobs/{id}", get(job))
+        .with_state(state)
+}
+
+async fn job(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(TOKEN) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "a bearer token is required"})),
+        )
+            .into_response();
+    }
+    state.authorized.fetch_add(1, Ordering::SeqCst);
+    if !(1..=1000).contains(&id) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such job"}))).into_response();
+    }
+    let id = if state.id_as_string {
+        json!(id.to_string())
+    } else {
+        json!(id)
+    };
+    Json(json!({"id": id, "command": "echo", "status": "succeeded"})).into_response()
+}
+
+/// Serves the API (`id_as_string`: with its bug) and runs schemathesis against it.
+async fn schemathesis_against(
+    id_as_string: bool,
+) -> Result<(schemathesis::SchemathesisReport, u64)> {
+    let authorized = Arc::new(AtomicU64::new(0));
+    let state = ApiState {
+        id_as_string,
+        authorized: authorized.clone(),
+    };
+    let addr = serve(api_app(state)).await?;
+    let url = format!("http://{addr}/openapi.json");
+    let bearer = format!("Bearer {TOKEN}");
+    let report = tokio::task::spawn_blocking(move || {
+        schemathesis::run(&url, &[("Authorization", &bearer)], 30)
+    })
+    .await
+    .context("the schemathesis run")??;
+    Ok((report, authorized.load(Ordering::SeqCst)))
+}
+
+#[tokio::test]
+async fn schemathesis_passes_an_api_that_keeps_its_openapi_document() -> Result<()> {
+    let (report, authorized) = schemathesis_against(false).await?;
+    report.ensure_passed()?;
+    ensure!(
+        authorized > 0,
+        "no request carried the bearer token:\n{}",
+        report.output
+    );
+    ensure!(
+        !report.command.contains(TOKEN),
+        "the command shows the token: {}",
+        report.command
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn schemathesis_reports_a_field_of_the_wrong_type() -> Result<()> {
+    let (report, _) = schemathesis_against(true).await?;
+    ensure!(
+        !report.passed,
+        "the wrong type went unnoticed:\n{}",
+        report.output
+    );
+    ensure!(
+        report.output.contains("Response violates schema")
+            && report.output.contains("GET /jobs/{id}"),
+        "the failure is not the one expected:\n{}",
+        report.output
+    );
+    let error = report.ensure_passed().expect_err("the run failed");
+    ensure!(
+        format!("{error:#}").contains("schemathesis run"),
+        "the error does not name the command: {error:#}"
+    );
     Ok(())
 }
