@@ -26,6 +26,10 @@
 //!   Redis with Sentinel, Octobox's containers) to kill and cut off.
 //! - [`stack`]: `Stack` — `compose/docker-compose.yml` up on the Docker engine from
 //!   images built here.
+//! - [`browser`]: `Browser` — headless Chromium driven over W3C WebDriver (Debian's
+//!   chromedriver), for pages tested in a real browser.
+//! - [`schemathesis`]: Schemathesis (from PyPI) run against a live server's OpenAPI
+//!   document.
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
@@ -34,6 +38,7 @@
 
 pub mod bench;
 pub mod binary;
+pub mod browser;
 pub mod cluster;
 pub mod console;
 pub mod containers;
@@ -41,6 +46,7 @@ pub mod health;
 pub mod pipeline;
 pub mod processes;
 pub mod scheduler;
+pub mod schemathesis;
 pub use test_services as services;
 pub mod shipping;
 pub mod slack_bot;
