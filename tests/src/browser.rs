@@ -509,7 +509,9 @@ impl Drop for Browser {
     }
 }
 
-/// `DELETE /session/<id>` over a blocking socket (a `Drop` cannot await), bounded.
+/// `DELETE /session/<id>` over a blocking socket (a `Drop` cannot await), bounded;
+/// returns once the answer's head has come (chromedriver answers once Chromium has quit,
+/// and may keep the connection open after).
 fn delete_session(port: u16, id: &str) {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return;
@@ -519,9 +521,16 @@ fn delete_session(port: u16, id: &str) {
     let request = format!(
         "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    if stream.write_all(request.as_bytes()).is_ok() {
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
+    if stream.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
     }
 }
 
