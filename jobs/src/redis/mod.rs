@@ -28,6 +28,9 @@
 //! |---|---|---|
 //! | `octobox:job:<id>` | HASH | `job` (JSON `Job`), `status` (`queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`), `worker`, `started_at` (RFC 3339), `result` (JSON `JobResult`); expires `retention` after it was recorded or finished |
 //! | `octobox:jobs` | ZSET | job ids scored by creation time (ms), for `recent_jobs`; entries older than `retention` are trimmed whenever a job is recorded |
+//! | `octobox:jobs:by-command:<command>` | ZSET | the jobs of one command, scored by creation time (ms); written with the record, trimmed like the history, expiring `retention` after its last write (so are the two below) |
+//! | `octobox:jobs:by-requester:<identity>` | ZSET | the jobs of one requester (`adapter:user`), scored by creation time (ms) |
+//! | `octobox:jobs:by-status:<status>` | ZSET | the jobs whose record holds that status now, scored by creation time (ms); a job moves from `queued` to `running` to its final status in the script that changes its record |
 //! | `octobox:events` | STREAM | one field `event` (JSON `Event`); capped near [`STREAM_MAXLEN`] entries (`MAXLEN ~`) |
 //! | `octobox:delivered:<group>:<id>` | STRING | a consumer group's delivery claim of a job, set with `NX`, expiring after `retention` |
 //! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
@@ -44,10 +47,11 @@
 //! # Atomicity
 //!
 //! The writes the contract pairs happen in one Lua script each, so no reader ever sees
-//! one half: `record_job` writes the record, its history entry and the `queued` event;
-//! `finish_job` writes the result and status and only then appends `finished`;
-//! `mark_started` writes `running` and appends `started` unless the record already holds
-//! a final status (a late redelivery must not undo a result). Scripts rather than
+//! one half: `record_job` writes the record, its history and index entries and the
+//! `queued` event; `finish_job` writes the result and status, moves the job to its final
+//! status's index and only then appends `finished`; `mark_started` writes `running`
+//! (record and index) and appends `started` unless the record already holds a final
+//! status (a late redelivery must not undo a result). Scripts rather than
 //! `MULTI`/`EXEC` because the status check in `mark_started` needs a read inside the
 //! transaction, and one script call is one command for the retry helper to repeat.
 //!
