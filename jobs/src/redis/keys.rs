@@ -99,6 +99,11 @@ impl Keys {
         };
         format!("{}jobs:by-status:{name}", self.prefix)
     }
+
+    /// ZSET: the jobs the broker gave up on (`Store::note_dead_letter`).
+    pub(crate) fn dead_lettered(&self) -> String {
+        format!("{}jobs:dead-lettered", self.prefix)
+    }
 }
 
 /// The audit trail's and the approvals' keys (see `trail`).
@@ -198,5 +203,6 @@ mod tests {
             keys.by_status(JobStatus::TimedOut),
             "octobox:jobs:by-status:timed_out"
         );
+        assert_eq!(keys.dead_lettered(), "octobox:jobs:dead-lettered");
     }
 }

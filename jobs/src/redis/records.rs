@@ -657,7 +657,7 @@ fn status_name(status: JobStatus) -> String {
 
 /// A record from its hash fields; `None` when the hash is gone (never recorded, or
 /// expired).
-fn decode_record(
+pub(super) fn decode_record(
     key: &str,
     fields: &HashMap<String, Vec<u8>>,
 ) -> Result<Option<JobRecord>, StoreError> {
