@@ -95,6 +95,10 @@ impl DeadLetterReporter {
                 error: Some(JobFailure::DeadLettered(reason).to_string()),
             };
             let id = job.id;
+            // For history pages that ask for dead-lettered jobs; the result matters more.
+            if let Err(e) = self.store.note_dead_letter(&job).await {
+                tracing::warn!(job = %id, error = %e, "dead-lettered job not noted as such");
+            }
             match self.store.finish_job(&result).await {
                 Ok(()) => {
                     if let Err(e) = delivery.ack().await {

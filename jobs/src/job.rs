@@ -26,6 +26,16 @@ impl JobId {
     pub fn new() -> Self {
         JobId(Uuid::now_v7())
     }
+
+    /// The id's 16 bytes, for compact encodings (history cursors).
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    /// The id whose bytes are `bytes` (read back from [`JobId::to_bytes`]).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        JobId(Uuid::from_bytes(bytes))
+    }
 }
 
 impl Default for JobId {

@@ -15,6 +15,8 @@
 //! - [`broker`]: the `Broker` trait: publish with confirmation, consume with acknowledgement,
 //!   broadcast control messages.
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
+//! - [`query`]: `JobQuery`, `JobCursor`, `JobPage` — filtered pages of the job history
+//!   (`Store::job_page`).
 //! - [`schedule_store`]: the `ScheduleStore` trait: the scheduler lease, fires, pauses,
 //!   shipper checkpoints.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
@@ -42,6 +44,7 @@ pub mod failure;
 pub mod job;
 pub mod memory;
 pub mod process;
+pub mod query;
 pub mod rabbit;
 pub mod redis;
 pub mod schedule_store;
@@ -56,5 +59,6 @@ pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use failure::{BadSignature, DeadLetter, JobFailure};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
+pub use query::{BadCursor, BadQuery, JobCursor, JobPage, JobQuery, MAX_FILTER_CHARS, MAX_PAGE};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
 pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo, APPROVAL_KEEP};

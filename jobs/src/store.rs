@@ -13,6 +13,7 @@ use crate::approval::{Approval, Decided, Decision};
 use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult, TaskClass};
+use crate::query::{BadQuery, JobPage, JobQuery};
 
 /// How long an approval's record and decision are kept after it expires.
 pub const APPROVAL_KEEP: Duration = Duration::from_secs(7 * 86_400);
@@ -77,6 +78,9 @@ pub enum StoreError {
         wanted: u32,
         waited: std::time::Duration,
     },
+    /// A history query the store refuses to run (a filter too long).
+    #[error("the job history query was refused: {0}")]
+    BadQuery(#[from] BadQuery),
 }
 
 impl StoreError {
@@ -131,6 +135,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest jobs first, at most `limit`.
     async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// One page of the history, newest first: the jobs matching every filter of `query`,
+    /// after `query.after` (exclusive), at most its page size. Each call costs bounded
+    /// time: a store may stop before the page is full, with `next` set, and the caller
+    /// goes on from there. `StoreError::BadQuery` for a filter past its length limit.
+    async fn job_page(&self, query: &JobQuery) -> Result<JobPage, StoreError>;
+
+    /// Marks job `job` as one the broker gave up on, for `JobQuery::dead_lettered`; the
+    /// dead-letter reporter calls it just before it stores the job's failed result.
+    async fn note_dead_letter(&self, job: &Job) -> Result<(), StoreError>;
 
     /// Reads events as `consumer` in consumer group `group`: events not yet handed to
     /// the group, waiting up to `block` for one to arrive. An event stays pending for

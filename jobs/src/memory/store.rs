@@ -5,6 +5,11 @@
 //! consumer group has acknowledged its `finished` event), never one whose reply is still
 //! to go; it drops events every consumer group has acknowledged. How many jobs can be
 //! outstanding at once is bounded by the quotas (`[quota]`), which it also keeps.
+//!
+//! History pages (`job_page`) are a pass over the records kept, at most those bounds:
+//! every record is examined, so a page never stops early and `next` is set only when
+//! more matching jobs remain. Dead-lettered jobs are a set of ids, forgotten with their
+//! records.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -20,6 +25,7 @@ use crate::approval::{Approval, Decided, Decision};
 use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
+use crate::query::{JobCursor, JobPage, JobQuery};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 
 #[derive(Default)]
@@ -50,6 +56,8 @@ struct Inner {
     /// Final records by the sequence number of their `finished` event, so the ones whose
     /// reply is out are found first, without walking every record.
     finished: BTreeMap<u64, JobId>,
+    /// The jobs noted as dead-lettered (`note_dead_letter`) whose record is kept.
+    dead: HashSet<JobId>,
     /// Quota places: who holds one under each key, released when the job ends.
     places: Places,
     /// Quota uses: per key, the window they were counted in and how many.
@@ -125,6 +133,7 @@ impl Inner {
                     self.finished.pop_first();
                     self.records.remove(&id);
                     self.delivered.remove(&id);
+                    self.dead.remove(&id);
                     excess -= 1;
                 }
                 _ => break,
@@ -213,6 +222,41 @@ impl Store for MemoryStore {
             .filter_map(|id| inner.records.get(id).cloned())
             .take(limit)
             .collect())
+    }
+
+    async fn job_page(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        let filters = query.filters()?;
+        let limit = query.page_size();
+        let inner = self.lock();
+        let mut matching: Vec<(JobCursor, &JobRecord)> = inner
+            .records
+            .values()
+            .map(|record| (JobCursor::of(record), record))
+            .filter(|(at, record)| {
+                query.after.is_none_or(|after| *at < after)
+                    && filters.matches(record, inner.dead.contains(&record.job.id))
+            })
+            .collect();
+        let newest_first = |a: &(JobCursor, _), b: &(JobCursor, _)| b.0.cmp(&a.0);
+        let more = matching.len() > limit;
+        if more {
+            matching.select_nth_unstable_by(limit, newest_first);
+            matching.truncate(limit);
+        }
+        matching.sort_unstable_by(newest_first);
+        Ok(JobPage {
+            next: more.then(|| matching.last().map(|(at, _)| *at)).flatten(),
+            jobs: matching.into_iter().map(|(_, r)| r.clone()).collect(),
+            scanned: inner.records.len(),
+        })
+    }
+
+    async fn note_dead_letter(&self, job: &Job) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.records.contains_key(&job.id) {
+            inner.dead.insert(job.id);
+        }
+        Ok(())
     }
 
     async fn read_events(
@@ -504,6 +548,76 @@ mod tests {
         for &id in &ids[extra..] {
             assert!(store.job(id).await.unwrap().is_some(), "{id} was dropped");
         }
+    }
+
+    #[tokio::test]
+    async fn a_page_is_newest_first_by_time_then_id_and_goes_on_after_its_cursor() {
+        let store = MemoryStore::new();
+        let at = Utc::now();
+        let mut jobs: Vec<Job> = (0..5).map(|_| job()).collect();
+        for j in &mut jobs {
+            j.created_at = at;
+        }
+        // Recorded newest first: the order of recording does not matter.
+        for j in jobs.iter().rev() {
+            store.record_job(j).await.unwrap();
+        }
+        let query = JobQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        let first = store.job_page(&query).await.unwrap();
+        let ids: Vec<JobId> = first.jobs.iter().map(|r| r.job.id).collect();
+        assert_eq!(ids, vec![jobs[4].id, jobs[3].id]);
+        assert_eq!(first.next, Some(JobCursor::of(&first.jobs[1])));
+        assert_eq!(first.scanned, 5);
+        let last = store
+            .job_page(&JobQuery {
+                limit: 3,
+                after: first.next,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<JobId> = last.jobs.iter().map(|r| r.job.id).collect();
+        assert_eq!(ids, vec![jobs[2].id, jobs[1].id, jobs[0].id]);
+        assert_eq!(last.next, None, "nothing older remains");
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_noted_for_kept_records_and_forgotten_with_them() {
+        let store = MemoryStore::new();
+        let (kept, never_recorded) = (job(), job());
+        store.record_job(&kept).await.unwrap();
+        store.note_dead_letter(&kept).await.unwrap();
+        store.note_dead_letter(&never_recorded).await.unwrap();
+        assert_eq!(store.lock().dead, HashSet::from([kept.id]));
+        let dead = JobQuery {
+            dead_lettered: true,
+            ..Default::default()
+        };
+        let page = store.job_page(&dead).await.unwrap();
+        assert_eq!(page.jobs.len(), 1);
+
+        // Past the limit, a finished and delivered record goes, and its note with it.
+        store.finish_job(&succeeded(kept.id)).await.unwrap();
+        loop {
+            let events = store
+                .read_events("bot", "c", 1000, Duration::ZERO)
+                .await
+                .unwrap();
+            if events.is_empty() {
+                break;
+            }
+            let seen: Vec<_> = events.into_iter().map(|(id, _)| id).collect();
+            store.ack_events("bot", &seen).await.unwrap();
+        }
+        for _ in 0..MemoryStore::KEEP_JOBS {
+            store.record_job(&job()).await.unwrap();
+        }
+        assert_eq!(store.job(kept.id).await.unwrap(), None);
+        assert!(store.lock().dead.is_empty());
+        assert!(store.job_page(&dead).await.unwrap().jobs.is_empty());
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! database with other programs, and tests or deployments can share one server under
 //! different prefixes.
 
-use crate::job::JobId;
+use crate::job::{JobId, JobStatus};
 
 /// The prefix used unless the store is told otherwise.
 pub const DEFAULT_PREFIX: &str = "octobox:";
@@ -70,6 +70,39 @@ impl Keys {
     /// SET: the names of workers that sent a heartbeat, to list them without `SCAN`.
     pub(crate) fn workers(&self) -> String {
         format!("{}workers", self.prefix)
+    }
+}
+
+/// The history's secondary indexes (see `query`): ZSETs of job ids scored by creation
+/// time in milliseconds, like the history itself, written by the record scripts.
+impl Keys {
+    /// ZSET: the jobs of one command.
+    pub(crate) fn by_command(&self, command: &str) -> String {
+        format!("{}jobs:by-command:{command}", self.prefix)
+    }
+
+    /// ZSET: the jobs of one requester, by identity (`adapter:user`).
+    pub(crate) fn by_requester(&self, identity: &str) -> String {
+        format!("{}jobs:by-requester:{identity}", self.prefix)
+    }
+
+    /// ZSET: the jobs whose record holds `status` now (a job moves from `queued` to
+    /// `running` to its final status).
+    pub(crate) fn by_status(&self, status: JobStatus) -> String {
+        let name = match status {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::Cancelled => "cancelled",
+        };
+        format!("{}jobs:by-status:{name}", self.prefix)
+    }
+
+    /// ZSET: the jobs the broker gave up on (`Store::note_dead_letter`).
+    pub(crate) fn dead_lettered(&self) -> String {
+        format!("{}jobs:dead-lettered", self.prefix)
     }
 }
 
@@ -161,5 +194,15 @@ mod tests {
         assert_eq!(keys.worker("w1"), "octobox:worker:w1");
         assert_eq!(keys.workers(), "octobox:workers");
         assert_eq!(Keys::new("t1:").events(), "t1:events");
+        assert_eq!(keys.by_command("deploy"), "octobox:jobs:by-command:deploy");
+        assert_eq!(
+            keys.by_requester("slack:U123"),
+            "octobox:jobs:by-requester:slack:U123"
+        );
+        assert_eq!(
+            keys.by_status(JobStatus::TimedOut),
+            "octobox:jobs:by-status:timed_out"
+        );
+        assert_eq!(keys.dead_lettered(), "octobox:jobs:dead-lettered");
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - `keys`: the names of everything below (prefix `octobox:` by default).
 //! - `records`: job records, the history index, delivery claims, worker heartbeats.
+//! - `query`: filtered pages of the history (`job_page`) through its secondary indexes,
+//!   which the record scripts keep, and the index of dead-lettered jobs.
 //! - `coalesce`: `Coalescer`, which sends the record and result writes that arrive while
 //!   one is in flight as one script call.
 //! - `schedules`: the `ScheduleStore` (scheduler lease, fires, pauses, shipper checkpoints).
@@ -28,6 +30,10 @@
 //! |---|---|---|
 //! | `octobox:job:<id>` | HASH | `job` (JSON `Job`), `status` (`queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`), `worker`, `started_at` (RFC 3339), `result` (JSON `JobResult`); expires `retention` after it was recorded or finished |
 //! | `octobox:jobs` | ZSET | job ids scored by creation time (ms), for `recent_jobs`; entries older than `retention` are trimmed whenever a job is recorded |
+//! | `octobox:jobs:by-command:<command>` | ZSET | the jobs of one command, scored by creation time (ms); written with the record, trimmed like the history, expiring `retention` after its last write (so are the three below) |
+//! | `octobox:jobs:by-requester:<identity>` | ZSET | the jobs of one requester (`adapter:user`), scored by creation time (ms) |
+//! | `octobox:jobs:by-status:<status>` | ZSET | the jobs whose record holds that status now, scored by creation time (ms); a job moves from `queued` to `running` to its final status in the script that changes its record |
+//! | `octobox:jobs:dead-lettered` | ZSET | the jobs the broker gave up on (`note_dead_letter`), scored by creation time (ms) |
 //! | `octobox:events` | STREAM | one field `event` (JSON `Event`); capped near [`STREAM_MAXLEN`] entries (`MAXLEN ~`) |
 //! | `octobox:delivered:<group>:<id>` | STRING | a consumer group's delivery claim of a job, set with `NX`, expiring after `retention` |
 //! | `octobox:worker:<name>` | STRING | a worker's last heartbeat (JSON `WorkerInfo`), expiring after the heartbeat's ttl |
@@ -44,10 +50,11 @@
 //! # Atomicity
 //!
 //! The writes the contract pairs happen in one Lua script each, so no reader ever sees
-//! one half: `record_job` writes the record, its history entry and the `queued` event;
-//! `finish_job` writes the result and status and only then appends `finished`;
-//! `mark_started` writes `running` and appends `started` unless the record already holds
-//! a final status (a late redelivery must not undo a result). Scripts rather than
+//! one half: `record_job` writes the record, its history and index entries and the
+//! `queued` event; `finish_job` writes the result and status, moves the job to its final
+//! status's index and only then appends `finished`; `mark_started` writes `running`
+//! (record and index) and appends `started` unless the record already holds a final
+//! status (a late redelivery must not undo a result). Scripts rather than
 //! `MULTI`/`EXEC` because the status check in `mark_started` needs a read inside the
 //! transaction, and one script call is one command for the retry helper to repeat.
 //!
@@ -85,6 +92,7 @@ mod keys;
 mod link;
 mod notes;
 mod primary;
+mod query;
 mod quota;
 mod records;
 mod replicas;
@@ -106,11 +114,13 @@ use crate::audit::{AuditEntry, AuditPosition};
 use crate::backoff::Backoff;
 use crate::event::Event;
 use crate::job::{Job, JobId, JobRecord, JobResult};
+use crate::query::{JobPage, JobQuery};
 use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 use config::{StoreConfig, StoreServer, TlsFiles};
 
 pub use events::STREAM_MAXLEN;
 pub use keys::DEFAULT_PREFIX;
+pub use query::SCAN_BUDGET;
 pub use schedules::{FIRE_LOG, FIRE_RETENTION};
 
 /// How long commands may take to answer on the shared connection before the attempt
@@ -465,6 +475,14 @@ impl Store for RedisStore {
 
     async fn recent_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.history(limit).await
+    }
+
+    async fn job_page(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
+        self.page(query).await
+    }
+
+    async fn note_dead_letter(&self, job: &Job) -> Result<(), StoreError> {
+        self.note_dead(job).await
     }
 
     async fn read_events(

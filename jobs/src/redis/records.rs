@@ -1,4 +1,5 @@
-//! Job records, the history index, delivery claims and worker heartbeats.
+//! Job records, the history index and its secondary indexes (read by `query`), delivery
+//! claims and worker heartbeats.
 //!
 //! The three writes that change a record and append an event (`record_job`,
 //! `mark_started`, `finish_job`) are Lua scripts, so each is atomic and is one command
@@ -40,25 +41,45 @@ use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
 use crate::store::{ReplyClaim, StoreError, WorkerInfo};
 
-/// Records a batch of jobs (see `coalesce`). KEYS: history, events, then one record per
-/// job. A record that exists is left as it is: the job's worker may have written it
+/// Records a batch of jobs (see `coalesce`). KEYS: history, events, the `queued`
+/// status index, then for each job: its record, its command's index, its requester's
+/// index. A record that exists is left as it is: the job's worker may have written it
 /// first (the bot records and publishes at the same time), or this is a retry of a write
-/// whose answer was lost. ARGV: retention (ms), history cutoff (ms), stream cap, then
+/// whose answer was lost; only a new record enters the `queued` index (one that exists
+/// holds its status already). ARGV: retention (ms), history cutoff (ms), stream cap, then
 /// for each job: job JSON, job id, created (ms), event JSON.
+///
+/// The history and each index written are trimmed to the retention and given it as
+/// their expiry, so an index nobody writes again disappears (see `query`).
 static RECORD_JOBS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-for i = 3, #KEYS do
-  local a = 4 + (i - 3) * 4
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('HSET', KEYS[i], 'job', ARGV[a], 'status', 'queued')
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+local touched, indexes = {}, {}
+local function index(key, score, id)
+  redis.call('ZADD', key, score, id)
+  if not touched[key] then
+    touched[key] = true
+    indexes[#indexes + 1] = key
+  end
+end
+for j = 0, (#KEYS - 3) / 3 - 1 do
+  local k, a = 4 + j * 3, 4 + j * 4
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    redis.call('HSET', KEYS[k], 'job', ARGV[a], 'status', 'queued')
+    redis.call('PEXPIRE', KEYS[k], ARGV[1])
+    index(KEYS[3], ARGV[a + 2], ARGV[a + 1])
   end
   redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 1])
+  index(KEYS[k + 1], ARGV[a + 2], ARGV[a + 1])
+  index(KEYS[k + 2], ARGV[a + 2], ARGV[a + 1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[a + 3])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
-return #KEYS - 2
+for _, key in ipairs(indexes) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[2])
+  redis.call('PEXPIRE', key, ARGV[1])
+end
+return (#KEYS - 3) / 3
 ",
     )
 });
@@ -66,14 +87,19 @@ return #KEYS - 2
 /// One job's part of a `RECORD_JOBS` call.
 pub(super) struct PendingRecord {
     key: String,
+    by_command: String,
+    by_requester: String,
     job_json: String,
     id: String,
     created: i64,
     event: String,
 }
 
-/// KEYS: record, events. ARGV: worker, started at (RFC 3339), event JSON, stream cap.
-/// Answers `started`, `final` (left alone: a result is in) or `unknown`.
+/// KEYS: record, events, history, the `queued` and `running` status indexes. ARGV:
+/// worker, started at (RFC 3339), event JSON, stream cap, job id, retention (ms), index
+/// cutoff (ms). Answers `started`, `final` (left alone: a result is in) or `unknown`.
+/// The job moves from the `queued` index to `running`, with the score it had (its
+/// creation time; the history's for a job recorded before the indexes existed).
 static MARK_STARTED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -81,23 +107,37 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'unknown' end
 if status ~= 'queued' and status ~= 'running' then return 'final' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[1], 'started_at', ARGV[2])
+local id = ARGV[5]
+local score = redis.call('ZSCORE', KEYS[4], id) or redis.call('ZSCORE', KEYS[5], id)
+  or redis.call('ZSCORE', KEYS[3], id)
+if score then
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[5], score, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[7])
+  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
 return 'started'
 ",
     )
 });
 
-/// Stores a batch of results (see `coalesce`). KEYS: events, then one record per job.
-/// ARGV: retention (ms), stream cap, largest record carried in an event (bytes), whether
-/// replicas must acknowledge (`1`/`0`), then for each job: result JSON, status, worker,
-/// started at (RFC 3339), event JSON. Answers, per job, 1 (finished), 2 (it already had
-/// a result: left alone, nothing appended) or 0 (no record).
+/// Stores a batch of results (see `coalesce`). KEYS: events, history, the status
+/// indexes (`queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`), then
+/// one record per job. ARGV: retention (ms), stream cap, largest record carried in an
+/// event (bytes), whether replicas must acknowledge (`1`/`0`), index cutoff (ms), then
+/// for each job: result JSON, status, worker, started at (RFC 3339), event JSON, job id.
+/// Answers, per job, 1 (finished), 2 (it already had a result: left alone, nothing
+/// appended) or 0 (no record).
 ///
 /// Each job appends exactly one `finished` event, on its first result: a repeated
 /// finish (a retry whose first attempt landed, a job run again after its worker died
 /// before the ack) changes nothing. A record small enough rides in the event (its `job`
 /// and `result` fields beside `event`; the result holds the status, worker and times),
 /// so a reader can deliver the reply without reading the record back (see `events`).
+/// The first result also moves the job from the index of the status it had to that of
+/// its final status, with the score it had there (the history's when it had none: a job
+/// recorded before the indexes existed).
 ///
 /// When replicas must acknowledge, a repeated finish writes the status it found again:
 /// `WAIT` counts replicas that have the writes of its own connection, and the first
@@ -106,9 +146,12 @@ return 'started'
 static FINISH_JOBS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local by_status = {queued = KEYS[3], running = KEYS[4], succeeded = KEYS[5], failed = KEYS[6],
+  timed_out = KEYS[7], cancelled = KEYS[8]}
+local touched, indexes = {}, {}
 local out = {}
-for i = 2, #KEYS do
-  local a = 5 + (i - 2) * 5
+for i = 9, #KEYS do
+  local a = 6 + (i - 9) * 6
   local had = redis.call('HMGET', KEYS[i], 'status', 'job')
   if not had[1] then
     out[#out + 1] = 0
@@ -125,8 +168,22 @@ for i = 2, #KEYS do
     else
       redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[a + 4])
     end
+    local id, from, to = ARGV[a + 5], by_status[had[1]], by_status[ARGV[a + 1]]
+    local score = redis.call('ZSCORE', from, id) or redis.call('ZSCORE', KEYS[2], id)
+    if score and to then
+      redis.call('ZREM', from, id)
+      redis.call('ZADD', to, score, id)
+      if not touched[to] then
+        touched[to] = true
+        indexes[#indexes + 1] = to
+      end
+    end
     out[#out + 1] = 1
   end
+end
+for _, key in ipairs(indexes) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[5])
+  redis.call('PEXPIRE', key, ARGV[1])
 end
 return out
 ",
@@ -141,6 +198,7 @@ pub(super) const RECORD_IN_EVENT_MAX: usize = 4096;
 /// One job's part of a `FINISH_JOBS` call.
 pub(super) struct PendingResult {
     key: String,
+    id: String,
     result_json: String,
     status: String,
     worker: String,
@@ -154,6 +212,8 @@ pub(super) struct BatchSender {
     link: Arc<Link>,
     history: String,
     events: String,
+    /// The status indexes, in the order `FINISH_JOBS` takes them.
+    by_status: [String; 6],
     retention: Duration,
     retry_limit: Duration,
     acks: ReplicaAcks,
@@ -171,10 +231,14 @@ impl BatchSender {
         };
         let (_, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
             let mut call = RECORD_JOBS.prepare_invoke();
-            call.key(&self.history).key(&self.events);
+            call.key(&self.history)
+                .key(&self.events)
+                .key(&self.by_status[0]);
             call.arg(retention.max(1)).arg(cutoff).arg(STREAM_MAXLEN);
             for job in &batch {
-                call.key(&job.key);
+                call.key(&job.key)
+                    .key(&job.by_command)
+                    .key(&job.by_requester);
                 call.arg(&job.job_json).arg(&job.id);
                 call.arg(job.created).arg(&job.event);
             }
@@ -193,16 +257,23 @@ impl BatchSender {
             1 => "store a job's result",
             _ => "store jobs' results",
         };
+        let retention = millis(self.retention);
+        let cutoff = Utc::now().timestamp_millis() - retention as i64;
         let (answers, acknowledged) = retrying(&self.link, self.retry_limit, what, |redis| {
             let mut call = FINISH_JOBS.prepare_invoke();
-            call.key(&self.events)
-                .arg(millis(self.retention).max(1))
+            call.key(&self.events).key(&self.history);
+            for index in &self.by_status {
+                call.key(index);
+            }
+            call.arg(retention.max(1))
                 .arg(STREAM_MAXLEN)
                 .arg(RECORD_IN_EVENT_MAX)
-                .arg(if self.acks.wanted() { "1" } else { "0" });
+                .arg(if self.acks.wanted() { "1" } else { "0" })
+                .arg(cutoff);
             for job in &batch {
                 call.key(&job.key).arg(&job.result_json).arg(&job.status);
                 call.arg(&job.worker).arg(&job.started_at).arg(&job.event);
+                call.arg(&job.id);
             }
             async move {
                 self.acks
@@ -225,6 +296,15 @@ impl RedisStore {
                     link: self.link.clone(),
                     history: self.keys.history(),
                     events: self.keys.events(),
+                    by_status: [
+                        JobStatus::Queued,
+                        JobStatus::Running,
+                        JobStatus::Succeeded,
+                        JobStatus::Failed,
+                        JobStatus::TimedOut,
+                        JobStatus::Cancelled,
+                    ]
+                    .map(|status| self.keys.by_status(status)),
                     retention: self.retention,
                     retry_limit: self.retry_limit,
                     acks: self.acks,
@@ -237,6 +317,8 @@ impl RedisStore {
     pub(super) async fn record(&self, job: &Job) -> Result<(), StoreError> {
         let pending = PendingRecord {
             key: self.keys.job(job.id),
+            by_command: self.keys.by_command(&job.command),
+            by_requester: self.keys.by_requester(&job.origin.identity()),
             // Kept and shown for days: never a secret argument's text.
             job_json: to_json(&job.masked())?,
             id: job.id.to_string(),
@@ -261,6 +343,14 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let record_key = self.keys.job(id);
         let events = self.keys.events();
+        let history = self.keys.history();
+        let (queued, running) = (
+            self.keys.by_status(JobStatus::Queued),
+            self.keys.by_status(JobStatus::Running),
+        );
+        let member = id.to_string();
+        let retention = millis(self.retention);
+        let cutoff = Utc::now().timestamp_millis() - retention as i64;
         let started_at = timestamp(at);
         let kind = EventKind::Started {
             worker: worker.to_string(),
@@ -270,11 +360,15 @@ impl RedisStore {
             .retrying("mark a job started", |redis| {
                 let mut con = redis.shared.clone();
                 let mut call = MARK_STARTED.prepare_invoke();
-                call.key(&record_key).key(&events);
+                call.key(&record_key).key(&events).key(&history);
+                call.key(&queued).key(&running);
                 call.arg(worker)
                     .arg(&started_at)
                     .arg(&event)
-                    .arg(STREAM_MAXLEN);
+                    .arg(STREAM_MAXLEN)
+                    .arg(&member)
+                    .arg(retention.max(1))
+                    .arg(cutoff);
                 async move { call.invoke_async::<String>(&mut con).await }
             })
             .await?;
@@ -295,6 +389,7 @@ impl RedisStore {
         };
         let pending = PendingResult {
             key: self.keys.job(result.id),
+            id: result.id.to_string(),
             result_json: to_json(result)?,
             status: status_name(result.status),
             worker: result.worker.clone(),
@@ -562,7 +657,7 @@ fn status_name(status: JobStatus) -> String {
 
 /// A record from its hash fields; `None` when the hash is gone (never recorded, or
 /// expired).
-fn decode_record(
+pub(super) fn decode_record(
     key: &str,
     fields: &HashMap<String, Vec<u8>>,
 ) -> Result<Option<JobRecord>, StoreError> {
@@ -628,6 +723,22 @@ mod tests {
         assert_eq!(status_name(JobStatus::TimedOut), "timed_out");
         assert_eq!(status_name(JobStatus::Queued), "queued");
         assert_eq!(status_name(JobStatus::Running), "running");
+    }
+
+    #[test]
+    fn status_indexes_are_named_as_the_scripts_spell_statuses() {
+        let keys = super::super::keys::Keys::new("p:");
+        for status in [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+            JobStatus::TimedOut,
+            JobStatus::Cancelled,
+        ] {
+            let name = status_name(status);
+            assert_eq!(keys.by_status(status), format!("p:jobs:by-status:{name}"));
+        }
     }
 
     #[test]
