@@ -124,6 +124,8 @@ pub struct AsyncManager {
     consumer: String,
     /// How long the audit trail keeps the outcome entries this manager writes.
     audit_keep: Duration,
+    /// Where every event read is also offered (the API's live streams).
+    feed: Option<crate::api::EventFeed>,
 }
 
 impl AsyncManager {
@@ -139,7 +141,14 @@ impl AsyncManager {
             group: group.into(),
             consumer: consumer.into(),
             audit_keep: config::AuditConfig::default().keep,
+            feed: None,
         }
+    }
+
+    /// Offers every event it reads to `feed` too.
+    pub fn with_feed(mut self, feed: crate::api::EventFeed) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     /// Keeps the outcome entries it writes to the audit trail for `keep` (`[audit] keep`).
@@ -180,6 +189,11 @@ impl AsyncManager {
                     continue;
                 }
             };
+            if let Some(feed) = &self.feed {
+                for (_, event) in &events {
+                    feed.offer(event);
+                }
+            }
             // The replies of one batch are delivered concurrently: each costs store round
             // trips, and one at a time they would cap the whole pipeline's throughput.
             let this = &self;

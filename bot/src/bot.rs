@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use worker::{ContainerRunner, RetryPolicy, TaskRegistry, Worker};
 
+use crate::api::EventFeed;
 use crate::approvals::ApprovalSweeper;
 use crate::async_manager::{AsyncManager, Sinks};
 use crate::builtins::BuiltinServices;
@@ -122,35 +123,49 @@ impl Bot {
 
         let instance = hostname();
         let sinks = Sinks::default();
+        sinks.register(config::API_ADAPTER, Arc::new(crate::api::ApiSink));
+        let (feed, feeding) = EventFeed::new(store.clone(), shutdown.clone());
+        tasks.spawn(feeding);
         let manager = AsyncManager::new(
             store.clone(),
             sinks.clone(),
             AsyncManager::instance_group(&instance),
             format!("{instance}-{}", std::process::id()),
         )
-        .with_audit_keep(config.audit.keep);
+        .with_audit_keep(config.audit.keep)
+        .with_feed(feed.clone());
         tasks.spawn(manager.run(shutdown.clone()));
         let sweeper = ApprovalSweeper::new(store.clone(), config.audit.keep);
         tasks.spawn(sweeper.run(shutdown.clone()));
         let reporter = DeadLetterReporter::new(broker.clone(), store.clone());
         tasks.spawn(reporter.run(shutdown.clone()));
 
-        let http_addr = match config.http.listen {
-            Some(listen) => {
-                let health = health(broker.clone(), store.clone());
-                Some(octobox_http::HealthServer::serve(listen, health, shutdown.clone()).await?)
-            }
-            None => None,
-        };
-
         let reloader = Arc::new(Reloader::new(catalog.clone()));
         let services = BuiltinServices {
             store: store.clone(),
-            broker,
+            broker: broker.clone(),
             schedules: schedule_store,
             reloader: reloader.clone(),
         };
         let router = Arc::new(Router::new(catalog.clone(), services));
+        let http_addr = match config.http.listen {
+            Some(listen) => Some(
+                serve_http(
+                    listen,
+                    health(broker, store.clone()),
+                    router.clone(),
+                    feed,
+                    shutdown.clone(),
+                )
+                .await?,
+            ),
+            None => {
+                if !config.api.tokens.is_empty() {
+                    tracing::warn!("[[api.token]] is declared but [http] listen is not: the API and dashboard are not served");
+                }
+                None
+            }
+        };
         let mut ssh_addr = None;
         if let Some(ssh) = &config.ssh {
             let (addr, serve) =
@@ -194,6 +209,37 @@ impl Bot {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// How many connections the bot's HTTP listener serves at once: scrapers, API clients,
+/// dashboard pages and their live streams ([`crate::api::MAX_STREAMS`] of them).
+const HTTP_CONNECTIONS: usize = 512;
+
+/// Serves health and metrics, the API and the dashboard on `listen`; the bound address.
+async fn serve_http(
+    listen: std::net::SocketAddr,
+    health: octobox_http::Health,
+    router: Arc<Router>,
+    feed: EventFeed,
+    shutdown: CancellationToken,
+) -> Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let state = crate::api::ApiState::new(router, feed);
+    let app = health
+        .routes()
+        .merge(crate::api::routes(state.clone()))
+        .merge(crate::dashboard::routes(state));
+    let listener = octobox_http::bounded::BoundedListener {
+        name: "the bot's HTTP listener",
+        max_connections: HTTP_CONNECTIONS,
+        header_timeout: Duration::from_secs(5),
+    };
+    let bound = listener
+        .serve(listen, app, shutdown)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ([http] listen)"))?;
+    tracing::info!(%bound, "serving /healthz, /readyz, /metrics, the API (/api/v1) and the dashboard (/ui)");
+    Ok(bound)
 }
 
 /// The bot's readiness (the broker and the store answer) and the gauges it samples for

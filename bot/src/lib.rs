@@ -17,15 +17,19 @@
 //! - [`console`]: the console adapter (standard input and output).
 //! - [`ssh`]: `SshServer` — the SSH adapter (exec and interactive sessions, OpenSSH clients).
 //! - [`slack`]: `SlackAdapter` — the bot in Slack (Socket Mode or the Events API).
+//! - [`api`]: the HTTP API (`/api/v1`): tokens, the job history, actions, live events.
+//! - [`dashboard`]: the web dashboard (`/ui`) over the same reads and actions.
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode runs a
 //!   worker and a scheduler in-process).
 
+pub mod api;
 pub mod approvals;
 pub mod async_manager;
 pub mod audit_trail;
 pub mod bot;
 pub mod builtins;
 pub mod console;
+pub mod dashboard;
 pub mod dead_letters;
 pub mod reload;
 pub mod reply;

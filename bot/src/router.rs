@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use commands::{Catalog, CommandAction, Executor, LiveCatalog};
-use jobs::{Approval, Broker, Job, Origin, Store, Task};
+use jobs::{Approval, Broker, Job, JobRecord, Origin, Store, Task};
 use lexicon::{Classification, Match};
 
 use crate::approvals;
@@ -112,6 +112,20 @@ impl Router {
                 return Answer::new(Outcome::BadArgument, c.to_string())
             }
         };
+        self.act(catalog, request, m, reason, heard).await
+    }
+
+    /// Runs what `m`, read from `request`, asks for: the access check, then a built-in's
+    /// answer or a job submitted.
+    async fn act(
+        &self,
+        catalog: &Catalog,
+        request: &Request,
+        m: Match,
+        reason: Option<&str>,
+        heard: &mut Heard,
+    ) -> Answer {
+        let table = &catalog.commands;
         let Some(action) = table.action(&m.command) else {
             // The table is built from the same declarations as the catalog.
             return Answer::new(Outcome::Failed, reply::nothing_runs(&m.command));
@@ -149,6 +163,44 @@ impl Router {
                     .await
             }
         }
+    }
+
+    /// Runs job `record` again, as `origin` asks (the API's re-run): the same command and
+    /// arguments, checked and submitted as if `origin` had typed them now, so access,
+    /// quotas, approval and the audit trail (as `rerun <id>`) apply. A job with a
+    /// `secret` argument cannot be: the store kept the secret masked.
+    pub async fn rerun(&self, record: &JobRecord, origin: &Origin, reason: Option<&str>) -> Answer {
+        let catalog = self.catalog.load();
+        let id = record.job.id;
+        let request = Request {
+            text: format!("rerun {id}"),
+            origin: origin.clone(),
+        };
+        let mut heard = Heard {
+            masked: Some(request.text.clone()),
+            command: Some(record.job.command.clone()),
+            ..Heard::default()
+        };
+        let answer = if record.job.has_secrets() {
+            Answer::new(Outcome::BadArgument, reply::rerun_has_secret(id))
+        } else if let Some(refused) = self.over_rate(&catalog, origin).await {
+            refused
+        } else {
+            let m = Match {
+                command: record.job.command.clone(),
+                args: record.job.args.clone(),
+            };
+            match catalog.commands.action(&m.command) {
+                Some(action) if matches!(action.runs, Executor::Builtin(_)) => {
+                    Answer::new(Outcome::BadArgument, reply::rerun_not_a_job(id))
+                }
+                _ => self.act(&catalog, &request, m, reason, &mut heard).await,
+            }
+        };
+        if !heard.recorded {
+            self.record(&catalog, &request, &mut heard, &answer).await;
+        }
+        answer
     }
 
     /// Counts the message against its sender's `requests_per_minute`; an answer when

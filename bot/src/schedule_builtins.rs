@@ -59,7 +59,7 @@ pub(crate) async fn run(
     }
 }
 
-async fn list(
+pub(crate) async fn list(
     table: &ScheduleTable,
     schedules: &dyn ScheduleStore,
     jobs: &dyn Store,

@@ -124,9 +124,9 @@ pub(super) fn api(
                 "is shorter than {MIN_TOKEN_LENGTH} characters, which can be guessed: \
                  make one with `openssl rand -hex 32`"
             )),
-            Ok(v) if v.len() > MAX_TOKEN_LENGTH => Err(format!(
-                "is longer than {MAX_TOKEN_LENGTH} bytes"
-            )),
+            Ok(v) if v.len() > MAX_TOKEN_LENGTH => {
+                Err(format!("is longer than {MAX_TOKEN_LENGTH} bytes"))
+            }
             Ok(v) if tokens.iter().any(|t| t.value.expose() == v) => {
                 Err("has the same value as another token".to_string())
             }

@@ -769,10 +769,16 @@ token = "${API_TOKEN}"
     let t = &c.api.tokens[0];
     assert_eq!(t.identity(), "api:grafana");
     assert_eq!(t.value.expose(), "t".repeat(40));
-    assert!(!format!("{c:?}").contains("tttttttt"), "a token never shows");
+    assert!(
+        !format!("{c:?}").contains("tttttttt"),
+        "a token never shows"
+    );
     assert_eq!(c.acl.groups["oncall"], vec!["slack:U1", "api:grafana"]);
     assert_eq!(c.acl.groups["auditors"], vec!["api:grafana"]);
-    assert!(parse("").unwrap().api.tokens.is_empty(), "no token, no caller");
+    assert!(
+        parse("").unwrap().api.tokens.is_empty(),
+        "no token, no caller"
+    );
 }
 
 #[test]
@@ -802,11 +808,23 @@ token = "${API_TOKEN}"
 "#,
     );
     let all = e.join("\n");
-    assert!(all.contains("octobox.toml:2:") && all.contains("shorter than 24 characters"), "{all}");
+    assert!(
+        all.contains("octobox.toml:2:") && all.contains("shorter than 24 characters"),
+        "{all}"
+    );
     assert!(all.contains("openssl rand -hex 32"), "{all}");
-    assert!(all.contains("octobox.toml:6:") && all.contains("NOT_SET"), "{all}");
+    assert!(
+        all.contains("octobox.toml:6:") && all.contains("NOT_SET"),
+        "{all}"
+    );
     assert!(all.contains("\"bad name!\" is not a name"), "{all}");
     assert!(all.contains("\"on call\" is not a group name"), "{all}");
-    assert!(all.contains("octobox.toml:19:") && all.contains("same value as another token"), "{all}");
-    assert!(!all.contains("hunter2") && !all.contains("tttt"), "values never show: {all}");
+    assert!(
+        all.contains("octobox.toml:19:") && all.contains("same value as another token"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("hunter2") && !all.contains("tttt"),
+        "values never show: {all}"
+    );
 }

@@ -409,6 +409,17 @@ pub fn store_unavailable(what: &str, e: &dyn std::fmt::Display) -> String {
 }
 
 /// An argument that should be a job id is not one.
+/// A re-run of a job whose secret argument the store kept masked.
+pub fn rerun_has_secret(id: JobId) -> String {
+    format!("job {id} had a secret argument, which is never kept: ask for it again with the secret")
+}
+
+/// A re-run of something that was not a job (the API names records only, but a
+/// reload may have made its command a built-in).
+pub fn rerun_not_a_job(id: JobId) -> String {
+    format!("job {id}'s command is now answered by the bot itself: ask for it instead")
+}
+
 pub fn not_a_job_id() -> String {
     "that is not a job id".to_string()
 }

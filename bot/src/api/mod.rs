@@ -1,0 +1,240 @@
+//! The bot's HTTP API, `/api/v1`, served with the dashboard on `[http] listen` beside
+//! `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Every call names its caller with a token declared in `[[api.token]]` (`auth`) and
+//! goes through the same access policy as chat: a read is allowed to whoever may run the
+//! built-in that shows the same thing (`jobs`, `job`, `workers`, `schedules`, `audit`,
+//! `pending`), and every action is a request through the [`Router`] (`cancel <id>`,
+//! `pause schedule <name>`, `approve <id>`…), so quotas and the audit trail apply too.
+//!
+//! - `auth`: [`Caller`], token comparison, per-caller rate limits.
+//! - `views`: the JSON shapes of jobs, workers, schedules, approvals, audit entries.
+//! - `jobs`: commands, the job history (filters, cursors), a job, cancel, re-run.
+//! - `operations`: workers, schedules, dead letters, the audit trail, approvals.
+//! - `events`: [`EventFeed`], every job event this bot sees, and the Server-Sent Events
+//!   streams made from it.
+//! - `openapi.json`: the document describing all of the above, served at
+//!   `/api/v1/openapi.json`; the tests check every answer against it.
+
+pub mod auth;
+pub mod events;
+pub mod jobs;
+mod operations;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use tokio::sync::Semaphore;
+
+use crate::dashboard::Sessions;
+use crate::request::{Answer, Outcome};
+use crate::router::Router;
+pub use auth::Caller;
+pub use events::EventFeed;
+
+/// The largest request body the API reads.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// How many live event streams the bot serves at once.
+pub const MAX_STREAMS: usize = 256;
+
+/// What every handler shares.
+pub struct ApiState {
+    pub router: Arc<Router>,
+    pub feed: EventFeed,
+    pub sessions: Sessions,
+    pub limits: auth::RateLimits,
+    /// One permit per open event stream.
+    pub streams: Arc<Semaphore>,
+}
+
+impl ApiState {
+    pub fn new(router: Arc<Router>, feed: EventFeed) -> Arc<Self> {
+        Arc::new(ApiState {
+            router,
+            feed,
+            sessions: Sessions::default(),
+            limits: auth::RateLimits::default(),
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        })
+    }
+}
+
+/// The API's routes, for the bot's listener.
+pub fn routes(state: Arc<ApiState>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/commands", post(jobs::command))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::one))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/rerun", post(jobs::rerun))
+        .route("/api/v1/jobs/{id}/events", get(events::job_stream))
+        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/workers", get(operations::workers))
+        .route("/api/v1/schedules", get(operations::schedules))
+        .route(
+            "/api/v1/schedules/{name}/{action}",
+            post(operations::schedule_action),
+        )
+        .route("/api/v1/dead-letters", get(operations::dead_letters))
+        .route("/api/v1/audit", get(operations::audit))
+        .route("/api/v1/approvals", get(operations::approvals))
+        .route(
+            "/api/v1/approvals/{id}/{decision}",
+            post(operations::decide),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint: see /api/v1/openapi.json".into())
+}
+
+/// Why a call failed; each is answered as `{"error": "…"}` with its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid token: no detail, whatever was wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many calls: at most {limit} a minute")]
+    TooMany { limit: u32, wait: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A store that did not answer.
+    pub fn store(what: &str, e: &::jobs::StoreError) -> Self {
+        tracing::warn!(error = %e, "API: could not {what}");
+        ApiError::Unavailable(format!("could not {what}: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let mut response = (status, body).into_response();
+        match &self {
+            ApiError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooMany { wait, .. } => {
+                let secs = wait.as_secs().max(1).to_string();
+                if let Ok(v) = HeaderValue::from_str(&secs) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Where the async manager hands the results of jobs asked through the API: nowhere, as
+/// the caller reads them from the history or an event stream. Registering it lets the
+/// manager claim those results, so each job's outcome reaches the audit trail.
+pub struct ApiSink;
+
+#[async_trait::async_trait]
+impl crate::async_manager::ReplySink for ApiSink {
+    async fn deliver(
+        &self,
+        _origin: &::jobs::Origin,
+        _reply: crate::reply::Reply,
+    ) -> Result<(), crate::async_manager::DeliveryError> {
+        Ok(())
+    }
+}
+
+/// The caller of a call with a bearer token. A read (GET) may instead carry the
+/// dashboard's session cookie: the dashboard's pages and their event streams use the
+/// API that way. Every action (POST) needs the token itself, so a page on another site
+/// cannot act with a logged-in operator's cookie.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<Arc<ApiState>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let catalog = state.router.catalog();
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let caller = match header {
+            Some(value) => {
+                auth::bearer(value).and_then(|t| auth::token_for(&catalog.api.tokens, t))
+            }
+            None if parts.method == axum::http::Method::GET => state
+                .sessions
+                .caller(&parts.headers, &catalog.api.tokens)
+                .map(|s| s.caller),
+            None => None,
+        };
+        let Some(caller) = caller else {
+            return Err(ApiError::Unauthorized);
+        };
+        let limit = catalog.api.requests_per_minute;
+        state
+            .limits
+            .take(&caller, limit)
+            .map_err(|wait| ApiError::TooMany { limit, wait })?;
+        Ok(Authed(caller))
+    }
+}
+
+/// A router's answer as the API gives it: 200 with the text for an answer, 202 with the
+/// job's id for a job, and the error status for a refusal or a mistake.
+pub fn answer_response(answer: Answer) -> Response {
+    let body = views::AnswerView::from(&answer);
+    let status = match answer.outcome {
+        Outcome::Done => StatusCode::OK,
+        Outcome::Queued => StatusCode::ACCEPTED,
+        Outcome::Nothing | Outcome::Unknown | Outcome::BadArgument => StatusCode::BAD_REQUEST,
+        Outcome::Refused => StatusCode::FORBIDDEN,
+        Outcome::Failed => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(body)).into_response()
+}
