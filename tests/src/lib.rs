@@ -30,12 +30,15 @@
 //!   chromedriver), for pages tested in a real browser.
 //! - [`schemathesis`]: Schemathesis (from PyPI) run against a live server's OpenAPI
 //!   document.
+//! - [`api`]: `ApiBot` — `octobox-bot` serving its HTTP API and dashboard with three
+//!   tokens; `Api`, a client answering with status and JSON; `EventStream` (SSE).
 //! - [`bench`]: the load tool `octobox-bench` (binary in `src/bin/`): the pipeline's
 //!   round trips, throughput, memory and broker ceiling, and Celery for comparison.
 //!
 //! Everything a test starts is killed when its handle drops, so a failing test leaves
 //! no process behind.
 
+pub mod api;
 pub mod bench;
 pub mod binary;
 pub mod browser;

@@ -70,6 +70,26 @@ pub fn run(
     headers: &[(&str, &str)],
     max_examples: u32,
 ) -> Result<SchemathesisReport> {
+    run_with(openapi_url, headers, max_examples, None)
+}
+
+/// As [`run`], leaving out the operations whose path matches `path_regex` (endpoints
+/// that stream without end, which a generated request would wait on until its timeout).
+pub fn run_excluding(
+    openapi_url: &str,
+    headers: &[(&str, &str)],
+    max_examples: u32,
+    path_regex: &str,
+) -> Result<SchemathesisReport> {
+    run_with(openapi_url, headers, max_examples, Some(path_regex))
+}
+
+fn run_with(
+    openapi_url: &str,
+    headers: &[(&str, &str)],
+    max_examples: u32,
+    exclude_path: Option<&str>,
+) -> Result<SchemathesisReport> {
     let cli = cli_path();
     if !cli.exists() {
         bail!(
@@ -98,6 +118,10 @@ pub fn run(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(regex) = exclude_path {
+        args.push("--exclude-path-regex".to_string());
+        args.push(regex.to_string());
+    }
     let mut shown = format!("{} {}", cli.display(), args.join(" "));
     for (name, value) in headers {
         args.push("--header".to_string());

@@ -1,0 +1,610 @@
+//! The HTTP API of the real `octobox-bot` (embedded mode): tokens and the access policy,
+//! commands, the job history with filters and cursors, cancel and re-run, workers,
+//! audit, live events as Server-Sent Events, and bad input answered with clear errors;
+//! the dashboard in headless Chromium; and schemathesis against the OpenAPI document.
+
+use std::time::Duration;
+
+use octobox_tests::api::{ApiBot, AUDITOR, OPS, VIEWER};
+use octobox_tests::browser::Browser;
+use octobox_tests::schemathesis;
+use serde_json::{json, Value};
+
+/// `deploy` is for group oncall; `echo` and `sleep` for everyone.
+const COMMANDS: &str = r#"
+[acl]
+default = "allow"
+
+[[command]]
+pattern = "deploy {text:word}"
+help = "Deploy a service"
+native = "echo"
+allow = ["group:oncall"]
+"#;
+
+fn id_of(called: &Value) -> String {
+    called["job"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job id in {called}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn only_a_declared_token_gets_in_and_nothing_says_why_not() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let nobody = bot.anonymous();
+    let got = nobody.get("/api/v1/jobs").await;
+    assert_eq!(got.status, 401, "{}", got.text);
+    assert_eq!(got.json, json!({"error": "unauthorized"}));
+    assert_eq!(got.headers["www-authenticate"], "Bearer");
+    // A token one character short, one character off, another scheme: the same answer.
+    for token in [
+        &OPS[..OPS.len() - 1],
+        &format!("{}X", &OPS[..OPS.len() - 1]),
+    ] {
+        let got = bot.api(token).get("/api/v1/jobs").await;
+        assert_eq!(
+            (got.status, &got.json),
+            (401, &json!({"error": "unauthorized"}))
+        );
+    }
+    let basic = nobody
+        .http
+        .get(format!("{}/api/v1/workers", bot.base))
+        .header("authorization", format!("Basic {OPS}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 401);
+    // An action with the dashboard's cookie and no token is refused too.
+    let got = nobody.ask("ping").await;
+    assert_eq!(got.status, 401);
+    // The document is public.
+    let doc = nobody.get("/api/v1/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.json["openapi"], "3.0.3");
+    // The token never reaches the log.
+    assert!(!bot.ssh.log().contains(OPS), "{}", bot.ssh.log());
+}
+
+#[tokio::test]
+async fn commands_run_as_the_token_through_the_access_policy_and_land_in_the_history() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, viewer, auditor) = (bot.api(OPS), bot.api(VIEWER), bot.api(AUDITOR));
+
+    let pong = ops.ask("ping").await;
+    assert_eq!(pong.status, 200, "{}", pong.text);
+    assert_eq!(pong.json["outcome"], "done");
+
+    let whoami = viewer.ask("whoami").await;
+    assert!(
+        whoami.json["text"].as_str().unwrap().contains("api:viewer"),
+        "{}",
+        whoami.text
+    );
+
+    let queued = ops.ask("echo hello from the api").await;
+    assert_eq!(queued.status, 202, "{}", queued.text);
+    let echo = id_of(&queued.json);
+    let done = ops.finished(&echo).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["requester"], "api:ops");
+    assert_eq!(done["output"]["text"], "hello from the api");
+
+    // Access: viewer is not in oncall; ops is.
+    let refused = viewer.ask("deploy web").await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(refused.json["outcome"], "refused");
+    assert!(
+        refused.json["text"].as_str().unwrap().contains("oncall"),
+        "{}",
+        refused.text
+    );
+    let deploy = id_of(&ops.ask("deploy web").await.json);
+    assert_eq!(ops.finished(&deploy).await["status"], "succeeded");
+
+    // An SSH user's job shows in the same history.
+    let run = bot.ssh.exec("alice", "echo from ssh");
+    assert!(run.stdout.contains("from ssh"), "{run:?}");
+
+    // Someone else's job: its arguments and output are hidden from viewer, not from the auditor.
+    let seen = viewer.get(&format!("/api/v1/jobs/{echo}")).await;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.json["args"], Value::Null);
+    assert_eq!(seen.json["output"], Value::Null);
+    let seen = auditor.get(&format!("/api/v1/jobs/{echo}")).await;
+    assert_eq!(seen.json["output"]["text"], "hello from the api");
+
+    // Filters.
+    let mine = ops
+        .get("/api/v1/jobs?requester=api:ops&status=succeeded")
+        .await;
+    let ids: Vec<&str> = mine.json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![deploy.as_str(), echo.as_str()], "{}", mine.text);
+    let by_ssh = ops.get("/api/v1/jobs?adapter=ssh").await;
+    assert_eq!(
+        by_ssh.json["jobs"][0]["requester"], "ssh:alice",
+        "{}",
+        by_ssh.text
+    );
+    let deploys = ops.get("/api/v1/jobs?command=deploy").await;
+    assert_eq!(deploys.json["jobs"].as_array().unwrap().len(), 1);
+    // Pages of one, newest first, each job once.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/jobs?limit=1".to_string();
+    loop {
+        let page = ops.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        seen.extend(
+            page.json["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_string()),
+        );
+        match page.json["next"].as_str() {
+            Some(next) => path = format!("/api/v1/jobs?limit=1&after={next}"),
+            None => break,
+        }
+        assert!(seen.len() < 10, "{seen:?}");
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[1], deploy);
+
+    // Searching text reads results: auditors only.
+    let search = ops.get("/api/v1/jobs?text=HELLO").await;
+    assert_eq!(search.status, 403, "{}", search.text);
+    let search = auditor.get("/api/v1/jobs?text=HELLO").await;
+    assert_eq!(
+        search.json["jobs"][0]["id"],
+        echo.as_str(),
+        "{}",
+        search.text
+    );
+
+    // Workers: the embedded one.
+    let workers = viewer.get("/api/v1/workers").await;
+    assert_eq!(workers.status, 200);
+    assert!(
+        !workers.json.as_array().unwrap().is_empty(),
+        "{}",
+        workers.text
+    );
+
+    // The audit trail has the API's requests, with who and which rule: auditors only.
+    assert_eq!(viewer.get("/api/v1/audit").await.status, 403);
+    let audit = auditor.get("/api/v1/audit?limit=500").await;
+    let entries = audit.json["entries"].as_array().unwrap();
+    let refused = entries
+        .iter()
+        .find(|e| e["identity"] == "api:viewer" && e["text"] == "deploy web")
+        .unwrap_or_else(|| panic!("{}", audit.text));
+    assert_eq!(refused["decision"], "refused");
+    assert_eq!(refused["adapter"], "api");
+}
+
+#[tokio::test]
+async fn cancel_and_rerun_are_the_callers_requests() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, viewer, auditor) = (bot.api(OPS), bot.api(VIEWER), bot.api(AUDITOR));
+    let long = id_of(&viewer.ask("sleep 30s").await.json);
+    // ops is in admins and may cancel anyone's job; auditor may not.
+    let refused = auditor
+        .post(&format!("/api/v1/jobs/{long}/cancel"), json!({}))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let cancelled = ops
+        .post(&format!("/api/v1/jobs/{long}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(viewer.finished(&long).await["status"], "cancelled");
+
+    let first = id_of(&ops.ask("deploy api").await.json);
+    ops.finished(&first).await;
+    let again = ops
+        .post_raw(&format!("/api/v1/jobs/{first}/rerun"), vec![])
+        .await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    let second = id_of(&again.json);
+    assert_ne!(first, second);
+    let done = ops.finished(&second).await;
+    assert_eq!(
+        (done["command"].as_str(), done["args"]["text"].as_str()),
+        (Some("deploy"), Some("api"))
+    );
+    assert_eq!(done["requester"], "api:ops");
+    // Re-run as viewer, who may not deploy: refused, as if typed.
+    let refused = viewer
+        .post_raw(&format!("/api/v1/jobs/{first}/rerun"), vec![])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.json["text"].as_str().unwrap().contains("oncall"),
+        "{}",
+        refused.text
+    );
+    // The trail says who re-ran what.
+    let audit = auditor.get("/api/v1/audit?limit=500").await;
+    assert!(
+        audit.json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == format!("rerun {first}")
+                && e["identity"] == "api:viewer"
+                && e["decision"] == "refused"),
+        "{}",
+        audit.text
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_never_a_server_error() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let ops = bot.api(OPS);
+    let cases = [
+        ("/api/v1/jobs?status=bogus", "is not a status"),
+        ("/api/v1/jobs?limit=0", "limit must be"),
+        ("/api/v1/jobs?limit=9999", "limit must be"),
+        ("/api/v1/jobs?after=garbage", "cursor"),
+        ("/api/v1/jobs?since=yesterday", "RFC 3339"),
+        ("/api/v1/jobs?colour=blue", "bad query"),
+        ("/api/v1/jobs/not-a-job", "not a job id"),
+    ];
+    for (path, words) in cases {
+        let got = ops.get(path).await;
+        assert_eq!(got.status, 400, "{path}: {}", got.text);
+        assert!(
+            got.json["error"].as_str().unwrap().contains(words),
+            "{path}: {}",
+            got.text
+        );
+    }
+    let long = format!("/api/v1/jobs?command={}", "x".repeat(201));
+    assert_eq!(ops.get(&long).await.status, 400);
+    let unknown = ops
+        .get("/api/v1/jobs/0190a5c4-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(ops.get("/api/v1/nothing-here").await.status, 404);
+    let not_json = ops.post_raw("/api/v1/commands", b"ping".to_vec()).await;
+    assert_eq!(not_json.status, 400, "{}", not_json.text);
+    let huge = ops
+        .post_raw("/api/v1/commands", vec![b'a'; 200 * 1024])
+        .await;
+    assert_eq!(huge.status, 413, "{}", huge.text);
+    let unknown = ops.ask("frobnicate").await;
+    assert_eq!(
+        (unknown.status, unknown.json["outcome"].as_str()),
+        (400, Some("unknown"))
+    );
+    let schedule = ops.post("/api/v1/schedules/nope/pause", json!({})).await;
+    assert_eq!(schedule.status, 404, "{}", schedule.text);
+    // The bot is still fine.
+    assert_eq!(ops.ask("ping").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_caller_past_its_rate_is_told_when_to_come_back() {
+    let bot = ApiBot::start_with(&["alice"], COMMANDS, "requests_per_minute = 5");
+    let viewer = bot.api(VIEWER);
+    for _ in 0..5 {
+        assert_eq!(viewer.get("/api/v1/workers").await.status, 200);
+    }
+    let over = viewer.get("/api/v1/workers").await;
+    assert_eq!(over.status, 429, "{}", over.text);
+    let wait: u64 = over.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another caller is counted apart.
+    assert_eq!(bot.api(OPS).get("/api/v1/workers").await.status, 200);
+}
+
+#[tokio::test]
+async fn live_events_reach_listeners_as_they_happen() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, viewer) = (bot.api(OPS), bot.api(VIEWER));
+    let mut all = viewer.stream("/api/v1/events?command=echo").await;
+    let mut deploys = ops.stream("/api/v1/events?command=deploy").await;
+    // A job asked over SSH, seen by an API listener.
+    let run = bot.ssh.exec("alice", "echo over ssh");
+    assert!(run.stdout.contains("over ssh"), "{run:?}");
+    let seen = all
+        .until(Duration::from_secs(20), |e| e["event"] == "finished")
+        .await;
+    let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    // A job over within a moment is never shown as started (the worker writes no start).
+    assert_eq!(kinds, vec!["queued", "finished"], "{seen:#?}");
+    assert!(seen
+        .iter()
+        .all(|e| e["command"] == "echo" && e["requester"] == "ssh:alice"));
+    assert_eq!(seen[1]["status"], "succeeded");
+    // The filter kept deploy's stream quiet; a deploy reaches it.
+    let deploy = id_of(&ops.ask("deploy web").await.json);
+    let seen = deploys
+        .until(Duration::from_secs(20), |e| e["event"] == "finished")
+        .await;
+    assert!(
+        seen.iter().all(|e| e["job"] == deploy.as_str()),
+        "{seen:#?}"
+    );
+
+    // One job's stream: its state now, then its events, then the end.
+    let slow = id_of(&ops.ask("sleep 2s").await.json);
+    let mut one = ops.stream(&format!("/api/v1/jobs/{slow}/events")).await;
+    let seen = one
+        .until(Duration::from_secs(20), |e| e["event"] == "finished")
+        .await;
+    let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    // Its start is shown unless it had started before the stream opened (then the
+    // state says so).
+    if seen[0]["status"] == "running" {
+        assert_eq!(kinds, vec!["state", "finished"], "{seen:#?}");
+    } else {
+        assert_eq!(kinds, vec!["state", "started", "finished"], "{seen:#?}");
+        assert!(seen[1]["worker"].is_string(), "{seen:#?}");
+    }
+    assert_eq!(seen.last().unwrap()["status"], "succeeded");
+    assert!(
+        one.next(Duration::from_secs(5)).await.is_none(),
+        "the stream ends after finished"
+    );
+    // A finished job's stream is its state, and the end.
+    let mut done = ops.stream(&format!("/api/v1/jobs/{slow}/events")).await;
+    let state = done.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        (state["event"].as_str(), state["status"].as_str()),
+        (Some("state"), Some("succeeded"))
+    );
+    assert!(done.next(Duration::from_secs(5)).await.is_none());
+}
+
+/// Logs in to the dashboard at `base` with `token`; the jobs page is shown.
+async fn log_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/ui/jobs")).await.unwrap();
+    browser
+        .wait_for("#token", Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .find("#token")
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    browser.find("#login").await.unwrap().click().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_an_ssh_job_live_and_cancels_and_reruns_from_the_page() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, viewer) = (bot.api(OPS), bot.api(VIEWER));
+    let browser = Browser::start().await.expect("headless Chromium starts");
+
+    // A token that is not declared is told so; a declared one gets in.
+    log_in(&browser, &bot.base, "not-a-token-not-a-token-not-a-token").await;
+    browser
+        .wait_until_text(".notice", "not declared", Duration::from_secs(10))
+        .await
+        .unwrap();
+    log_in(&browser, &bot.base, OPS).await;
+    browser
+        .wait_for("#jobs", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cookie = browser
+        .cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "octobox_session")
+        .expect("a session cookie");
+    assert!(cookie.http_only, "{cookie:?}");
+    assert_eq!(cookie.same_site.as_deref(), Some("Strict"), "{cookie:?}");
+    browser.screenshot("dashboard-1-jobs-empty").await.unwrap();
+
+    // A job asked over SSH appears on the open page and finishes there, no reload.
+    browser
+        .execute("window.stillTheSamePage = true;", vec![])
+        .await
+        .unwrap();
+    let mut ssh = bot.ssh.ssh("alice");
+    ssh.arg("sleep 2s").stdin(std::process::Stdio::null());
+    let mut asked = ssh.spawn().expect("ssh runs");
+    let first = "#jobs tbody tr:first-child";
+    browser
+        .wait_until_text(
+            &format!("{first} [data-role=command]"),
+            "sleep",
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_until_text(
+            &format!("{first} [data-role=requester]"),
+            "ssh:alice",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_until_text(
+            &format!("{first} [data-role=status]"),
+            "running",
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap();
+    browser.screenshot("dashboard-2-job-running").await.unwrap();
+    browser
+        .wait_until_text(
+            &format!("{first} [data-role=status]"),
+            "succeeded",
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .execute("return window.stillTheSamePage === true;", vec![])
+            .await
+            .unwrap(),
+        json!(true),
+        "the page was not reloaded"
+    );
+    assert!(asked.wait().unwrap().success());
+    browser
+        .screenshot("dashboard-3-job-finished")
+        .await
+        .unwrap();
+
+    // Cancel from the job's page (ops is in admins; the job is viewer's).
+    let long = id_of(&viewer.ask("sleep 60s").await.json);
+    browser
+        .goto(&format!("{}/ui/jobs/{long}", bot.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for("#cancel", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until_text("#notice", "cancel", Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .wait_until_text(
+            "#job [data-role=status]",
+            "cancelled",
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(viewer.finished(&long).await["status"], "cancelled");
+    browser
+        .screenshot("dashboard-4-job-cancelled")
+        .await
+        .unwrap();
+
+    // Re-run from a finished job's page: the new job's page, its result shown.
+    let deploy = id_of(&ops.ask("deploy payments").await.json);
+    ops.finished(&deploy).await;
+    browser
+        .goto(&format!("{}/ui/jobs/{deploy}", bot.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for("#rerun", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until_text("#output", "payments", Duration::from_secs(20))
+        .await
+        .unwrap();
+    let url = browser.current_url().await.unwrap();
+    assert!(url.contains("/ui/jobs/") && !url.contains(&deploy), "{url}");
+    browser.screenshot("dashboard-5-rerun").await.unwrap();
+
+    // An action without the page's CSRF token is refused, cookie or not.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/ui/jobs/{deploy}/rerun", bot.base))
+        .header("cookie", format!("octobox_session={}", cookie.value))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    let cross_site = reqwest::Client::new()
+        .post(format!("{}/ui/jobs/{deploy}/rerun", bot.base))
+        .header("cookie", format!("octobox_session={}", cookie.value))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status().as_u16(), 403);
+    let jobs = ops.get("/api/v1/jobs?command=deploy").await;
+    assert_eq!(
+        jobs.json["jobs"].as_array().unwrap().len(),
+        2,
+        "no forged re-run: {}",
+        jobs.text
+    );
+
+    // The other pages render for ops.
+    for (path, title) in [
+        ("/ui/workers", "Workers"),
+        ("/ui/schedules", "Schedules"),
+        ("/ui/dead-letters", "Dead letters"),
+        ("/ui/approvals", "Approvals"),
+    ] {
+        browser.goto(&format!("{}{path}", bot.base)).await.unwrap();
+        browser
+            .wait_until_text("h1", title, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    // Logging out ends the session.
+    browser
+        .find(".logout button")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for("#token", Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{}/ui/jobs", bot.base))
+        .await
+        .unwrap();
+    browser
+        .wait_for("#token", Duration::from_secs(10))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn schemathesis_finds_every_answer_as_the_document_says() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let ops = bot.api(OPS);
+    // Some history to page through.
+    for text in ["echo one", "deploy web", "sleep 1ms"] {
+        assert_eq!(ops.ask(text).await.status, 202);
+    }
+    let url = format!("{}/api/v1/openapi.json", bot.base);
+    let report = tokio::task::spawn_blocking(move || {
+        schemathesis::run_excluding(
+            &url,
+            &[("Authorization", &format!("Bearer {OPS}"))],
+            40,
+            // The live streams never end: their answers are checked above.
+            "/events$",
+        )
+    })
+    .await
+    .unwrap()
+    .expect("schemathesis runs");
+    report
+        .ensure_passed()
+        .expect("every answer matches the document");
+    assert!(!bot.ssh.log().contains("panicked"), "{}", bot.ssh.log());
+}
