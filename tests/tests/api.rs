@@ -20,6 +20,13 @@ pattern = "deploy {text:word}"
 help = "Deploy a service"
 native = "echo"
 allow = ["group:oncall"]
+
+[[command]]
+pattern = "restart {text:word}"
+help = "Restart a service, once the auditor says yes"
+native = "echo"
+allow = ["everyone"]
+approval = { by = "user:api:auditor", ttl = "10m" }
 "#;
 
 fn id_of(called: &Value) -> String {
@@ -607,4 +614,55 @@ async fn schemathesis_finds_every_answer_as_the_document_says() {
         .ensure_passed()
         .expect("every answer matches the document");
     assert!(!bot.ssh.log().contains("panicked"), "{}", bot.ssh.log());
+}
+
+#[tokio::test]
+async fn approvals_are_listed_and_decided_through_the_api_by_the_approver_only() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, auditor) = (bot.api(OPS), bot.api(AUDITOR));
+    let held = ops.ask("restart web").await;
+    assert_eq!(held.status, 202, "{}", held.text);
+    let id = id_of(&held.json);
+    let pending = ops.get("/api/v1/approvals").await;
+    assert_eq!(pending.status, 200, "{}", pending.text);
+    assert_eq!(pending.json[0]["job"]["id"], id.as_str());
+    assert_eq!(pending.json[0]["by"], "user:api:auditor");
+    // Never one's own request; never a decision the path does not name.
+    let own = ops
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(own.status, 403, "{}", own.text);
+    let odd = auditor
+        .post(&format!("/api/v1/approvals/{id}/maybe"), json!({}))
+        .await;
+    assert_eq!(odd.status, 404, "{}", odd.text);
+    let yes = auditor
+        .post(&format!("/api/v1/approvals/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(yes.status, 200, "{}", yes.text);
+    let done = ops.finished(&id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["output"]["text"].as_str()),
+        (Some("succeeded"), Some("web"))
+    );
+
+    // A deny, with its reason on one line whatever was sent.
+    let id = id_of(&ops.ask("restart db").await.json);
+    let no = auditor
+        .post(
+            &format!("/api/v1/approvals/{id}/deny"),
+            json!({"reason": "not\nduring the freeze"}),
+        )
+        .await;
+    assert_eq!(no.status, 200, "{}", no.text);
+    let done = ops.finished(&id).await;
+    assert_eq!(done["status"], "cancelled");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("not during the freeze"),
+        "{done}"
+    );
+    assert_eq!(ops.get("/api/v1/approvals").await.json, json!([]));
 }

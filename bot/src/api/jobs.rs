@@ -241,15 +241,7 @@ pub(super) async fn rerun(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RerunBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the body must be empty or JSON like {{\"reason\": \"…\"}}: {e}"
-            ))
-        })?
-    };
+    let body: RerunBody = super::optional_json(&body, r#"{"reason": "…"}"#)?;
     let record = record(&state, job_id(&id)?).await?;
     let answer = state
         .router

@@ -19,7 +19,7 @@
 pub mod auth;
 pub mod events;
 pub mod jobs;
-mod operations;
+pub mod operations;
 pub mod views;
 
 use std::sync::Arc;
@@ -223,6 +223,21 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
             .map_err(|wait| ApiError::TooMany { limit, wait })?;
         Ok(Authed(caller))
     }
+}
+
+/// A body that may be empty (`T::default()`) or JSON like `example`.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    example: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be empty or JSON like {example}: {e}"
+        ))
+    })
 }
 
 /// A router's answer as the API gives it: 200 with the text for an answer, 202 with the

@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Duration as Span, Utc};
-use jobs::{AuditPosition, JobQuery};
+use jobs::{AuditPosition, JobId, JobQuery};
 use serde::Deserialize;
 
 use super::jobs::{job_id, page, sees_whole, DEFAULT_PAGE};
@@ -72,15 +72,10 @@ pub(super) async fn schedule_action(
             name.chars().take(64).collect::<String>()
         )));
     }
-    let text = match action.as_str() {
-        "pause" => format!("pause schedule {name}"),
-        "resume" => format!("resume schedule {name}"),
-        "run" => format!("run schedule {name} now"),
-        _ => {
-            return Err(ApiError::NotFound(
-                "a schedule's actions are pause, resume and run".into(),
-            ))
-        }
+    let Some(text) = schedule_request(&name, &action) else {
+        return Err(ApiError::NotFound(
+            "a schedule's actions are pause, resume and run".into(),
+        ));
     };
     let request = Request {
         text,
@@ -209,21 +204,7 @@ pub(super) async fn approvals(
         .pending_approvals(200)
         .await
         .map_err(|e| ApiError::store("list pending approvals", &e))?;
-    let identity = caller.identity();
-    Ok(Json(
-        pending
-            .iter()
-            .map(|a| {
-                let record = jobs::JobRecord::queued(a.job.clone());
-                ApprovalView {
-                    job: JobView::new(&record, sees_whole(&state, &identity, &record)),
-                    by: a.by.clone(),
-                    reason: a.reason.clone(),
-                    expires_at: a.expires_at,
-                }
-            })
-            .collect(),
-    ))
+    Ok(Json(approval_views(&state, &caller.identity(), &pending)))
 }
 
 #[derive(Deserialize, Default)]
@@ -240,38 +221,66 @@ pub(super) async fn decide(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
-    let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DecisionBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the body must be empty or JSON like {{\"reason\": \"…\"}}: {e}"
-            ))
-        })?
-    };
-    let text = match decision.as_str() {
-        "approve" => format!("approve {id}"),
-        "deny" => {
-            // One line: the reason is the rest of a `deny` request.
-            let reason: String = body
-                .reason
-                .unwrap_or_default()
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            format!("deny {id} {}", reason.trim())
-                .trim_end()
-                .to_string()
-        }
-        _ => {
-            return Err(ApiError::NotFound(
-                "an approval's actions are approve and deny".into(),
-            ))
-        }
+    let body: DecisionBody = super::optional_json(&body, r#"{"reason": "…"}"#)?;
+    let Some(text) = decision_request(id, &decision, body.reason.as_deref()) else {
+        return Err(ApiError::NotFound(
+            "an approval's actions are approve and deny".into(),
+        ));
     };
     let request = Request {
         text,
         origin: caller.origin(),
     };
     Ok(answer_response(state.router.handle(&request).await))
+}
+
+/// The request that `action` (`pause`, `resume`, `run`) of schedule `name` is.
+pub fn schedule_request(name: &str, action: &str) -> Option<String> {
+    match action {
+        "pause" => Some(format!("pause schedule {name}")),
+        "resume" => Some(format!("resume schedule {name}")),
+        "run" => Some(format!("run schedule {name} now")),
+        _ => None,
+    }
+}
+
+/// The request that `decision` (`approve`, `deny`) of job `id` is; a deny's reason is
+/// put on the request's one line.
+pub fn decision_request(id: JobId, decision: &str, reason: Option<&str>) -> Option<String> {
+    match decision {
+        "approve" => Some(format!("approve {id}")),
+        "deny" => {
+            let reason: String = reason
+                .unwrap_or_default()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            Some(
+                format!("deny {id} {}", reason.trim())
+                    .trim_end()
+                    .to_string(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Pending approvals as `identity` sees them.
+pub fn approval_views(
+    state: &ApiState,
+    identity: &str,
+    pending: &[jobs::Approval],
+) -> Vec<ApprovalView> {
+    pending
+        .iter()
+        .map(|a| {
+            let record = jobs::JobRecord::queued(a.job.clone());
+            ApprovalView {
+                job: JobView::new(&record, sees_whole(state, identity, &record)),
+                by: a.by.clone(),
+                reason: a.reason.clone(),
+                expires_at: a.expires_at,
+            }
+        })
+        .collect()
 }

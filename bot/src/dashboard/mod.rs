@@ -22,7 +22,8 @@ use maud::Markup;
 use serde::Deserialize;
 
 use crate::api::jobs::{job_id, page, record, sees_whole, ListParams};
-use crate::api::views::{ApprovalView, AuditView, JobPageView, JobView, ScheduleView, WorkerView};
+use crate::api::operations::{approval_views, decision_request, schedule_request};
+use crate::api::views::{AuditView, JobPageView, JobView, ScheduleView, WorkerView};
 use crate::api::{auth, ApiError, ApiState};
 use crate::request::{Outcome, Request};
 pub use session::Sessions;
@@ -429,17 +430,12 @@ async fn schedule_action(
             &ApiError::NotFound("no such schedule".into()),
         );
     }
-    let text = match action.as_str() {
-        "pause" => format!("pause schedule {name}"),
-        "resume" => format!("resume schedule {name}"),
-        "run" => format!("run schedule {name} now"),
-        _ => {
-            return error_page(
-                &s,
-                "Schedules",
-                &ApiError::NotFound("no such action".into()),
-            )
-        }
+    let Some(text) = schedule_request(&name, &action) else {
+        return error_page(
+            &s,
+            "Schedules",
+            &ApiError::NotFound("no such action".into()),
+        );
     };
     let answer = state
         .router
@@ -495,18 +491,7 @@ async fn approvals_page(
     .await;
     match result {
         Ok(pending) => {
-            let views: Vec<ApprovalView> = pending
-                .iter()
-                .map(|a| {
-                    let record = jobs::JobRecord::queued(a.job.clone());
-                    ApprovalView {
-                        job: JobView::new(&record, sees_whole(&state, &identity, &record)),
-                        by: a.by.clone(),
-                        reason: a.reason.clone(),
-                        expires_at: a.expires_at,
-                    }
-                })
-                .collect();
+            let views = approval_views(&state, &identity, &pending);
             page_of(
                 &s,
                 "Approvals",
@@ -532,26 +517,12 @@ async fn decide(
         Ok(id) => id,
         Err(e) => return error_page(&s, "Approvals", &e),
     };
-    let text = match decision.as_str() {
-        "approve" => format!("approve {id}"),
-        "deny" => {
-            let reason: String = form
-                .reason
-                .unwrap_or_default()
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            format!("deny {id} {}", reason.trim())
-                .trim_end()
-                .to_string()
-        }
-        _ => {
-            return error_page(
-                &s,
-                "Approvals",
-                &ApiError::NotFound("no such decision".into()),
-            )
-        }
+    let Some(text) = decision_request(id, &decision, form.reason.as_deref()) else {
+        return error_page(
+            &s,
+            "Approvals",
+            &ApiError::NotFound("no such decision".into()),
+        );
     };
     let answer = state
         .router
