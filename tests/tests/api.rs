@@ -666,3 +666,57 @@ async fn approvals_are_listed_and_decided_through_the_api_by_the_approver_only()
     );
     assert_eq!(ops.get("/api/v1/approvals").await.json, json!([]));
 }
+
+#[tokio::test]
+async fn schedules_are_listed_and_steered_by_admins_through_the_api() {
+    let config = format!(
+        "{COMMANDS}\n[[schedule]]\nname = \"nightly\"\ncron = \"0 0 3 * * *\"\nrun = \"echo nightly run\"\ndeliver = \"ssh:alice\"\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let (ops, viewer) = (bot.api(OPS), bot.api(VIEWER));
+    let listed = viewer.get("/api/v1/schedules").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json[0]["name"], "nightly");
+    assert_eq!(listed.json[0]["paused"], false);
+    // Steering is for group admins.
+    let refused = viewer
+        .post("/api/v1/schedules/nightly/pause", json!({}))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let paused = ops.post("/api/v1/schedules/nightly/pause", json!({})).await;
+    assert_eq!(paused.status, 200, "{}", paused.text);
+    assert_eq!(ops.get("/api/v1/schedules").await.json[0]["paused"], true);
+    assert_eq!(
+        ops.post("/api/v1/schedules/nightly/resume", json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(ops.get("/api/v1/schedules").await.json[0]["paused"], false);
+    // Run now: a job of the schedule's appears in the history.
+    assert_eq!(
+        ops.post("/api/v1/schedules/nightly/run", json!({}))
+            .await
+            .status,
+        200
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let jobs = ops.get("/api/v1/jobs?command=echo&status=succeeded").await;
+        if jobs.json["jobs"].as_array().is_some_and(|j| !j.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run: {}",
+            jobs.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ops.post("/api/v1/schedules/nightly/explode", json!({}))
+            .await
+            .status,
+        404
+    );
+}
