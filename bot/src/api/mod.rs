@@ -92,7 +92,29 @@ pub fn routes(state: Arc<ApiState>) -> axum::Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .with_state(state)
+}
+
+/// Answers 413 at once to a request whose declared length is past [`BODY_LIMIT`], before
+/// any of its body is read (the body limit alone would read up to the limit first, and a
+/// client still sending could find the connection closed before it read the answer).
+pub async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        let body = Json(serde_json::json!({
+            "error": format!("the body is larger than {} KiB", BODY_LIMIT / 1024)
+        }));
+        return (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
+    }
+    next.run(request).await
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -51,6 +51,9 @@ pub fn routes(state: Arc<ApiState>) -> axum::Router {
         .route("/ui/approvals/{id}/{decision}", post(decide))
         .route("/ui/audit", get(audit_page))
         .layer(axum::extract::DefaultBodyLimit::max(crate::api::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            crate::api::refuse_declared_oversize,
+        ))
         .with_state(state)
 }
 
