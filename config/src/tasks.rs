@@ -520,6 +520,16 @@ allow = ["everyone"]
     }
 
     #[test]
+    fn the_example_file_documents_the_defaults() {
+        let text = include_str!("../../compose/octobox.example.toml");
+        let example = Config::parse("octobox.example.toml", text, |_| Some("x".repeat(64)))
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .tasks;
+        assert_eq!(example, TasksConfig::default());
+    }
+
+    #[test]
     fn whois_servers_take_names_and_default_to_port_43() {
         assert_eq!(
             server_address("Whois.Example.net", 43).unwrap(),
