@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use commands::LiveCatalog;
 use config::Config;
 use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
@@ -71,7 +71,8 @@ impl Bot {
                     .unwrap_or_else(|| "embedded".to_string()),
                 broker.clone(),
                 store.clone(),
-                TaskRegistry::standard(),
+                TaskRegistry::configured(&config.tasks)
+                    .context("the [tasks] settings cannot be used")?,
                 config.worker.concurrency,
             )
             .with_retry(RetryPolicy {
@@ -223,7 +224,6 @@ async fn serve_http(
     feed: EventFeed,
     shutdown: CancellationToken,
 ) -> Result<std::net::SocketAddr> {
-    use anyhow::Context;
     let state = crate::api::ApiState::new(router, feed);
     let app = health
         .routes()

@@ -5,6 +5,8 @@
 //!
 //! - [`builtin`]: `Builtin` — the typed id of each command the bot answers itself, and
 //!   their declarations (`builtins.toml`).
+//! - [`day_one`]: the commands of the day-one native tasks (`tasks.toml`), declared by
+//!   default unless `[tasks]` switches their task off.
 //! - [`table`]: `CommandTable`, `CommandAction`, `Executor` — what runs each command;
 //!   `CommandTable::job_for`, the one place a command becomes a job; `NativeTasks`.
 //! - [`access`]: `AccessPolicy` — who may run what, refusals that say who may.
@@ -18,6 +20,7 @@
 pub mod access;
 pub mod builtin;
 pub mod catalog;
+pub mod day_one;
 pub mod schedules;
 pub mod table;
 

@@ -177,11 +177,19 @@ impl CommandTable {
     /// lacking a slot its task reads, is an error.
     pub fn build(config: &Config, tasks: Option<&NativeTasks>) -> Result<Self, ConfigErrors> {
         let builtins = Config::parse(DECLARATIONS_SOURCE, DECLARATIONS, |_| None)?;
-        let declared: Vec<_> = builtins.commands.iter().chain(&config.commands).collect();
+        let day_one = crate::day_one::declarations(&config.tasks)?;
+        let declared: Vec<_> = builtins
+            .commands
+            .iter()
+            .chain(&day_one.commands)
+            .chain(&config.commands)
+            .collect();
         let at = |index: usize, message: String| -> ConfigError {
-            match index.checked_sub(builtins.commands.len()) {
-                Some(i) => config.command_error(i, message),
-                None => builtins.command_error(index, message),
+            let (b, d) = (builtins.commands.len(), day_one.commands.len());
+            match index {
+                i if i < b => builtins.command_error(i, message),
+                i if i < b + d => day_one.command_error(i - b, message),
+                i => config.command_error(i - b - d, message),
             }
         };
 
@@ -196,6 +204,16 @@ impl CommandTable {
                         None
                     }
                 },
+                Runs::Native(task) if config.tasks.enabled(task) == Some(false) => {
+                    errors.push(at(
+                        i,
+                        format!(
+                            "native task \"{task}\" is switched off in this file \
+                             ([tasks.{task}] enabled = false)"
+                        ),
+                    ));
+                    None
+                }
                 Runs::Native(task) => match tasks {
                     Some(registry) if registry.params(task).is_none() => {
                         let known: Vec<_> = registry.names().collect();
@@ -398,7 +416,57 @@ pub(crate) mod tests {
 
     /// The native tasks of a standard worker.
     pub(crate) fn standard_tasks() -> NativeTasks {
-        NativeTasks::new([("echo", &["text"][..]), ("sleep", &["for"][..])])
+        NativeTasks::new([
+            ("echo", &["text"][..]),
+            ("sleep", &["for"][..]),
+            ("dns", &["name"][..]),
+            ("whois", &["query"][..]),
+            ("http_check", &["url"][..]),
+            ("tls_expiry", &["target"][..]),
+        ])
+    }
+
+    #[test]
+    fn day_one_commands_are_there_unless_switched_off() {
+        let table = CommandTable::build(&config(""), Some(&standard_tasks())).unwrap();
+        for (command, task) in [
+            ("dns", "dns"),
+            ("whois", "whois"),
+            ("http check", "http_check"),
+            ("tls expiry", "tls_expiry"),
+        ] {
+            let action = table.action(command).unwrap();
+            assert_eq!(action.runs, Executor::Native(task.into()), "{command}");
+            assert_eq!(action.allow, Some(vec![AllowEntry::Everyone]));
+        }
+        let job = table
+            .job_for("dns example.com mx", Origin::new("console", "t"))
+            .unwrap();
+        assert_eq!(job.args["type"].to_string(), "MX");
+
+        let off = config("[tasks.dns]\nenabled = false\n[tasks.whois]\nenabled = false\n");
+        let table = CommandTable::build(&off, Some(&standard_tasks())).unwrap();
+        assert!(table.action("dns").is_none());
+        assert!(table.action("whois").is_none());
+        assert!(table.action("http check").is_some());
+    }
+
+    #[test]
+    fn a_command_naming_a_switched_off_task_is_refused_and_a_clash_names_both() {
+        let c = config(
+            "[tasks.dns]\nenabled = false\n\n[[command]]\npattern = \"lookup {name:word}\"\n\
+             help = \"Looks up\"\nnative = \"dns\"\n",
+        );
+        let text = CommandTable::build(&c, None).unwrap_err().to_string();
+        assert!(
+            text.contains("octobox.toml:4: command[1]: native task \"dns\" is switched off in this file ([tasks.dns] enabled = false)"),
+            "{text}"
+        );
+        let c = config(
+            "[[command]]\npattern = \"whois {domain:word}\"\nhelp = \"Mine\"\nnative = \"echo\"\n",
+        );
+        let text = CommandTable::build(&c, None).unwrap_err().to_string();
+        assert!(text.contains("whois {query:word}"), "{text}");
     }
 
     #[test]

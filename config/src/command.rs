@@ -260,7 +260,8 @@ fn approval(
     }
 }
 
-fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
+/// One `allow` entry, its group checked against `acl`.
+pub(crate) fn allow_entry(entry: &str, acl: &AclConfig) -> Result<AllowEntry, String> {
     if entry == "everyone" {
         return Ok(AllowEntry::Everyone);
     }

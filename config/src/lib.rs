@@ -14,6 +14,7 @@
 //! - `schedule`: `[scheduler]` and `[[schedule]]`, [`parse_cron`] and [`CronError`].
 //! - `shipper`: `[[shipper]]` ([`ShipperConfig`]: a source, a sink, a window).
 //! - `api`: `[api]`, the HTTP API's tokens ([`ApiConfig`], [`ApiToken`]).
+//! - [`tasks`]: `[tasks]`, the day-one native tasks ([`TasksConfig`]).
 //! - `ssh`, `slack`: their sections. `secret`: [`Secret`] and `${ENV}` expansion.
 //! - `error`: [`ConfigError`] (file, line, key, message), [`ConfigErrors`], and the
 //!   `Report` every section writes its problems to.
@@ -40,6 +41,7 @@ mod secret;
 mod shipper;
 mod slack;
 mod ssh;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,6 +60,10 @@ pub use secret::Secret;
 pub use shipper::{HttpSourceConfig, ShipperConfig, SinkConfig, SourceConfig};
 pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
+pub use tasks::{
+    DnsSettings, HttpCheckSettings, ResolverAddress, ResolverConfig, TasksConfig,
+    TlsExpirySettings, WhoisSettings, DAY_ONE_TASKS,
+};
 
 /// A validated configuration.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +93,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[api]`: the tokens of the HTTP API and dashboard (served on `[http] listen`).
     pub api: ApiConfig,
+    /// `[tasks]`: the day-one native tasks (`dns`, `whois`, `http_check`,
+    /// `tls_expiry`): which are on, who may run them, their settings.
+    pub tasks: TasksConfig,
 }
 
 impl Config {

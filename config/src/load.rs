@@ -5,7 +5,7 @@
 //! This module owns [`Config::load`], [`Config::parse`] (which calls the sections one
 //! after the other), the file's raw shape (`RawConfig`) and the small sections `[acl]`,
 //! `[jobs]` and `[worker]`. The larger ones have modules of their own: `command`,
-//! `durable` (`[broker]`, `[store]`), `ssh`, `schedule`, `shipper`, `slack`.
+//! `durable` (`[broker]`, `[store]`), `ssh`, `schedule`, `shipper`, `slack`, `tasks`.
 
 use std::path::Path;
 
@@ -70,6 +70,7 @@ impl Config {
             }),
         };
         let commands = command::commands(raw.command, &raw.acl, &mut report);
+        let tasks = crate::tasks::tasks(std::mem::take(&mut raw.tasks), &raw.acl, &mut report);
         let broker = raw
             .broker
             .and_then(|b| durable::broker(b, env, &mut report));
@@ -104,6 +105,7 @@ impl Config {
             slack,
             http,
             api,
+            tasks,
         })
     }
 }
@@ -288,6 +290,8 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     api: crate::api::RawApi,
+    #[serde(default)]
+    tasks: crate::tasks::RawTasks,
 }
 
 #[derive(Deserialize, Default)]

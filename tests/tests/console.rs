@@ -4,6 +4,11 @@
 use octobox_tests::console::{me, Console};
 use regex::Regex;
 
+/// The DNS server the worker's day-one tests use (this test needs only part of it).
+#[path = "../../worker/tests/support/dns_server.rs"]
+#[allow(dead_code)]
+mod dns_server;
+
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
 /// A configuration with an access group, a guarded command and a typed one.
@@ -457,5 +462,52 @@ fn more_piped_jobs_than_the_store_keeps_each_get_their_reply() {
         queued.len(),
         &lost[..lost.len().min(3)],
         out.stderr
+    );
+}
+
+#[test]
+fn day_one_commands_are_there_by_default_and_can_be_switched_off() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(dns_server::DnsServer::start(
+        dns_server::Behaviour::Records(vec![dns_server::a("www.example.test.", 300, "192.0.2.1")]),
+    ));
+    // No command declared, access denied by default: the day-one commands are there
+    // all the same, each with its own allow list; whois is switched off.
+    let config = format!(
+        "[acl]\ndefault = \"deny\"\n\n[tasks.dns]\nresolvers = [\"local={}\"]\n\n[tasks.whois]\nenabled = false\n",
+        server.addr
+    );
+    let out = Console::new().config(&config).run(&[
+        "dns www.example.test",
+        "whois example.com",
+        "help dns",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let result = Regex::new(&format!(
+        r"(?m)^job {UUID} \(dns\) succeeded in \d+(ms|\.\ds):\nA records of www\.example\.test\nresolver +answer +TTL +took\nlocal +192\.0\.2\.1 +300s +\S+ (µs|ms)$"
+    ))
+    .unwrap();
+    assert!(result.is_match(&out.stdout), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("unknown command \"whois example.com\""),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("dns {name} [{type}]"), "{}", out.stdout);
+
+    // A command of the file's own that runs a switched-off task is refused, with its line.
+    let own = format!(
+        "{config}\n[[command]]\npattern = \"who is {{q:word}}\"\nhelp = \"WHOIS\"\nnative = \"whois\"\nallow = [\"everyone\"]\n"
+    );
+    let console = Console::new().config(&own);
+    let checked = console.check_config();
+    assert!(!checked.status.success(), "{checked:?}");
+    assert!(
+        checked.stderr.contains(&format!(
+            "{}:10: command[1]: native task \"whois\" is switched off in this file ([tasks.whois] enabled = false)",
+            console.config_path()
+        )),
+        "{}",
+        checked.stderr
     );
 }

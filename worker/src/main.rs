@@ -67,7 +67,8 @@ async fn run(args: Args) -> Result<()> {
     let (broker, store) = jobs::connect::connect(broker, store).await?;
     octobox_http::metrics().set_role("worker");
 
-    let mut registry = TaskRegistry::standard();
+    let mut registry =
+        TaskRegistry::configured(&config.tasks).context("the [tasks] settings cannot be used")?;
     if std::env::var("OCTOBOX_CHAOS_TASKS").as_deref() == Ok("1") {
         tracing::warn!("OCTOBOX_CHAOS_TASKS=1: the \"abort\" task can end this process");
         registry.register("abort", tasks::Abort);

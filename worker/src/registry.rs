@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use config::TasksConfig;
 use jobs::{Event, EventKind, Job, Output, Store};
 use lexicon::Value;
+
+use crate::tasks::certificate::{CaFileError, TlsClient};
 
 /// A task written in Rust and compiled into the worker.
 #[async_trait]
@@ -78,11 +81,35 @@ impl TaskRegistry {
         Self::default()
     }
 
-    /// The tasks every worker has.
+    /// The tasks every worker has, the day-one tasks with their default settings.
     pub fn standard() -> Self {
+        Self::with_tasks(&TasksConfig::default(), TlsClient::with_roots(Vec::new()))
+    }
+
+    /// The tasks every worker has, the day-one tasks with the settings of `[tasks]`
+    /// (a worker's own file). A task switched off there is registered all the same:
+    /// its commands cannot be declared in that file, so the worker, which runs only what
+    /// its own catalog declares, never runs it.
+    pub fn configured(tasks: &TasksConfig) -> Result<Self, CaFileError> {
+        let tls = TlsClient::new(tasks.ca_file.as_deref())?;
+        Ok(Self::with_tasks(tasks, tls))
+    }
+
+    fn with_tasks(tasks: &TasksConfig, tls: TlsClient) -> Self {
+        use crate::tasks;
         let mut r = Self::new();
-        r.register("echo", crate::tasks::Echo);
-        r.register("sleep", crate::tasks::Sleep);
+        r.register("echo", tasks::Echo);
+        r.register("sleep", tasks::Sleep);
+        r.register("dns", tasks::Dns::new(tasks.dns.clone()));
+        r.register("whois", tasks::Whois::new(tasks.whois.clone()));
+        r.register(
+            "http_check",
+            tasks::HttpCheck::new(tasks.http_check.clone(), tls.clone()),
+        );
+        r.register(
+            "tls_expiry",
+            tasks::TlsExpiry::new(tasks.tls_expiry.clone(), tls),
+        );
         r
     }
 
