@@ -212,12 +212,50 @@ impl Filters<'_> {
             && self.until_ms.is_none_or(|until| created_ms < until)
     }
 
+    /// Whether a record of `status` may match: a check before the record is decoded.
+    pub(crate) fn admits_status(&self, status: JobStatus) -> bool {
+        self.query.statuses.is_empty() || self.query.statuses.contains(&status)
+    }
+
+    /// Whether a record may hold the text filter, judged on its stored JSON (`raw`: the
+    /// job's and the result's) before it is decoded: `false` only when it certainly
+    /// does not, so a store need not decode it. That is sound when the JSON is ASCII, the
+    /// text is ASCII with nothing JSON escapes (`"`, `\`, control characters), and no
+    /// argument is a duration (shown as `1h30m`, stored in milliseconds): every value
+    /// searched then stands in the JSON verbatim. Otherwise, and with no text filter,
+    /// `true`. Linear in the JSON's size; `scratch` is reused between calls.
+    pub(crate) fn may_hold_text(&self, raw: &[&[u8]], scratch: &mut Vec<u8>) -> bool {
+        let Some(needle) = &self.text else {
+            return true;
+        };
+        let plain = |b: &u8| b.is_ascii() && *b >= 0x20 && *b != b'"' && *b != b'\\';
+        if !needle.as_bytes().iter().all(plain) {
+            return true;
+        }
+        for json in raw {
+            scratch.clear();
+            for &b in *json {
+                if !b.is_ascii() {
+                    return true;
+                }
+                scratch.push(b.to_ascii_lowercase());
+            }
+            let Ok(text) = std::str::from_utf8(scratch) else {
+                return true;
+            };
+            if text.contains(needle.as_str()) || text.contains("\"type\":\"duration\"") {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Whether `record` matches every filter; `dead_lettered` says whether the store
     /// noted it as dead-lettered. Time linear in the record's text for a text filter.
     pub(crate) fn matches(&self, record: &JobRecord, dead_lettered: bool) -> bool {
         let q = self.query;
         let job = &record.job;
-        (q.statuses.is_empty() || q.statuses.contains(&record.status))
+        self.admits_status(record.status)
             && q.command.as_ref().is_none_or(|c| *c == job.command)
             && q.adapter.as_ref().is_none_or(|a| *a == job.origin.adapter)
             && q.requester.as_ref().is_none_or(|r| is_identity(r, record))
@@ -309,6 +347,84 @@ mod tests {
         assert_eq!(q(0).page_size(), 1);
         assert_eq!(q(50).page_size(), 50);
         assert_eq!(q(10_000).page_size(), MAX_PAGE);
+    }
+
+    #[test]
+    fn the_text_is_looked_for_in_stored_json_only_where_that_is_sound() {
+        use crate::job::{Job, JobResult, Origin, Task};
+        use lexicon::Value;
+        let with_text = |text: &str| JobQuery {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        let record = |args: Vec<(&str, Value)>, output: &str| {
+            let job = Job::new(
+                "deploy",
+                args.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                Task::native("deploy"),
+                Origin::new("ssh", "bob"),
+                std::time::Duration::from_secs(1),
+            );
+            let result = JobResult {
+                id: job.id,
+                status: JobStatus::Succeeded,
+                output: Output::text(output),
+                worker: "w1".into(),
+                started_at: Utc::now(),
+                finished_at: Utc::now(),
+                error: None,
+            };
+            let raw = [
+                serde_json::to_vec(&job).unwrap(),
+                serde_json::to_vec(&result).unwrap(),
+            ];
+            (
+                JobRecord {
+                    result: Some(result),
+                    ..JobRecord::queued(job)
+                },
+                raw,
+            )
+        };
+        let mut scratch = Vec::new();
+        let cases = [
+            (
+                vec![("host", Value::Hostname("Web-17".into()))],
+                "line one\nline \"two\"",
+            ),
+            (
+                vec![(
+                    "wait",
+                    Value::Duration(lexicon::DurationValue::from_millis(5_400_000)),
+                )],
+                "ok",
+            ),
+            (vec![("who", Value::Text("Zoë".into()))], "tab\there"),
+        ];
+        let needles = [
+            "web-17", "1h30m", "zoë", "line two", "\"two\"", "two", "tab\th", "ok", "absent",
+        ];
+        for (args, output) in cases {
+            let (record, raw) = record(args, output);
+            let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+            for needle in needles {
+                let query = with_text(needle);
+                let filters = query.filters().unwrap();
+                if filters.matches(&record, false) {
+                    assert!(
+                        filters.may_hold_text(&raw, &mut scratch),
+                        "{needle:?} is in {record:?} but was ruled out"
+                    );
+                }
+            }
+            let query = with_text("absent");
+            let filters = query.filters().unwrap();
+            assert!(!filters.matches(&record, false));
+        }
+        let (_, raw) = record(vec![], "nothing here");
+        let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+        let query = with_text("absent");
+        assert!(!query.filters().unwrap().may_hold_text(&raw, &mut scratch));
     }
 
     #[test]

@@ -549,12 +549,14 @@ async fn dead_lettered_jobs_are_those_noted_and_stay_found_under_their_status() 
 
 // ---- paging -----------------------------------------------------------------------
 
-/// 1,000 jobs in bursts of 100 sharing one millisecond each, recorded out of order.
+/// 1,000 jobs in bursts sharing one millisecond each, recorded out of order: nine of 50,
+/// and one of 550 (more than the Redis store reads of one millisecond at once).
 fn bursts(at: DateTime<Utc>) -> Vec<Job> {
     let mut jobs = Vec::new();
     for burst in 0..10 {
         let ms = minutes_ago(at, 10 - burst);
-        let mut these: Vec<Job> = (0..100)
+        let size = if burst == 4 { 550 } else { 50 };
+        let mut these: Vec<Job> = (0..size)
             .map(|i| {
                 let command = if i % 3 == 0 { "deploy" } else { "echo" };
                 job(command, ("ssh", "bob"), &[], ms)

@@ -20,26 +20,29 @@
 //!    command, a requester, dead-lettered), the one with the fewest entries in the
 //!    query's time range (one `ZCOUNT` each, in one round trip; an empty one ends the
 //!    page at once); with none, the history.
-//! 2. Walk it newest first from the query's cursor, a chunk at a time: `INDEX_PAGE` (one
-//!    script) finds where the cursor is and answers the entries after it, with `since`
-//!    and `until` as score bounds; then one pipeline reads their records (`HGETALL`
+//! 2. Walk it newest first from the query's cursor, a chunk at a time: one round trip
+//!    reads the entries after the cursor (`ZRANGE … BYSCORE REV LIMIT`, `since` and
+//!    `until` as score bounds; see `chunk`), then one pipeline reads their records (`HMGET`
 //!    each, and `ZMSCORE` in the dead-letter index when that filter is not the walked
 //!    index). Every filter is applied to every record in Rust: an index only narrows
-//!    the walk. Chunks start at the page size and double, up to [`MAX_CHUNK`].
+//!    the walk. A record of another status, or whose stored JSON cannot hold the text
+//!    asked for, is passed over undecoded. Chunks start at the page size (twice that
+//!    when the walked index does not imply every filter) and double, up to
+//!    [`MAX_CHUNK`].
 //! 3. Stop when the page is full, the index has nothing older, or [`SCAN_BUDGET`]
 //!    entries have been examined: `next` is then the position of the last entry
 //!    examined, and the caller goes on from there.
 //!
-//! So a call costs Redis O(log² N + k) per chunk for an index of N entries and a chunk of
-//! k (ranks by `ZCOUNT`, a binary search by rank inside the cursor's millisecond, a
-//! `ZRANGE` by rank), at most [`SCAN_BUDGET`] records per call, whatever the size of the
-//! history; a deep page costs what the first one does.
+//! So a call costs Redis O(log N + k) per chunk for an index of N entries and a chunk of
+//! k (O(log² N + k) by rank, when the cursor's millisecond is crowded), at most
+//! [`SCAN_BUDGET`] records per call, whatever the size of the history; a deep page costs
+//! what the first one does.
 //!
 //! # Positions
 //!
 //! A ZSET orders its entries by score, then by member bytes; members are ids in their
-//! lowercase hyphenated form, whose byte order is the ids' order. `INDEX_PAGE` finds a
-//! position (ms, id) exactly, whether or not that id is still in the index (its job
+//! lowercase hyphenated form, whose byte order is the ids' order. A chunk starts exactly
+//! after a position (ms, id), whether or not that id is still in the index (its job
 //! moved to another status, its entry was trimmed), so a cursor never skips or repeats a
 //! job, however many share its millisecond.
 //!
@@ -49,19 +52,18 @@
 //! # Data written before the indexes
 //!
 //! A job recorded by a version without these indexes is in the history only: a query
-//! that walks an index (a status, command, requester or dead-letter filter) does not find
-//! it, one that walks the history does. Such a job that finishes after the upgrade
+//! that walks an index (one status, a command, a requester, dead-lettered) does not find
+//! it, one that walks the history (any other filters) does. Such a job that finishes after the upgrade
 //! enters its final status's index.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use ::redis::{FromRedisValue, Script, Value};
 use chrono::Utc;
 
-use super::records::decode_record;
+use super::records::{decode_fields, RECORD_FIELDS};
 use super::{millis, RedisStore};
-use crate::job::{Job, JobRecord};
+use crate::job::{Job, JobStatus};
 use crate::query::{Filters, JobCursor, JobPage, JobQuery};
 use crate::store::StoreError;
 
@@ -72,7 +74,11 @@ pub const SCAN_BUDGET: usize = 2_000;
 /// The most entries read in one round trip.
 const MAX_CHUNK: usize = 500;
 
-/// One chunk of an index, newest first. KEYS: the index. ARGV: since (ms, inclusive, or
+/// Past this many entries in the cursor's millisecond, a chunk is found by rank.
+const SAME_MS_MAX: usize = 256;
+
+/// One chunk of an index, newest first, found by rank: used after a cursor whose
+/// millisecond holds [`SAME_MS_MAX`] entries or more (see `chunk`). KEYS: the index. ARGV: since (ms, inclusive, or
 /// empty), until (ms, exclusive, or empty), the cursor's ms (or empty) and id, how many.
 /// Answers `more` (`1` when entries older than the chunk remain in range, else `0`),
 /// then member, score, member, score… oldest first.
@@ -115,13 +121,58 @@ return out
     )
 });
 
+/// A record's hash fields as `HMGET` reads them, in the order of [`RECORD_FIELDS`]; all
+/// `None` when the record is gone.
+type Fields = Vec<Option<Vec<u8>>>;
+
+/// Field `name` of `fields`.
+fn field<'f>(fields: &'f Fields, name: &str) -> Option<&'f [u8]> {
+    let at = RECORD_FIELDS.iter().position(|f| *f == name)?;
+    fields.get(at)?.as_deref()
+}
+
+/// The `status` field of a record, when it reads as one.
+fn status_of(fields: &Fields) -> Option<JobStatus> {
+    let text = std::str::from_utf8(field(fields, "status")?).ok()?;
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
 /// Entries of one chunk, newest first: member and position.
+#[derive(Default)]
 struct Chunk {
     entries: Vec<(String, JobCursor)>,
     /// Members that are not job ids (dropped from the index).
     strays: Vec<String>,
     /// Older entries remain in range.
     more: bool,
+}
+
+impl Chunk {
+    /// The chunk of `index` that `read` (members and scores, newest first) is.
+    fn of(index: &str, read: Vec<(String, f64)>, more: bool) -> Chunk {
+        let mut chunk = Chunk {
+            entries: Vec::with_capacity(read.len()),
+            strays: Vec::new(),
+            more,
+        };
+        for (member, score) in read {
+            match member.parse() {
+                Ok(id) if score.is_finite() => {
+                    let position = JobCursor::new(score as i64, id);
+                    chunk.entries.push((member, position));
+                }
+                _ => {
+                    tracing::warn!(
+                        member,
+                        index,
+                        "history index entry is not a job; dropping it"
+                    );
+                    chunk.strays.push(member);
+                }
+            }
+        }
+        chunk
+    }
 }
 
 impl RedisStore {
@@ -155,8 +206,9 @@ impl RedisStore {
 
         let mut at = query.after;
         let (mut jobs, mut scanned) = (Vec::new(), 0usize);
+        let mut scratch = Vec::new();
         let next = loop {
-            let room = SCAN_BUDGET - scanned;
+            let room = SCAN_BUDGET.saturating_sub(scanned);
             if room == 0 {
                 break at;
             }
@@ -178,21 +230,36 @@ impl RedisStore {
             let count = found.entries.len();
             let mut expired = Vec::new();
             let mut older_remain = found.more;
-            for (i, ((member, position), (record, noted))) in
+            for (i, ((member, position), (fields, noted))) in
                 found.entries.into_iter().zip(records).enumerate()
             {
                 scanned += 1;
                 at = Some(position);
+                if fields.iter().all(Option::is_none) {
+                    expired.push(member);
+                    continue;
+                }
+                // A record of another status, or whose JSON cannot hold the text, is
+                // skipped undecoded.
+                if status_of(&fields).is_some_and(|status| !filters.admits_status(status)) {
+                    continue;
+                }
+                let raw = ["job", "result"].map(|name| field(&fields, name).unwrap_or_default());
+                if !filters.may_hold_text(&raw, &mut scratch) {
+                    continue;
+                }
+                let key = self.keys.job(position.id());
+                let record = decode_fields(&key, |name| field(&fields, name));
                 match record {
-                    Some(record) if filters.matches(&record, noted || walks_dead) => {
+                    Err(err) => tracing::warn!(key, error = %err, "skipping a job record"),
+                    Ok(record) if filters.matches(&record, noted || walks_dead) => {
                         jobs.push(record);
                         if jobs.len() == limit {
                             older_remain |= i + 1 < count;
                             break;
                         }
                     }
-                    Some(_) => {}
-                    None => expired.push(member),
+                    _ => {}
                 }
             }
             self.forget(&index, &expired).await;
@@ -261,6 +328,13 @@ impl RedisStore {
     }
 
     /// The next (at most) `count` entries of `index` after position `at`, in range.
+    ///
+    /// Two reads by score in one round trip: the entries of the cursor's millisecond
+    /// (kept when their id is below the cursor's), and those of the milliseconds before
+    /// it. Each read is atomic and they cover disjoint scores, so the chunk is exact
+    /// whatever changed in between. Only when the cursor's millisecond holds
+    /// [`SAME_MS_MAX`] entries or more is the chunk found by rank (`INDEX_PAGE`), which
+    /// costs Redis more per entry (each passes through Lua).
     async fn chunk(
         &self,
         index: &str,
@@ -268,12 +342,75 @@ impl RedisStore {
         at: Option<JobCursor>,
         count: usize,
     ) -> Result<Chunk, StoreError> {
+        let (since, until) = (filters.since_ms, filters.until_ms);
+        if at.is_some_and(|at| since.is_some_and(|since| at.created_ms() < since)) {
+            return Ok(Chunk::default());
+        }
+        // The cursor's millisecond, when it is in range; the milliseconds before both.
+        let block = at.filter(|at| until.is_none_or(|until| at.created_ms() < until));
+        let below = [until, at.map(|at| at.created_ms())]
+            .into_iter()
+            .flatten()
+            .min();
+        let min = since.map_or_else(|| "-inf".to_string(), |ms| ms.to_string());
+        let max = below.map_or_else(|| "+inf".to_string(), |ms| format!("({ms}"));
+        let (same_ms, older) = self
+            .retrying("read the job history", |redis| {
+                let mut con = redis.shared.clone();
+                let mut pipe = ::redis::pipe();
+                if let Some(at) = block {
+                    let ms = at.created_ms();
+                    pipe.cmd("ZRANGE").arg(index).arg(ms).arg(ms).arg("BYSCORE");
+                    pipe.arg("REV").arg("LIMIT").arg(0).arg(SAME_MS_MAX);
+                    pipe.arg("WITHSCORES");
+                }
+                pipe.cmd("ZRANGE")
+                    .arg(index)
+                    .arg(&max)
+                    .arg(&min)
+                    .arg("BYSCORE");
+                pipe.arg("REV").arg("LIMIT").arg(0).arg(count + 1);
+                pipe.arg("WITHSCORES");
+                async move {
+                    let mut replies = pipe
+                        .query_async::<Vec<Vec<(String, f64)>>>(&mut con)
+                        .await?;
+                    let older = replies.pop().unwrap_or_default();
+                    Ok((replies.pop(), older))
+                }
+            })
+            .await?;
+        let mut entries = match (block, same_ms) {
+            (Some(at), Some(same_ms)) => {
+                if same_ms.len() >= SAME_MS_MAX {
+                    return self.chunk_by_rank(index, filters, at, count).await;
+                }
+                let id = at.id().to_string();
+                same_ms
+                    .into_iter()
+                    .filter(|(member, _)| member.as_str() < id.as_str())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        entries.extend(older);
+        let more = entries.len() > count;
+        entries.truncate(count);
+        Ok(Chunk::of(index, entries, more))
+    }
+
+    /// [`Self::chunk`] after a cursor whose millisecond holds many entries, by rank, in
+    /// one script call (`INDEX_PAGE`).
+    async fn chunk_by_rank(
+        &self,
+        index: &str,
+        filters: &Filters<'_>,
+        at: JobCursor,
+        count: usize,
+    ) -> Result<Chunk, StoreError> {
         let bound = |ms: Option<i64>| ms.map(|ms| ms.to_string()).unwrap_or_default();
         let (since, until) = (bound(filters.since_ms), bound(filters.until_ms));
-        let (at_ms, at_id) = match at {
-            Some(at) => (at.created_ms().to_string(), at.id().to_string()),
-            None => (String::new(), String::new()),
-        };
+        let (at_ms, at_id) = (at.created_ms().to_string(), at.id().to_string());
         let reply = self
             .retrying("read the job history", |redis| {
                 let mut con = redis.shared.clone();
@@ -290,39 +427,22 @@ impl RedisStore {
         let mut reply = reply.into_iter();
         let more = reply.next().as_deref() == Some("1");
         let rest: Vec<String> = reply.collect();
-        let mut chunk = Chunk {
-            entries: Vec::with_capacity(rest.len() / 2),
-            strays: Vec::new(),
-            more,
-        };
-        for pair in rest.chunks_exact(2).rev() {
-            let (member, score) = (&pair[0], &pair[1]);
-            match (member.parse(), score.parse::<f64>()) {
-                (Ok(id), Ok(score)) => {
-                    let position = JobCursor::new(score as i64, id);
-                    chunk.entries.push((member.clone(), position));
-                }
-                _ => {
-                    tracing::warn!(
-                        member,
-                        index,
-                        "history index entry is not a job; dropping it"
-                    );
-                    chunk.strays.push(member.clone());
-                }
-            }
-        }
-        Ok(chunk)
+        let entries = rest
+            .chunks_exact(2)
+            .rev()
+            .map(|pair| (pair[0].clone(), pair[1].parse::<f64>().unwrap_or(f64::NAN)))
+            .collect();
+        Ok(Chunk::of(index, entries, more))
     }
 
-    /// The records of `entries` in one round trip, each with whether it is in the
-    /// dead-letter index `dead` (when given; else `false`). `None` for a record that
-    /// expired; a record this version cannot read is skipped with a warning, as if it had.
+    /// The records of `entries` (their hash fields, none for a record that expired) in
+    /// one round trip, each with whether it is in the dead-letter index `dead` (when
+    /// given; else `false`).
     async fn read_records(
         &self,
         entries: &[(String, JobCursor)],
         dead: Option<&str>,
-    ) -> Result<Vec<(Option<JobRecord>, bool)>, StoreError> {
+    ) -> Result<Vec<(Fields, bool)>, StoreError> {
         let keys: Vec<String> = entries
             .iter()
             .map(|(_, at)| self.keys.job(at.id()))
@@ -338,7 +458,7 @@ impl RedisStore {
                     }
                 }
                 for key in &keys {
-                    pipe.cmd("HGETALL").arg(key);
+                    pipe.cmd("HMGET").arg(key).arg(&RECORD_FIELDS[..]);
                 }
                 async move { pipe.query_async::<Vec<Value>>(&mut con).await }
             })
@@ -360,15 +480,10 @@ impl RedisStore {
             None => vec![false; keys.len()],
         };
         let mut records = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
+        for i in 0..keys.len() {
             let fields = replies.next().unwrap_or(Value::Nil);
-            let fields =
-                HashMap::<String, Vec<u8>>::from_redis_value(fields).map_err(unreadable)?;
-            let record = decode_record(key, &fields).unwrap_or_else(|err| {
-                tracing::warn!(key, error = %err, "skipping a job record");
-                None
-            });
-            records.push((record, dead.get(i).copied().unwrap_or(false)));
+            let fields = Fields::from_redis_value(fields).map_err(unreadable)?;
+            records.push((fields, dead.get(i).copied().unwrap_or(false)));
         }
         Ok(records)
     }

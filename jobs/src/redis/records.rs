@@ -657,20 +657,31 @@ fn status_name(status: JobStatus) -> String {
 
 /// A record from its hash fields; `None` when the hash is gone (never recorded, or
 /// expired).
-pub(super) fn decode_record(
+fn decode_record(
     key: &str,
     fields: &HashMap<String, Vec<u8>>,
 ) -> Result<Option<JobRecord>, StoreError> {
     if fields.is_empty() {
         return Ok(None);
     }
+    decode_fields(key, |name| fields.get(name).map(Vec::as_slice)).map(Some)
+}
+
+/// The fields of a record, in the order [`decode_fields`] reads them by position (for
+/// `HMGET`).
+pub(super) const RECORD_FIELDS: [&str; 5] = ["job", "status", "worker", "started_at", "result"];
+
+/// A record from the hash fields `field` gives by name, the hash being there.
+pub(super) fn decode_fields<'f>(
+    key: &str,
+    field: impl Fn(&str) -> Option<&'f [u8]>,
+) -> Result<JobRecord, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         what: key.to_string(),
         reason,
     };
     let text = |name: &str| -> Result<Option<&str>, StoreError> {
-        fields
-            .get(name)
+        field(name)
             .map(|bytes| {
                 std::str::from_utf8(bytes)
                     .map_err(|_| corrupt(format!("field `{name}` is not UTF-8")))
@@ -698,13 +709,13 @@ pub(super) fn decode_record(
     let result = text("result")?
         .map(|t| serde_json::from_str::<JobResult>(t).map_err(|e| json("result", t, e)))
         .transpose()?;
-    Ok(Some(JobRecord {
+    Ok(JobRecord {
         job,
         status,
         worker,
         started_at,
         result,
-    }))
+    })
 }
 
 #[cfg(test)]
