@@ -22,6 +22,10 @@
 //!   manager, during the throughput phase.
 //! - [`ssh`]: `octobox-bench --ssh`, the SSH adapter with the OpenSSH client (a mode of
 //!   its own: first answer and many sessions, each against a same-run baseline).
+//! - [`history`]: `--history N`, filtered pages of the job history in a Redis holding N
+//!   jobs, against `recent_jobs` in the same run, and Redis memory per job.
+//! - [`operator`]: `--operator`, the dashboard's and API's pages over a large history
+//!   and an event's time from the store to an open page in headless Chromium.
 //! - [`shipping`]: shipper throughput by sink (`octobox-ship-bench`), a separate tool.
 //! - [`slack`]: the Slack mode (`--slack`): people sending commands through the local
 //!   Slack server; acknowledgement and reply latencies.
@@ -34,7 +38,9 @@ pub mod celery;
 pub mod cluster;
 pub mod containers;
 pub mod cpu;
+pub mod history;
 pub mod load;
+pub mod operator;
 pub mod redis_probe;
 pub mod shipping;
 pub mod slack;
