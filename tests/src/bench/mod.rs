@@ -22,6 +22,8 @@
 //!   manager, during the throughput phase.
 //! - [`ssh`]: `octobox-bench --ssh`, the SSH adapter with the OpenSSH client (a mode of
 //!   its own: first answer and many sessions, each against a same-run baseline).
+//! - [`history`]: `--history N`, filtered pages of the job history in a Redis holding N
+//!   jobs, against `recent_jobs` in the same run, and Redis memory per job.
 //! - [`shipping`]: shipper throughput by sink (`octobox-ship-bench`), a separate tool.
 //! - [`slack`]: the Slack mode (`--slack`): people sending commands through the local
 //!   Slack server; acknowledgement and reply latencies.
@@ -34,6 +36,7 @@ pub mod celery;
 pub mod cluster;
 pub mod containers;
 pub mod cpu;
+pub mod history;
 pub mod load;
 pub mod redis_probe;
 pub mod shipping;

@@ -3,6 +3,8 @@
 //! - [`calls`]: `INFO commandstats`, for the commands sent per job;
 //! - [`BacklogProbe`]: `XINFO GROUPS` on the event stream, sampled during a phase, for how
 //!   many events wait for the bot's async manager (unread, and read but not acknowledged).
+//! - [`used_memory`], [`memory_usage`]: `INFO memory` and `MEMORY USAGE`, for bytes per
+//!   job; [`config_set`]: `CONFIG SET`, to set the server up for a run.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,6 +24,39 @@ pub fn calls(port: u16) -> Result<BTreeMap<String, u64>> {
         other => bail!("Redis answered INFO with {other:?}"),
     };
     Ok(parse_commandstats(&info))
+}
+
+/// `used_memory` of `INFO memory`: the bytes Redis holds now.
+pub fn used_memory(port: u16) -> Result<u64> {
+    let mut con = connect(port)?;
+    let info = match command(&mut con, &["INFO", "memory"])? {
+        Resp::Text(text) => text,
+        other => bail!("Redis answered INFO with {other:?}"),
+    };
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .context("INFO memory has no used_memory")
+}
+
+/// `MEMORY USAGE key SAMPLES 0`: the bytes one key holds, every element counted (0 for
+/// a key that does not exist).
+pub fn memory_usage(port: u16, key: &str) -> Result<u64> {
+    let mut con = connect(port)?;
+    match command(&mut con, &["MEMORY", "USAGE", key, "SAMPLES", "0"])? {
+        Resp::Int(n) => Ok(u64::try_from(n)?),
+        Resp::Nil => Ok(0),
+        other => bail!("Redis answered MEMORY USAGE with {other:?}"),
+    }
+}
+
+/// `CONFIG SET name value`.
+pub fn config_set(port: u16, name: &str, value: &str) -> Result<()> {
+    let mut con = connect(port)?;
+    match command(&mut con, &["CONFIG", "SET", name, value])? {
+        Resp::Text(ok) if ok == "OK" => Ok(()),
+        other => bail!("Redis answered CONFIG SET {name} with {other:?}"),
+    }
 }
 
 /// Calls per job between two snapshots (two decimals); rarer commands, and the probes'

@@ -1,6 +1,8 @@
 //! `octobox-bench`: measures Octobox's job pipeline end to end (and, with `--celery`,
 //! Celery on the same services), and prints one JSON line on standard output. Progress
-//! and logs go to standard error. `--slack` measures the Slack adapter instead. See `octobox_tests::bench` for what is measured.
+//! and logs go to standard error. `--slack` measures the Slack adapter instead;
+//! `--history` the job history's filtered pages, printed as a table. See
+//! `octobox_tests::bench` for what is measured.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +89,14 @@ struct Args {
     /// With --ssh: commands per session.
     #[arg(long, default_value_t = 20)]
     ssh_commands: usize,
+    /// Measure the job history's filtered pages instead, in a Redis filled with this
+    /// many jobs (1,000,000 when no number is given), against `recent_jobs`; prints a
+    /// table.
+    #[arg(long, value_name = "JOBS", num_args = 0..=1, default_missing_value = "1000000")]
+    history: Option<usize>,
+    /// With --history: calls of each kind of page.
+    #[arg(long, default_value_t = 300)]
+    history_calls: usize,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +105,13 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::new(&args.log_level))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(jobs) = args.history {
+        let options = bench::history::HistoryOptions {
+            jobs,
+            calls: args.history_calls,
+        };
+        return print(bench::history::run(&options));
+    }
     if args.ssh {
         let options = bench::ssh::SshOptions {
             connections: args.ssh_connections,
