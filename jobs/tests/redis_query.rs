@@ -971,3 +971,39 @@ async fn the_most_selective_index_is_walked() {
     drop(store);
     stop_redis(redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_entry_that_is_no_job_is_passed_over_and_dropped() {
+    let redis = start_redis().await;
+    let store = redis_store(&redis, WEEK).await;
+    let at = base();
+    let (older, newer) = (
+        job("deploy", ("ssh", "bob"), &[], minutes_ago(at, 2)),
+        job("deploy", ("ssh", "bob"), &[], minutes_ago(at, 1)),
+    );
+    store.record_job(&older).await.unwrap();
+    store.record_job(&newer).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let between = minutes_ago(at, 1).timestamp_millis() - 30_000;
+    let _: () = redis::cmd("ZADD")
+        .arg("octobox:jobs")
+        .arg(between)
+        .arg("not-a-job")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for limit in [1, 50] {
+        let (all, _) = every_page(&store, JobQuery { limit, ..q() }).await;
+        assert_eq!(all, vec![newer.id, older.id], "{limit} a page");
+    }
+    let left: Option<f64> = redis::cmd("ZSCORE")
+        .arg("octobox:jobs")
+        .arg("not-a-job")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(left, None);
+    drop(store);
+    stop_redis(redis).await;
+}

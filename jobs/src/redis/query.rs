@@ -20,23 +20,24 @@
 //!    command, a requester, dead-lettered), the one with the fewest entries in the
 //!    query's time range (one `ZCOUNT` each, in one round trip; an empty one ends the
 //!    page at once); with none, the history.
-//! 2. Walk it newest first from the query's cursor, a chunk at a time: one round trip
-//!    reads the entries after the cursor (`ZRANGE … BYSCORE REV LIMIT`, `since` and
-//!    `until` as score bounds; see `chunk`), then one pipeline reads their records (`HMGET`
-//!    each, and `ZMSCORE` in the dead-letter index when that filter is not the walked
-//!    index). Every filter is applied to every record in Rust: an index only narrows
-//!    the walk. A record of another status, or whose stored JSON cannot hold the text
-//!    asked for, is passed over undecoded. Chunks start at the page size (twice that
-//!    when the walked index does not imply every filter) and double, up to
-//!    [`MAX_CHUNK`].
+//! 2. Walk it newest first from the query's cursor, a chunk at a time: the entries after
+//!    the cursor (`ZRANGE … BYSCORE REV LIMIT`, `since` and `until` as score bounds; see
+//!    `ChunkRead`); each entry looked up in the other indexes the query names (`ZMSCORE`,
+//!    one round trip), and the records of those in all of them read (`HMGET`, one
+//!    pipeline). When filters the walked index does not imply may leave the page short,
+//!    the next chunk is read in the same round trip. Every filter is then applied to
+//!    each record in Rust: the indexes only narrow the walk. A record of another status,
+//!    or whose stored JSON cannot hold the text asked for, is passed over undecoded.
+//!    Chunks start at the page size (twice that when the walked index does not imply
+//!    every filter) and double, up to [`MAX_CHUNK`].
 //! 3. Stop when the page is full, the index has nothing older, or [`SCAN_BUDGET`]
 //!    entries have been examined: `next` is then the position of the last entry
 //!    examined, and the caller goes on from there.
 //!
 //! So a call costs Redis O(log N + k) per chunk for an index of N entries and a chunk of
-//! k (O(log² N + k) by rank, when the cursor's millisecond is crowded), at most
-//! [`SCAN_BUDGET`] records per call, whatever the size of the history; a deep page costs
-//! what the first one does.
+//! k (O(log² N + k) by rank, when the cursor's millisecond is crowded), and at most
+//! [`SCAN_BUDGET`] entries examined (and so records read) per call, whatever the size of
+//! the history; a deep page costs what the first one does.
 //!
 //! # Positions
 //!
@@ -52,8 +53,9 @@
 //! # Data written before the indexes
 //!
 //! A job recorded by a version without these indexes is in the history only: a query
-//! that walks an index (one status, a command, a requester, dead-lettered) does not find
-//! it, one that walks the history (any other filters) does. Such a job that finishes after the upgrade
+//! naming one status, a command, a requester or dead-lettered does not find it (it walks
+//! those indexes and looks entries up in them); one with only other filters walks the
+//! history and does. Such a job that finishes after the upgrade
 //! enters its final status's index.
 
 use std::sync::LazyLock;
@@ -78,7 +80,7 @@ const MAX_CHUNK: usize = 500;
 const SAME_MS_MAX: usize = 256;
 
 /// One chunk of an index, newest first, found by rank: used after a cursor whose
-/// millisecond holds [`SAME_MS_MAX`] entries or more (see `chunk`). KEYS: the index. ARGV: since (ms, inclusive, or
+/// millisecond holds [`SAME_MS_MAX`] entries or more (see `ChunkRead`). KEYS: the index. ARGV: since (ms, inclusive, or
 /// empty), until (ms, exclusive, or empty), the cursor's ms (or empty) and id, how many.
 /// Answers `more` (`1` when entries older than the chunk remain in range, else `0`),
 /// then member, score, member, score… oldest first.
@@ -175,22 +177,93 @@ impl Chunk {
     }
 }
 
+/// Where a page's records are read: the walked index, and the other indexes the query
+/// names, each entry checked in them before its record is read.
+struct RecordReads<'a> {
+    index: &'a str,
+    members_of: &'a [String],
+}
+
+/// The reads of one chunk: the entries of `index` after `at`, in range, at most `count`.
+///
+/// Two reads by score: the entries of the cursor's millisecond (kept when their id is
+/// below the cursor's), and those of the milliseconds before it. Each read is atomic and
+/// they cover disjoint scores, so the chunk is exact whatever changed in between. Only
+/// when the cursor's millisecond holds [`SAME_MS_MAX`] entries or more is the chunk
+/// found by rank instead (`INDEX_PAGE`), which costs Redis more per entry (each passes
+/// through Lua).
+#[derive(Clone, Copy)]
+struct ChunkRead {
+    /// The cursor, when its millisecond is in range.
+    block: Option<JobCursor>,
+    /// Exclusive: the cursor's millisecond or `until`, whichever is lower.
+    below: Option<i64>,
+    count: usize,
+}
+
+impl ChunkRead {
+    /// `None` when nothing after `at` is in range.
+    fn new(filters: &Filters<'_>, at: Option<JobCursor>, count: usize) -> Option<ChunkRead> {
+        let (since, until) = (filters.since_ms, filters.until_ms);
+        if at.is_some_and(|at| since.is_some_and(|since| at.created_ms() < since)) {
+            return None;
+        }
+        Some(ChunkRead {
+            block: at.filter(|at| until.is_none_or(|until| at.created_ms() < until)),
+            below: [until, at.map(|at| at.created_ms())]
+                .into_iter()
+                .flatten()
+                .min(),
+            count,
+        })
+    }
+
+    /// Adds the reads to `pipe`: one or two `ZRANGE … BYSCORE REV LIMIT … WITHSCORES`.
+    fn add_to(&self, pipe: &mut ::redis::Pipeline, index: &str, filters: &Filters<'_>) {
+        if let Some(at) = self.block {
+            let ms = at.created_ms();
+            pipe.cmd("ZRANGE").arg(index).arg(ms).arg(ms).arg("BYSCORE");
+            pipe.arg("REV").arg("LIMIT").arg(0).arg(SAME_MS_MAX);
+            pipe.arg("WITHSCORES");
+        }
+        let min = filters
+            .since_ms
+            .map_or_else(|| "-inf".to_string(), |ms| ms.to_string());
+        let max = self
+            .below
+            .map_or_else(|| "+inf".to_string(), |ms| format!("({ms}"));
+        pipe.cmd("ZRANGE")
+            .arg(index)
+            .arg(max)
+            .arg(min)
+            .arg("BYSCORE");
+        pipe.arg("REV").arg("LIMIT").arg(0).arg(self.count + 1);
+        pipe.arg("WITHSCORES");
+    }
+}
+
+fn unreadable(e: ::redis::ParsingError) -> StoreError {
+    StoreError::Corrupt {
+        what: "a reply to reading the job history".into(),
+        reason: e.to_string(),
+    }
+}
+
 impl RedisStore {
     pub(super) async fn page(&self, query: &JobQuery) -> Result<JobPage, StoreError> {
         let filters = query.filters()?;
         let limit = query.page_size();
-        let Some(index) = self.index_for(query, &filters).await? else {
+        let Some((index, members_of)) = self.indexes_for(query, &filters).await? else {
             return Ok(JobPage {
                 jobs: Vec::new(),
                 next: None,
                 scanned: 0,
             });
         };
-        // Walking the dead-letter index, each entry is in it; else, when the filter asks,
-        // each is looked up there.
-        let dead = self.keys.dead_lettered();
-        let walks_dead = index == dead;
-        let check_dead = query.dead_lettered && !walks_dead;
+        let reads = RecordReads {
+            index: &index,
+            members_of: &members_of,
+        };
         // Filters the walked index does not imply: pages then need more entries than jobs.
         let set = [
             !query.statuses.is_empty(),
@@ -202,45 +275,62 @@ impl RedisStore {
         ];
         let walks_history = index == self.keys.history();
         let others = set.iter().filter(|&&s| s).count() > usize::from(!walks_history);
-        let mut chunk = if others { limit * 2 } else { limit }.min(MAX_CHUNK);
+        let mut size = if others { limit * 2 } else { limit }.min(MAX_CHUNK);
 
         let mut at = query.after;
         let (mut jobs, mut scanned) = (Vec::new(), 0usize);
         let mut scratch = Vec::new();
+        let mut found = self.read_chunk(&index, &filters, at, size).await?;
         let next = loop {
-            let room = SCAN_BUDGET.saturating_sub(scanned);
-            if room == 0 {
-                break at;
-            }
-            let found = self.chunk(&index, &filters, at, chunk.min(room)).await?;
             if !found.strays.is_empty() {
                 // Dropped now, so the next chunk does not meet them again.
                 scanned += found.strays.len();
                 self.forget(&index, &found.strays).await;
             }
+            let room = SCAN_BUDGET.saturating_sub(scanned);
             if found.entries.is_empty() {
-                if found.more && !found.strays.is_empty() {
-                    continue;
+                if !found.more {
+                    break None;
                 }
-                break None;
+                if room == 0 {
+                    break at;
+                }
+                found = self
+                    .read_chunk(&index, &filters, at, size.min(room))
+                    .await?;
+                continue;
             }
-            let records = self
-                .read_records(&found.entries, check_dead.then_some(dead.as_str()))
+            // With filters the index does not imply, the next chunk is read with these
+            // records, after the last of them (without, these fill the page).
+            size = (size * 2).min(MAX_CHUNK);
+            let room = room.saturating_sub(found.entries.len());
+            let ahead = match found.entries.last() {
+                Some((_, last)) if others && found.more && room > 0 => {
+                    ChunkRead::new(&filters, Some(*last), size.min(room))
+                }
+                _ => None,
+            };
+            let (records, ahead) = self
+                .read_records(&reads, &found.entries, ahead, &filters)
                 .await?;
             let count = found.entries.len();
             let mut expired = Vec::new();
             let mut older_remain = found.more;
-            for (i, ((member, position), (fields, noted))) in
+            for (i, ((member, position), fields)) in
                 found.entries.into_iter().zip(records).enumerate()
             {
                 scanned += 1;
                 at = Some(position);
+                // Not in another index the query names: passed over unread.
+                let Some(fields) = fields else {
+                    continue;
+                };
                 if fields.iter().all(Option::is_none) {
                     expired.push(member);
                     continue;
                 }
                 // A record of another status, or whose JSON cannot hold the text, is
-                // skipped undecoded.
+                // passed over undecoded.
                 if status_of(&fields).is_some_and(|status| !filters.admits_status(status)) {
                     continue;
                 }
@@ -249,24 +339,32 @@ impl RedisStore {
                     continue;
                 }
                 let key = self.keys.job(position.id());
-                let record = decode_fields(&key, |name| field(&fields, name));
-                match record {
+                match decode_fields(&key, |name| field(&fields, name)) {
                     Err(err) => tracing::warn!(key, error = %err, "skipping a job record"),
-                    Ok(record) if filters.matches(&record, noted || walks_dead) => {
+                    // Read only when in every index named (the dead letters' among them).
+                    Ok(record) if filters.matches(&record, query.dead_lettered) => {
                         jobs.push(record);
                         if jobs.len() == limit {
                             older_remain |= i + 1 < count;
                             break;
                         }
                     }
-                    _ => {}
+                    Ok(_) => {}
                 }
             }
             self.forget(&index, &expired).await;
-            if jobs.len() == limit || !found.more {
-                break if older_remain { at } else { None };
+            if jobs.len() == limit || !older_remain {
+                break older_remain.then_some(at).flatten();
             }
-            chunk = (chunk * 2).min(MAX_CHUNK);
+            found = match ahead {
+                Some(ahead) => ahead,
+                None if room > 0 => {
+                    self.read_chunk(&index, &filters, at, size.min(room))
+                        .await?
+                }
+                // The budget is spent.
+                None => break at,
+            };
         };
         Ok(JobPage {
             jobs,
@@ -275,13 +373,14 @@ impl RedisStore {
         })
     }
 
-    /// The index a query walks (see the module documentation); `None` when one it names
-    /// holds nothing in its range.
-    async fn index_for(
+    /// The index a query walks (see the module documentation), and the other indexes it
+    /// names, whose entries must be in too; `None` when one it names holds nothing in
+    /// its range.
+    async fn indexes_for(
         &self,
         query: &JobQuery,
         filters: &Filters<'_>,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
         let mut named = Vec::new();
         if let [status] = query.statuses.as_slice() {
             named.push(self.keys.by_status(*status));
@@ -296,7 +395,8 @@ impl RedisStore {
             named.push(self.keys.dead_lettered());
         }
         if named.len() < 2 {
-            return Ok(Some(named.pop().unwrap_or_else(|| self.keys.history())));
+            let walked = named.pop().unwrap_or_else(|| self.keys.history());
+            return Ok(Some((walked, Vec::new())));
         }
         let min = filters
             .since_ms
@@ -321,69 +421,65 @@ impl RedisStore {
             })
             .await?;
         let fewest = counts
-            .into_iter()
-            .zip(named)
-            .min_by_key(|(count, _)| *count);
-        Ok(fewest.filter(|(count, _)| *count > 0).map(|(_, key)| key))
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, count)| **count)
+            .map(|(i, count)| (i, *count));
+        match fewest {
+            Some((i, count)) if count > 0 => {
+                let walked = named.remove(i);
+                Ok(Some((walked, named)))
+            }
+            _ => Ok(None),
+        }
     }
 
-    /// The next (at most) `count` entries of `index` after position `at`, in range.
-    ///
-    /// Two reads by score in one round trip: the entries of the cursor's millisecond
-    /// (kept when their id is below the cursor's), and those of the milliseconds before
-    /// it. Each read is atomic and they cover disjoint scores, so the chunk is exact
-    /// whatever changed in between. Only when the cursor's millisecond holds
-    /// [`SAME_MS_MAX`] entries or more is the chunk found by rank (`INDEX_PAGE`), which
-    /// costs Redis more per entry (each passes through Lua).
-    async fn chunk(
+    /// The next (at most) `count` entries of `index` after position `at`, in range, in
+    /// a round trip of their own.
+    async fn read_chunk(
         &self,
         index: &str,
         filters: &Filters<'_>,
         at: Option<JobCursor>,
         count: usize,
     ) -> Result<Chunk, StoreError> {
-        let (since, until) = (filters.since_ms, filters.until_ms);
-        if at.is_some_and(|at| since.is_some_and(|since| at.created_ms() < since)) {
+        let Some(read) = ChunkRead::new(filters, at, count) else {
             return Ok(Chunk::default());
-        }
-        // The cursor's millisecond, when it is in range; the milliseconds before both.
-        let block = at.filter(|at| until.is_none_or(|until| at.created_ms() < until));
-        let below = [until, at.map(|at| at.created_ms())]
-            .into_iter()
-            .flatten()
-            .min();
-        let min = since.map_or_else(|| "-inf".to_string(), |ms| ms.to_string());
-        let max = below.map_or_else(|| "+inf".to_string(), |ms| format!("({ms}"));
-        let (same_ms, older) = self
+        };
+        let replies = self
             .retrying("read the job history", |redis| {
                 let mut con = redis.shared.clone();
                 let mut pipe = ::redis::pipe();
-                if let Some(at) = block {
-                    let ms = at.created_ms();
-                    pipe.cmd("ZRANGE").arg(index).arg(ms).arg(ms).arg("BYSCORE");
-                    pipe.arg("REV").arg("LIMIT").arg(0).arg(SAME_MS_MAX);
-                    pipe.arg("WITHSCORES");
-                }
-                pipe.cmd("ZRANGE")
-                    .arg(index)
-                    .arg(&max)
-                    .arg(&min)
-                    .arg("BYSCORE");
-                pipe.arg("REV").arg("LIMIT").arg(0).arg(count + 1);
-                pipe.arg("WITHSCORES");
-                async move {
-                    let mut replies = pipe
-                        .query_async::<Vec<Vec<(String, f64)>>>(&mut con)
-                        .await?;
-                    let older = replies.pop().unwrap_or_default();
-                    Ok((replies.pop(), older))
-                }
+                read.add_to(&mut pipe, index, filters);
+                async move { pipe.query_async::<Vec<Value>>(&mut con).await }
             })
             .await?;
-        let mut entries = match (block, same_ms) {
+        self.chunk_from(read, index, filters, &mut replies.into_iter())
+            .await
+    }
+
+    /// The chunk `read` asked for, from its replies; by rank when the cursor's
+    /// millisecond was crowded.
+    async fn chunk_from(
+        &self,
+        read: ChunkRead,
+        index: &str,
+        filters: &Filters<'_>,
+        replies: &mut impl Iterator<Item = Value>,
+    ) -> Result<Chunk, StoreError> {
+        let mut next = || -> Result<Vec<(String, f64)>, StoreError> {
+            let reply = replies.next().unwrap_or(Value::Nil);
+            Vec::<(String, f64)>::from_redis_value(reply).map_err(unreadable)
+        };
+        let same_ms = match read.block {
+            Some(_) => Some(next()?),
+            None => None,
+        };
+        let older = next()?;
+        let mut entries = match (read.block, same_ms) {
             (Some(at), Some(same_ms)) => {
                 if same_ms.len() >= SAME_MS_MAX {
-                    return self.chunk_by_rank(index, filters, at, count).await;
+                    return self.chunk_by_rank(index, filters, at, read.count).await;
                 }
                 let id = at.id().to_string();
                 same_ms
@@ -394,12 +490,12 @@ impl RedisStore {
             _ => Vec::new(),
         };
         entries.extend(older);
-        let more = entries.len() > count;
-        entries.truncate(count);
+        let more = entries.len() > read.count;
+        entries.truncate(read.count);
         Ok(Chunk::of(index, entries, more))
     }
 
-    /// [`Self::chunk`] after a cursor whose millisecond holds many entries, by rank, in
+    /// A chunk after a cursor whose millisecond holds many entries, by rank, in
     /// one script call (`INDEX_PAGE`).
     async fn chunk_by_rank(
         &self,
@@ -435,57 +531,92 @@ impl RedisStore {
         Ok(Chunk::of(index, entries, more))
     }
 
-    /// The records of `entries` (their hash fields, none for a record that expired) in
-    /// one round trip, each with whether it is in the dead-letter index `dead` (when
-    /// given; else `false`).
+    /// The records of `entries` (their hash fields, all `None` for a record that
+    /// expired; `None` for an entry missing from an index of `reads.members_of`, whose
+    /// record is not read), and the chunk `ahead` asks for, read with them. Entries are
+    /// checked in the other indexes first (`ZMSCORE`, one round trip), then the records
+    /// of those in all of them are read (`HMGET`, one more).
     async fn read_records(
         &self,
+        reads: &RecordReads<'_>,
         entries: &[(String, JobCursor)],
-        dead: Option<&str>,
-    ) -> Result<Vec<(Fields, bool)>, StoreError> {
+        ahead: Option<ChunkRead>,
+        filters: &Filters<'_>,
+    ) -> Result<(Vec<Option<Fields>>, Option<Chunk>), StoreError> {
+        let mut ahead = ahead;
+        let mut found_ahead = None;
+        let mut keep = vec![true; entries.len()];
+        if !reads.members_of.is_empty() {
+            let replies = self
+                .retrying("read the job history's indexes", |redis| {
+                    let mut con = redis.shared.clone();
+                    let mut pipe = ::redis::pipe();
+                    for index in reads.members_of {
+                        pipe.cmd("ZMSCORE").arg(index);
+                        for (member, _) in entries {
+                            pipe.arg(member);
+                        }
+                    }
+                    if let Some(ahead) = ahead {
+                        ahead.add_to(&mut pipe, reads.index, filters);
+                    }
+                    async move { pipe.query_async::<Vec<Value>>(&mut con).await }
+                })
+                .await?;
+            let mut replies = replies.into_iter();
+            for _ in reads.members_of {
+                let scores = replies.next().unwrap_or(Value::Nil);
+                let scores = Vec::<Option<f64>>::from_redis_value(scores).map_err(unreadable)?;
+                for (keep, score) in keep.iter_mut().zip(scores) {
+                    *keep &= score.is_some();
+                }
+            }
+            if let Some(read) = ahead.take() {
+                found_ahead = Some(
+                    self.chunk_from(read, reads.index, filters, &mut replies)
+                        .await?,
+                );
+            }
+        }
         let keys: Vec<String> = entries
             .iter()
-            .map(|(_, at)| self.keys.job(at.id()))
+            .zip(&keep)
+            .filter(|(_, keep)| **keep)
+            .map(|((_, at), _)| self.keys.job(at.id()))
             .collect();
+        if keys.is_empty() && ahead.is_none() {
+            return Ok((vec![None; entries.len()], found_ahead));
+        }
         let replies = self
             .retrying("read job records", |redis| {
                 let mut con = redis.shared.clone();
                 let mut pipe = ::redis::pipe();
-                if let Some(dead) = dead {
-                    pipe.cmd("ZMSCORE").arg(dead);
-                    for (member, _) in entries {
-                        pipe.arg(member);
-                    }
-                }
                 for key in &keys {
                     pipe.cmd("HMGET").arg(key).arg(&RECORD_FIELDS[..]);
+                }
+                if let Some(ahead) = ahead {
+                    ahead.add_to(&mut pipe, reads.index, filters);
                 }
                 async move { pipe.query_async::<Vec<Value>>(&mut con).await }
             })
             .await?;
         let mut replies = replies.into_iter();
-        let unreadable = |e: ::redis::ParsingError| StoreError::Corrupt {
-            what: "a reply to reading job records".into(),
-            reason: e.to_string(),
-        };
-        let dead: Vec<bool> = match dead {
-            Some(_) => {
-                let scores = replies.next().unwrap_or(Value::Nil);
-                Vec::<Option<f64>>::from_redis_value(scores)
-                    .map_err(unreadable)?
-                    .into_iter()
-                    .map(|score| score.is_some())
-                    .collect()
+        let mut records = Vec::with_capacity(entries.len());
+        for keep in keep {
+            if !keep {
+                records.push(None);
+                continue;
             }
-            None => vec![false; keys.len()],
-        };
-        let mut records = Vec::with_capacity(keys.len());
-        for i in 0..keys.len() {
             let fields = replies.next().unwrap_or(Value::Nil);
-            let fields = Fields::from_redis_value(fields).map_err(unreadable)?;
-            records.push((fields, dead.get(i).copied().unwrap_or(false)));
+            records.push(Some(Fields::from_redis_value(fields).map_err(unreadable)?));
         }
-        Ok(records)
+        if let Some(read) = ahead {
+            found_ahead = Some(
+                self.chunk_from(read, reads.index, filters, &mut replies)
+                    .await?,
+            );
+        }
+        Ok((records, found_ahead))
     }
 
     /// Housekeeping: drops `members` from `index`; a failure leaves entries that are
