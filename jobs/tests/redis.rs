@@ -13,42 +13,12 @@ use jobs::{
     Event, EventId, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output,
     ReplyClaim, Store, StoreError, Task, TaskClass, WorkerInfo,
 };
-use test_services::Redis;
 use tracing::instrument::WithSubscriber;
 
 // ---- setup -------------------------------------------------------------------------
 
-/// The harness starts and stops servers with blocking calls; keep them off the runtime.
-async fn start_redis() -> Redis {
-    tokio::task::spawn_blocking(Redis::start).await.unwrap()
-}
-
-async fn stop_redis(redis: Redis) {
-    tokio::task::spawn_blocking(move || drop(redis))
-        .await
-        .unwrap();
-}
-
-fn config(url: &str, retention: Duration) -> StoreConfig {
-    StoreConfig {
-        retention,
-        ..StoreConfig::new(Secret::new(url))
-    }
-}
-
-const WEEK: Duration = Duration::from_secs(7 * 86_400);
-
-/// A store as tests use it: a one-second claim idle time, a week of retention.
-async fn store_on(redis: &Redis) -> RedisStore {
-    store_with(redis, WEEK).await
-}
-
-async fn store_with(redis: &Redis, retention: Duration) -> RedisStore {
-    RedisStore::connect(&config(&redis.url(), retention))
-        .await
-        .expect("the store connects to a running Redis")
-        .with_claim_idle(Duration::from_secs(1))
-}
+mod support;
+use support::{config, start_redis, stop_redis, store_on, store_with, WEEK};
 
 fn job() -> Job {
     Job::new(

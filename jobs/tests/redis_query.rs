@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use config::{Secret, StoreConfig};
 use jobs::memory::MemoryStore;
-use jobs::redis::{RedisStore, SCAN_BUDGET};
+use jobs::redis::SCAN_BUDGET;
 use jobs::{
     BadCursor, Job, JobCursor, JobId, JobPage, JobQuery, JobResult, JobStatus, Origin, Output,
     Store, StoreError, Task, MAX_FILTER_CHARS, MAX_PAGE,
@@ -20,28 +19,8 @@ use test_services::Redis;
 
 // ---- setup -------------------------------------------------------------------------
 
-const WEEK: Duration = Duration::from_secs(7 * 86_400);
-
-/// The harness starts and stops servers with blocking calls; keep them off the runtime.
-async fn start_redis() -> Redis {
-    tokio::task::spawn_blocking(Redis::start).await.unwrap()
-}
-
-async fn stop_redis(redis: Redis) {
-    tokio::task::spawn_blocking(move || drop(redis))
-        .await
-        .unwrap();
-}
-
-async fn redis_store(redis: &Redis, retention: Duration) -> RedisStore {
-    let config = StoreConfig {
-        retention,
-        ..StoreConfig::new(Secret::new(redis.url()))
-    };
-    RedisStore::connect(&config)
-        .await
-        .expect("the store connects to a running Redis")
-}
+mod support;
+use support::{start_redis, stop_redis, store_on, store_with};
 
 /// A Redis store (on a server of its own) and a memory store, the checks run on each.
 struct Both {
@@ -52,7 +31,7 @@ struct Both {
 impl Both {
     async fn start() -> Both {
         let redis = start_redis().await;
-        let in_redis: Arc<dyn Store> = Arc::new(redis_store(&redis, WEEK).await);
+        let in_redis: Arc<dyn Store> = Arc::new(store_on(&redis).await);
         let in_memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
         Both {
             redis,
@@ -766,8 +745,8 @@ async fn a_bad_cursor_or_an_overlong_filter_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_records_are_skipped_and_leave_the_index() {
     let redis = start_redis().await;
-    let store = redis_store(&redis, WEEK).await;
-    let short = redis_store(&redis, Duration::from_millis(800)).await;
+    let store = store_on(&redis).await;
+    let short = store_with(&redis, Duration::from_millis(800)).await;
     let at = base();
     // Recorded "now" with a short retention: the records expire, their entries stay
     // (the next write is the long-lived store's, which trims nothing this young).
@@ -807,7 +786,7 @@ async fn expired_records_are_skipped_and_leave_the_index() {
 async fn indexes_expire_after_the_retention_and_hold_nothing_older() {
     let redis = start_redis().await;
     let retention = Duration::from_secs(3600);
-    let store = redis_store(&redis, retention).await;
+    let store = store_with(&redis, retention).await;
     let at = base();
     let old = job(
         "deploy",
@@ -863,7 +842,7 @@ async fn indexes_expire_after_the_retention_and_hold_nothing_older() {
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_recorded_before_the_indexes_are_found_through_the_history_only() {
     let redis = start_redis().await;
-    let store = redis_store(&redis, WEEK).await;
+    let store = store_on(&redis).await;
     let at = base();
     let before = job("deploy", ("ssh", "bob"), &[], minutes_ago(at, 2));
     let after = job("deploy", ("ssh", "bob"), &[], minutes_ago(at, 1));
@@ -920,7 +899,7 @@ async fn jobs_recorded_before_the_indexes_are_found_through_the_history_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_most_selective_index_is_walked() {
     let redis = start_redis().await;
-    let store: Arc<dyn Store> = Arc::new(redis_store(&redis, WEEK).await);
+    let store: Arc<dyn Store> = Arc::new(store_on(&redis).await);
     let at = base();
     // 600 deploys by bob and 3 by carol, all queued: carol's index is the smallest.
     let mut jobs: Vec<Job> = (0..600)
@@ -975,7 +954,7 @@ async fn the_most_selective_index_is_walked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_index_entry_that_is_no_job_is_passed_over_and_dropped() {
     let redis = start_redis().await;
-    let store = redis_store(&redis, WEEK).await;
+    let store = store_on(&redis).await;
     let at = base();
     let (older, newer) = (
         job("deploy", ("ssh", "bob"), &[], minutes_ago(at, 2)),
