@@ -2,6 +2,9 @@
 // Plain JavaScript, no build step. The streams authenticate with the session cookie.
 "use strict";
 
+// The most rows the jobs table keeps while it follows new jobs.
+const MAX_ROWS = 200;
+
 function statusText(s) { return (s || "").replace(/_/g, " "); }
 
 function setStatus(container, status) {
@@ -84,6 +87,9 @@ function followJobs(table) {
       if (table.dataset.live !== "yes" || !ev.command || !matches(table, ev, status)) return;
       row = newRow(ev);
       body.insertBefore(row, body.firstChild);
+      // A page shows a page of jobs: the oldest rows go as new ones come, so a busy
+      // Octobox does not grow the page without bound.
+      while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
       const empty = document.getElementById("empty");
       if (empty) empty.remove();
     }
