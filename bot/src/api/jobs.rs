@@ -77,18 +77,6 @@ impl ListParams {
                 Some(v) => Ok(Some(v.to_string())),
             }
         };
-        let time = |name: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
-            match v.as_deref().map(str::trim) {
-                None | Some("") => Ok(None),
-                Some(v) => DateTime::parse_from_rfc3339(v)
-                    .map(|t| Some(t.with_timezone(&Utc)))
-                    .map_err(|_| {
-                        ApiError::BadRequest(format!(
-                            "{name} is not a time: write RFC 3339, e.g. 2026-12-06T09:00:00Z"
-                        ))
-                    }),
-            }
-        };
         let mut statuses = Vec::new();
         for word in self.status.as_deref().unwrap_or("").split(',') {
             let word = word.trim();
@@ -129,13 +117,27 @@ impl ListParams {
             command: text_filter("command", &self.command)?,
             requester: text_filter("requester", &self.requester)?,
             adapter: text_filter("adapter", &self.adapter)?,
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
+            since: time_param("since", &self.since)?,
+            until: time_param("until", &self.until)?,
             text: text_filter("text", &self.text)?,
             dead_lettered: false,
             after,
             limit,
         })
+    }
+}
+
+/// A time parameter (`since`, `until`): RFC 3339, or absent when empty.
+pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => DateTime::parse_from_rfc3339(v)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "{name} is not a time: write RFC 3339, e.g. 2026-12-06T09:00:00Z"
+                ))
+            }),
     }
 }
 

@@ -9,11 +9,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::Json;
-use chrono::{DateTime, Duration as Span, Utc};
+use chrono::{Duration as Span, Utc};
 use jobs::{AuditPosition, JobId, JobQuery};
 use serde::Deserialize;
 
-use super::jobs::{job_id, page, sees_whole, DEFAULT_PAGE};
+use super::jobs::{job_id, page, sees_whole, time_param, DEFAULT_PAGE};
 use super::views::{
     ApprovalView, AuditPageView, AuditView, JobPageView, JobView, ScheduleView, WorkerView,
 };
@@ -111,19 +111,6 @@ impl PageParams {
                 }),
         }
     }
-
-    fn time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
-        match v.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(v) => DateTime::parse_from_rfc3339(v)
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "{name} is not a time: write RFC 3339, e.g. 2026-12-06T09:00:00Z"
-                    ))
-                }),
-        }
-    }
 }
 
 /// `GET /api/v1/dead-letters`: jobs the broker gave up on, newest first.
@@ -142,8 +129,8 @@ pub(super) async fn dead_letters(
     };
     let query = JobQuery {
         dead_lettered: true,
-        since: PageParams::time("since", &params.since)?,
-        until: PageParams::time("until", &params.until)?,
+        since: time_param("since", &params.since)?,
+        until: time_param("until", &params.until)?,
         after,
         limit: params.limit(jobs::MAX_PAGE)?,
         ..JobQuery::default()
@@ -167,8 +154,8 @@ pub(super) async fn audit(
     // Positions are in the store's clock, and an entry appended this very millisecond
     // is part of "until now": the default end is a little past it.
     let now = Utc::now();
-    let until = PageParams::time("until", &params.until)?.unwrap_or(now + Span::minutes(1));
-    let since = PageParams::time("since", &params.since)?.unwrap_or(now - Span::days(1));
+    let until = time_param("until", &params.until)?.unwrap_or(now + Span::minutes(1));
+    let since = time_param("since", &params.since)?.unwrap_or(now - Span::days(1));
     let after = match params.after.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(v) => Some(v.parse::<AuditPosition>().map_err(|e| {
