@@ -391,6 +391,78 @@ async fn live_events_reach_listeners_as_they_happen() {
     assert!(done.next(Duration::from_secs(5)).await.is_none());
 }
 
+/// A containerized task's stderr lines are its progress: they reach the job's stream whole
+/// for its requester, as bare events for someone who may not read its output, and the
+/// job's open page shows them as they come.
+#[tokio::test]
+async fn progress_reaches_the_stream_and_the_open_job_page() {
+    let image = octobox_tests::containers::probe_image();
+    let config = format!(
+        "{COMMANDS}\n[[command]]\npattern = \"chatter\"\nhelp = \"Write a line to stderr every 400 ms\"\n\
+         container = {{ image = \"{image}\", argv = [\"progress\", \"8\", \"400\"] }}\n\
+         allow = [\"everyone\"]\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let (ops, viewer) = (bot.api(OPS), bot.api(VIEWER));
+    let browser = Browser::start().await.expect("headless Chromium starts");
+    log_in(&browser, &bot.base, OPS).await;
+
+    let id = id_of(&ops.ask("chatter").await.json);
+    let mut mine = ops.stream(&format!("/api/v1/jobs/{id}/events")).await;
+    let mut theirs = viewer.stream(&format!("/api/v1/jobs/{id}/events")).await;
+    browser
+        .goto(&format!("{}/ui/jobs/{id}", bot.base))
+        .await
+        .unwrap();
+    browser
+        .wait_until_text("#progress", "step ", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let seen = mine
+        .until(Duration::from_secs(30), |e| e["event"] == "finished")
+        .await;
+    let steps: Vec<u32> = seen
+        .iter()
+        .filter(|e| e["event"] == "progress")
+        .map(|e| {
+            let line = e["line"].as_str().unwrap_or_else(|| panic!("{e}"));
+            let number = line.trim_start_matches("step ").split(' ').next().unwrap();
+            number.parse().unwrap_or_else(|_| panic!("{line}"))
+        })
+        .collect();
+    assert!(!steps.is_empty(), "no progress on the stream: {seen:#?}");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert_eq!(steps.last(), Some(&8), "the last line is always sent");
+    assert_eq!(seen.last().unwrap()["status"], "succeeded", "{seen:#?}");
+
+    let seen = theirs
+        .until(Duration::from_secs(30), |e| e["event"] == "finished")
+        .await;
+    let progress: Vec<&Value> = seen.iter().filter(|e| e["event"] == "progress").collect();
+    assert!(!progress.is_empty(), "{seen:#?}");
+    assert!(
+        progress.iter().all(|e| e["line"].is_null()),
+        "a viewer reads no one else's progress: {progress:#?}"
+    );
+
+    // The open page kept every line the stream sent while it was open, and shows the
+    // result once the job is over.
+    browser
+        .wait_until_text("#output", "done", Duration::from_secs(15))
+        .await
+        .unwrap();
+    let shown = browser
+        .find("#progress")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("step 8"), "{shown}");
+    browser.screenshot("dashboard-progress").await.unwrap();
+}
+
 /// Logs in to the dashboard at `base` with `token`; the jobs page is shown.
 async fn log_in(browser: &Browser, base: &str, token: &str) {
     browser.goto(&format!("{base}/ui/jobs")).await.unwrap();

@@ -79,6 +79,15 @@ pub fn run(options: &OperatorOptions) -> Result<Value> {
     bot_runtime.block_on(bot.stop());
     worker.terminate(Duration::from_secs(30));
     let mut report = measured?;
+    if report["events_finished_seen_in_process"].as_u64() < report["events_asked"].as_u64() {
+        // The figures would be of part of the jobs only: show why the rest never finished.
+        let log = worker.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!(
+            "octobox-bench: the worker finished only part of the jobs; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     report["history_jobs"] = json!(options.history_jobs);
     report["redis_bytes_per_job"] =
         json!(((after.saturating_sub(before)) as f64 / options.history_jobs.max(1) as f64).round());

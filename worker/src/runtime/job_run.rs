@@ -328,6 +328,11 @@ impl JobRun {
                 tracing::error!(job = %job.id, error = %e, "result not stored; job goes back to the queue");
                 return requeue(delivery).await;
             }
+            // The dead-letter reporter finds this job finished and passes it by, so the
+            // history's dead-lettered index is told here.
+            if let Err(e) = self.store.note_dead_letter(&job).await {
+                tracing::warn!(job = %job.id, error = %e, "could not note the job as dead-lettered in the history");
+            }
             if let Err(e) = delivery.reject(false).await {
                 tracing::warn!(job = %job.id, error = %e, "could not move the job to the dead letters");
             }

@@ -263,6 +263,22 @@ async fn a_job_past_the_delivery_limit_is_set_aside_unrun() {
         j.id,
         "kept in the dead letters"
     );
+    let dead_lettered = store
+        .job_page(&jobs::JobQuery {
+            dead_lettered: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dead_lettered
+            .jobs
+            .iter()
+            .map(|r| r.job.id)
+            .collect::<Vec<_>>(),
+        vec![j.id],
+        "the history's dead-lettered filter finds it"
+    );
     stop.cancel();
     handle.await.unwrap().unwrap();
     assert_eq!(runs.0.load(Ordering::SeqCst), 0);
