@@ -17,6 +17,8 @@
 //! - [`store`]: the `Store` trait: job records, results, the event stream read as a consumer group.
 //! - [`query`]: `JobQuery`, `JobCursor`, `JobPage` — filtered pages of the job history
 //!   (`Store::job_page`).
+//! - [`inventory`]: `Host`, the `InventoryStore` trait and the changes made through it
+//!   (`add_to_group`, `merge_host`, ...) — hosts and groups for `servers in group`.
 //! - [`schedule_store`]: the `ScheduleStore` trait: the scheduler lease, fires, pauses,
 //!   shipper checkpoints.
 //! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
@@ -41,6 +43,7 @@ pub mod connect;
 pub mod control;
 pub mod event;
 pub mod failure;
+pub mod inventory;
 pub mod job;
 pub mod memory;
 pub mod process;
@@ -58,6 +61,7 @@ pub use config::{ContainerLimits, OutputFormat};
 pub use control::{Control, ControlFeed};
 pub use event::{Event, EventKind};
 pub use failure::{BadSignature, DeadLetter, JobFailure};
+pub use inventory::{Host, InventoryError, InventoryStore};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use query::{BadCursor, BadQuery, JobCursor, JobPage, JobQuery, MAX_FILTER_CHARS, MAX_PAGE};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};

@@ -3,11 +3,13 @@
 //! everything they hold is gone when the process stops.
 
 mod broker;
+mod inventory;
 mod places;
 mod schedules;
 mod store;
 mod trail;
 
 pub use broker::MemoryBroker;
+pub use inventory::MemoryInventory;
 pub use schedules::MemoryScheduleStore;
 pub use store::MemoryStore;

@@ -173,6 +173,24 @@ impl Keys {
     }
 }
 
+/// The inventory's keys (see `inventory`).
+impl Keys {
+    /// HASH: host name to the JSON host.
+    pub(crate) fn inventory_hosts(&self) -> String {
+        format!("{}inventory:hosts", self.prefix)
+    }
+
+    /// HASH: group name to its number of hosts.
+    pub(crate) fn inventory_groups(&self) -> String {
+        format!("{}inventory:groups", self.prefix)
+    }
+
+    /// SET: the names of group `group`'s hosts.
+    pub(crate) fn inventory_group(&self, group: &str) -> String {
+        format!("{}inventory:group:{group}", self.prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

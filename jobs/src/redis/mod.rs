@@ -88,6 +88,7 @@
 
 mod coalesce;
 mod events;
+mod inventory;
 mod keys;
 mod link;
 mod notes;
