@@ -13,9 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use commands::LiveCatalog;
 use config::Config;
-use jobs::memory::{MemoryBroker, MemoryScheduleStore, MemoryStore};
+use jobs::memory::{MemoryBroker, MemoryInventory, MemoryScheduleStore, MemoryStore};
 use jobs::process::hostname;
-use jobs::{Broker, ScheduleStore, Store};
+use jobs::{Broker, InventoryStore, ScheduleStore, Store};
 use scheduler::{Scheduler, SchedulerServices};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -142,11 +142,16 @@ impl Bot {
         tasks.spawn(reporter.run(shutdown.clone()));
 
         let reloader = Arc::new(Reloader::new(catalog.clone()));
+        let inventory: Arc<dyn InventoryStore> = match (&config.store, config.is_embedded()) {
+            (Some(store), false) => jobs::connect::inventory(store).await?,
+            _ => Arc::new(MemoryInventory::new()),
+        };
         let services = BuiltinServices {
             store: store.clone(),
             broker: broker.clone(),
             schedules: schedule_store,
             reloader: reloader.clone(),
+            inventory,
         };
         let router = Arc::new(Router::new(catalog.clone(), services));
         let http_addr = match config.http.listen {

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use commands::{Builtin, Catalog, ADMIN_GROUP};
-use jobs::{Broker, Control, JobId, ScheduleStore, Store};
+use jobs::{Broker, Control, InventoryStore, JobId, ScheduleStore, Store};
 use lexicon::Value;
 
 use crate::approvals;
 use crate::audit_trail;
+use crate::inventory_builtins;
 use crate::reload::Reloader;
 use crate::reply;
 use crate::request::{Answer, Outcome, Request};
@@ -31,6 +32,8 @@ pub struct BuiltinServices {
     pub schedules: Arc<dyn ScheduleStore>,
     /// What `reload` runs.
     pub reloader: Arc<Reloader>,
+    /// Hosts and groups, for the inventory built-ins.
+    pub inventory: Arc<dyn InventoryStore>,
 }
 
 /// One call of a built-in: the catalog it was classified against, who asked, and the
@@ -137,6 +140,20 @@ pub async fn run(builtin: Builtin, services: &BuiltinServices, call: BuiltinCall
             Some(id) => approvals::decide(services, &call, id, builtin == Builtin::Approve).await,
             None => Answer::new(Outcome::BadArgument, reply::not_a_job_id()),
         },
+        Builtin::ServersInGroup
+        | Builtin::Inventory
+        | Builtin::InventoryShow
+        | Builtin::InventoryAdd
+        | Builtin::InventoryRemove => {
+            inventory_builtins::run(
+                builtin,
+                services.inventory.as_ref(),
+                call.text("host"),
+                call.text("group"),
+                &call.identity(),
+            )
+            .await
+        }
         Builtin::Reload => match services.reloader.reload() {
             Ok(reloaded) => Answer::done(reply::reloaded(&reloaded)),
             Err(e) => Answer::new(Outcome::Failed, reply::reload_failed(&e)),

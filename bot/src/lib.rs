@@ -7,7 +7,8 @@
 //! - [`request`]: `Request`, `Answer`, `Outcome` — what adapters hand the router and get back.
 //! - [`router`]: `Router` — one message from text to answer.
 //! - [`builtins`]: the commands the bot answers itself (`help`, `explain`, `jobs`, …),
-//!   given `BuiltinServices` (store, broker, schedules, reloader), never the router.
+//!   given `BuiltinServices` (store, broker, schedules, reloader, inventory), never the
+//!   router; `schedule_builtins` and `inventory_builtins` answer their families.
 //! - [`reload`]: `check` — a configuration compiled and checked (start, `--check-config`,
 //!   reload); `Reloader` — reading the file again (`reload`, SIGHUP).
 //! - [`reply`]: the one place replies are worded, for every adapter.
@@ -17,11 +18,13 @@
 //! - [`console`]: the console adapter (standard input and output).
 //! - [`ssh`]: `SshServer` — the SSH adapter (exec and interactive sessions, OpenSSH clients).
 //! - [`slack`]: `SlackAdapter` — the bot in Slack (Socket Mode or the Events API).
+//! - [`ansible`]: Ansible inventories (INI, YAML) read into hosts for an inventory import.
 //! - [`api`]: the HTTP API (`/api/v1`): tokens, the job history, actions, live events.
 //! - [`dashboard`]: the web dashboard (`/ui`) over the same reads and actions.
 //! - [`bot`]: `Bot` — a bot process assembled from a configuration (embedded mode runs a
 //!   worker and a scheduler in-process).
 
+pub mod ansible;
 pub mod api;
 pub mod approvals;
 pub mod async_manager;
@@ -31,6 +34,7 @@ pub mod builtins;
 pub mod console;
 pub mod dashboard;
 pub mod dead_letters;
+mod inventory_builtins;
 pub mod reload;
 pub mod reply;
 pub mod request;

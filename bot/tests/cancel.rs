@@ -32,6 +32,7 @@ async fn the_requester_and_admins_may_cancel_and_others_are_told_who_may() {
         broker: broker.clone() as Arc<dyn Broker>,
         schedules: Arc::new(MemoryScheduleStore::new()),
         reloader: Arc::new(Reloader::new(catalog.clone())),
+        inventory: Arc::new(jobs::memory::MemoryInventory::new()),
     };
     let router = Router::new(catalog, services);
     let job = Job::new(

@@ -36,10 +36,15 @@ pub enum Builtin {
     Pending,
     Approve,
     Deny,
+    ServersInGroup,
+    Inventory,
+    InventoryShow,
+    InventoryAdd,
+    InventoryRemove,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 18] = [
+    pub const ALL: [Builtin; 23] = [
         Builtin::Help,
         Builtin::Explain,
         Builtin::Version,
@@ -58,6 +63,11 @@ impl Builtin {
         Builtin::Pending,
         Builtin::Approve,
         Builtin::Deny,
+        Builtin::ServersInGroup,
+        Builtin::Inventory,
+        Builtin::InventoryShow,
+        Builtin::InventoryAdd,
+        Builtin::InventoryRemove,
     ];
 
     /// The group a person must be in to run it, whatever its declaration's `allow` list
@@ -67,7 +77,9 @@ impl Builtin {
             Builtin::Reload
             | Builtin::PauseSchedule
             | Builtin::ResumeSchedule
-            | Builtin::RunSchedule => Some(crate::ADMIN_GROUP),
+            | Builtin::RunSchedule
+            | Builtin::InventoryAdd
+            | Builtin::InventoryRemove => Some(crate::ADMIN_GROUP),
             Builtin::Audit => Some(crate::AUDITOR_GROUP),
             _ => None,
         }
@@ -94,6 +106,11 @@ impl Builtin {
             Builtin::Pending => "pending",
             Builtin::Approve => "approve",
             Builtin::Deny => "deny",
+            Builtin::ServersInGroup => "servers_in_group",
+            Builtin::Inventory => "inventory",
+            Builtin::InventoryShow => "inventory_show",
+            Builtin::InventoryAdd => "inventory_add",
+            Builtin::InventoryRemove => "inventory_remove",
         }
     }
 }
@@ -138,7 +155,10 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.ends_with("cancel, reload, audit, pending, approve, deny)"),
+            e.ends_with(
+                "approve, deny, servers_in_group, inventory, inventory_show, inventory_add, \
+                 inventory_remove)"
+            ),
             "{e}"
         );
     }

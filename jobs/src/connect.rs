@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::rabbit::RabbitBroker;
 use crate::redis::RedisStore;
-use crate::{Broker, BrokerError, ScheduleStore, Store, StoreError};
+use crate::{Broker, BrokerError, InventoryStore, ScheduleStore, Store, StoreError};
 use config::{BrokerConfig, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,5 +30,10 @@ pub async fn connect(
 /// Opens the schedule store in the Redis the configuration names (a connection of its
 /// own, so a busy scheduler never waits behind job traffic).
 pub async fn schedule_store(store: &StoreConfig) -> Result<Arc<dyn ScheduleStore>, ConnectError> {
+    Ok(Arc::new(RedisStore::connect(store).await?))
+}
+
+/// Opens the inventory in the Redis the configuration names.
+pub async fn inventory(store: &StoreConfig) -> Result<Arc<dyn InventoryStore>, ConnectError> {
     Ok(Arc::new(RedisStore::connect(store).await?))
 }

@@ -511,3 +511,66 @@ fn day_one_commands_are_there_by_default_and_can_be_switched_off() {
         checked.stderr
     );
 }
+
+#[test]
+fn the_inventory_answers_servers_in_group_and_only_admins_change_it() {
+    let admins = format!(
+        "[acl]\ndefault = \"allow\"\n\n[acl.groups]\nadmins = [\"{}\"]\n",
+        me()
+    );
+    let out = Console::new().config(&admins).run(&[
+        "servers in group web",
+        "inventory add web-1 to web",
+        "inventory add web-2.example.com to web",
+        "inventory add web-1 to eu",
+        "servers in group web",
+        "inventory",
+        "inventory show web-1",
+        "inventory remove web-1 from eu",
+        "inventory remove web-2.example.com",
+        "servers in group web",
+        "inventory add web;reboot to web",
+        "inventory show ghost",
+        "inventory remove web-1 from db",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let expected = [
+        "group web has no hosts (\"inventory add <host> to web\" adds one; \"inventory\" lists the groups)",
+        "host web-1 is in group web (its groups: web)",
+        "host web-2.example.com is in group web (its groups: web)",
+        "host web-1 is in group eu (its groups: eu, web)",
+        "group web: 2 hosts\nweb-1\nweb-2.example.com",
+        "GROUP  HOSTS\neu     1\nweb    2",
+        "host web-1\ngroups: eu, web",
+        "host web-1 is out of group eu (still in: web)",
+        "host web-2.example.com is removed from the inventory and from its groups (web)",
+        "group web: 1 host\nweb-1",
+        "\"web;reboot\" is not a host name: letters, digits and . - _ : only, not starting with -",
+        "host ghost is not in the inventory (\"inventory add ghost to <group>\" adds it)",
+        "host web-1 is not in group db",
+    ];
+    let mut rest = out.stdout.as_str();
+    for answer in expected {
+        let at = rest
+            .find(answer)
+            .unwrap_or_else(|| panic!("{answer:?} not found, in order, in:\n{}", out.stdout));
+        rest = &rest[at + answer.len()..];
+    }
+
+    // Without the admins group, the inventory is read but not changed.
+    let out = Console::new().run(&["inventory add web-1 to web", "servers in group web"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "{} may not run \"inventory add to\": it is for members of group admins; ask to be added to it",
+            me()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("group web has no hosts"),
+        "{}",
+        out.stdout
+    );
+}

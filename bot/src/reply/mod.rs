@@ -3,6 +3,7 @@
 //! them (a terminal line, a Slack thread, a file upload).
 //!
 //! - `trail`: the audit trail and approvals.
+//! - `inventory`: the inventory built-ins.
 
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use jobs::{JobId, JobRecord, JobStatus, Output, WorkerInfo};
 
 use crate::reload::{ReloadError, Reloaded};
 
+mod inventory;
 mod trail;
+pub use inventory::*;
 pub use trail::*;
 
 /// The final answer to an async request.
