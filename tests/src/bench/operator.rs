@@ -53,7 +53,16 @@ pub fn run(options: &OperatorOptions) -> Result<Value> {
     let mq = RabbitMq::start();
     let dir = tempfile::tempdir().context("a temporary directory")?;
     let http = crate::services::free_port();
-    let config_path = write_config(dir.path(), &mq, &redis, http)?;
+    let config_path = write_config(dir.path(), "octobox.toml", &mq, &redis, http)?;
+    // The worker's own file: the same queue and store, its own (free) metrics listener —
+    // with the bot's, one of the two could not listen and would stop.
+    let worker_config = write_config(
+        dir.path(),
+        "worker.toml",
+        &mq,
+        &redis,
+        crate::services::free_port(),
+    )?;
     let runtime = tokio::runtime::Runtime::new().context("a Tokio runtime")?;
     let before = super::redis_probe::used_memory(redis.port)?;
     runtime.block_on(async {
@@ -67,7 +76,7 @@ pub fn run(options: &OperatorOptions) -> Result<Value> {
     })?;
     let after = super::redis_probe::used_memory(redis.port)?;
     let mut worker = WorkerProcess::start_with_env(
-        &config_path,
+        &worker_config,
         "bench-worker",
         &[("RUST_LOG", options.log_level.as_str())],
     );
@@ -94,8 +103,14 @@ pub fn run(options: &OperatorOptions) -> Result<Value> {
     Ok(report)
 }
 
-fn write_config(dir: &Path, mq: &RabbitMq, redis: &Redis, http: u16) -> Result<std::path::PathBuf> {
-    let path = dir.join("octobox.toml");
+fn write_config(
+    dir: &Path,
+    name: &str,
+    mq: &RabbitMq,
+    redis: &Redis,
+    http: u16,
+) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
     let text = format!(
         r#"[broker]
 url = "{mq}"
@@ -240,7 +255,7 @@ async fn measure(
         .execute(
             "window.lat = []; const s = new EventSource('/api/v1/events');\
              s.onmessage = (m) => { const e = JSON.parse(m.data); if (!e.at) return;\
-               window.lat.push(Date.now() - Date.parse(e.at.slice(0, 23) + 'Z')); };",
+               window.lat.push([e.event, Date.now() - Date.parse(e.at.slice(0, 23) + 'Z')]); };",
             vec![],
         )
         .await?;
@@ -272,7 +287,7 @@ async fn measure(
             });
         }
     });
-    let mut in_process = Vec::new();
+    let mut in_process: Vec<(String, Duration)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(u64::from(options.seconds) + 30);
     let mut finished = 0;
     while finished < total && Instant::now() < deadline {
@@ -286,7 +301,8 @@ async fn measure(
             let ms = (Utc::now() - at.with_timezone(&Utc))
                 .num_microseconds()
                 .unwrap_or(0);
-            in_process.push(Duration::from_micros(u64::try_from(ms).unwrap_or(0)));
+            let kind = ev["event"].as_str().unwrap_or("other").to_string();
+            in_process.push((kind, Duration::from_micros(u64::try_from(ms).unwrap_or(0))));
         }
         if ev["event"] == "finished" {
             finished += 1;
@@ -294,18 +310,33 @@ async fn measure(
     }
     asking.await.context("asking jobs")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let page: Vec<f64> =
+    let page: Vec<(String, f64)> =
         serde_json::from_value(browser.execute("return window.lat;", vec![]).await?)?;
-    let page: Vec<Duration> = page
-        .iter()
-        .map(|ms| Duration::from_micros((ms.max(0.0) * 1000.0) as u64))
+    let page: Vec<(String, Duration)> = page
+        .into_iter()
+        .map(|(kind, ms)| (kind, Duration::from_micros((ms.max(0.0) * 1000.0) as u64)))
         .collect();
-    let proc_p = Percentiles::of(&in_process)
+    let all = |samples: &[(String, Duration)]| samples.iter().map(|(_, d)| *d).collect::<Vec<_>>();
+    let proc_p = Percentiles::of(&all(&in_process))
         .ok_or_else(|| anyhow!("no event reached the bench's listener"))?;
     report["events_asked"] = json!(total);
     report["events_finished_seen_in_process"] = json!(finished);
     report["events_seen_by_page"] = json!(page.len());
-    report["event_to_http_client"] = figures(&in_process, &proc_p);
-    report["event_to_browser_page"] = figures(&page, &proc_p);
+    report["event_to_http_client"] = figures(&all(&in_process), &proc_p);
+    report["event_to_browser_page"] = figures(&all(&page), &proc_p);
+    // Each kind apart: `queued` is written by the bot, `started` and `finished` by the
+    // worker process, so they measure the whole path from another process.
+    for kind in ["queued", "started", "finished"] {
+        let of = |samples: &[(String, Duration)]| {
+            samples
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, d)| *d)
+                .collect::<Vec<_>>()
+        };
+        let baseline = Percentiles::of(&of(&in_process)).unwrap_or(proc_p);
+        report[format!("{kind}_to_http_client")] = figures(&of(&in_process), &baseline);
+        report[format!("{kind}_to_browser_page")] = figures(&of(&page), &baseline);
+    }
     Ok(report)
 }
