@@ -267,9 +267,12 @@ pub async fn remove_host(store: &dyn InventoryStore, name: &str) -> Result<Host,
 }
 
 /// Merges `host` into the inventory: its groups added to the host's, its attributes set
-/// over the host's (an import, a `PUT` with `merge`).
-pub async fn merge_host(store: &dyn InventoryStore, host: &Host) -> Result<Host, InventoryError> {
-    let (_, merged) = update_host(store, &host.name, |was| {
+/// over the host's (an import). Answers the host as it was, and as it is now.
+pub async fn merge_host(
+    store: &dyn InventoryStore,
+    host: &Host,
+) -> Result<(Option<Host>, Host), InventoryError> {
+    let (was, merged) = update_host(store, &host.name, |was| {
         let mut now = was.unwrap_or_else(|| Host::new(host.name.clone()));
         now.groups.extend(host.groups.iter().cloned());
         now.attributes
@@ -277,7 +280,7 @@ pub async fn merge_host(store: &dyn InventoryStore, host: &Host) -> Result<Host,
         Ok(Some(now))
     })
     .await?;
-    Ok(merged.expect("a merged host is there"))
+    Ok((was, merged.expect("a merged host is there")))
 }
 
 /// Makes host `host.name` exactly `host` (a `PUT`).

@@ -81,9 +81,13 @@ async fn merges_add_and_puts_replace() {
         merge_host(s, &host("h", &["a"], &[("port", "22"), ("os", "debian")]))
             .await
             .unwrap();
-        let merged = merge_host(s, &host("h", &["b"], &[("port", "2222")]))
+        let (was, merged) = merge_host(s, &host("h", &["b"], &[("port", "2222")]))
             .await
             .unwrap();
+        assert_eq!(
+            was,
+            Some(host("h", &["a"], &[("port", "22"), ("os", "debian")]))
+        );
         assert_eq!(
             merged,
             host("h", &["a", "b"], &[("os", "debian"), ("port", "2222")])

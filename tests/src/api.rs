@@ -144,6 +144,16 @@ impl Api {
             .await
     }
 
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Called {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Called {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
     /// `POST /api/v1/commands` with `text`.
     pub async fn ask(&self, text: &str) -> Called {
         self.post("/api/v1/commands", serde_json::json!({ "text": text }))

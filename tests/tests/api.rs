@@ -809,3 +809,195 @@ async fn schedules_are_listed_and_steered_by_admins_through_the_api() {
         404
     );
 }
+
+/// An Ansible inventory imported through the API is what chat's `servers in group`
+/// reads; hosts are read, replaced and removed by the admins only, each change audited.
+#[tokio::test]
+async fn the_inventory_is_imported_read_and_changed_through_the_api() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let (ops, viewer, auditor) = (bot.api(OPS), bot.api(VIEWER), bot.api(AUDITOR));
+    let ini = "\
+mail.example.com
+
+[web]
+web[01:03].example.com http_port=8080
+lb.example.com
+
+[db]
+db-1.example.com
+
+[prod:children]
+web
+db
+
+[web:vars]
+ntp_server=ntp.example.com
+";
+    let refused = viewer
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("group admins"),
+        "{}",
+        refused.text
+    );
+
+    let imported = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    assert_eq!(
+        imported.json,
+        json!({"added": 6, "updated": 0, "group_vars_left_out": 1})
+    );
+    // Chat reads the same inventory.
+    let run = bot.ssh.exec("alice", "servers in group prod");
+    assert!(
+        run.stdout
+            .contains("group prod: 5 hosts\ndb-1.example.com\nlb.example.com\nweb01.example.com"),
+        "{run:?}"
+    );
+
+    // Everyone may read; the group filter; one host.
+    let all = viewer.get("/api/v1/inventory").await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.json["groups"], json!({"db": 1, "prod": 5, "web": 4}));
+    assert_eq!(all.json["hosts"].as_array().unwrap().len(), 6);
+    let web = viewer.get("/api/v1/inventory?group=db").await;
+    assert_eq!(
+        web.json["hosts"][0]["name"], "db-1.example.com",
+        "{}",
+        web.text
+    );
+    let one = viewer
+        .get("/api/v1/inventory/hosts/web02.example.com")
+        .await;
+    assert_eq!(
+        one.json,
+        json!({"name": "web02.example.com", "groups": ["prod", "web"], "attributes": {"http_port": "8080"}})
+    );
+
+    // A second import of the same file changes nothing new; a bad one changes nothing.
+    let again = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(again.json["updated"], 6, "{}", again.text);
+    let bad = ops
+        .post_raw(
+            "/api/v1/inventory/import?format=ini",
+            "[web]\nweb-9.example.com\nweb;reboot\n".into(),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 3: \"web;reboot\" is not a host name"),
+        "{}",
+        bad.text
+    );
+    assert_eq!(
+        viewer
+            .get("/api/v1/inventory/hosts/web-9.example.com")
+            .await
+            .status,
+        404
+    );
+    let yaml = ops
+        .post_raw(
+            "/api/v1/inventory/import?format=yaml",
+            "all:\n  children:\n    cache:\n      hosts:\n        redis-1:\n          port: 6379\n"
+                .into(),
+        )
+        .await;
+    assert_eq!(yaml.json["added"], 1, "{}", yaml.text);
+    let no_format = ops.post_raw("/api/v1/inventory/import", ini.into()).await;
+    assert_eq!(no_format.status, 400, "{}", no_format.text);
+
+    // An inventory larger than the API's usual 64 KiB body is read; past 1 MiB it is not.
+    let mut big = String::from("[bulk]\n");
+    for i in 0..2_000 {
+        big.push_str(&format!("bulk-{i:05}.example.com rack=r{} row=north\n", i % 40));
+    }
+    assert!(big.len() > 64 * 1024, "{}", big.len());
+    let bulk = ops
+        .post_raw("/api/v1/inventory/import?format=ini", big.into())
+        .await;
+    assert_eq!(bulk.json["added"], 2_000, "{}", bulk.text);
+    let huge = ops
+        .post_raw(
+            "/api/v1/inventory/import?format=ini",
+            vec![b'#'; 1024 * 1024 + 1],
+        )
+        .await;
+    assert_eq!(huge.status, 413, "{}", huge.text);
+
+    // Replacing and removing a host: admins only, bad input named, each change audited.
+    let body = json!({"groups": ["web", "canary"], "attributes": {"port": "22"}});
+    assert_eq!(
+        viewer
+            .put("/api/v1/inventory/hosts/web01.example.com", body.clone())
+            .await
+            .status,
+        403
+    );
+    let put = ops
+        .put("/api/v1/inventory/hosts/web01.example.com", body)
+        .await;
+    assert_eq!(
+        put.json,
+        json!({"name": "web01.example.com", "groups": ["canary", "web"], "attributes": {"port": "22"}}),
+        "{}",
+        put.text
+    );
+    let bad_group = ops
+        .put(
+            "/api/v1/inventory/hosts/web01.example.com",
+            json!({"groups": ["we b"]}),
+        )
+        .await;
+    assert_eq!(bad_group.status, 400);
+    assert!(bad_group.json["error"]
+        .as_str()
+        .unwrap()
+        .contains("is not a group name"));
+    let unknown_field = ops
+        .put("/api/v1/inventory/hosts/x", json!({"groupz": ["web"]}))
+        .await;
+    assert_eq!(unknown_field.status, 400, "{}", unknown_field.text);
+    let gone = ops.delete("/api/v1/inventory/hosts/lb.example.com").await;
+    assert_eq!(gone.json["name"], "lb.example.com", "{}", gone.text);
+    assert_eq!(
+        ops.delete("/api/v1/inventory/hosts/lb.example.com")
+            .await
+            .status,
+        404
+    );
+    let run = bot.ssh.exec("alice", "servers in group canary");
+    assert!(
+        run.stdout
+            .contains("group canary: 1 host\nweb01.example.com"),
+        "{run:?}"
+    );
+
+    let audit = auditor.get("/api/v1/audit?limit=200").await;
+    let texts: Vec<&str> = audit.json["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", audit.text))
+        .iter()
+        .filter(|e| e["identity"] == "api:ops")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "import of an Ansible inventory: 6 hosts added, 0 updated",
+        "PUT inventory host web01.example.com",
+        "DELETE inventory host lb.example.com",
+    ] {
+        assert!(texts.contains(&expected), "{expected:?} not in {texts:#?}");
+    }
+}

@@ -62,8 +62,7 @@ pub struct ListParams {
 impl ListParams {
     /// Reads a query string; a clear error for anything it does not know.
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
+        super::query_params(raw)
     }
 
     /// The store query these parameters ask for.

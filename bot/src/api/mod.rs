@@ -11,6 +11,7 @@
 //! - `views`: the JSON shapes of jobs, workers, schedules, approvals, audit entries.
 //! - `jobs`: commands, the job history (filters, cursors), a job, cancel, re-run.
 //! - `operations`: workers, schedules, dead letters, the audit trail, approvals.
+//! - `inventory`: hosts and groups, read, changed, imported from Ansible.
 //! - `events`: [`EventFeed`], every job event this bot sees, and the Server-Sent Events
 //!   streams made from it.
 //! - `openapi.json`: the document describing all of the above, served at
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod inventory;
 pub mod jobs;
 pub mod operations;
 pub mod views;
@@ -29,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Json;
 use tokio::sync::Semaphore;
 
@@ -90,6 +92,17 @@ pub fn routes(state: Arc<ApiState>) -> axum::Router {
             "/api/v1/approvals/{id}/{decision}",
             post(operations::decide),
         )
+        .route("/api/v1/inventory", get(inventory::list))
+        .route(
+            "/api/v1/inventory/hosts/{name}",
+            put(inventory::put)
+                .get(inventory::host)
+                .delete(inventory::delete),
+        )
+        .route(
+            "/api/v1/inventory/import",
+            post(inventory::import).layer(DefaultBodyLimit::max(inventory::IMPORT_LIMIT)),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_declared_oversize))
@@ -108,9 +121,14 @@ pub async fn refuse_declared_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    // An inventory import is the one body that may be larger.
+    let limit = match request.uri().path() == "/api/v1/inventory/import" {
+        true => inventory::IMPORT_LIMIT,
+        false => BODY_LIMIT,
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
         let body = Json(serde_json::json!({
-            "error": format!("the body is larger than {} KiB", BODY_LIMIT / 1024)
+            "error": format!("the body is larger than {} KiB", limit / 1024)
         }));
         return (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
     }
@@ -245,6 +263,12 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
             .map_err(|wait| ApiError::TooMany { limit, wait })?;
         Ok(Authed(caller))
     }
+}
+
+/// A query string read into `T`; a clear error for anything it does not know.
+pub fn query_params<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
 }
 
 /// A body that may be empty (`T::default()`) or JSON like `example`.

@@ -95,8 +95,7 @@ struct PageParams {
 
 impl PageParams {
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
+        super::query_params(raw)
     }
 
     fn limit(&self, max: usize) -> Result<usize, ApiError> {
