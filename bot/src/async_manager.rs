@@ -202,6 +202,9 @@ impl AsyncManager {
                     let update = match event.kind {
                         EventKind::Finished { .. } => {
                             let delivered = match event.record {
+                                Some(record) if record.job.parent.is_some() => {
+                                    this.child_ended(&record).await
+                                }
                                 Some(record) => {
                                     this.deliver_carried(*record).await;
                                     Ok(())
@@ -244,6 +247,10 @@ impl AsyncManager {
             }
         };
         let origin = &record.job.origin;
+        // A fan-out's jobs are not followed one by one: their fan-out's progress is.
+        if record.job.parent.is_some() {
+            return;
+        }
         let Some(sink) = self
             .sinks
             .get(&origin.adapter)
@@ -254,6 +261,18 @@ impl AsyncManager {
         if let Err(e) = sink.progress(origin, update).await {
             tracing::debug!(%job, adapter = %origin.adapter, error = %e, "progress not shown");
         }
+    }
+
+    /// Counts the end of one of a fan-out's jobs, if this manager serves its adapter (so
+    /// one group counts it); its result is not a reply of its own. An error leaves the
+    /// event pending.
+    async fn child_ended(&self, record: &jobs::JobRecord) -> Result<(), StoreError> {
+        if self.sinks.get(&record.job.origin.adapter).is_none() {
+            return Ok(());
+        }
+        crate::fan_out::child_ended(self.store.as_ref(), record).await?;
+        crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, record).await;
+        Ok(())
     }
 
     /// Delivers the reply whose record came with its event, if this manager serves its
@@ -306,6 +325,14 @@ impl AsyncManager {
             }
             ReplyClaim::Taken => return Ok(()),
         };
+        if record.job.parent.is_some() {
+            // Taken over from a bot that stopped: the claim is made, so a failure here
+            // cannot be tried again (cancelling the fan-out then ends it).
+            if let Err(e) = self.child_ended(&record).await {
+                tracing::warn!(%job, error = %e, "a fan-out's job was not counted");
+            }
+            return Ok(());
+        }
         let origin = &record.job.origin;
         // Claimed only for a registered adapter, and adapters are never removed.
         let Some(sink) = self.sinks.get(&origin.adapter) else {

@@ -16,6 +16,7 @@ use lexicon::Value;
 
 use crate::approvals;
 use crate::audit_trail;
+use crate::fan_out;
 use crate::inventory_builtins;
 use crate::reload::Reloader;
 use crate::reply;
@@ -187,15 +188,24 @@ async fn cancel(services: &BuiltinServices, call: &BuiltinCall<'_>) -> Answer {
             reply::cancel_refused(id, &owner, ADMIN_GROUP),
         );
     }
-    let control = Control::Cancel {
-        job: id,
-        by: who.clone(),
-    };
-    match services.broker.broadcast(&control).await {
-        Ok(()) => {
-            tracing::info!(job = %id, by = %who, "cancel sent");
-            Answer::done(reply::cancel_sent(id))
-        }
-        Err(e) => Answer::new(Outcome::Failed, reply::cancel_not_sent(id, &e)),
+    let targets = fan_out::cancel_targets(services.store.as_ref(), &record).await;
+    if targets.is_empty() {
+        // A fan-out whose jobs have all ended but which was not finished (its last
+        // job's end was lost): finished now, with its table.
+        return match fan_out::finish(services.store.as_ref(), &record).await {
+            Ok(()) => Answer::done(reply::cancel_sent(id)),
+            Err(e) => Answer::new(Outcome::Failed, reply::cancel_not_sent(id, &e)),
+        };
     }
+    for job in targets {
+        let control = Control::Cancel {
+            job,
+            by: who.clone(),
+        };
+        if let Err(e) = services.broker.broadcast(&control).await {
+            return Answer::new(Outcome::Failed, reply::cancel_not_sent(id, &e));
+        }
+        tracing::info!(%job, by = %who, "cancel sent");
+    }
+    Answer::done(reply::cancel_sent(id))
 }

@@ -13,6 +13,8 @@
 //!   reload); `Reloader` — reading the file again (`reload`, SIGHUP).
 //! - [`reply`]: the one place replies are worded, for every adapter.
 //! - [`async_manager`]: `AsyncManager` — follows job events, delivers results exactly once.
+//! - [`fan_out`]: a command run once per host of an inventory group, answered with one
+//!   summary.
 //! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed
 //!   results, so their requesters are told.
 //! - [`console`]: the console adapter (standard input and output).
@@ -34,6 +36,7 @@ pub mod builtins;
 pub mod console;
 pub mod dashboard;
 pub mod dead_letters;
+pub mod fan_out;
 mod inventory_builtins;
 pub mod reload;
 pub mod reply;

@@ -3,7 +3,8 @@
 //! length check → per-person rate (`[quota]`) → classify (lexicon) → access check
 //! (`AccessPolicy`) → a built-in answers at once, or a job takes its quota places (per
 //! person, per command) and is recorded in the store and published to the broker — or,
-//! for a command declared with `approval`, held until someone decides (`approvals`).
+//! for a command declared with `approval`, held until someone decides (`approvals`); for
+//! one declared with `fan_out`, one job per host of the group it names (`fan_out`).
 //! Whatever the answer, the request then lands in the audit trail (`audit_trail`).
 //! Adapters turn text into a [`Request`] and show the [`Answer`]; they make none of these
 //! decisions. Each request is handled under one catalog, loaded once from the
@@ -21,6 +22,7 @@ use lexicon::{Classification, Match};
 use crate::approvals;
 use crate::audit_trail::{self, Heard};
 use crate::builtins::{self, BuiltinCall, BuiltinServices};
+use crate::fan_out;
 use crate::reply;
 pub use crate::request::{Answer, Outcome, Request};
 
@@ -151,6 +153,11 @@ impl Router {
                 builtins::run(*b, &self.services, call).await
             }
             Executor::Native(_) | Executor::Container(_) => {
+                if let Some(fan_out) = &action.fan_out {
+                    return self
+                        .submit_fan_out(catalog, &m, action, fan_out, request, heard)
+                        .await;
+                }
                 let task = match action.runs.task_checked(&m) {
                     Ok(Some(task)) => task,
                     Ok(None) => unreachable!("native and container actions always make a task"),
@@ -366,6 +373,80 @@ impl Router {
         }
         tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
         octobox_http::metrics().job_submitted(&job.command);
+        answer
+    }
+
+    /// Queues a fan-out: the parent recorded (and holding the requester's place), then a
+    /// job per host of the group, each recorded and published. A child that cannot be
+    /// published ends at once as failed, so the fan-out still finishes with a summary.
+    async fn submit_fan_out(
+        &self,
+        catalog: &Catalog,
+        m: &Match,
+        action: &CommandAction,
+        fan_out: &config::FanOutConfig,
+        request: &Request,
+        heard: &mut Heard,
+    ) -> Answer {
+        let group = m
+            .args
+            .get(&fan_out.group)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let hosts = match self.services.inventory.group(&group).await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                return Answer::new(
+                    Outcome::Failed,
+                    reply::store_unavailable("read the inventory", &e),
+                )
+            }
+        };
+        let plan = match fan_out::plan(m, action, fan_out, &group, hosts, &request.origin) {
+            Ok(plan) => plan,
+            Err(refused) => return refused,
+        };
+        let parent = &plan.parent;
+        let places = match self.take_places(catalog, action, parent).await {
+            Ok(places) => places,
+            Err(refused) => return refused,
+        };
+        let answer = Answer {
+            outcome: Outcome::Queued,
+            text: reply::fan_out_queued(parent.id, &plan.group, plan.children.len()),
+            job: Some(parent.id),
+            awaiting: None,
+        };
+        self.record(catalog, request, heard, &answer).await;
+        let store: &dyn Store = self.services.store.as_ref();
+        // The parent's record comes first: a child may end before the next line runs,
+        // and its end is counted against the parent's list of children.
+        let recorded = match store.record_job(parent).await {
+            Ok(()) => store.mark_started(parent.id, "fan-out", Utc::now()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(job = %parent.id, error = %e, "fan-out not recorded");
+            return self.not_queued(catalog, &places, parent, &e).await;
+        }
+        let broker: &dyn Broker = self.services.broker.as_ref();
+        for child in &plan.children {
+            let (recorded, published) =
+                tokio::join!(store.record_job(child), broker.publish(child));
+            if let Err(e) = published {
+                tracing::error!(job = %child.id, error = %e, "a fan-out's job was not published");
+                let failed = fan_out::not_queued(child, &reply::not_queued(&e));
+                if let Err(e) = store.finish_job(&failed).await {
+                    tracing::error!(job = %child.id, error = %e, "a fan-out's unqueued job could not be marked failed; cancelling the fan-out ends it");
+                }
+                continue;
+            }
+            if let Err(e) = recorded {
+                tracing::warn!(job = %child.id, error = %e, "job queued but not recorded; its worker will record it");
+            }
+            octobox_http::metrics().job_submitted(&child.command);
+        }
+        tracing::info!(job = %parent.id, command = %parent.command, group = %plan.group, hosts = plan.children.len(), user = %request.origin.identity(), "fan-out queued");
         answer
     }
 

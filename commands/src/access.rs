@@ -333,6 +333,7 @@ mod tests {
             max_running: None,
             max_per_minute: None,
             approval: None,
+            fan_out: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use config::{
     fill_template, AllowEntry, ApprovalConfig, Config, ConfigError, ConfigErrors, ContainerCommand,
-    Runs,
+    FanOutConfig, Runs,
 };
 use jobs::{Job, Origin, Task};
 use lexicon::{Catalog, Classification, Match};
@@ -62,6 +62,8 @@ pub enum NotAJob {
     NothingRunsIt { command: String },
     #[error("\"{command}\" is answered by the bot at once, not run as a job: schedule a command that runs a task")]
     AnsweredAtOnce { command: String },
+    #[error("\"{command}\" runs once per host of a group (fan_out), which a schedule cannot start yet: schedule a command for one host")]
+    FanOut { command: String },
     /// A value the command's container would read as an option.
     #[error(transparent)]
     OptionLikeValue(#[from] OptionLikeValue),
@@ -92,6 +94,17 @@ pub struct CommandAction {
     pub max_per_minute: Option<u32>,
     /// Its jobs wait for a second person's yes.
     pub approval: Option<ApprovalConfig>,
+    /// It names an inventory group and runs once per host.
+    pub fan_out: Option<FanOutConfig>,
+}
+
+impl CommandAction {
+    /// Whether a job of this command is given argument `name`: a slot of `def`'s
+    /// pattern, or the host argument of a fan-out's jobs.
+    fn gives(&self, def: &lexicon::CommandDef, name: &str) -> bool {
+        def.slots().iter().any(|s| s.name == name)
+            || self.fan_out.as_ref().is_some_and(|f| f.host == name)
+    }
 }
 
 /// What runs a command.
@@ -237,6 +250,7 @@ impl CommandTable {
                 max_running: c.max_running,
                 max_per_minute: c.max_per_minute,
                 approval: c.approval.clone(),
+                fan_out: c.fan_out.clone(),
             }));
         }
 
@@ -259,13 +273,16 @@ impl CommandTable {
         if let Some(catalog) = &catalog {
             errors.extend(unknown_slots(catalog, &actions, &at));
             errors.extend(secrets_awaiting_approval(catalog, &actions, &at));
+            errors.extend(fan_out_slots(catalog, &actions, &at));
         }
         if let (Some(catalog), Some(registry)) = (&catalog, tasks) {
             for def in catalog.commands() {
-                let Some(Some(CommandAction {
-                    runs: Executor::Native(task),
-                    ..
-                })) = actions.get(def.index())
+                let Some(Some(
+                    action @ CommandAction {
+                        runs: Executor::Native(task),
+                        ..
+                    },
+                )) = actions.get(def.index())
                 else {
                     continue;
                 };
@@ -273,7 +290,7 @@ impl CommandTable {
                     .params(task)
                     .unwrap_or_default()
                     .iter()
-                    .filter(|p| !def.slots().iter().any(|s| s.name == **p))
+                    .filter(|p| !action.gives(def, p))
                     .map(|p| format!("{{{p}}}"))
                     .collect();
                 if !missing.is_empty() {
@@ -329,6 +346,9 @@ impl CommandTable {
         let Some(action) = self.action(&m.command) else {
             return Err(NotAJob::NothingRunsIt { command: m.command });
         };
+        if action.fan_out.is_some() {
+            return Err(NotAJob::FanOut { command: m.command });
+        }
         match action.runs.task_checked(&m)? {
             Some(task) => Ok(Job::new(m.command, m.args, task, origin, action.timeout)),
             None => Err(NotAJob::AnsweredAtOnce { command: m.command }),
@@ -344,15 +364,17 @@ fn unknown_slots(
 ) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for def in catalog.commands() {
-        let Some(Some(CommandAction {
-            runs: Executor::Container(c),
-            ..
-        })) = actions.get(def.index())
+        let Some(Some(
+            action @ CommandAction {
+                runs: Executor::Container(c),
+                ..
+            },
+        )) = actions.get(def.index())
         else {
             continue;
         };
         for (key, slot) in c.slot_references() {
-            if !def.slots().iter().any(|s| s.name == slot) {
+            if !action.gives(def, &slot) {
                 let have: Vec<_> = def
                     .slots()
                     .iter()
@@ -367,6 +389,50 @@ fn unknown_slots(
                     ),
                 ));
             }
+        }
+    }
+    errors
+}
+
+/// A fan-out's group is a slot of its pattern; the host argument is not (it would be
+/// given twice).
+fn fan_out_slots(
+    catalog: &Catalog,
+    actions: &[Option<CommandAction>],
+    at: &dyn Fn(usize, String) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for def in catalog.commands() {
+        let Some(Some(CommandAction {
+            fan_out: Some(fan_out),
+            ..
+        })) = actions.get(def.index())
+        else {
+            continue;
+        };
+        let slots: Vec<_> = def.slots().iter().map(|s| s.name.as_str()).collect();
+        if !slots.contains(&fan_out.group.as_str()) {
+            errors.push(at(
+                def.index(),
+                format!(
+                    "fan_out.group is \"{}\", but pattern \"{}\" has no such slot: name the \
+                     slot that holds the group, e.g. \"deploy to group {{group:name}}\"",
+                    fan_out.group,
+                    def.pattern()
+                ),
+            ));
+        }
+        if slots.contains(&fan_out.host.as_str()) {
+            errors.push(at(
+                def.index(),
+                format!(
+                    "fan_out.host is \"{}\", a slot of pattern \"{}\" already: each job gets \
+                     its host in that argument, so name another (fan_out = {{ group = \"...\", \
+                     host = \"target\" }})",
+                    fan_out.host,
+                    def.pattern()
+                ),
+            ));
         }
     }
     errors
@@ -523,6 +589,41 @@ pub(crate) mod tests {
             .to_string();
         assert!(
             text.contains("octobox.toml:1: command[1]: native task \"echo\" reads {text}, but pattern \"deploy {service:name}\" has no such slot"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_fan_out_names_its_group_slot_and_gives_its_jobs_the_host() {
+        // echo reads {text}: the host argument gives it; a container reads {host}.
+        let c = config(
+            "[[command]]\npattern = \"shout at group {g:name}\"\nhelp = \"S\"\nnative = \"echo\"\n\
+             fan_out = { group = \"g\", host = \"text\" }\n\n\
+             [[command]]\npattern = \"ping group {g:name}\"\nhelp = \"P\"\n\
+             container = { image = \"probe\", argv = [\"ping\", \"{host}\"] }\nfan_out = { group = \"g\" }\n",
+        );
+        let table = CommandTable::build(&c, Some(&standard_tasks())).unwrap();
+        assert!(table.action("ping group").unwrap().fan_out.is_some());
+        let err = table
+            .job_for("ping group web", Origin::new("scheduler", "nightly"))
+            .unwrap_err();
+        assert!(matches!(err, NotAJob::FanOut { .. }), "{err}");
+
+        let c = config(
+            "[[command]]\npattern = \"a {g:name}\"\nhelp = \"A\"\nnative = \"echo\"\n\
+             fan_out = { group = \"group\", host = \"text\" }\n\n\
+             [[command]]\npattern = \"b {g:name} {host:word}\"\nhelp = \"B\"\n\
+             container = { image = \"probe\", argv = [\"{host}\"] }\nfan_out = { group = \"g\" }\n",
+        );
+        let text = CommandTable::build(&c, Some(&standard_tasks()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("command[1]: fan_out.group is \"group\", but pattern \"a {g:name}\" has no such slot"),
+            "{text}"
+        );
+        assert!(
+            text.contains("command[2]: fan_out.host is \"host\", a slot of pattern"),
             "{text}"
         );
     }

@@ -10,7 +10,9 @@ use toml::Spanned;
 use crate::container::{self, RawContainer};
 use crate::error::Report;
 use crate::fields::{bounded, is_identity, positive_duration};
-use crate::{AclConfig, AllowEntry, ApprovalConfig, CommandConfig, Config, ConfigError, Runs};
+use crate::{
+    AclConfig, AllowEntry, ApprovalConfig, CommandConfig, Config, ConfigError, FanOutConfig, Runs,
+};
 
 impl Config {
     /// An error about a `[[command]]` entry of this file, for checks made by the roles
@@ -42,6 +44,14 @@ pub(crate) struct RawCommand {
     max_running: Option<i64>,
     max_per_minute: Option<i64>,
     approval: Option<RawApproval>,
+    fan_out: Option<RawFanOut>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFanOut {
+    group: String,
+    host: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -157,6 +167,35 @@ fn command(
                 None
             }
         });
+    let fan_out = raw.fan_out.map(|f| {
+        let fan_out = FanOutConfig {
+            group: f.group,
+            host: f
+                .host
+                .unwrap_or_else(|| FanOutConfig::DEFAULT_HOST.to_string()),
+        };
+        if is_builtin {
+            problems.push((
+                ".fan_out".into(),
+                "is for commands that run jobs; a built-in is answered at once".into(),
+            ));
+        } else if approval.is_some() {
+            problems.push((
+                ".fan_out".into(),
+                "and `approval` together are not supported: a fan-out's jobs are queued \
+                 at once; drop one of them"
+                    .into(),
+            ));
+        } else if fan_out.group == fan_out.host {
+            problems.push((
+                ".fan_out.host".into(),
+                "is the group's slot: name the argument each job gets its host in \
+                 (default \"host\")"
+                    .into(),
+            ));
+        }
+        fan_out
+    });
     let timeout = raw.timeout.and_then(|t| match positive_duration(&t) {
         Ok(d) => Some(d),
         Err(m) => {
@@ -189,6 +228,7 @@ fn command(
             max_running,
             max_per_minute,
             approval,
+            fan_out,
         }),
         _ => Err(problems),
     }

@@ -247,6 +247,23 @@ pub struct CommandConfig {
     pub max_per_minute: Option<u32>,
     /// `approval`: its jobs wait for a second person's yes.
     pub approval: Option<ApprovalConfig>,
+    /// `fan_out`: the command names an inventory group and runs once per host.
+    pub fan_out: Option<FanOutConfig>,
+}
+
+/// `fan_out = { group = "group", host = "target" }`: slot `group` of the pattern names an
+/// inventory group; the command runs as one job per host of it, each given the host's
+/// name as argument `host` (`{host}` in a container's argv, or a native task's
+/// parameter), and the requester gets one summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOutConfig {
+    pub group: String,
+    pub host: String,
+}
+
+impl FanOutConfig {
+    /// The argument each job gets the host's name in, unless `host` says otherwise.
+    pub const DEFAULT_HOST: &'static str = "host";
 }
 
 /// `approval = { by = "group:leads", ttl = "15m", reason = true, channel = "C0123" }`.

@@ -828,3 +828,61 @@ token = "${API_TOKEN}"
         "values never show: {all}"
     );
 }
+
+#[test]
+fn fan_out_is_read_with_its_default_and_refused_where_it_cannot_work() {
+    let ok = parse(
+        "[[command]]\npattern = \"uptime of group {g:name}\"\nhelp = \"U\"\nnative = \"echo\"\nallow = [\"everyone\"]\nfan_out = { group = \"g\" }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.commands[0].fan_out,
+        Some(crate::FanOutConfig {
+            group: "g".into(),
+            host: "host".into()
+        })
+    );
+    let text = r#"
+[acl.groups]
+leads = ["ssh:carol"]
+
+[[command]]
+pattern = "a {g:name}"
+help = "A"
+builtin = "ping"
+fan_out = { group = "g" }
+
+[[command]]
+pattern = "b {g:name}"
+help = "B"
+native = "echo"
+allow = ["everyone"]
+approval = { by = "group:leads" }
+fan_out = { group = "g" }
+
+[[command]]
+pattern = "c {g:name}"
+help = "C"
+native = "echo"
+allow = ["everyone"]
+fan_out = { group = "g", host = "g" }
+"#;
+    let all = errors(text).join("\n");
+    assert!(
+        all.contains("command[1].fan_out: is for commands that run jobs"),
+        "{all}"
+    );
+    assert!(
+        all.contains("command[2].fan_out: and `approval` together are not supported"),
+        "{all}"
+    );
+    assert!(
+        all.contains("command[3].fan_out.host: is the group's slot"),
+        "{all}"
+    );
+    let all = errors(
+        "[[command]]\npattern = \"d {g:name}\"\nhelp = \"D\"\nnative = \"echo\"\nallow = [\"everyone\"]\nfan_out = { group = \"g\", hosts = \"h\" }\n",
+    )
+    .join("\n");
+    assert!(all.contains("unknown field `hosts`"), "{all}");
+}

@@ -166,6 +166,14 @@ pub struct Job {
     pub timeout: Duration,
     /// 1 for the first delivery; raised each time the job is retried.
     pub attempt: u32,
+    /// For one of a fan-out's jobs (one per host of a group): the fan-out's job, which
+    /// answers the requester with one summary instead of one reply per host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<JobId>,
+    /// For a fan-out's job: its jobs, one per host. A fan-out's job is never queued;
+    /// it is finished by the bot when its last child finishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<JobId>,
 }
 
 impl Job {
@@ -228,6 +236,8 @@ impl Job {
             created_at: Utc::now(),
             timeout,
             attempt: 1,
+            parent: None,
+            children: Vec::new(),
         }
     }
 }

@@ -65,4 +65,4 @@ pub use inventory::{Host, InventoryError, InventoryStore};
 pub use job::{Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output, Task, TaskClass};
 pub use query::{BadCursor, BadQuery, JobCursor, JobPage, JobQuery, MAX_FILTER_CHARS, MAX_PAGE};
 pub use schedule_store::{Fire, FireKind, ScheduleStore};
-pub use store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo, APPROVAL_KEEP};
+pub use store::{ChildCounts, EventId, ReplyClaim, Store, StoreError, WorkerInfo, APPROVAL_KEEP};

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::approval::{Approval, Decided, Decision};
 use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::Event;
-use crate::job::{Job, JobId, JobRecord, JobResult, TaskClass};
+use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus, TaskClass};
 use crate::query::{BadQuery, JobPage, JobQuery};
 
 /// How long an approval's record and decision are kept after it expires.
@@ -146,6 +146,16 @@ pub trait Store: Send + Sync + 'static {
     /// dead-letter reporter calls it just before it stores the job's failed result.
     async fn note_dead_letter(&self, job: &Job) -> Result<(), StoreError>;
 
+    /// Notes that `child`, one of fan-out `parent`'s jobs, ended with `status`: how many
+    /// of the fan-out's jobs have ended so far, by status. A child noted again (its
+    /// `finished` event read twice) counts once.
+    async fn note_child_ended(
+        &self,
+        parent: JobId,
+        child: JobId,
+        status: JobStatus,
+    ) -> Result<ChildCounts, StoreError>;
+
     /// Reads events as `consumer` in consumer group `group`: events not yet handed to
     /// the group, waiting up to `block` for one to arrive. An event stays pending for
     /// the group until acknowledged.
@@ -269,5 +279,24 @@ pub trait Store: Send + Sync + 'static {
     /// shared machine (the Docker engine). By default, what `describe` says.
     fn scope(&self) -> String {
         self.describe()
+    }
+}
+
+/// How far a fan-out has got: its jobs ended so far, by status (`JobStatus::as_str`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChildCounts {
+    pub by_status: std::collections::BTreeMap<String, usize>,
+}
+
+impl ChildCounts {
+    pub fn ended(&self) -> usize {
+        self.by_status.values().sum()
+    }
+
+    pub fn succeeded(&self) -> usize {
+        self.by_status
+            .get(JobStatus::Succeeded.as_str())
+            .copied()
+            .unwrap_or(0)
     }
 }

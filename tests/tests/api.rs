@@ -922,7 +922,10 @@ ntp_server=ntp.example.com
     // An inventory larger than the API's usual 64 KiB body is read; past 1 MiB it is not.
     let mut big = String::from("[bulk]\n");
     for i in 0..2_000 {
-        big.push_str(&format!("bulk-{i:05}.example.com rack=r{} row=north\n", i % 40));
+        big.push_str(&format!(
+            "bulk-{i:05}.example.com rack=r{} row=north\n",
+            i % 40
+        ));
     }
     assert!(big.len() > 64 * 1024, "{}", big.len());
     let bulk = ops

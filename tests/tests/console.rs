@@ -9,6 +9,10 @@ use regex::Regex;
 #[allow(dead_code)]
 mod dns_server;
 
+/// The WHOIS server of the same tests: fan-outs run `whois` on each host of a group.
+#[path = "../../worker/tests/support/whois_server.rs"]
+mod whois_server;
+
 const UUID: &str = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
 /// A configuration with an access group, a guarded command and a typed one.
@@ -573,4 +577,132 @@ fn the_inventory_answers_servers_in_group_and_only_admins_change_it() {
         "{}",
         out.stdout
     );
+}
+
+/// A configuration whose `whois group <group>` runs `whois` once per host of the group,
+/// against `server`, giving up after `timeout`; the console's user is an admin.
+fn fan_out_config(server: std::net::SocketAddr, timeout: &str) -> String {
+    format!(
+        r#"[acl]
+default = "allow"
+
+[acl.groups]
+admins = ["{me}"]
+
+[tasks.whois]
+server = "{server}"
+timeout = "{timeout}"
+
+[[command]]
+pattern = "whois group {{group:name}}"
+help = "Look up every host of a group in WHOIS"
+native = "whois"
+fan_out = {{ group = "group", host = "query" }}
+"#,
+        me = me()
+    )
+}
+
+/// A WHOIS server that answers every query but those for `silent…` names.
+fn whois_server(runtime: &tokio::runtime::Runtime) -> whois_server::WhoisServer {
+    runtime.block_on(whois_server::WhoisServer::start(|q| {
+        (!q.starts_with("silent"))
+            .then(|| format!("Domain Name: {q}\nRegistrar: Example Registrar\n"))
+    }))
+}
+
+#[test]
+fn a_command_fans_out_over_a_group_and_answers_with_one_summary() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = whois_server(&runtime);
+    let out = Console::new()
+        .config(&fan_out_config(server.addr, "1s"))
+        .run(&[
+            "whois group sites",
+            "inventory add a.example to sites",
+            "inventory add b.example to sites",
+            "inventory add silent.example to sites",
+            "whois group sites",
+        ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("group sites has no hosts"),
+        "an empty group is told: {}",
+        out.stdout
+    );
+    let queued = Regex::new(&format!(
+        r"(?m)^queued as job ({UUID}): one job for each of the 3 hosts of group sites; one summary comes when they have all ended$"
+    ))
+    .unwrap();
+    let id = queued
+        .captures(&out.stdout)
+        .unwrap_or_else(|| panic!("{}", out.stdout))[1]
+        .to_string();
+    let summary = [
+        format!(
+            r"(?m)^job {id} \(whois group\) failed after [^:]+: 3/3 done: 1 failed, 2 succeeded"
+        ),
+        r"HOST +STATUS +RESULT".to_string(),
+        r"a\.example +succeeded +whois a\.example …".to_string(),
+        r"b\.example +succeeded +whois b\.example …".to_string(),
+        r"silent\.example +failed +\S+ did not finish answering within 1s$".to_string(),
+    ];
+    let summary = Regex::new(&summary.join("\n")).unwrap();
+    assert!(summary.is_match(&out.stdout), "{}", out.stdout);
+    // One reply for the fan-out, none for each host.
+    assert_eq!(
+        out.stdout.matches("(whois group) ").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    // Each host was asked once.
+    let mut asked = server.queries.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["a.example\r\n", "b.example\r\n", "silent.example\r\n"]
+    );
+}
+
+#[test]
+fn cancelling_a_fan_out_cancels_its_jobs() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = whois_server(&runtime);
+    let console = Console::new().config(&fan_out_config(server.addr, "60s"));
+    let mut bot = console.start();
+    for host in ["silent-1.example", "silent-2.example"] {
+        bot.send(&format!("inventory add {host} to slow"));
+        bot.expect("added", |l| {
+            l.starts_with(&format!("host {host} is in group slow"))
+        });
+    }
+    bot.send("whois group slow");
+    let queued = bot.expect("queued", |l| l.starts_with("queued as job "));
+    let id = queued["queued as job ".len()..][..36].to_string();
+    // Both hosts are being asked (and wait for an answer that never comes).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.queries.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hosts were never asked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    bot.send(&format!("cancel {id}"));
+    bot.expect("cancel sent", |l| {
+        l.starts_with(&format!("cancelling job {id}"))
+    });
+    let summary = bot.expect("the summary", |l| {
+        l.starts_with(&format!("job {id} (whois group)"))
+    });
+    assert!(summary.contains("failed after"), "{summary}");
+    assert!(summary.ends_with("2/2 done: 2 cancelled"), "{summary}");
+    bot.expect("the table", |l| l.starts_with("HOST"));
+    for _ in 0..2 {
+        let row = bot.expect("a host's row", |l| l.starts_with("silent-"));
+        assert!(row.contains("cancelled"), "{row}");
+    }
+    let out = bot.finish();
+    assert!(out.status.success(), "{out:?}");
 }

@@ -1177,3 +1177,106 @@ async fn hung_step_times_out(hang: fn(&str) -> bool) {
         "{result:?}"
     );
 }
+
+/// A fan-out's jobs carry their host in an argument that is no slot of the pattern: a
+/// worker takes only a name the inventory could hold there. A job published straight to
+/// RabbitMQ with an option or a shell word as its host is refused unrun, while one with
+/// a host name, built as the bot builds it, runs.
+#[test]
+fn a_forged_fan_out_host_is_refused_and_never_runs() {
+    use config::{Secret, StoreConfig};
+    use jobs::rabbit::RabbitBroker;
+    use jobs::redis::RedisStore;
+    use jobs::{Broker, Job, JobRecord, Origin, Store};
+    use octobox_tests::pipeline::{Options, Pipeline};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    let p = Pipeline::start(Options {
+        extra: format!(
+            "{}\n[[command]]\npattern = \"name each of group {{group:name}}\"\nhelp = \"Print each host's name\"\n\
+             container = {{ image = \"{image}\", argv = [\"args\", \"{{host}}\"] }}\nfan_out = {{ group = \"group\" }}\n",
+            commands(),
+            image = probe_image()
+        ),
+        ..Options::default()
+    });
+    let _worker = p.worker("worker-a");
+    let config = config::Config::load(&p.config_path()).unwrap();
+    let catalog = commands::Catalog::build(&config, None).unwrap();
+    let action = catalog.commands.action("name each of group").unwrap();
+    // The task as the bot builds it for a host, then with the forger's host put in
+    // (the bot itself refuses such values before any job is made).
+    let job_for = |host: &str| {
+        let mut args = BTreeMap::new();
+        args.insert("group".to_string(), lexicon::Value::Name("web".into()));
+        args.insert(
+            "host".to_string(),
+            lexicon::Value::Word("web-1.example.com".into()),
+        );
+        let m = lexicon::Match {
+            command: "name each of group".into(),
+            args: args.clone(),
+        };
+        let mut task = action.runs.task_checked(&m).unwrap().unwrap();
+        if let jobs::Task::Container { argv, .. } = &mut task {
+            argv[1] = host.to_string();
+        }
+        args.insert("host".to_string(), lexicon::Value::Word(host.into()));
+        Job::new(
+            m.command,
+            args,
+            task,
+            Origin::new("console", "mallory"),
+            action.timeout,
+        )
+    };
+    let jobs = [
+        job_for("web-1.example.com"),
+        job_for("--privileged"),
+        job_for("web-1;reboot"),
+        job_for("$(id)"),
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let records: Vec<JobRecord> = runtime.block_on(async {
+        let broker = RabbitBroker::connect(&p.broker_config()).await.unwrap();
+        let store = RedisStore::connect(&StoreConfig::new(Secret::new(p.redis.url())))
+            .await
+            .unwrap();
+        for job in &jobs {
+            broker.publish(job).await.unwrap();
+        }
+        let mut records = Vec::new();
+        for job in &jobs {
+            let record = tokio::time::timeout(octobox_tests::console::PATIENCE, async {
+                loop {
+                    match store.job(job.id).await.unwrap() {
+                        Some(r) if r.status.is_final() => return r,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            })
+            .await
+            .expect("the worker answers every job");
+            records.push(record);
+        }
+        records
+    });
+    let ran = records[0].result.as_ref().unwrap();
+    assert_eq!(records[0].status, jobs::JobStatus::Succeeded, "{ran:?}");
+    assert!(
+        matches!(&ran.output, jobs::Output::Text { text } if text.contains("web-1.example.com")),
+        "{ran:?}"
+    );
+    for record in &records[1..] {
+        let result = record.result.as_ref().expect("a result");
+        assert_eq!(record.status, jobs::JobStatus::Failed, "{result:?}");
+        assert!(
+            result.error.as_deref().unwrap_or("").starts_with(
+                "was not run: what it asks for is not what this worker's configuration declares"
+            ),
+            "{result:?}"
+        );
+        assert_eq!(result.output, jobs::Output::Empty, "it ran: {result:?}");
+    }
+}

@@ -24,11 +24,16 @@ pub fn own_task(catalog: &Catalog, job: &Job) -> Result<Task, JobFailure> {
         });
     };
     let slots = def.slots();
+    // A fan-out's job also has its host, which must be a name the inventory could hold.
+    let host_argument = action.fan_out.as_ref().map(|f| f.host.as_str());
     for (name, value) in &job.args {
-        let valid = slots
-            .iter()
-            .find(|s| &s.name == name)
-            .is_some_and(|s| s.kind.parse(&value.reveal()).is_ok());
+        let valid = match slots.iter().find(|s| &s.name == name) {
+            Some(slot) => slot.kind.parse(&value.reveal()).is_ok(),
+            None => {
+                host_argument == Some(name.as_str())
+                    && jobs::inventory::check_host_name(&value.reveal()).is_ok()
+            }
+        };
         if !valid {
             return Err(JobFailure::NotAsConfigured {
                 command: command.clone(),

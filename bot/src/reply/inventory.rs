@@ -1,11 +1,11 @@
-//! Wording of the inventory built-ins: `servers in group`, `inventory`, `inventory show`,
-//! `inventory add`, `inventory remove`.
+//! Wording of the inventory built-ins (`servers in group`, `inventory`, `inventory show`,
+//! `inventory add`, `inventory remove`) and of fan-outs over a group.
 
 use std::collections::BTreeMap;
 
-use jobs::Host;
+use jobs::{ChildCounts, Host, JobId, JobRecord, Output};
 
-use super::table;
+use super::{printable, table};
 
 /// Host names shown in one answer at most; past it the answer says how many more.
 const NAMES_SHOWN: usize = 200;
@@ -107,4 +107,64 @@ pub fn host_removed(host: &Host) -> String {
             ),
         }
     )
+}
+
+/// The answer to a fan-out's request.
+pub fn fan_out_queued(id: JobId, group: &str, hosts: usize) -> String {
+    format!(
+        "queued as job {id}: one job for each of the {hosts} host{} of group {group}; \
+         one summary comes when they have all ended",
+        if hosts == 1 { "" } else { "s" }
+    )
+}
+
+pub fn fan_out_too_wide(group: &str, hosts: usize, max: usize) -> String {
+    format!(
+        "group {group} has {hosts} hosts; a command runs on at most {max} at once: \
+         split the group"
+    )
+}
+
+/// How far a fan-out has got: `3/10 done: 2 succeeded, 1 failed`.
+pub fn fan_out_progress(counts: &ChildCounts, total: usize) -> String {
+    let parts: Vec<String> = counts
+        .by_status
+        .iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    format!("{}/{total} done: {}", counts.ended(), parts.join(", "))
+}
+
+/// One line per host of fan-out `parent`: its status and the first line of its output
+/// or error. A child's host is the one argument its parent does not have.
+pub fn fan_out_table(parent: &JobRecord, children: &[Option<JobRecord>]) -> String {
+    const SHOWN: usize = 100;
+    let rows: Vec<Vec<String>> = children
+        .iter()
+        .flatten()
+        .map(|child| {
+            let host = child
+                .job
+                .args
+                .iter()
+                .find(|(name, _)| !parent.job.args.contains_key(*name))
+                .map_or_else(|| "?".to_string(), |(_, v)| v.to_string());
+            let said = match &child.result {
+                Some(r) if r.error.is_some() => r.error.clone().unwrap_or_default(),
+                Some(r) => match &r.output {
+                    Output::Text { text } => text.clone(),
+                    Output::File { name, .. } => format!("file {name}"),
+                    Output::Empty => String::new(),
+                },
+                None => "(no result)".to_string(),
+            };
+            let first = said.lines().next().unwrap_or("").trim();
+            let mut first: String = printable(first, false).chars().take(SHOWN).collect();
+            if said.trim().lines().count() > 1 || said.chars().count() > SHOWN {
+                first.push_str(" …");
+            }
+            vec![host.to_string(), child.status.as_str().to_string(), first]
+        })
+        .collect();
+    table(&["HOST", "STATUS", "RESULT"], &rows)
 }

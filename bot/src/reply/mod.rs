@@ -98,6 +98,30 @@ pub fn result(record: &JobRecord) -> Reply {
             ),
             Some((name.clone(), media_type.clone(), bytes.clone())),
         ),
+        // A fan-out that did not all succeed: its table says which hosts did not.
+        (status, Output::Text { text }) if !job.children.is_empty() => (
+            format!(
+                "{head} {status} after {took}: {}\n{}",
+                why.unwrap_or("no reason given"),
+                text.trim_end()
+            ),
+            None,
+        ),
+        (
+            status,
+            Output::File {
+                name,
+                media_type,
+                bytes,
+            },
+        ) if !job.children.is_empty() => (
+            format!(
+                "{head} {status} after {took}: {}; the table is file {name} ({media_type}, {})",
+                why.unwrap_or("no reason given"),
+                size(bytes.len())
+            ),
+            Some((name.clone(), media_type.clone(), bytes.clone())),
+        ),
         (JobStatus::TimedOut, _) => (format!("{head} {}", why.unwrap_or("timed out")), None),
         (JobStatus::Cancelled, _) => (format!("{head} was {}", why.unwrap_or("cancelled")), None),
         (status, _) => (

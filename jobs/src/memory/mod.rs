@@ -3,6 +3,7 @@
 //! everything they hold is gone when the process stops.
 
 mod broker;
+mod fan_out;
 mod inventory;
 mod places;
 mod schedules;

@@ -26,7 +26,7 @@ use crate::audit::{AuditEntry, AuditPosition};
 use crate::event::{Event, EventKind};
 use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
 use crate::query::{JobCursor, JobPage, JobQuery};
-use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
+use crate::store::{ChildCounts, EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -34,6 +34,7 @@ pub struct MemoryStore {
     appended: Notify,
     /// The audit trail and approvals.
     trail: std::sync::Mutex<Trail>,
+    fan_outs: std::sync::Mutex<super::fan_out::FanOuts>,
 }
 
 #[derive(Default)]
@@ -257,6 +258,16 @@ impl Store for MemoryStore {
             inner.dead.insert(job.id);
         }
         Ok(())
+    }
+
+    async fn note_child_ended(
+        &self,
+        parent: JobId,
+        child: JobId,
+        status: JobStatus,
+    ) -> Result<ChildCounts, StoreError> {
+        let mut fan_outs = self.fan_outs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(fan_outs.note(parent, child, status))
     }
 
     async fn read_events(

@@ -173,6 +173,19 @@ impl Keys {
     }
 }
 
+/// A fan-out's keys (see `fan_out`).
+impl Keys {
+    /// HASH: child job id to its final status.
+    pub(crate) fn fan_out_ended(&self, parent: JobId) -> String {
+        format!("{}fan-out:{parent}:ended", self.prefix)
+    }
+
+    /// HASH: final status to how many children ended with it.
+    pub(crate) fn fan_out_counts(&self, parent: JobId) -> String {
+        format!("{}fan-out:{parent}:counts", self.prefix)
+    }
+}
+
 /// The inventory's keys (see `inventory`).
 impl Keys {
     /// HASH: host name to the JSON host.

@@ -43,6 +43,7 @@
 //! | `octobox:approval:<id>:decision` | STRING | its decision (JSON `Decision`), set with `NX`, expiring with it |
 //! | `octobox:approvals` | ZSET | pending approvals' job ids scored by expiry (ms) |
 //! | `octobox:workers` | SET | worker names, so `workers` need not `SCAN`; names whose key expired are removed while listing |
+//! | `octobox:fan-out:<id>:…`, `octobox:inventory:…` | | see `fan_out` and `inventory` |
 //!
 //! A record is a hash so that each update is one `HSET` of the fields it changes, never
 //! a read-modify-write of a whole JSON document that two processes could race on.
@@ -88,6 +89,7 @@
 
 mod coalesce;
 mod events;
+mod fan_out;
 mod inventory;
 mod keys;
 mod link;
@@ -114,9 +116,9 @@ use crate::approval::{Approval, Decided, Decision};
 use crate::audit::{AuditEntry, AuditPosition};
 use crate::backoff::Backoff;
 use crate::event::Event;
-use crate::job::{Job, JobId, JobRecord, JobResult};
+use crate::job::{Job, JobId, JobRecord, JobResult, JobStatus};
 use crate::query::{JobPage, JobQuery};
-use crate::store::{EventId, ReplyClaim, Store, StoreError, WorkerInfo};
+use crate::store::{ChildCounts, EventId, ReplyClaim, Store, StoreError, WorkerInfo};
 use config::{StoreConfig, StoreServer, TlsFiles};
 
 pub use events::STREAM_MAXLEN;
@@ -484,6 +486,15 @@ impl Store for RedisStore {
 
     async fn note_dead_letter(&self, job: &Job) -> Result<(), StoreError> {
         self.note_dead(job).await
+    }
+
+    async fn note_child_ended(
+        &self,
+        parent: JobId,
+        child: JobId,
+        status: JobStatus,
+    ) -> Result<ChildCounts, StoreError> {
+        self.note_child(parent, child, status).await
     }
 
     async fn read_events(
