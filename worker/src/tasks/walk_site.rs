@@ -225,10 +225,6 @@ impl WalkSite {
         let hop = match fetched {
             Ok(hop) => hop,
             Err(why) => {
-                let why = why
-                    .strip_prefix(&format!("{}: ", target.url))
-                    .map(str::to_string)
-                    .unwrap_or(why);
                 let visit = Visit {
                     target,
                     took,
@@ -295,8 +291,10 @@ struct Walk {
     depth: u32,
     /// Every URL of the origin fetched or to be fetched.
     seen: HashSet<String>,
-    /// For each URL linked to: the first page found linking to it, and how many did.
-    referrers: HashMap<String, (Url, usize)>,
+    /// For each URL linked to: the page the report names as linking to it (the
+    /// shallowest, then the first in alphabetical order: the same whatever order the
+    /// fetches ended in), and how many pages did.
+    referrers: HashMap<String, Referrers>,
     /// Pages deeper than the walk goes, not followed.
     beyond: HashSet<String>,
     /// Links to other origins, each once, and how many went to each origin.
@@ -312,10 +310,19 @@ impl Walk {
             if url.as_str().len() > MAX_URL {
                 continue;
             }
-            self.referrers
+            let named = self
+                .referrers
                 .entry(url.as_str().to_string())
-                .and_modify(|(_, n)| *n += 1)
-                .or_insert_with(|| (from.url.clone(), 1));
+                .or_insert_with(|| Referrers {
+                    first: from.url.clone(),
+                    depth: from.depth,
+                    count: 0,
+                });
+            named.count += 1;
+            if (from.depth, from.url.as_str()) < (named.depth, named.first.as_str()) {
+                named.first = from.url.clone();
+                named.depth = from.depth;
+            }
             if url.origin() != self.origin {
                 if self.off_origin.insert(url.as_str().to_string()) {
                     *self
@@ -343,6 +350,14 @@ impl Walk {
             next.targets.push(Target { url, kind, depth });
         }
     }
+}
+
+/// The pages linking to one URL.
+struct Referrers {
+    /// The one the report names.
+    first: Url,
+    depth: u32,
+    count: usize,
 }
 
 /// One URL fetched.
@@ -386,7 +401,7 @@ pub struct Walked {
     max_depth: u32,
     took: Duration,
     visits: Vec<Visit>,
-    referrers: HashMap<String, (Url, usize)>,
+    referrers: HashMap<String, Referrers>,
     /// Pages linked to deeper than `depth`, not followed.
     beyond: usize,
     off_origin: usize,
@@ -496,22 +511,26 @@ impl Walked {
             };
             let mut line = format!("  {what} {}", self.shown(&visit.target.url));
             match self.referrers.get(visit.target.url.as_str()) {
-                Some((from, n)) => {
-                    line.push_str(&format!(" ← {}", self.shown(from)));
-                    if *n > 1 {
-                        line.push_str(&format!(" (and {} more page{})", n - 1, plural(n - 1)));
+                Some(from) => {
+                    line.push_str(&format!(" ← {}", self.shown(&from.first)));
+                    let more = from.count - 1;
+                    if more > 0 {
+                        line.push_str(&format!(" (and {more} more page{})", plural(more)));
                     }
                 }
                 None => line.push_str(" (the first page)"),
             }
             if let Err(why) = &visit.outcome {
+                // The URL is on the line already.
+                let prefix = format!("{}: ", visit.target.url);
+                let why = why.strip_prefix(&prefix).unwrap_or(why);
                 line.push_str(&format!(": {}", clean(why, 300)));
             }
             out.push(line);
         }
 
         let mut slowest: Vec<&Visit> = self.visits.iter().collect();
-        slowest.sort_by(|a, b| b.took.cmp(&a.took));
+        slowest.sort_by_key(|v| std::cmp::Reverse(v.took));
         out.push("slowest:".into());
         for visit in slowest.into_iter().take(SLOWEST_SHOWN) {
             let what = match &visit.outcome {
@@ -589,11 +608,12 @@ impl Walked {
                 true => format!("; ask for more, up to {}", self.max_depth),
                 false => " (this worker's max_depth)".to_string(),
             };
+            let deep = self.depth as usize + 1;
             lines.push(format!(
-                "depth bound: {} page{} linked {} links deep not followed{deeper}",
+                "depth bound: {} page{} linked {deep} link{} deep not followed{deeper}",
                 self.beyond,
                 plural(self.beyond),
-                self.depth + 1
+                plural(deep)
             ));
         }
         if lines.is_empty() {
