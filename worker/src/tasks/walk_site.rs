@@ -78,7 +78,7 @@ impl NativeTask for WalkSite {
         // timeout would say nothing at all.
         let budget = self.settings.deadline.min(ctx.job.timeout.mul_f64(0.9));
         let walked = self
-            .walk(start, depth, budget, Some(ctx))
+            .walk(start, depth, budget, ctx)
             .await
             .map_err(TaskError::Failed)?;
         Ok(fit_chat(walked.report(), "walk-site.txt"))
@@ -104,14 +104,15 @@ impl WalkSite {
         }
     }
 
-    /// Walks the site of `start` to `depth` links, within `budget`: what was found, or
-    /// why the first page could not be fetched at all.
-    pub async fn walk(
+    /// Walks the site of `start` to `depth` links, within `budget`, telling `ctx`'s
+    /// requester of each depth as it starts: what was found, or why the first page could
+    /// not be fetched at all.
+    async fn walk(
         &self,
         start: Url,
         depth: u32,
         budget: Duration,
-        ctx: Option<&TaskContext>,
+        ctx: &TaskContext,
     ) -> Result<Walked, String> {
         let started = Instant::now();
         let walk_deadline = started + budget;
@@ -133,7 +134,7 @@ impl WalkSite {
         }];
         let mut fetched: u32 = 0;
         while !level.is_empty() {
-            if let (Some(ctx), Some(first)) = (ctx, level.first()) {
+            if let Some(first) = level.first() {
                 ctx.progress(format!(
                     "depth {}: {} URL{} to fetch, {fetched} fetched so far",
                     first.depth,
@@ -403,7 +404,7 @@ enum Stopped {
 }
 
 /// A walk done: what [`Walked::report`] says.
-pub struct Walked {
+struct Walked {
     start: Url,
     depth: u32,
     max_depth: u32,
@@ -418,15 +419,10 @@ pub struct Walked {
 }
 
 impl Walked {
-    /// How many URLs were fetched.
-    pub fn fetched(&self) -> usize {
-        self.visits.len()
-    }
-
     /// The report a person reads: the headline, whether a bound stopped the walk, the
     /// statuses, other origins, the certificate, the broken links, the slowest URLs,
     /// the pages cut at [`MAX_BODY`].
-    pub fn report(&self) -> String {
+    fn report(&self) -> String {
         let mut out = Vec::new();
         let pages = self
             .visits
