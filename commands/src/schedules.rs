@@ -180,6 +180,40 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_may_walk_a_site_and_its_depth_is_checked() {
+        let config = Config::parse(
+            "t.toml",
+            "[[schedule]]\nname = \"walk\"\ncron = \"0 3 * * *\"\nrun = \"walk site https://example.com/ 3\"\n",
+            |_| None,
+        )
+        .unwrap();
+        let commands = CommandTable::build(&config, None).unwrap();
+        let t = ScheduleTable::build(&config, &commands).unwrap();
+        let s = &t.schedules()[0];
+        let ScheduleRuns::Command(text) = &s.runs else {
+            panic!("{:?}", s.runs)
+        };
+        // What the scheduler does at each slot: the run text through the one step from a
+        // text to a job; the job's result lands in the history as any job's does.
+        let job = commands.job_for(text, s.origin.clone()).unwrap();
+        assert_eq!(job.task, jobs::Task::native("walk_site"));
+        assert_eq!(job.args["depth"], lexicon::Value::Int(3));
+
+        let config = Config::parse(
+            "t.toml",
+            "[[schedule]]\nname = \"walk\"\ncron = \"0 3 * * *\"\nrun = \"walk site https://example.com/ 12\"\n",
+            |_| None,
+        )
+        .unwrap();
+        let commands = CommandTable::build(&config, None).unwrap();
+        let e = ScheduleTable::build(&config, &commands)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:1: schedule[1].run: "), "{e}");
+        assert!(e.contains("from 0 to 10"), "{e}");
+    }
+
+    #[test]
     fn slots_follow_the_schedules_time_zone() {
         let t = table(
             "[[schedule]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntime_zone = \"Europe/Paris\"\nrun = \"echo x\"\n",

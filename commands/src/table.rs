@@ -489,6 +489,7 @@ pub(crate) mod tests {
             ("whois", &["query"][..]),
             ("http_check", &["url"][..]),
             ("tls_expiry", &["target"][..]),
+            ("walk_site", &["url", "depth"][..]),
         ])
     }
 
@@ -500,6 +501,7 @@ pub(crate) mod tests {
             ("whois", "whois"),
             ("http check", "http_check"),
             ("tls expiry", "tls_expiry"),
+            ("walk site", "walk_site"),
         ] {
             let action = table.action(command).unwrap();
             assert_eq!(action.runs, Executor::Native(task.into()), "{command}");
@@ -509,6 +511,29 @@ pub(crate) mod tests {
             .job_for("dns example.com mx", Origin::new("console", "t"))
             .unwrap();
         assert_eq!(job.args["type"].to_string(), "MX");
+        let job = table
+            .job_for(
+                "walk site https://example.com/ 3",
+                Origin::new("console", "t"),
+            )
+            .unwrap();
+        assert_eq!(job.args["url"].to_string(), "https://example.com/");
+        assert_eq!(job.args["depth"], lexicon::Value::Int(3));
+        let job = table
+            .job_for(
+                "walk site https://example.com/",
+                Origin::new("console", "t"),
+            )
+            .unwrap();
+        assert!(!job.args.contains_key("depth"), "{:?}", job.args);
+        let e = table
+            .job_for(
+                "walk site https://example.com/ 11",
+                Origin::new("console", "t"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("from 0 to 10"), "{e}");
 
         let off = config("[tasks.dns]\nenabled = false\n[tasks.whois]\nenabled = false\n");
         let table = CommandTable::build(&off, Some(&standard_tasks())).unwrap();

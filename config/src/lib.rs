@@ -62,7 +62,7 @@ pub use slack::{SlackConfig, SlackMode, SLACK_API_URL};
 pub use ssh::{SshConfig, SshLimits};
 pub use tasks::{
     DnsSettings, HttpCheckSettings, ResolverAddress, ResolverConfig, TasksConfig,
-    TlsExpirySettings, WhoisSettings, DAY_ONE_TASKS,
+    TlsExpirySettings, WalkSiteSettings, WhoisSettings, DAY_ONE_TASKS, MAX_WALK_DEPTH,
 };
 
 /// A validated configuration.
@@ -94,7 +94,7 @@ pub struct Config {
     /// `[api]`: the tokens of the HTTP API and dashboard (served on `[http] listen`).
     pub api: ApiConfig,
     /// `[tasks]`: the day-one native tasks (`dns`, `whois`, `http_check`,
-    /// `tls_expiry`): which are on, who may run them, their settings.
+    /// `tls_expiry`, `walk_site`): which are on, who may run them, their settings.
     pub tasks: TasksConfig,
 }
 

@@ -1,6 +1,7 @@
 //! The `[tasks]` section: the native tasks every worker has from day one (`dns`, `whois`,
-//! `http_check`, `tls_expiry`), which of them are on, who may run their commands, and
-//! their settings (resolvers, the WHOIS server, timeouts, redirect and referral limits).
+//! `http_check`, `tls_expiry`, `walk_site`), which of them are on, who may run their
+//! commands, and their settings (resolvers, the WHOIS server, timeouts, redirect and
+//! referral limits, a walk's bounds).
 //!
 //! Each task's command is declared by default (`commands/src/tasks.toml`); a task
 //! switched off here is neither declared nor runnable by any command of the file. A
@@ -19,13 +20,28 @@ use crate::fields::{bounded, duration_at_most, is_name};
 use crate::{AclConfig, AllowEntry};
 
 /// The day-one tasks, by the name a command's `native` gives them.
-pub const DAY_ONE_TASKS: [&str; 4] = ["dns", "whois", "http_check", "tls_expiry"];
+pub const DAY_ONE_TASKS: [&str; 5] = ["dns", "whois", "http_check", "tls_expiry", "walk_site"];
 
 /// The most resolvers `[tasks.dns] resolvers` may list: each is asked on every lookup.
 pub const MAX_RESOLVERS: usize = 16;
 
 /// The longest a task's `timeout` may be.
 pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The deepest `walk site` may go: `[tasks.walk_site] max_depth` is at most this, and
+/// so is the command's `{depth}` (`int(0..10)` in `commands/src/tasks.toml`).
+pub const MAX_WALK_DEPTH: u32 = 10;
+
+/// The most URLs one walk may fetch (`[tasks.walk_site] max_pages`).
+pub const MAX_WALK_PAGES: u32 = 5000;
+
+/// The most pages a walk may fetch at once (`[tasks.walk_site] concurrency`): it is one
+/// job among others on a worker, and a guest on the site it walks.
+pub const MAX_WALK_CONCURRENCY: u32 = 16;
+
+/// The longest a whole walk may take (`[tasks.walk_site] deadline`): well inside the
+/// default job timeout ([jobs] timeout, 10m), so that its report lands.
+pub const MAX_WALK_DEADLINE: Duration = Duration::from_secs(5 * 60);
 
 /// A validated `[tasks]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +55,7 @@ pub struct TasksConfig {
     pub whois: WhoisSettings,
     pub http_check: HttpCheckSettings,
     pub tls_expiry: TlsExpirySettings,
+    pub walk_site: WalkSiteSettings,
 }
 
 impl Default for TasksConfig {
@@ -50,6 +67,7 @@ impl Default for TasksConfig {
             whois: WhoisSettings::default(),
             http_check: HttpCheckSettings::default(),
             tls_expiry: TlsExpirySettings::default(),
+            walk_site: WalkSiteSettings::default(),
         }
     }
 }
@@ -74,6 +92,7 @@ impl TasksConfig {
             "whois" => (self.whois.enabled, &self.whois.allow),
             "http_check" => (self.http_check.enabled, &self.http_check.allow),
             "tls_expiry" => (self.tls_expiry.enabled, &self.tls_expiry.allow),
+            "walk_site" => (self.walk_site.enabled, &self.walk_site.allow),
             _ => return None,
         };
         Some((enabled, allow.as_deref()))
@@ -188,6 +207,39 @@ impl Default for TlsExpirySettings {
     }
 }
 
+/// `[tasks.walk_site]`: the bounds of one `walk site`. Every one of them is said in the
+/// report when it stopped the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkSiteSettings {
+    pub enabled: bool,
+    pub allow: Option<Vec<AllowEntry>>,
+    /// How long one URL may take: connecting, the answer and its body.
+    pub timeout: Duration,
+    /// How long the whole walk may take; what was not fetched by then is counted.
+    pub deadline: Duration,
+    /// The deepest a walk may be asked to go, in links from the first page (a walk
+    /// goes 2 deep unless asked, never deeper than this).
+    pub max_depth: u32,
+    /// The most URLs one walk fetches, pages and resources together.
+    pub max_pages: u32,
+    /// How many URLs are fetched at once.
+    pub concurrency: u32,
+}
+
+impl Default for WalkSiteSettings {
+    fn default() -> Self {
+        WalkSiteSettings {
+            enabled: true,
+            allow: None,
+            timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(60),
+            max_depth: 5,
+            max_pages: 200,
+            concurrency: 4,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTasks {
@@ -201,6 +253,8 @@ pub(crate) struct RawTasks {
     http_check: RawHttpCheck,
     #[serde(default)]
     tls_expiry: RawTlsExpiry,
+    #[serde(default)]
+    walk_site: RawWalkSite,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +291,18 @@ struct RawTlsExpiry {
     enabled: Option<bool>,
     allow: Option<Spanned<Vec<String>>>,
     timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWalkSite {
+    enabled: Option<bool>,
+    allow: Option<Spanned<Vec<String>>>,
+    timeout: Option<Spanned<String>>,
+    deadline: Option<Spanned<String>>,
+    max_depth: Option<Spanned<i64>>,
+    max_pages: Option<Spanned<i64>>,
+    concurrency: Option<Spanned<i64>>,
 }
 
 /// Checks `[tasks]`; `allow` lists are checked against the groups of `acl`, `ca_file` is
@@ -316,6 +382,13 @@ pub(crate) fn tasks(raw: RawTasks, acl: &AclConfig, report: &mut Report) -> Task
         timeout: timeout(&raw.tls_expiry.timeout, "tasks.tls_expiry.timeout", report)
             .unwrap_or(default.tls_expiry.timeout),
     };
+    let walk_allow = allow(&raw.walk_site.allow, "tasks.walk_site.allow", report);
+    let walk_timeout = timeout(&raw.walk_site.timeout, "tasks.walk_site.timeout", report);
+    let walk_site = WalkSiteSettings {
+        enabled: raw.walk_site.enabled.unwrap_or(true),
+        allow: walk_allow,
+        ..walk_site(&raw.walk_site, walk_timeout, report)
+    };
     TasksConfig {
         allow: allow(&raw.allow, "tasks.allow", report).unwrap_or(default.allow),
         ca_file,
@@ -323,6 +396,69 @@ pub(crate) fn tasks(raw: RawTasks, acl: &AclConfig, report: &mut Report) -> Task
         whois,
         http_check,
         tls_expiry,
+        walk_site,
+    }
+}
+
+/// `[tasks.walk_site]`'s bounds, each within its range, and one URL's `timeout` (read
+/// already) no longer than the whole walk's `deadline`: it could never be reached.
+fn walk_site(
+    raw: &RawWalkSite,
+    timeout: Option<Duration>,
+    report: &mut Report,
+) -> WalkSiteSettings {
+    let default = WalkSiteSettings::default();
+    let deadline = report
+        .read(
+            &raw.deadline,
+            "tasks.walk_site.deadline",
+            |t| match duration_at_most(t, MAX_WALK_DEADLINE)? {
+                d if d >= Duration::from_secs(1) => Ok(d),
+                _ => Err("must be at least 1s".to_string()),
+            },
+        )
+        .unwrap_or(default.deadline);
+    let timeout = match (timeout, &raw.timeout) {
+        (Some(t), Some(raw)) if t > deadline => {
+            report.error(
+                Some(raw.span()),
+                "tasks.walk_site.timeout",
+                format!(
+                    "{} is longer than the whole walk's deadline ({}): make it shorter, or \
+                     the deadline longer",
+                    lexicon::format_duration(t),
+                    lexicon::format_duration(deadline)
+                ),
+            );
+            None
+        }
+        (t, _) => t,
+    };
+    let mut count = |raw: &Option<Spanned<i64>>, key: &str, range| {
+        report.read(raw, key, |&n| bounded(n, range))
+    };
+    WalkSiteSettings {
+        timeout: timeout.unwrap_or(default.timeout.min(deadline)),
+        deadline,
+        max_depth: count(
+            &raw.max_depth,
+            "tasks.walk_site.max_depth",
+            0..=MAX_WALK_DEPTH,
+        )
+        .unwrap_or(default.max_depth),
+        max_pages: count(
+            &raw.max_pages,
+            "tasks.walk_site.max_pages",
+            1..=MAX_WALK_PAGES,
+        )
+        .unwrap_or(default.max_pages),
+        concurrency: count(
+            &raw.concurrency,
+            "tasks.walk_site.concurrency",
+            1..=MAX_WALK_CONCURRENCY,
+        )
+        .unwrap_or(default.concurrency),
+        ..default
     }
 }
 
@@ -472,6 +608,110 @@ mod tests {
         assert_eq!(t.dns.resolvers[0].address, ResolverAddress::System);
         assert_eq!(t.whois.server, "whois.iana.org:43");
         assert_eq!(t.http_check.max_redirects, 5);
+        assert_eq!(t.walk_site, WalkSiteSettings::default());
+        assert_eq!(
+            (
+                t.walk_site.max_depth,
+                t.walk_site.max_pages,
+                t.walk_site.concurrency
+            ),
+            (5, 200, 4)
+        );
+    }
+
+    #[test]
+    fn a_walks_bounds_are_read() {
+        let t = parse(
+            r#"
+[acl.groups]
+web = ["console:alice"]
+[tasks.walk_site]
+allow = ["group:web"]
+timeout = "2s"
+deadline = "30s"
+max_depth = 3
+max_pages = 500
+concurrency = 8
+"#,
+        )
+        .unwrap()
+        .tasks;
+        assert_eq!(
+            t.walk_site,
+            WalkSiteSettings {
+                enabled: true,
+                allow: Some(vec![AllowEntry::Group("web".into())]),
+                timeout: Duration::from_secs(2),
+                deadline: Duration::from_secs(30),
+                max_depth: 3,
+                max_pages: 500,
+                concurrency: 8,
+            }
+        );
+        assert_eq!(t.allow_for("walk_site"), [AllowEntry::Group("web".into())]);
+        assert_eq!(t.allow_for("http_check"), [AllowEntry::Everyone]);
+
+        let off = parse("[tasks.walk_site]\nenabled = false\n").unwrap().tasks;
+        assert_eq!(off.enabled("walk_site"), Some(false));
+        // A deadline shorter than the default page timeout shortens it: a page may take
+        // the whole walk, no more.
+        let short = parse("[tasks.walk_site]\ndeadline = \"3s\"\n")
+            .unwrap()
+            .tasks;
+        assert_eq!(short.walk_site.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_walks_mistakes_are_named_with_their_line_and_key() {
+        let e = parse(
+            r#"[tasks.walk_site]
+allow = ["group:nobody"]
+timeout = "50ms"
+deadline = "10m"
+max_depth = 11
+max_pages = 0
+concurrency = 64
+"#,
+        )
+        .unwrap_err();
+        for expected in [
+            "octobox.toml:2: tasks.walk_site.allow: group \"nobody\" is not declared",
+            "octobox.toml:3: tasks.walk_site.timeout: must be at least 100ms",
+            "octobox.toml:4: tasks.walk_site.deadline: must be at most 5m",
+            "octobox.toml:5: tasks.walk_site.max_depth: 11 is not a whole number from 0 to 10",
+            "octobox.toml:6: tasks.walk_site.max_pages: 0 is not a whole number from 1 to 5000",
+            "octobox.toml:7: tasks.walk_site.concurrency: 64 is not a whole number from 1 to 16",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
+        }
+        let e = parse("[tasks.walk_site]\ndeadline = \"5s\"\ntimeout = \"10s\"\n").unwrap_err();
+        assert!(
+            e.contains(
+                "octobox.toml:3: tasks.walk_site.timeout: 10s is longer than the whole walk's deadline (5s)"
+            ),
+            "{e}"
+        );
+        let e = parse("[tasks.walk_site]\ndeadline = \"500ms\"\n").unwrap_err();
+        assert!(
+            e.contains("octobox.toml:2: tasks.walk_site.deadline: must be at least 1s"),
+            "{e}"
+        );
+        let e = parse("[tasks.walk_site]\nmax_pages = \"many\"\n").unwrap_err();
+        assert!(e.contains("octobox.toml:2"), "{e}");
+        let e = parse("[tasks.walk_site]\ndepth = 3\n").unwrap_err();
+        assert!(e.contains("unknown field `depth`"), "{e}");
+    }
+
+    #[test]
+    fn a_schedule_may_walk_a_site() {
+        let config = parse(
+            "[[schedule]]\nname = \"nightly-walk\"\ncron = \"0 3 * * *\"\nrun = \"walk site https://example.com/ 3\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.schedules[0].runs,
+            crate::ScheduleRuns::Command("walk site https://example.com/ 3".into())
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`registry`]: `NativeTask`, the trait a Rust task implements, and `TaskRegistry`,
 //!   the tasks a worker can run by name.
 //! - [`tasks`]: the native tasks every worker has (`echo`, `sleep`, and the day-one
-//!   tasks `dns`, `whois`, `http_check`, `tls_expiry`, set by `[tasks]`).
+//!   tasks `dns`, `whois`, `http_check`, `tls_expiry`, `walk_site`, set by `[tasks]`).
 //! - [`cancel`]: `CancelSignal`, one running job's cancel switch: tripped by the runtime,
 //!   watched by whatever runs the job.
 //! - [`finished`]: `Finished` — how a run ended (its output, or a `jobs::JobFailure`),

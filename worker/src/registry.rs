@@ -108,7 +108,11 @@ impl TaskRegistry {
         );
         r.register(
             "tls_expiry",
-            tasks::TlsExpiry::new(tasks.tls_expiry.clone(), tls),
+            tasks::TlsExpiry::new(tasks.tls_expiry.clone(), tls.clone()),
+        );
+        r.register(
+            "walk_site",
+            tasks::WalkSite::new(tasks.walk_site.clone(), tls),
         );
         r
     }

@@ -9,6 +9,9 @@
 //! whole check, redirects included, is bounded by `timeout`; the body of the last
 //! answer is read to at most [`MAX_BODY`] bytes and then dropped; the URL is at most
 //! [`MAX_URL`] bytes and is never sent with credentials.
+//!
+//! [`fetch`] is the one HTTP client of the day-one tasks: `walk site` fetches each page
+//! with it too, keeping an HTML body (to [`MAX_BODY`]) to read its links.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -98,17 +101,37 @@ pub fn url(given: &str) -> Result<Url, String> {
 }
 
 /// One request and its answer.
-struct Hop {
-    url: Url,
-    reached: Reached,
-    tls: Option<Duration>,
-    first_byte: Duration,
-    status: hyper::StatusCode,
-    location: Option<String>,
-    content_type: Option<String>,
+pub(crate) struct Hop {
+    pub(crate) url: Url,
+    pub(crate) reached: Reached,
+    pub(crate) tls: Option<Duration>,
+    pub(crate) first_byte: Duration,
+    pub(crate) status: hyper::StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// Bytes of the body read, and whether there were more.
-    body: Option<(u64, bool)>,
-    presented: Option<Presented>,
+    pub(crate) body: Option<(u64, bool)>,
+    /// The body itself, when it was asked for ([`Body::KeepHtml`]) and is HTML: at most
+    /// [`MAX_BODY`] bytes.
+    pub(crate) html: Option<Vec<u8>>,
+    pub(crate) presented: Option<Presented>,
+}
+
+/// What [`fetch`] does with the body of an answer that is not a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Counts its bytes (to [`MAX_BODY`]) and drops them.
+    Count,
+    /// Keeps it (to [`MAX_BODY`]) when its type says HTML; counts it otherwise.
+    KeepHtml,
+}
+
+/// Whether a `Content-Type` says HTML: `text/html` or `application/xhtml+xml`, whatever
+/// its parameters.
+pub(crate) fn is_html(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("text/html")
+        || essence.eq_ignore_ascii_case("application/xhtml+xml")
 }
 
 impl HttpCheck {
@@ -120,7 +143,7 @@ impl HttpCheck {
         let mut next = url.clone();
         let stopped = loop {
             let last_allowed = hops.len() as u32 >= self.settings.max_redirects;
-            let hop = match self.fetch(&next, &deadline).await {
+            let hop = match fetch(&self.tls, &next, &deadline, Body::Count).await {
                 Ok(hop) => hop,
                 Err(why) if hops.is_empty() => return Err(why),
                 Err(why) => {
@@ -157,33 +180,40 @@ impl HttpCheck {
         };
         Ok(report(&hops, started.elapsed(), stopped))
     }
+}
 
-    /// One request to `url`, each step timed.
-    async fn fetch(&self, url: &Url, deadline: &Deadline) -> Result<Hop, String> {
-        let host = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let (tcp, _, reached) = net::reach(&host, port, deadline).await?;
-        let shown = net::host_port(host.trim_matches(|c| c == '[' || c == ']'), port);
-        if url.scheme() == "https" {
-            let name = server_name(&host)?;
-            self.tls.prepare().await;
-            let started = Instant::now();
-            let (tls, presented) = deadline
-                .run(self.tls.handshake(tcp, name, &[b"http/1.1"]), |budget| {
-                    format!("{shown} did not finish the TLS handshake within {budget}")
-                })
-                .await??;
-            let tls_took = started.elapsed();
-            let mut hop = exchange(tls, url, &shown, deadline).await?;
-            hop.reached = reached;
-            hop.tls = Some(tls_took);
-            hop.presented = Some(presented);
-            Ok(hop)
-        } else {
-            let mut hop = exchange(tcp, url, &shown, deadline).await?;
-            hop.reached = reached;
-            Ok(hop)
-        }
+/// One GET of `url` over a connection of its own, each step timed, every wait bounded
+/// by `deadline`; the body as `body` says. Over https the certificate is described and
+/// judged, never a reason to stop (see [`TlsClient::handshake`]).
+pub(crate) async fn fetch(
+    tls: &TlsClient,
+    url: &Url,
+    deadline: &Deadline,
+    body: Body,
+) -> Result<Hop, String> {
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let (tcp, _, reached) = net::reach(&host, port, deadline).await?;
+    let shown = net::host_port(host.trim_matches(|c| c == '[' || c == ']'), port);
+    if url.scheme() == "https" {
+        let name = server_name(&host)?;
+        tls.prepare().await;
+        let started = Instant::now();
+        let (stream, presented) = deadline
+            .run(tls.handshake(tcp, name, &[b"http/1.1"]), |budget| {
+                format!("{shown} did not finish the TLS handshake within {budget}")
+            })
+            .await??;
+        let tls_took = started.elapsed();
+        let mut hop = exchange(stream, url, &shown, deadline, body).await?;
+        hop.reached = reached;
+        hop.tls = Some(tls_took);
+        hop.presented = Some(presented);
+        Ok(hop)
+    } else {
+        let mut hop = exchange(tcp, url, &shown, deadline, body).await?;
+        hop.reached = reached;
+        Ok(hop)
     }
 }
 
@@ -198,8 +228,14 @@ fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 }
 
 /// Sends the request over `io` and reads the answer's head (and, unless it redirects,
-/// its body up to [`MAX_BODY`]).
-async fn exchange<S>(io: S, url: &Url, shown: &str, deadline: &Deadline) -> Result<Hop, String>
+/// its body up to [`MAX_BODY`], kept as `keep` says).
+async fn exchange<S>(
+    io: S,
+    url: &Url,
+    shown: &str,
+    deadline: &Deadline,
+    keep: Body,
+) -> Result<Hop, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -259,9 +295,14 @@ where
     };
     let location = header(hyper::header::LOCATION);
     let content_type = header(hyper::header::CONTENT_TYPE);
+    let mut html =
+        (keep == Body::KeepHtml && content_type.as_deref().is_some_and(is_html)).then(Vec::new);
     let body = match status.is_redirection() && location.is_some() {
-        true => None,
-        false => Some(read_body(response.into_body(), url, deadline).await?),
+        true => {
+            html = None;
+            None
+        }
+        false => Some(read_body(response.into_body(), url, deadline, html.as_mut()).await?),
     };
     drop(driver);
     Ok(Hop {
@@ -273,15 +314,18 @@ where
         location,
         content_type,
         body,
+        html,
         presented: None,
     })
 }
 
-/// Counts the body's bytes, to [`MAX_BODY`] at most.
+/// Counts the body's bytes, to [`MAX_BODY`] at most, keeping them in `kept` if given:
+/// whether there were more.
 async fn read_body(
     mut body: Incoming,
     url: &Url,
     deadline: &Deadline,
+    mut kept: Option<&mut Vec<u8>>,
 ) -> Result<(u64, bool), String> {
     let mut read = 0u64;
     loop {
@@ -300,6 +344,10 @@ async fn read_body(
             }
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
+                    if let Some(kept) = kept.as_deref_mut() {
+                        let room = (MAX_BODY - read) as usize;
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
                     read += data.len() as u64;
                     if read > MAX_BODY {
                         return Ok((MAX_BODY, true));
@@ -383,7 +431,8 @@ fn report(hops: &[Hop], took: Duration, stopped: Option<String>) -> String {
     out.trim_end().to_string()
 }
 
-fn status_words(status: hyper::StatusCode) -> String {
+/// A status as people read it: `404 Not Found`.
+pub(crate) fn status_words(status: hyper::StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("{} {reason}", status.as_u16()),
         None => status.as_u16().to_string(),
@@ -398,7 +447,7 @@ fn size(bytes: u64) -> String {
     }
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {
@@ -507,5 +556,15 @@ mod tests {
             .contains("user name or password"));
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL));
         assert!(url(&long).unwrap_err().contains("at most 2048"));
+    }
+
+    #[test]
+    fn html_is_told_by_its_type_whatever_its_parameters() {
+        assert!(is_html("text/html"));
+        assert!(is_html("Text/HTML; charset=utf-8"));
+        assert!(is_html("application/xhtml+xml"));
+        assert!(!is_html("text/plain"));
+        assert!(!is_html("image/png"));
+        assert!(!is_html("text/htmlx"));
     }
 }

@@ -1,10 +1,11 @@
 //! The native tasks every worker has: `echo`, `sleep`, and the day-one tasks `dns`,
-//! `whois`, `http_check` and `tls_expiry` (settings from `[tasks]`); and `abort`, for
-//! crash drills.
+//! `whois`, `http_check`, `tls_expiry` and `walk_site` (settings from `[tasks]`); and
+//! `abort`, for crash drills.
 //!
 //! The day-one tasks share `net` (one deadline per check, timed resolution and
 //! connects, I/O errors in words) and `certificate` (the TLS client that reads and
-//! judges a server's certificate). What they print fits chat: a long answer becomes a
+//! judges a server's certificate); `walk_site` fetches with `http_check`'s client and
+//! reads pages' links with `links`. What they print fits chat: a long answer becomes a
 //! text file ([`fit_chat`]), and whatever a server sent is cleaned first ([`clean`]).
 
 mod abort;
@@ -12,9 +13,11 @@ pub mod certificate;
 pub mod dns;
 mod echo;
 pub mod http_check;
+mod links;
 pub mod net;
 mod sleep;
 pub mod tls_expiry;
+pub mod walk_site;
 pub mod whois;
 
 pub use abort::Abort;
@@ -23,6 +26,7 @@ pub use echo::Echo;
 pub use http_check::HttpCheck;
 pub use sleep::Sleep;
 pub use tls_expiry::TlsExpiry;
+pub use walk_site::WalkSite;
 pub use whois::Whois;
 
 use jobs::Output;

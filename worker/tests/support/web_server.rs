@@ -1,10 +1,11 @@
-//! An HTTP/1.1 server for tests, plain or over TLS with a certificate from a test CA
-//! (rcgen): on 127.0.0.1, one request per connection, answering by path —
-//! `/new` 200, `/old` a 301 to `/new`, `/away?to=URL` a 302 to URL, `/loop` a 302 to
-//! itself, `/slow` 200 after [`SLOW`], `/big` a 3 MiB body.
+//! An HTTP/1.1 server for tests and benches, plain or over TLS with a certificate from a
+//! test CA (rcgen): on 127.0.0.1, one request per connection, noting each request's
+//! target. By default it answers by path — `/new` 200, `/old` a 301 to `/new`,
+//! `/away?to=URL` a 302 to URL, `/loop` a 302 to itself, `/slow` 200 after [`SLOW`],
+//! `/big` a 3 MiB body; or a site of the test's own ([`WebServer::site`]) answers.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -68,8 +69,71 @@ impl TestCa {
 
 use rustls::pki_types::pem::PemObject;
 
+/// What the server answers to one request.
+pub struct Reply {
+    /// The status line's code and reason: `200 OK`.
+    pub status: String,
+    pub content_type: String,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+    /// Waits this long before answering.
+    pub delay: Duration,
+    /// Closes the connection without a word, once the request is read.
+    pub hang_up: bool,
+}
+
+impl Reply {
+    /// `200 OK`, `text/html`.
+    pub fn html(body: impl Into<String>) -> Reply {
+        Reply::with(
+            "200 OK",
+            "text/html; charset=utf-8",
+            body.into().into_bytes(),
+        )
+    }
+
+    pub fn with(status: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        Reply {
+            status: status.to_string(),
+            content_type: content_type.to_string(),
+            location: None,
+            body,
+            delay: Duration::ZERO,
+            hang_up: false,
+        }
+    }
+
+    /// `404 Not Found`.
+    pub fn not_found() -> Reply {
+        Reply::with("404 Not Found", "text/plain", b"no such page\n".to_vec())
+    }
+
+    pub fn redirect(status: &str, to: &str) -> Reply {
+        Reply {
+            location: Some(to.to_string()),
+            ..Reply::with(status, "text/plain", Vec::new())
+        }
+    }
+
+    pub fn after(self, delay: Duration) -> Reply {
+        Reply { delay, ..self }
+    }
+
+    pub fn hang_up() -> Reply {
+        Reply {
+            hang_up: true,
+            ..Reply::with("200 OK", "text/plain", Vec::new())
+        }
+    }
+}
+
+/// A site: the reply to each request target (path and query).
+type Site = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
+
 pub struct WebServer {
     pub addr: SocketAddr,
+    /// The target (path and query) of every request read, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,49 +146,101 @@ impl Drop for WebServer {
 impl WebServer {
     /// Plain HTTP.
     pub async fn plain() -> WebServer {
-        Self::start(None).await
+        Self::start(None, Arc::new(test_paths)).await
     }
 
     /// HTTPS with `cert`.
     pub async fn tls(cert: ServerCert) -> WebServer {
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(cert.chain, cert.key)
-        .unwrap();
-        Self::start(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start(Some(acceptor(cert)), Arc::new(test_paths)).await
     }
 
-    async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> WebServer {
+    /// Plain HTTP, each request answered by `site`.
+    pub async fn site(site: impl Fn(&str) -> Reply + Send + Sync + 'static) -> WebServer {
+        Self::start(None, Arc::new(site)).await
+    }
+
+    /// HTTPS with `cert`, each request answered by `site`.
+    pub async fn tls_site(
+        cert: ServerCert,
+        site: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> WebServer {
+        Self::start(Some(acceptor(cert)), Arc::new(site)).await
+    }
+
+    /// The targets requested so far.
+    pub fn requested(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    async fn start(tls: Option<tokio_rustls::TlsAcceptor>, site: Site) -> WebServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let noted = requests.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let tls = tls.clone();
+                let site = site.clone();
+                let noted = noted.clone();
                 tokio::spawn(async move {
                     match tls {
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                serve(stream).await;
+                                serve(stream, &site, &noted).await;
                             }
                         }
-                        None => serve(stream).await,
+                        None => serve(stream, &site, &noted).await,
                     }
                 });
             }
         });
-        WebServer { addr, task }
+        WebServer {
+            addr,
+            requests,
+            task,
+        }
     }
 }
 
-/// Reads one request's head and answers it by its path.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+/// A TLS acceptor presenting `cert`.
+fn acceptor(cert: ServerCert) -> tokio_rustls::TlsAcceptor {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(cert.chain, cert.key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// The default site: the paths of the `http check` tests.
+fn test_paths(target: &str) -> Reply {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match path {
+        "/old" => Reply::redirect("301 Moved Permanently", "/new"),
+        "/away" => Reply::redirect("302 Found", query.strip_prefix("to=").unwrap_or("/")),
+        "/loop" => Reply::redirect("302 Found", "/loop"),
+        "/slow" => Reply::with("200 OK", "text/plain", b"late but here\n".to_vec()).after(SLOW),
+        "/big" => Reply::with("200 OK", "text/plain", vec![b'x'; 3 * 1024 * 1024]),
+        _ => Reply::with(
+            "200 OK",
+            "text/plain",
+            b"hello from the test server\n".to_vec(),
+        ),
+    }
+}
+
+/// Reads one request's head, notes its target and answers it as `site` says.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    site: &Site,
+    noted: &Mutex<Vec<String>>,
+) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -135,24 +251,23 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     }
     let head = String::from_utf8_lossy(&head);
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let (status, location, body): (&str, Option<String>, Vec<u8>) = match path {
-        "/old" => ("301 Moved Permanently", Some("/new".into()), Vec::new()),
-        "/away" => (
-            "302 Found",
-            Some(query.strip_prefix("to=").unwrap_or("/").to_string()),
-            Vec::new(),
-        ),
-        "/loop" => ("302 Found", Some("/loop".into()), Vec::new()),
-        "/slow" => {
-            tokio::time::sleep(SLOW).await;
-            ("200 OK", None, b"late but here\n".to_vec())
-        }
-        "/big" => ("200 OK", None, vec![b'x'; 3 * 1024 * 1024]),
-        _ => ("200 OK", None, b"hello from the test server\n".to_vec()),
-    };
+    noted.lock().unwrap().push(target.clone());
+    let reply = site(&target);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    if reply.hang_up {
+        return;
+    }
+    let Reply {
+        status,
+        content_type,
+        location,
+        body,
+        ..
+    } = reply;
     let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     if let Some(location) = location {
