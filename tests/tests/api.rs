@@ -1004,3 +1004,66 @@ ntp_server=ntp.example.com
         assert!(texts.contains(&expected), "{expected:?} not in {texts:#?}");
     }
 }
+
+/// A fan-out's summary updates as its jobs end: its progress reaches the event stream
+/// (`1/3 done …`, `2/3 …`, `3/3 …`), then its one result, the table of hosts.
+#[tokio::test]
+async fn a_fan_out_reports_its_progress_then_one_summary() {
+    let config = format!(
+        "{COMMANDS}\n[[command]]\npattern = \"echo group {{group:name}}\"\nhelp = \"Echo each host's name\"\n\
+         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let ops = bot.api(OPS);
+    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
+    let imported = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.json["added"], 3, "{}", imported.text);
+    let mut events = ops.stream("/api/v1/events?command=echo%20group").await;
+    let asked = ops.ask("echo group lab").await;
+    assert_eq!(asked.status, 202, "{}", asked.text);
+    let parent = id_of(&asked.json);
+    let seen = events
+        .until(Duration::from_secs(30), |e| {
+            e["event"] == "finished" && e["job"] == parent.as_str()
+        })
+        .await;
+    // Jobs that end at the same moment may have their counts written in either order.
+    let mut progress: Vec<&str> = seen
+        .iter()
+        .filter(|e| e["job"] == parent.as_str() && e["event"] == "progress")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    progress.sort();
+    assert_eq!(
+        progress,
+        [
+            "1/3 done: 1 succeeded",
+            "2/3 done: 2 succeeded",
+            "3/3 done: 3 succeeded"
+        ],
+        "{seen:#?}"
+    );
+    let done = ops.finished(&parent).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let table = done["output"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{done}"));
+    for host in ["lab-1.example", "lab-2.example", "lab-3.example"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(host) && l.contains("succeeded")),
+            "{table}"
+        );
+    }
+    // Each host's job is in the history, with its host.
+    let jobs = ops.get("/api/v1/jobs?command=echo%20group&limit=10").await;
+    assert_eq!(
+        jobs.json["jobs"].as_array().unwrap().len(),
+        4,
+        "{}",
+        jobs.text
+    );
+}
