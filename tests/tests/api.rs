@@ -1066,4 +1066,21 @@ async fn a_fan_out_reports_its_progress_then_one_summary() {
         "{}",
         jobs.text
     );
+
+    // A table longer than a chat message is a text file.
+    let ini = "[many]\nbig-[001:100].example\n";
+    let imported = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.json["added"], 100, "{}", imported.text);
+    let asked = ops.ask("echo group many").await;
+    let done = ops.finished(&id_of(&asked.json)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"]["kind"], "file", "{done}");
+    assert!(
+        done["output"]["file_name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("fan-out-") && n.ends_with(".txt")),
+        "{done}"
+    );
 }
