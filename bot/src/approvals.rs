@@ -22,7 +22,7 @@ use jobs::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::builtins::{BuiltinCall, BuiltinServices};
+use crate::builtin_call::{BuiltinCall, BuiltinServices};
 use crate::reply;
 use crate::request::{Answer, Outcome};
 

@@ -11,7 +11,7 @@ use chrono::Utc;
 use jobs::{AuditEntry, AuditKind, JobRecord, Store};
 use lexicon::Value;
 
-use crate::builtins::{BuiltinCall, BuiltinServices};
+use crate::builtin_call::{BuiltinCall, BuiltinServices};
 use crate::reply;
 use crate::request::{Answer, Outcome, Request};
 

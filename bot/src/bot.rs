@@ -124,7 +124,7 @@ impl Bot {
 
         let instance = hostname();
         let sinks = Sinks::default();
-        sinks.register(config::API_ADAPTER, Arc::new(crate::api::ApiSink));
+        sinks.register(config::API_ADAPTER, Arc::new(crate::async_manager::ApiSink));
         let (feed, feeding) = EventFeed::new(store.clone(), shutdown.clone());
         tasks.spawn(feeding);
         let manager = AsyncManager::new(

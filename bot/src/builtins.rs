@@ -7,57 +7,18 @@
 //! any of them runs (the admin ones need the `admins` group whatever pattern the
 //! configuration declares them under); `cancel` and `job` also look at whose job it is.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use commands::{Builtin, Catalog, ADMIN_GROUP};
-use jobs::{Broker, Control, InventoryStore, JobId, ScheduleStore, Store};
+use commands::{Builtin, ADMIN_GROUP};
+use jobs::Control;
 use lexicon::Value;
 
 use crate::approvals;
 use crate::audit_trail;
+pub use crate::builtin_call::{BuiltinCall, BuiltinServices};
 use crate::fan_out;
 use crate::inventory_builtins;
-use crate::reload::Reloader;
 use crate::reply;
-use crate::request::{Answer, Outcome, Request};
+use crate::request::{Answer, Outcome};
 use crate::schedule_builtins;
-
-/// What built-ins may use.
-pub struct BuiltinServices {
-    /// Job records, results, workers.
-    pub store: Arc<dyn Store>,
-    /// Where `cancel` is broadcast.
-    pub broker: Arc<dyn Broker>,
-    /// Schedules' pauses, run requests and fires.
-    pub schedules: Arc<dyn ScheduleStore>,
-    /// What `reload` runs.
-    pub reloader: Arc<Reloader>,
-    /// Hosts and groups, for the inventory built-ins.
-    pub inventory: Arc<dyn InventoryStore>,
-}
-
-/// One call of a built-in: the catalog it was classified against, who asked, and the
-/// arguments.
-pub struct BuiltinCall<'a> {
-    pub catalog: &'a Catalog,
-    pub request: &'a Request,
-    pub args: &'a BTreeMap<String, Value>,
-}
-
-impl BuiltinCall<'_> {
-    fn text(&self, slot: &str) -> Option<&str> {
-        self.args.get(slot).and_then(Value::as_str)
-    }
-
-    fn job_id(&self) -> Option<JobId> {
-        self.text("id").and_then(|s| s.parse().ok())
-    }
-
-    fn identity(&self) -> String {
-        self.request.origin.identity()
-    }
-}
 
 pub async fn run(builtin: Builtin, services: &BuiltinServices, call: BuiltinCall<'_>) -> Answer {
     let table = &call.catalog.commands;

@@ -32,6 +32,7 @@ pub mod approvals;
 pub mod async_manager;
 pub mod audit_trail;
 pub mod bot;
+pub mod builtin_call;
 pub mod builtins;
 pub mod console;
 pub mod dashboard;

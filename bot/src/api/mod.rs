@@ -12,6 +12,8 @@
 //! - `jobs`: commands, the job history (filters, cursors), a job, cancel, re-run.
 //! - `operations`: workers, schedules, dead letters, the audit trail, approvals.
 //! - `inventory`: hosts and groups, read, changed, imported from Ansible.
+//! - `session`: [`Sessions`], the dashboard's logins: cookies and CSRF tokens (the API
+//!   reads a GET's caller from one too).
 //! - `events`: [`EventFeed`], every job event this bot sees, and the Server-Sent Events
 //!   streams made from it.
 //! - `openapi.json`: the document describing all of the above, served at
@@ -22,6 +24,7 @@ pub mod events;
 pub mod inventory;
 pub mod jobs;
 pub mod operations;
+pub mod session;
 pub mod views;
 
 use std::sync::Arc;
@@ -35,11 +38,11 @@ use axum::routing::{get, post, put};
 use axum::Json;
 use tokio::sync::Semaphore;
 
-use crate::dashboard::Sessions;
 use crate::request::{Answer, Outcome};
 use crate::router::Router;
 pub use auth::Caller;
 pub use events::EventFeed;
+pub use session::Sessions;
 
 /// The largest request body the API reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -206,22 +209,6 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
-    }
-}
-
-/// Where the async manager hands the results of jobs asked through the API: nowhere, as
-/// the caller reads them from the history or an event stream. Registering it lets the
-/// manager claim those results, so each job's outcome reaches the audit trail.
-pub struct ApiSink;
-
-#[async_trait::async_trait]
-impl crate::async_manager::ReplySink for ApiSink {
-    async fn deliver(
-        &self,
-        _origin: &::jobs::Origin,
-        _reply: crate::reply::Reply,
-    ) -> Result<(), crate::async_manager::DeliveryError> {
-        Ok(())
     }
 }
 

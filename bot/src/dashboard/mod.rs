@@ -5,11 +5,9 @@
 //! the API's action. A little plain JavaScript (`assets/dashboard.js`) follows the API's
 //! event streams so rows and a job's progress change while the page is open.
 //!
-//! - `session`: [`Sessions`], cookies and CSRF tokens.
 //! - `pages`: the HTML.
 
 mod pages;
-pub mod session;
 
 use std::sync::Arc;
 
@@ -23,11 +21,10 @@ use serde::Deserialize;
 
 use crate::api::jobs::{job_id, page, record, sees_whole, ListParams};
 use crate::api::operations::{approval_views, decision_request, schedule_request};
+use crate::api::session::{self, csrf_matches, SessionView};
 use crate::api::views::{AuditView, JobPageView, JobView, ScheduleView, WorkerView};
 use crate::api::{auth, ApiError, ApiState};
 use crate::request::{Outcome, Request};
-pub use session::Sessions;
-use session::{csrf_matches, SessionView};
 
 /// What every page answers with besides its HTML: no inline script, no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::keys::AuthorizedKey;
-use super::listener::Login;
+use super::limits::StartupPermit;
 use super::logged::Untrusted;
 use super::session::{input_budget, input_queue, status, Input, InputReceiver, Session, Terminal};
 use super::{exec, shell, Shared, ADAPTER};
@@ -22,6 +22,7 @@ use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as Wire, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
+use tokio_util::sync::CancellationToken;
 
 /// Session channels one connection may have open at once (OpenSSH's `MaxSessions`).
 const MAX_CHANNELS: usize = 10;
@@ -327,5 +328,26 @@ impl russh::server::Handler for Connection {
         // Dropping the input tells the session its client is gone.
         self.channels.remove(&channel);
         Ok(())
+    }
+}
+
+/// Whether a connection has logged in; until it does, it holds its startup place.
+pub(super) struct Login {
+    permit: Mutex<Option<StartupPermit>>,
+    pub(super) done: CancellationToken,
+}
+
+impl Login {
+    pub(super) fn new(permit: StartupPermit) -> Arc<Self> {
+        Arc::new(Login {
+            permit: Mutex::new(Some(permit)),
+            done: CancellationToken::new(),
+        })
+    }
+
+    /// The connection logged in: its startup place is given back, its grace timer stops.
+    pub(super) fn logged_in(&self) {
+        self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.done.cancel();
     }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::connection::Connection;
+use super::connection::{Connection, Login};
 use super::limits::{StartupCounter, StartupPermit};
 use super::Shared;
 
@@ -149,27 +149,6 @@ impl RefusalLog {
             also_refused = std::mem::take(&mut self.unlogged),
             "ssh connection refused before login"
         );
-    }
-}
-
-/// Whether a connection has logged in; until it does, it holds its startup place.
-pub(super) struct Login {
-    permit: Mutex<Option<StartupPermit>>,
-    done: CancellationToken,
-}
-
-impl Login {
-    fn new(permit: StartupPermit) -> Arc<Self> {
-        Arc::new(Login {
-            permit: Mutex::new(Some(permit)),
-            done: CancellationToken::new(),
-        })
-    }
-
-    /// The connection logged in: its startup place is given back, its grace timer stops.
-    pub(super) fn logged_in(&self) {
-        self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.done.cancel();
     }
 }
 

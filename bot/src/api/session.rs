@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap};
 use config::ApiToken;
 
-use crate::api::auth::{caller_by_digest, TokenDigest};
-use crate::api::Caller;
+use super::auth::{caller_by_digest, TokenDigest};
+use super::Caller;
 
 /// The cookie's name.
 pub const COOKIE: &str = "octobox_session";
