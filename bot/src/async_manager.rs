@@ -309,6 +309,13 @@ impl AsyncManager {
     /// Delivers job `job`'s reply if this manager serves its adapter. An error means the
     /// store could not be read, and the event must stay pending.
     async fn deliver(&self, job: JobId) -> Result<(), StoreError> {
+        // One of a fan-out's jobs is counted, never replied; counting is idempotent, so
+        // it needs no claim, and an error leaves the event pending to be counted again.
+        if let Some(record) = self.store.job(job).await? {
+            if record.job.parent.is_some() && record.status.is_final() {
+                return self.child_ended(&record).await;
+            }
+        }
         let record = match self
             .store
             .claim_reply(job, &self.group, &self.sinks.names())
@@ -325,14 +332,6 @@ impl AsyncManager {
             }
             ReplyClaim::Taken => return Ok(()),
         };
-        if record.job.parent.is_some() {
-            // Taken over from a bot that stopped: the claim is made, so a failure here
-            // cannot be tried again (cancelling the fan-out then ends it).
-            if let Err(e) = self.child_ended(&record).await {
-                tracing::warn!(%job, error = %e, "a fan-out's job was not counted");
-            }
-            return Ok(());
-        }
         let origin = &record.job.origin;
         // Claimed only for a registered adapter, and adapters are never removed.
         let Some(sink) = self.sinks.get(&origin.adapter) else {
@@ -499,5 +498,125 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(again, ReplyClaim::Taken), "{again:?}");
+    }
+
+    /// A fan-out's jobs give no replies of their own: their ends are counted, each once
+    /// however many times its event is read (with its record or, as after a takeover,
+    /// without), and the requester sees the fan-out's progress, then one summary.
+    #[tokio::test]
+    async fn a_fan_out_is_answered_once_however_its_jobs_ends_are_read() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let screen = Arc::new(Screen {
+            follows: true,
+            ..Screen::default()
+        });
+        let sinks = Sinks::default();
+        sinks.register("screen", screen.clone());
+        let origin = Origin::new("screen", "alice");
+        let hour = Duration::from_secs(3600);
+        let mut args = std::collections::BTreeMap::new();
+        args.insert("group".to_string(), lexicon::Value::Name("lab".into()));
+        let mut parent = Job::new(
+            "echo group",
+            args.clone(),
+            Task::native("fan-out"),
+            origin.clone(),
+            hour,
+        );
+        let mut children = Vec::new();
+        for host in ["h1", "h2"] {
+            let mut args = args.clone();
+            args.insert("text".to_string(), lexicon::Value::Word(host.into()));
+            let mut child = Job::new(
+                "echo group",
+                args,
+                Task::native("echo"),
+                origin.clone(),
+                hour,
+            );
+            child.parent = Some(parent.id);
+            children.push(child);
+        }
+        parent.children = children.iter().map(|c| c.id).collect();
+        store.record_job(&parent).await.unwrap();
+        for (child, status) in children
+            .iter()
+            .zip([JobStatus::Succeeded, JobStatus::Failed])
+        {
+            store.record_job(child).await.unwrap();
+            let result = JobResult {
+                id: child.id,
+                status,
+                output: Output::text("up 3 days"),
+                worker: "w".into(),
+                started_at: chrono::Utc::now(),
+                finished_at: chrono::Utc::now(),
+                error: (status == JobStatus::Failed).then(|| "no route to host".to_string()),
+            };
+            store.finish_job(&result).await.unwrap();
+            // The same end read again without its record, as a bot taking over would.
+            store
+                .append_event(&Event::now(child.id, EventKind::Finished { status }))
+                .await
+                .unwrap();
+        }
+
+        let stop = CancellationToken::new();
+        let manager = AsyncManager::new(store.clone(), sinks, "g", "c");
+        let run = tokio::spawn(manager.run(stop.clone()));
+        for _ in 0..300 {
+            if screen
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("(echo group) failed"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.cancel();
+        run.await.unwrap();
+        let lines = screen.lines.lock().unwrap().clone();
+        let summaries: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("(echo group)"))
+            .collect();
+        assert_eq!(summaries.len(), 1, "{lines:#?}");
+        let summary = summaries[0];
+        assert!(
+            summary.contains("2/2 done: 1 failed, 1 succeeded"),
+            "{summary}"
+        );
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.starts_with("h1") && l.contains("succeeded") && l.contains("up 3 days")),
+            "{summary}"
+        );
+        assert!(
+            summary.lines().any(|l| l.starts_with("h2")
+                && l.contains("failed")
+                && l.contains("no route to host")),
+            "{summary}"
+        );
+        // Progress: the fan-out's, never a child's.
+        let progress: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("done:") && !l.contains("(echo group)"))
+            .collect();
+        assert!(!progress.is_empty(), "{lines:#?}");
+        assert!(
+            progress
+                .iter()
+                .all(|l| l.starts_with(&format!("job {}:", parent.id))),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            store.job(parent.id).await.unwrap().unwrap().status,
+            JobStatus::Failed
+        );
     }
 }
