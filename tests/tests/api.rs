@@ -262,6 +262,8 @@ async fn bad_input_gets_a_clear_error_and_never_a_server_error() {
         ("/api/v1/jobs?since=yesterday", "RFC 3339"),
         ("/api/v1/jobs?colour=blue", "bad query"),
         ("/api/v1/jobs/not-a-job", "not a job id"),
+        ("/api/v1/events?colour=blue", "bad query"),
+        ("/api/v1/inventory?group=we%20b", "is not a group name"),
     ];
     for (path, words) in cases {
         let got = ops.get(path).await;
@@ -274,6 +276,15 @@ async fn bad_input_gets_a_clear_error_and_never_a_server_error() {
     }
     let long = format!("/api/v1/jobs?command={}", "x".repeat(201));
     assert_eq!(ops.get(&long).await.status, 400);
+    for filter in ["command", "requester"] {
+        let long = format!("/api/v1/events?{filter}={}", "x".repeat(201));
+        let got = ops.get(&long).await;
+        assert_eq!(got.status, 400, "{}", got.text);
+        assert_eq!(
+            got.json["error"],
+            format!("{filter} is longer than 200 characters")
+        );
+    }
     let unknown = ops
         .get("/api/v1/jobs/0190a5c4-0000-7000-8000-000000000000")
         .await;

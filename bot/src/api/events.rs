@@ -25,7 +25,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::{job_id, record, sees_whole};
+use super::jobs::{job_id, record, sees_whole, FILTER_MAX};
 use super::views::status_name;
 use super::{ApiError, ApiState, Authed};
 
@@ -232,8 +232,20 @@ pub(super) async fn stream(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.check(&state.router.catalog(), "jobs")?;
-    let params: StreamParams = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?;
+    let params: StreamParams = super::query_params(raw.as_deref())?;
+    for (name, value) in [
+        ("command", &params.command),
+        ("requester", &params.requester),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.chars().count() > FILTER_MAX)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is longer than {FILTER_MAX} characters"
+            )));
+        }
+    }
     let permit = permit(&state)?;
     let rx = state.feed.subscribe();
     let identity = caller.identity();
