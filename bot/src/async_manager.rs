@@ -126,6 +126,9 @@ pub struct AsyncManager {
     audit_keep: Duration,
     /// Where every event read is also offered (the API's live streams).
     feed: Option<crate::api::EventFeed>,
+    /// Held while a fan-out's job is counted, so that the progress lines of jobs ending
+    /// in one batch are written in the order of their counts.
+    counting: tokio::sync::Mutex<()>,
 }
 
 impl AsyncManager {
@@ -142,6 +145,7 @@ impl AsyncManager {
             consumer: consumer.into(),
             audit_keep: config::AuditConfig::default().keep,
             feed: None,
+            counting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -270,6 +274,7 @@ impl AsyncManager {
         if self.sinks.get(&record.job.origin.adapter).is_none() {
             return Ok(());
         }
+        let _counting = self.counting.lock().await;
         crate::fan_out::child_ended(self.store.as_ref(), record).await?;
         crate::audit_trail::record_outcome(self.store.as_ref(), self.audit_keep, record).await;
         Ok(())
