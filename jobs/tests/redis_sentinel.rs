@@ -388,6 +388,18 @@ async fn a_replica_that_does_not_acknowledge_fails_the_write_and_one_that_is_gon
     let j = job();
     acked.record_job(&j).await.unwrap();
     let primary = group.primary.port;
+    // The store counts the replicas connected at most once a second, and a write waits
+    // for none while it has counted none: write until one of its writes waited (the
+    // replica may still have been syncing when the group started, on a busy machine).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while waits_answered(&group, primary) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no write ever waited for the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        acked.record_job(&job()).await.unwrap();
+    }
     let waits = waits_answered(&group, primary);
     // The replica stops answering but stays connected: the primary counts it, so a write
     // waits for it, and fails when it does not acknowledge in time.
