@@ -30,10 +30,13 @@ pub(crate) async fn run(
             .await
             .map(|groups| reply::inventory_groups(&groups))
             .map_err(InventoryError::from),
-        Builtin::InventoryShow => match store.host(host).await {
-            Ok(Some(found)) => Ok(reply::host_details(&found)),
-            Ok(None) => Err(InventoryError::UnknownHost(host.to_string())),
-            Err(e) => Err(e.into()),
+        Builtin::InventoryShow => match inventory::check_host_name(host) {
+            Err(e) => Err(e),
+            Ok(()) => match store.host(host).await {
+                Ok(Some(found)) => Ok(reply::host_details(&found)),
+                Ok(None) => Err(InventoryError::UnknownHost(host.to_string())),
+                Err(e) => Err(e.into()),
+            },
         },
         Builtin::InventoryAdd => inventory::add_to_group(store, host, group)
             .await

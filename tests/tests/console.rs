@@ -536,6 +536,7 @@ fn the_inventory_answers_servers_in_group_and_only_admins_change_it() {
         "inventory add web;reboot to web",
         "inventory show ghost",
         "inventory remove web-1 from db",
+        "inventory show web;x",
     ]);
     assert!(out.status.success(), "{out:?}");
     let expected = [
@@ -552,6 +553,7 @@ fn the_inventory_answers_servers_in_group_and_only_admins_change_it() {
         "\"web;reboot\" is not a host name: letters, digits and . - _ : only, not starting with -",
         "host ghost is not in the inventory (\"inventory add ghost to <group>\" adds it)",
         "host web-1 is not in group db",
+        "\"web;x\" is not a host name: letters, digits and . - _ : only, not starting with -",
     ];
     let mut rest = out.stdout.as_str();
     for answer in expected {
