@@ -507,7 +507,8 @@ mod tests {
 
     /// A fan-out's jobs give no replies of their own: their ends are counted, each once
     /// however many times its event is read (with its record or, as after a takeover,
-    /// without), and the requester sees the fan-out's progress, then one summary.
+    /// without), and the requester sees the fan-out's progress, then one summary. A job
+    /// that only names the fan-out as its parent is not counted.
     #[tokio::test]
     async fn a_fan_out_is_answered_once_however_its_jobs_ends_are_read() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -544,6 +545,20 @@ mod tests {
         }
         parent.children = children.iter().map(|c| c.id).collect();
         store.record_job(&parent).await.unwrap();
+        // A job that names the fan-out without being one of its jobs, ending first.
+        let mut stray = children[0].clone();
+        stray.id = JobId::new();
+        store.record_job(&stray).await.unwrap();
+        let stray_end = JobResult {
+            id: stray.id,
+            status: JobStatus::Succeeded,
+            output: Output::text("not mine"),
+            worker: "w".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: chrono::Utc::now(),
+            error: None,
+        };
+        store.finish_job(&stray_end).await.unwrap();
         for (child, status) in children
             .iter()
             .zip([JobStatus::Succeeded, JobStatus::Failed])
@@ -594,6 +609,11 @@ mod tests {
         assert!(
             summary.contains("2/2 done: 1 failed, 1 succeeded"),
             "{summary}"
+        );
+        assert!(!summary.contains("not mine"), "{summary}");
+        assert!(
+            lines.iter().all(|l| !l.contains("2 succeeded")),
+            "the stray job was counted: {lines:#?}"
         );
         assert!(
             summary

@@ -110,16 +110,22 @@ pub async fn child_ended(store: &dyn Store, child: &JobRecord) -> Result<(), Sto
     let Some(parent_id) = child.job.parent else {
         return Ok(());
     };
-    let counts = store
-        .note_child_ended(parent_id, child.job.id, child.status)
-        .await?;
     let Some(parent) = store.job(parent_id).await? else {
         tracing::warn!(job = %child.job.id, parent = %parent_id, "a fan-out's job ended after its fan-out's record expired");
         return Ok(());
     };
+    // Only the jobs the fan-out made count: a job that names a parent is not one of its
+    // children for saying so (it may have been put on the queue by someone else).
+    if !parent.job.children.contains(&child.job.id) {
+        tracing::warn!(job = %child.job.id, parent = %parent_id, "a job names a fan-out that did not make it; not counted");
+        return Ok(());
+    }
     if parent.status.is_final() {
         return Ok(());
     }
+    let counts = store
+        .note_child_ended(parent_id, child.job.id, child.status)
+        .await?;
     let total = parent.job.children.len();
     let line = reply::fan_out_progress(&counts, total);
     if let Err(e) = store

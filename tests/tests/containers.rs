@@ -1180,8 +1180,9 @@ async fn hung_step_times_out(hang: fn(&str) -> bool) {
 
 /// A fan-out's jobs carry their host in an argument that is no slot of the pattern: a
 /// worker takes only a name the inventory could hold there. A job published straight to
-/// RabbitMQ with an option or a shell word as its host is refused unrun, while one with
-/// a host name, built as the bot builds it, runs.
+/// RabbitMQ with an option or a shell word as its host, or listing children as only a
+/// fan-out's parent (never queued) does, is refused unrun, while one with a host name,
+/// built as the bot builds it, runs.
 #[test]
 fn a_forged_fan_out_host_is_refused_and_never_runs() {
     use config::{Secret, StoreConfig};
@@ -1231,11 +1232,15 @@ fn a_forged_fan_out_host_is_refused_and_never_runs() {
             action.timeout,
         )
     };
+    // A job that claims to be a fan-out's parent (which is never queued).
+    let mut parent = job_for("web-1.example.com");
+    parent.children = vec![jobs::JobId::new()];
     let jobs = [
         job_for("web-1.example.com"),
         job_for("--privileged"),
         job_for("web-1;reboot"),
         job_for("$(id)"),
+        parent,
     ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let records: Vec<JobRecord> = runtime.block_on(async {

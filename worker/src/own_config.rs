@@ -23,6 +23,12 @@ pub fn own_task(catalog: &Catalog, job: &Job) -> Result<Task, JobFailure> {
             command: command.clone(),
         });
     };
+    // A fan-out's parent is never queued: a job that lists children was not made by a bot.
+    if !job.children.is_empty() {
+        return Err(JobFailure::NotAsConfigured {
+            command: command.clone(),
+        });
+    }
     let slots = def.slots();
     // A fan-out's job also has its host, which must be a name the inventory could hold.
     let host_argument = action.fan_out.as_ref().map(|f| f.host.as_str());
