@@ -15,6 +15,10 @@
 //! arrive. Adapters any process can answer for (Slack) will share one group across all
 //! bot processes.
 //!
+//! A fan-out's job gives no reply of its own: its end is counted into its fan-out
+//! (`fan_out::child_ended`), whose one summary is then replied like any result. Jobs
+//! asked through the API go to [`ApiSink`], which only lets their outcomes be recorded.
+//!
 //! Progress (`started`, `progress` events) is forwarded too, to the sinks that ask for it
 //! ([`ReplySink::follows_progress`]). It is best effort: never claimed, never retried; the
 //! result is what is guaranteed. Looking up a job's origin costs a store read, so it is

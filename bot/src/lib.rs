@@ -7,12 +7,14 @@
 //! - [`request`]: `Request`, `Answer`, `Outcome` — what adapters hand the router and get back.
 //! - [`router`]: `Router` — one message from text to answer.
 //! - [`builtins`]: the commands the bot answers itself (`help`, `explain`, `jobs`, …),
-//!   given `BuiltinServices` (store, broker, schedules, reloader, inventory), never the
-//!   router; `schedule_builtins` and `inventory_builtins` answer their families.
+//!   given `BuiltinServices` (store, broker, schedules, reloader, inventory) and a
+//!   `BuiltinCall` ([`builtin_call`]), never the router; `schedule_builtins` and
+//!   `inventory_builtins` answer their families.
 //! - [`reload`]: `check` — a configuration compiled and checked (start, `--check-config`,
 //!   reload); `Reloader` — reading the file again (`reload`, SIGHUP).
 //! - [`reply`]: the one place replies are worded, for every adapter.
-//! - [`async_manager`]: `AsyncManager` — follows job events, delivers results exactly once.
+//! - [`async_manager`]: `AsyncManager` — follows job events, delivers results exactly once
+//!   (a fan-out's jobs are counted into their fan-out instead).
 //! - [`fan_out`]: a command run once per host of an inventory group, answered with one
 //!   summary.
 //! - [`dead_letters`]: `DeadLetterReporter` — jobs the broker gave up on become failed

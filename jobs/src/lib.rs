@@ -21,7 +21,8 @@
 //!   (`add_to_group`, `merge_host`, ...) — hosts and groups for `servers in group`.
 //! - [`schedule_store`]: the `ScheduleStore` trait: the scheduler lease, fires, pauses,
 //!   shipper checkpoints.
-//! - [`memory`]: `MemoryBroker` and `MemoryStore`, the embedded twins.
+//! - [`memory`]: `MemoryBroker`, `MemoryStore`, `MemoryScheduleStore` and `MemoryInventory`,
+//!   the embedded twins.
 //! - [`rabbit`]: `RabbitBroker`, the `Broker` on RabbitMQ: confirmed publishes, quorum
 //!   queues with a delivery limit, dead letters, delayed jobs, recovery after a broker restart.
 //! - [`redis`]: `RedisStore`, the `Store` in Redis: records, history, the event stream as a

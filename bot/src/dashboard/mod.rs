@@ -1,5 +1,5 @@
 //! The dashboard at `/ui`: the API's views as server-rendered pages, for operators with
-//! a browser. Logging in with an API token opens a session (`session`); each page reads
+//! a browser. Logging in with an API token opens a session (`api::session`); each page reads
 //! what the API reads, under the same access checks, and each button is a form posted
 //! with the session's CSRF token, which becomes the same request through the router as
 //! the API's action. A little plain JavaScript (`assets/dashboard.js`) follows the API's
