@@ -4,7 +4,8 @@
 //! (`AccessPolicy`) → a built-in answers at once, or a job takes its quota places (per
 //! person, per command) and is recorded in the store and published to the broker — or,
 //! for a command declared with `approval`, held until someone decides (`approvals`); for
-//! one declared with `fan_out`, one job per host of the group it names (`fan_out`).
+//! one declared with `fan_out`, one job per host of the group it names (`fan_out`; a
+//! re-run of one of those jobs runs on its host alone).
 //! Whatever the answer, the request then lands in the audit trail (`audit_trail`).
 //! Adapters turn text into a [`Request`] and show the [`Answer`]; they make none of these
 //! decisions. Each request is handled under one catalog, loaded once from the
@@ -25,6 +26,14 @@ use crate::builtins::{self, BuiltinCall, BuiltinServices};
 use crate::fan_out;
 use crate::reply;
 pub use crate::request::{Answer, Outcome, Request};
+
+/// What a command declared with `fan_out` runs on: its whole group (as asked), or the
+/// one host a job of an earlier fan-out ran on (that job's re-run).
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Whole,
+    OneHost(jobs::JobId),
+}
 
 /// The window of the per-minute quotas.
 const MINUTE: Duration = Duration::from_secs(60);
@@ -114,7 +123,8 @@ impl Router {
                 return Answer::new(Outcome::BadArgument, c.to_string())
             }
         };
-        self.act(catalog, request, m, reason, heard).await
+        self.act(catalog, request, m, reason, Scope::Whole, heard)
+            .await
     }
 
     /// Runs what `m`, read from `request`, asks for: the access check, then a built-in's
@@ -125,6 +135,7 @@ impl Router {
         request: &Request,
         m: Match,
         reason: Option<&str>,
+        scope: Scope,
         heard: &mut Heard,
     ) -> Answer {
         let table = &catalog.commands;
@@ -154,9 +165,15 @@ impl Router {
             }
             Executor::Native(_) | Executor::Container(_) => {
                 if let Some(fan_out) = &action.fan_out {
-                    return self
-                        .submit_fan_out(catalog, &m, action, fan_out, request, heard)
-                        .await;
+                    if let Scope::OneHost(id) = scope {
+                        if let Err(refused) = self.still_in_group(id, &m, fan_out).await {
+                            return refused;
+                        }
+                    } else {
+                        return self
+                            .submit_fan_out(catalog, &m, action, fan_out, request, heard)
+                            .await;
+                    }
                 }
                 let task = match action.runs.task_checked(&m) {
                     Ok(Some(task)) => task,
@@ -175,7 +192,8 @@ impl Router {
     /// Runs job `record` again, as `origin` asks (the API's re-run): the same command and
     /// arguments, checked and submitted as if `origin` had typed them now, so access,
     /// quotas, approval and the audit trail (as `rerun <id>`) apply. A job with a
-    /// `secret` argument cannot be: the store kept the secret masked.
+    /// `secret` argument cannot be: the store kept the secret masked. A job of a fan-out
+    /// runs again on its own host only, if that host is still in the group.
     pub async fn rerun(&self, record: &JobRecord, origin: &Origin, reason: Option<&str>) -> Answer {
         let catalog = self.catalog.load();
         let id = record.job.id;
@@ -201,7 +219,14 @@ impl Router {
                 Some(action) if matches!(action.runs, Executor::Builtin(_)) => {
                     Answer::new(Outcome::BadArgument, reply::rerun_not_a_job(id))
                 }
-                _ => self.act(&catalog, &request, m, reason, &mut heard).await,
+                _ => {
+                    let scope = match record.job.parent {
+                        Some(_) => Scope::OneHost(id),
+                        None => Scope::Whole,
+                    };
+                    self.act(&catalog, &request, m, reason, scope, &mut heard)
+                        .await
+                }
             }
         };
         if !heard.recorded {
@@ -374,6 +399,29 @@ impl Router {
         tracing::info!(job = %job.id, command = %job.command, user = %origin.identity(), "job queued");
         octobox_http::metrics().job_submitted(&job.command);
         answer
+    }
+
+    /// Whether the host job `id` of a fan-out ran on (its `fan_out.host` argument) is
+    /// still in the group it was run over; the answer that refuses a re-run when not.
+    async fn still_in_group(
+        &self,
+        id: jobs::JobId,
+        m: &Match,
+        fan_out: &config::FanOutConfig,
+    ) -> Result<(), Answer> {
+        let arg = |name: &str| m.args.get(name).map(|v| v.to_string()).unwrap_or_default();
+        let (host, group) = (arg(&fan_out.host), arg(&fan_out.group));
+        match self.services.inventory.host(&host).await {
+            Ok(Some(h)) if h.groups.contains(&group) => Ok(()),
+            Ok(_) => Err(Answer::new(
+                Outcome::BadArgument,
+                reply::rerun_host_left_group(id, &host, &group),
+            )),
+            Err(e) => Err(Answer::new(
+                Outcome::Failed,
+                reply::store_unavailable("read the inventory", &e),
+            )),
+        }
     }
 
     /// Queues a fan-out: the parent recorded (and holding the requester's place), then a

@@ -1094,3 +1094,131 @@ async fn a_fan_out_reports_its_progress_then_one_summary() {
         "{done}"
     );
 }
+
+/// A fan-out's jobs are linked both ways in the API; re-running one host's job runs that
+/// host alone, and only while the host is still in the group.
+#[tokio::test]
+async fn rerunning_one_hosts_job_of_a_fan_out_runs_that_host_alone() {
+    let config = format!(
+        "{COMMANDS}\n[[command]]\npattern = \"echo group {{group:name}}\"\nhelp = \"Echo each host's name\"\n\
+         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let ops = bot.api(OPS);
+    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
+    let imported = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.json["added"], 3, "{}", imported.text);
+    let parent = id_of(&ops.ask("echo group lab").await.json);
+    let done = ops.finished(&parent).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["parent"], serde_json::Value::Null, "{done}");
+    let children: Vec<String> = done["children"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{done}"))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 3, "{done}");
+    let mut by_host = std::collections::BTreeMap::new();
+    for child in &children {
+        let job = ops.finished(child).await;
+        assert_eq!(job["parent"], parent.as_str(), "{job}");
+        by_host.insert(
+            job["args"]["text"].as_str().unwrap().to_string(),
+            child.clone(),
+        );
+    }
+    // The dashboard's pages link them too.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{}/ui/login", bot.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={OPS}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = |id: String| {
+        let (http, cookie, base) = (http.clone(), cookie.clone(), bot.base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/ui/jobs/{id}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let parent_page = page(parent.clone()).await;
+    for child in &children {
+        assert!(
+            parent_page.contains(&format!("href=\"/ui/jobs/{child}\"")),
+            "{parent_page}"
+        );
+    }
+    let child_page = page(children[0].clone()).await;
+    assert!(
+        child_page.contains(&format!("href=\"/ui/jobs/{parent}\"")),
+        "{child_page}"
+    );
+
+    let again = ops
+        .post_raw(
+            &format!("/api/v1/jobs/{}/rerun", by_host["lab-2.example"]),
+            vec![],
+        )
+        .await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    let rerun = ops.finished(&id_of(&again.json)).await;
+    assert_eq!(rerun["status"], "succeeded", "{rerun}");
+    assert_eq!(rerun["output"]["text"], "lab-2.example", "{rerun}");
+    assert_eq!(rerun["parent"], serde_json::Value::Null, "{rerun}");
+    // One job more, not a fan-out of three more.
+    let jobs = ops.get("/api/v1/jobs?command=echo%20group&limit=20").await;
+    assert_eq!(
+        jobs.json["jobs"].as_array().unwrap().len(),
+        5,
+        "{}",
+        jobs.text
+    );
+
+    // A host that has left the group is not run again.
+    let left = ops.delete("/api/v1/inventory/hosts/lab-3.example").await;
+    assert_eq!(left.status, 200, "{}", left.text);
+    let refused = ops
+        .post_raw(
+            &format!("/api/v1/jobs/{}/rerun", by_host["lab-3.example"]),
+            vec![],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.json["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("lab-3.example, which is no longer in group lab")),
+        "{}",
+        refused.text
+    );
+    let jobs = ops.get("/api/v1/jobs?command=echo%20group&limit=20").await;
+    assert_eq!(
+        jobs.json["jobs"].as_array().unwrap().len(),
+        5,
+        "{}",
+        jobs.text
+    );
+    // The fan-out itself still runs over the group as it is now.
+    let whole = ops
+        .post_raw(&format!("/api/v1/jobs/{parent}/rerun"), vec![])
+        .await;
+    assert_eq!(whole.status, 202, "{}", whole.text);
+    let done = ops.finished(&id_of(&whole.json)).await;
+    assert_eq!(done["children"].as_array().map(Vec::len), Some(2), "{done}");
+}

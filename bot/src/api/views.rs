@@ -79,6 +79,10 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
     pub worker: Option<String>,
     pub attempt: u32,
+    /// The fan-out this job ran one host of.
+    pub parent: Option<String>,
+    /// A fan-out's jobs, one per host (empty for any other job).
+    pub children: Vec<String>,
     /// `null` when hidden from this caller (see the module header).
     pub args: Option<BTreeMap<String, String>>,
     pub output: Option<OutputView>,
@@ -112,6 +116,8 @@ impl JobView {
             finished_at: result.map(|r| r.finished_at),
             worker: record.worker.clone(),
             attempt: job.attempt,
+            parent: job.parent.map(|id| id.to_string()),
+            children: job.children.iter().map(|id| id.to_string()).collect(),
             args: whole.then(|| {
                 job.args
                     .iter()

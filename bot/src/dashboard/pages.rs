@@ -174,6 +174,13 @@ pub fn job(j: &JobView, csrf: &str, final_status: bool) -> Markup {
             dt { "Finished" } dd #finished { (j.finished_at.as_ref().map(time).unwrap_or_default()) }
             dt { "Worker" } dd #worker { (j.worker.as_deref().unwrap_or("")) }
             dt { "Attempt" } dd { (j.attempt) }
+            @if let Some(parent) = &j.parent {
+                dt { "Part of" } dd #parent { a href={"/ui/jobs/" (parent)} { "fan-out " code { (parent) } } }
+            }
+            @if !j.children.is_empty() {
+                dt { "Hosts' jobs" }
+                dd #children { @for c in &j.children { a href={"/ui/jobs/" (c)} { code { (c) } } " " } }
+            }
             dt { "Arguments" }
             dd #args {
                 @match &j.args {

@@ -125,6 +125,14 @@ pub fn fan_out_too_wide(group: &str, hosts: usize, max: usize) -> String {
     )
 }
 
+/// A re-run of one host's job of a fan-out, whose host has left the group since.
+pub fn rerun_host_left_group(id: JobId, host: &str, group: &str) -> String {
+    format!(
+        "job {id} ran on {host}, which is no longer in group {group}: \
+         \"inventory add {host} to {group}\" puts it back, or run the command on the group"
+    )
+}
+
 /// How far a fan-out has got: `3/10 done: 2 succeeded, 1 failed`.
 pub fn fan_out_progress(counts: &ChildCounts, total: usize) -> String {
     let parts: Vec<String> = counts

@@ -435,7 +435,6 @@ pub fn store_unavailable(what: &str, e: &dyn std::fmt::Display) -> String {
     format!("cannot {what}: {e}")
 }
 
-/// An argument that should be a job id is not one.
 /// A re-run of a job whose secret argument the store kept masked.
 pub fn rerun_has_secret(id: JobId) -> String {
     format!("job {id} had a secret argument, which is never kept: ask for it again with the secret")
@@ -447,6 +446,7 @@ pub fn rerun_not_a_job(id: JobId) -> String {
     format!("job {id}'s command is now answered by the bot itself: ask for it instead")
 }
 
+/// An argument that should be a job id is not one.
 pub fn not_a_job_id() -> String {
     "that is not a job id".to_string()
 }
