@@ -23,6 +23,7 @@ use jobs::{
 use tokio_util::sync::CancellationToken;
 
 use crate::builtin_call::{BuiltinCall, BuiltinServices};
+use crate::fan_out;
 use crate::reply;
 use crate::request::{Answer, Outcome};
 
@@ -130,6 +131,21 @@ pub async fn decide(
     };
     tracing::info!(job = %id, by = %who, decision = %decision.describe(), "approval decided");
     match decision {
+        Decision::Approved { .. } if !approval.job.children.is_empty() => {
+            let broker = services.broker.as_ref();
+            match fan_out::release(store, broker, &approval.job).await {
+                Ok(()) => Answer::done(reply::approved(&approval)),
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "approved fan-out not started");
+                    let failure = JobFailure::ApprovedNotQueued {
+                        by: who,
+                        reason: e.to_string(),
+                    };
+                    conclude(store, &approval.job, failure).await;
+                    Answer::new(Outcome::Failed, reply::approved_not_queued(id, &e))
+                }
+            }
+        }
         Decision::Approved { .. } => match services.broker.publish(&approval.job).await {
             Ok(()) => Answer::done(reply::approved(&approval)),
             Err(e) => {
@@ -159,11 +175,20 @@ fn approvers(by: &str) -> Option<AllowEntry> {
     }
 }
 
-/// Gives a job that will not run its final result, which its requester is sent like any.
+/// Gives a job that will not run its final result, which its requester is sent like any;
+/// a fan-out's jobs (recorded, never published) end with it, after it, so none is
+/// counted into it.
 async fn conclude(store: &dyn Store, job: &Job, failure: JobFailure) {
+    conclude_one(store, job.id, &failure).await;
+    for child in &job.children {
+        conclude_one(store, *child, &failure).await;
+    }
+}
+
+async fn conclude_one(store: &dyn Store, id: JobId, failure: &JobFailure) {
     let now = Utc::now();
     let result = JobResult {
-        id: job.id,
+        id,
         status: failure.status(),
         output: Output::Empty,
         worker: DECIDED_BY_BOT.to_string(),
@@ -172,7 +197,7 @@ async fn conclude(store: &dyn Store, job: &Job, failure: JobFailure) {
         error: Some(failure.to_string()),
     };
     if let Err(e) = store.finish_job(&result).await {
-        tracing::error!(job = %job.id, error = %e, "a decided job's result was not stored; its requester is not told");
+        tracing::error!(job = %id, error = %e, "a decided job's result was not stored; its requester is not told");
     }
 }
 

@@ -17,8 +17,8 @@ use chrono::Utc;
 use commands::CommandAction;
 use config::FanOutConfig;
 use jobs::{
-    ChildCounts, Event, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin, Output,
-    Store, StoreError, Task,
+    Broker, ChildCounts, Event, EventKind, Job, JobId, JobRecord, JobResult, JobStatus, Origin,
+    Output, Store, StoreError, Task,
 };
 use lexicon::{Match, Value};
 
@@ -192,10 +192,46 @@ pub async fn cancel_targets(store: &dyn Store, record: &JobRecord) -> Vec<JobId>
     running
 }
 
+/// Publishes one of a fan-out's jobs; one the broker would not take ends at once, failed,
+/// so its fan-out still finishes.
+pub async fn publish(store: &dyn Store, broker: &dyn Broker, child: &Job) {
+    match broker.publish(child).await {
+        Ok(()) => octobox_http::metrics().job_submitted(&child.command),
+        Err(e) => {
+            tracing::error!(job = %child.id, error = %e, "a fan-out's job was not published");
+            let failed = not_queued(child.id, &reply::not_queued(&e));
+            if let Err(e) = store.finish_job(&failed).await {
+                tracing::error!(job = %child.id, error = %e, "a fan-out's unqueued job could not be marked failed; cancelling the fan-out ends it");
+            }
+        }
+    }
+}
+
+/// Runs an approved fan-out: the parent started, then each of its jobs (recorded when it
+/// was held) published. A job whose record is gone cannot be: it ends failed.
+pub async fn release(
+    store: &dyn Store,
+    broker: &dyn Broker,
+    parent: &Job,
+) -> Result<(), StoreError> {
+    store.mark_started(parent.id, FAN_OUT, Utc::now()).await?;
+    for id in &parent.children {
+        match store.job(*id).await {
+            Ok(Some(child)) => publish(store, broker, &child.job).await,
+            Ok(None) | Err(_) => {
+                tracing::error!(job = %id, parent = %parent.id, "an approved fan-out's job has no record; it ends failed");
+                let gone = not_queued(*id, "its record was lost before it was approved");
+                let _ = store.finish_job(&gone).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A child that could not be queued ends at once, failed, so its fan-out still finishes.
-pub fn not_queued(child: &Job, why: &str) -> JobResult {
+pub fn not_queued(child: JobId, why: &str) -> JobResult {
     JobResult {
-        id: child.id,
+        id: child,
         status: JobStatus::Failed,
         output: Output::Empty,
         worker: FAN_OUT.to_string(),

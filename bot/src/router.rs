@@ -35,6 +35,15 @@ enum Scope {
     OneHost(jobs::JobId),
 }
 
+/// Who asked for a command and under which catalog: what every step of submitting it
+/// reads.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    catalog: &'a Catalog,
+    request: &'a Request,
+    reason: Option<&'a str>,
+}
+
 /// The window of the per-minute quotas.
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -170,9 +179,18 @@ impl Router {
                             return refused;
                         }
                     } else {
-                        return self
-                            .submit_fan_out(catalog, &m, action, fan_out, request, heard)
-                            .await;
+                        if action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none() {
+                            return Answer::new(
+                                Outcome::BadArgument,
+                                reply::reason_needed(&m.command),
+                            );
+                        }
+                        let asked = Asked {
+                            catalog,
+                            request,
+                            reason,
+                        };
+                        return self.submit_fan_out(asked, &m, action, fan_out, heard).await;
                     }
                 }
                 let task = match action.runs.task_checked(&m) {
@@ -426,16 +444,22 @@ impl Router {
 
     /// Queues a fan-out: the parent recorded (and holding the requester's place), then a
     /// job per host of the group, each recorded and published. A child that cannot be
-    /// published ends at once as failed, so the fan-out still finishes with a summary.
+    /// published ends at once as failed, so the fan-out still finishes with a summary. A
+    /// command declared with `approval` records them all and holds the parent: the
+    /// approver decides for the whole fan-out, and its jobs are published then.
     async fn submit_fan_out(
         &self,
-        catalog: &Catalog,
+        asked: Asked<'_>,
         m: &Match,
         action: &CommandAction,
         fan_out: &config::FanOutConfig,
-        request: &Request,
         heard: &mut Heard,
     ) -> Answer {
+        let Asked {
+            catalog,
+            request,
+            reason,
+        } = asked;
         let group = m
             .args
             .get(&fan_out.group)
@@ -459,6 +483,38 @@ impl Router {
             Ok(places) => places,
             Err(refused) => return refused,
         };
+        let store: &dyn Store = self.services.store.as_ref();
+        if let Some(approval) = &action.approval {
+            let held = Approval {
+                expires_at: Utc::now()
+                    + chrono::Duration::from_std(approval.ttl).unwrap_or(chrono::Duration::MAX),
+                by: approval.by.to_string(),
+                reason: reason.map(str::to_string),
+                job: parent.clone(),
+            };
+            let answer = approvals::awaiting(held.clone());
+            self.record(catalog, request, heard, &answer).await;
+            // The jobs first, the hold last: an approver can only see a fan-out whose
+            // jobs are all recorded, ready to be published.
+            let mut stored = store.record_job(parent).await;
+            for child in &plan.children {
+                if stored.is_ok() {
+                    stored = store.record_job(child).await;
+                }
+            }
+            if stored.is_ok() {
+                stored = approvals::hold(store, &held).await;
+            }
+            if let Err(e) = stored {
+                tracing::error!(job = %parent.id, error = %e, "fan-out not held for approval");
+                for child in &plan.children {
+                    let failed = fan_out::not_queued(child.id, &reply::not_queued(&e));
+                    let _ = store.finish_job(&failed).await;
+                }
+                return self.not_queued(catalog, &places, parent, &e).await;
+            }
+            return answer;
+        }
         let answer = Answer {
             outcome: Outcome::Queued,
             text: reply::fan_out_queued(parent.id, &plan.group, plan.children.len()),
@@ -466,7 +522,6 @@ impl Router {
             awaiting: None,
         };
         self.record(catalog, request, heard, &answer).await;
-        let store: &dyn Store = self.services.store.as_ref();
         // The parent's record comes first: a child may end before the next line runs,
         // and its end is counted against the parent's list of children.
         let recorded = match store.record_job(parent).await {
@@ -479,20 +534,13 @@ impl Router {
         }
         let broker: &dyn Broker = self.services.broker.as_ref();
         for child in &plan.children {
-            let (recorded, published) =
-                tokio::join!(store.record_job(child), broker.publish(child));
-            if let Err(e) = published {
-                tracing::error!(job = %child.id, error = %e, "a fan-out's job was not published");
-                let failed = fan_out::not_queued(child, &reply::not_queued(&e));
-                if let Err(e) = store.finish_job(&failed).await {
-                    tracing::error!(job = %child.id, error = %e, "a fan-out's unqueued job could not be marked failed; cancelling the fan-out ends it");
-                }
-                continue;
-            }
+            let (recorded, ()) = tokio::join!(
+                store.record_job(child),
+                fan_out::publish(store, broker, child)
+            );
             if let Err(e) = recorded {
                 tracing::warn!(job = %child.id, error = %e, "job queued but not recorded; its worker will record it");
             }
-            octobox_http::metrics().job_submitted(&child.command);
         }
         tracing::info!(job = %parent.id, command = %parent.command, group = %plan.group, hosts = plan.children.len(), user = %request.origin.identity(), "fan-out queued");
         answer

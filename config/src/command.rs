@@ -179,13 +179,6 @@ fn command(
                 ".fan_out".into(),
                 "is for commands that run jobs; a built-in is answered at once".into(),
             ));
-        } else if approval.is_some() {
-            problems.push((
-                ".fan_out".into(),
-                "and `approval` together are not supported: a fan-out's jobs are queued \
-                 at once; drop one of them"
-                    .into(),
-            ));
         } else if fan_out.group == fan_out.host {
             problems.push((
                 ".fan_out.host".into(),

@@ -872,10 +872,8 @@ fan_out = { group = "g", host = "g" }
         all.contains("command[1].fan_out: is for commands that run jobs"),
         "{all}"
     );
-    assert!(
-        all.contains("command[2].fan_out: and `approval` together are not supported"),
-        "{all}"
-    );
+    // A fan-out may wait for approval: the whole fan-out is approved at once.
+    assert!(!all.contains("command[2]"), "{all}");
     assert!(
         all.contains("command[3].fan_out.host: is the group's slot"),
         "{all}"

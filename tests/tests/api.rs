@@ -1222,3 +1222,104 @@ async fn rerunning_one_hosts_job_of_a_fan_out_runs_that_host_alone() {
     let done = ops.finished(&id_of(&whole.json)).await;
     assert_eq!(done["children"].as_array().map(Vec::len), Some(2), "{done}");
 }
+
+/// A fan-out declared with `approval` waits as one request: nothing runs on any host until
+/// the approver says yes, then every host's job runs; a deny ends the fan-out and each of
+/// its jobs unrun.
+#[tokio::test]
+async fn a_fan_out_waits_for_one_approval_then_runs_on_every_host() {
+    let config = format!(
+        "{COMMANDS}\n[[command]]\npattern = \"restart group {{group:name}}\"\nhelp = \"Restart each host\"\n\
+         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n\
+         approval = {{ by = \"user:api:auditor\", ttl = \"10m\" }}\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let (ops, auditor) = (bot.api(OPS), bot.api(AUDITOR));
+    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
+    let imported = ops
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.json["added"], 3, "{}", imported.text);
+
+    let held = ops.ask("restart group lab").await;
+    assert_eq!(held.status, 202, "{}", held.text);
+    assert!(
+        held.json["text"]
+            .as_str()
+            .unwrap()
+            .contains("waits for approval"),
+        "{}",
+        held.text
+    );
+    let parent = id_of(&held.json);
+    let pending = ops.get("/api/v1/approvals").await;
+    assert_eq!(
+        pending.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        pending.text
+    );
+    assert_eq!(pending.json[0]["job"]["id"], parent.as_str());
+    let children: Vec<String> = pending.json[0]["job"]["children"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", pending.text))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 3, "{}", pending.text);
+    // Held, nothing runs: every host's job is recorded and still queued.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for child in &children {
+        let job = ops.get(&format!("/api/v1/jobs/{child}")).await;
+        assert_eq!(job.json["status"], "queued", "{}", job.text);
+        assert_eq!(job.json["worker"], Value::Null, "{}", job.text);
+    }
+    let yes = auditor
+        .post(&format!("/api/v1/approvals/{parent}/approve"), json!({}))
+        .await;
+    assert_eq!(yes.status, 200, "{}", yes.text);
+    let done = ops.finished(&parent).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let table = done["output"]["text"].as_str().unwrap_or_default();
+    for host in ["lab-1.example", "lab-2.example", "lab-3.example"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(host) && l.contains("succeeded")),
+            "{done}"
+        );
+    }
+
+    // Denied: the fan-out and each of its jobs end cancelled, with the reason, unrun.
+    let parent = id_of(&ops.ask("restart group lab").await.json);
+    let pending = ops.get("/api/v1/approvals").await;
+    let children: Vec<String> = pending.json[0]["job"]["children"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", pending.text))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let no = auditor
+        .post(
+            &format!("/api/v1/approvals/{parent}/deny"),
+            json!({"reason": "change freeze"}),
+        )
+        .await;
+    assert_eq!(no.status, 200, "{}", no.text);
+    let done = ops.finished(&parent).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("change freeze"),
+        "{done}"
+    );
+    for child in &children {
+        let job = ops.finished(child).await;
+        assert_eq!(job["status"], "cancelled", "{job}");
+        assert_eq!(job["output"]["kind"], "empty", "{job}");
+    }
+    // The jobs' ends are not counted into the denied fan-out: it keeps its answer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = ops.get(&format!("/api/v1/jobs/{parent}")).await;
+    assert_eq!(again.json["status"], "cancelled", "{}", again.text);
+    assert_eq!(again.json["error"], done["error"], "{}", again.text);
+}

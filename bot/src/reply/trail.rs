@@ -32,8 +32,13 @@ pub fn approval_prompt(approval: &Approval) -> String {
         .as_deref()
         .map(|r| format!(" because {}", printable(r, false)))
         .unwrap_or_default();
+    let hosts = match job.children.len() {
+        0 => String::new(),
+        1 => " on 1 host".to_string(),
+        n => format!(" on each of {n} hosts"),
+    };
     format!(
-        "{} asks to run {}{args}{reason} (job {}); {} may approve or deny it within {}",
+        "{} asks to run {}{args}{hosts}{reason} (job {}); {} may approve or deny it within {}",
         approval.requester(),
         job.command,
         approval.id(),

@@ -294,6 +294,16 @@ mod tests {
     }
 
     #[test]
+    fn a_fan_out_prompt_says_on_how_many_hosts_it_runs() {
+        let mut approval = approval();
+        let (plain, _) = prompt(&approval);
+        assert!(!plain.as_str().contains("hosts"), "{plain}");
+        approval.job.children = (0..3).map(|_| jobs::JobId::new()).collect();
+        let (text, _) = prompt(&approval);
+        assert!(text.as_str().contains("on each of 3 hosts"), "{text}");
+    }
+
+    #[test]
     fn a_decided_prompt_names_a_slack_decider_with_a_mention_and_has_no_buttons() {
         let approval = approval();
         let approved = Decision::Approved {
