@@ -166,6 +166,32 @@ pub async fn decide(
     }
 }
 
+/// Ends job `job` if it is still waiting for approval, as `cancel` by `who` asks: the
+/// request is withdrawn (a denial by `who`), and the job — with a fan-out's jobs — ends
+/// cancelled, unrun. `false` when it was not waiting; the first decision wins, so an
+/// approval made at the same moment either runs it or this ends it.
+pub async fn withdraw(store: &dyn Store, job: &Job, who: &str) -> Result<bool, jobs::StoreError> {
+    if !matches!(store.approval(job.id).await?, Some((_, None))) {
+        return Ok(false);
+    }
+    let decision = Decision::Denied {
+        by: who.to_string(),
+        at: Utc::now(),
+        reason: Some("cancelled".to_string()),
+    };
+    match store.decide_approval(job.id, &decision).await? {
+        Decided::Now(approval) => {
+            tracing::info!(job = %job.id, by = %who, "a request waiting for approval was cancelled");
+            let failure = JobFailure::Cancelled {
+                by: who.to_string(),
+            };
+            conclude(store, &approval.job, failure).await;
+            Ok(true)
+        }
+        Decided::Already(_) | Decided::Unknown => Ok(false),
+    }
+}
+
 /// `group:leads` or `user:slack:U1`, as the approval keeps it, back to an allow entry.
 fn approvers(by: &str) -> Option<AllowEntry> {
     match by.split_once(':') {

@@ -149,6 +149,13 @@ async fn cancel(services: &BuiltinServices, call: &BuiltinCall<'_>) -> Answer {
             reply::cancel_refused(id, &owner, ADMIN_GROUP),
         );
     }
+    // A request still waiting for approval is withdrawn: nothing of it is running, and
+    // nothing must run once someone approves it later.
+    match approvals::withdraw(services.store.as_ref(), &record.job, &who).await {
+        Ok(true) => return Answer::done(reply::cancel_withdrawn(id)),
+        Ok(false) => {}
+        Err(e) => return Answer::new(Outcome::Failed, reply::cancel_not_sent(id, &e)),
+    }
     let targets = fan_out::cancel_targets(services.store.as_ref(), &record).await;
     if targets.is_empty() {
         // A fan-out whose jobs have all ended but which was not finished (its last

@@ -1322,4 +1322,51 @@ async fn a_fan_out_waits_for_one_approval_then_runs_on_every_host() {
     let again = ops.get(&format!("/api/v1/jobs/{parent}")).await;
     assert_eq!(again.json["status"], "cancelled", "{}", again.text);
     assert_eq!(again.json["error"], done["error"], "{}", again.text);
+
+    // Cancelled while it waits (a fan-out or a single job): it ends at once, and an
+    // approval that comes after runs nothing.
+    for text in ["restart group lab", "restart web"] {
+        let held = id_of(&ops.ask(text).await.json);
+        let cancelled = ops
+            .post(&format!("/api/v1/jobs/{held}/cancel"), json!({}))
+            .await;
+        assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+        assert!(
+            cancelled.json["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("will not run")),
+            "{}",
+            cancelled.text
+        );
+        let done = ops.finished(&held).await;
+        assert_eq!(
+            (done["status"].as_str(), done["error"].as_str()),
+            (Some("cancelled"), Some("cancelled by api:ops")),
+            "{done}"
+        );
+        for child in done["children"].as_array().unwrap() {
+            let job = ops.finished(child.as_str().unwrap()).await;
+            assert_eq!(job["status"], "cancelled", "{job}");
+        }
+        let late = auditor
+            .post(&format!("/api/v1/approvals/{held}/approve"), json!({}))
+            .await;
+        assert_eq!(late.status, 403, "{}", late.text);
+        assert_eq!(ops.get("/api/v1/approvals").await.json, json!([]));
+    }
+    let jobs = ops
+        .get("/api/v1/jobs?command=restart%20group&limit=50")
+        .await;
+    let ran = jobs.json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| {
+            j["worker"]
+                .as_str()
+                .is_some_and(|w| w != "octobox-bot" && w != "fan-out")
+        })
+        .count();
+    // Only the approved fan-out's three jobs ever ran on a worker.
+    assert_eq!(ran, 3, "{}", jobs.text);
 }

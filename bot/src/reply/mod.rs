@@ -317,6 +317,11 @@ pub fn cancel_sent(id: JobId) -> String {
     format!("cancelling job {id}; its result will say who cancelled it")
 }
 
+/// `cancel <id>` for a job that was waiting for approval.
+pub fn cancel_withdrawn(id: JobId) -> String {
+    format!("job {id} was waiting for approval; it is cancelled and will not run")
+}
+
 /// `cancel <id>` for a job that is over.
 pub fn cancel_too_late(record: &JobRecord) -> String {
     format!(
