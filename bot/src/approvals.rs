@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use config::AllowEntry;
+use config::{AllowEntry, ApprovalConfig};
 use jobs::{
     Approval, AuditEntry, AuditKind, Decided, Decision, Job, JobFailure, JobId, JobResult, Output,
     Store,
@@ -32,6 +32,17 @@ const DECIDED_BY_BOT: &str = "octobox-bot";
 
 /// How many pending approvals `pending` lists and the sweeper looks at, at most.
 const PENDING_MAX: usize = 200;
+
+/// The approval `job` waits for, as its command's `approval` declares, asked `reason`.
+pub fn request(declared: &ApprovalConfig, reason: Option<&str>, job: Job) -> Approval {
+    Approval {
+        expires_at: Utc::now()
+            + chrono::Duration::from_std(declared.ttl).unwrap_or(chrono::Duration::MAX),
+        by: declared.by.to_string(),
+        reason: reason.map(str::to_string),
+        job,
+    }
+}
 
 /// Keeps `approval` pending in the store: its job is already recorded.
 pub async fn hold(store: &dyn Store, approval: &Approval) -> Result<(), jobs::StoreError> {

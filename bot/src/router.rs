@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use commands::{Catalog, CommandAction, Executor, LiveCatalog};
-use jobs::{Approval, Broker, Job, JobRecord, Origin, Store, Task};
+use jobs::{Broker, Job, JobRecord, Origin, Store, Task};
 use lexicon::{Classification, Match};
 
 use crate::approvals;
@@ -374,13 +374,7 @@ impl Router {
         };
         let store: &dyn Store = self.services.store.as_ref();
         if let Some(approval) = &action.approval {
-            let held = Approval {
-                expires_at: Utc::now()
-                    + chrono::Duration::from_std(approval.ttl).unwrap_or(chrono::Duration::MAX),
-                by: approval.by.to_string(),
-                reason: reason.map(str::to_string),
-                job: job.clone(),
-            };
+            let held = approvals::request(approval, reason, job.clone());
             let answer = approvals::awaiting(held.clone());
             self.record(catalog, request, heard, &answer).await;
             let stored = match store.record_job(&job).await {
@@ -485,13 +479,7 @@ impl Router {
         };
         let store: &dyn Store = self.services.store.as_ref();
         if let Some(approval) = &action.approval {
-            let held = Approval {
-                expires_at: Utc::now()
-                    + chrono::Duration::from_std(approval.ttl).unwrap_or(chrono::Duration::MAX),
-                by: approval.by.to_string(),
-                reason: reason.map(str::to_string),
-                job: parent.clone(),
-            };
+            let held = approvals::request(approval, reason, parent.clone());
             let answer = approvals::awaiting(held.clone());
             self.record(catalog, request, heard, &answer).await;
             // The jobs first, the hold last: an approver can only see a fan-out whose
