@@ -1016,21 +1016,30 @@ ntp_server=ntp.example.com
     }
 }
 
+/// A bot with one more command, `pattern` (whose slot `group` names a group), run as
+/// `echo` on each host of it with the host in `text`, and `extra` lines added to its
+/// declaration; and group `lab` of three hosts in its inventory.
+async fn lab_bot(pattern: &str, extra: &str) -> ApiBot {
+    let config = format!(
+        "{COMMANDS}\n[[command]]\npattern = \"{pattern}\"\nhelp = \"Echo each host's name\"\n\
+         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n{extra}\n"
+    );
+    let bot = ApiBot::start(&["alice"], &config);
+    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
+    let imported = bot
+        .api(OPS)
+        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
+        .await;
+    assert_eq!(imported.json["added"], 3, "{}", imported.text);
+    bot
+}
+
 /// A fan-out's summary updates as its jobs end: its progress reaches the event stream
 /// (`1/3 done …`, `2/3 …`, `3/3 …`), then its one result, the table of hosts.
 #[tokio::test]
 async fn a_fan_out_reports_its_progress_then_one_summary() {
-    let config = format!(
-        "{COMMANDS}\n[[command]]\npattern = \"echo group {{group:name}}\"\nhelp = \"Echo each host's name\"\n\
-         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n"
-    );
-    let bot = ApiBot::start(&["alice"], &config);
+    let bot = lab_bot("echo group {group:name}", "").await;
     let ops = bot.api(OPS);
-    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
-    let imported = ops
-        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
-        .await;
-    assert_eq!(imported.json["added"], 3, "{}", imported.text);
     let mut events = ops.stream("/api/v1/events?command=echo%20group").await;
     let asked = ops.ask("echo group lab").await;
     assert_eq!(asked.status, 202, "{}", asked.text);
@@ -1099,17 +1108,8 @@ async fn a_fan_out_reports_its_progress_then_one_summary() {
 /// host alone, and only while the host is still in the group.
 #[tokio::test]
 async fn rerunning_one_hosts_job_of_a_fan_out_runs_that_host_alone() {
-    let config = format!(
-        "{COMMANDS}\n[[command]]\npattern = \"echo group {{group:name}}\"\nhelp = \"Echo each host's name\"\n\
-         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n"
-    );
-    let bot = ApiBot::start(&["alice"], &config);
+    let bot = lab_bot("echo group {group:name}", "").await;
     let ops = bot.api(OPS);
-    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
-    let imported = ops
-        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
-        .await;
-    assert_eq!(imported.json["added"], 3, "{}", imported.text);
     let parent = id_of(&ops.ask("echo group lab").await.json);
     let done = ops.finished(&parent).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -1228,18 +1228,9 @@ async fn rerunning_one_hosts_job_of_a_fan_out_runs_that_host_alone() {
 /// its jobs unrun.
 #[tokio::test]
 async fn a_fan_out_waits_for_one_approval_then_runs_on_every_host() {
-    let config = format!(
-        "{COMMANDS}\n[[command]]\npattern = \"restart group {{group:name}}\"\nhelp = \"Restart each host\"\n\
-         native = \"echo\"\nallow = [\"everyone\"]\nfan_out = {{ group = \"group\", host = \"text\" }}\n\
-         approval = {{ by = \"user:api:auditor\", ttl = \"10m\" }}\n"
-    );
-    let bot = ApiBot::start(&["alice"], &config);
+    let approval = "approval = { by = \"user:api:auditor\", ttl = \"10m\" }";
+    let bot = lab_bot("restart group {group:name}", approval).await;
     let (ops, auditor) = (bot.api(OPS), bot.api(AUDITOR));
-    let ini = "[lab]\nlab-1.example\nlab-2.example\nlab-3.example\n";
-    let imported = ops
-        .post_raw("/api/v1/inventory/import?format=ini", ini.into())
-        .await;
-    assert_eq!(imported.json["added"], 3, "{}", imported.text);
 
     let held = ops.ask("restart group lab").await;
     assert_eq!(held.status, 202, "{}", held.text);
