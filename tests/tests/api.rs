@@ -1016,6 +1016,31 @@ ntp_server=ntp.example.com
     }
 }
 
+/// Page `path` of the dashboard, as ops sees it once logged in.
+async fn dashboard_page(bot: &ApiBot, path: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{}/ui/login", bot.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={OPS}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = http
+        .get(format!("{}{path}", bot.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200, "{path}");
+    page.text().await.unwrap()
+}
+
 /// A bot with one more command, `pattern` (whose slot `group` names a group), run as
 /// `echo` on each host of it with the host in `text`, and `extra` lines added to its
 /// declaration; and group `lab` of three hosts in its inventory.
@@ -1131,40 +1156,14 @@ async fn rerunning_one_hosts_job_of_a_fan_out_runs_that_host_alone() {
         );
     }
     // The dashboard's pages link them too.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http
-        .post(format!("{}/ui/login", bot.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={OPS}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let page = |id: String| {
-        let (http, cookie, base) = (http.clone(), cookie.clone(), bot.base.clone());
-        async move {
-            let r = http
-                .get(format!("{base}/ui/jobs/{id}"))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            r.text().await.unwrap()
-        }
-    };
-    let parent_page = page(parent.clone()).await;
+    let parent_page = dashboard_page(&bot, &format!("/ui/jobs/{parent}")).await;
     for child in &children {
         assert!(
             parent_page.contains(&format!("href=\"/ui/jobs/{child}\"")),
             "{parent_page}"
         );
     }
-    let child_page = page(children[0].clone()).await;
+    let child_page = dashboard_page(&bot, &format!("/ui/jobs/{}", children[0])).await;
     assert!(
         child_page.contains(&format!("href=\"/ui/jobs/{parent}\"")),
         "{child_page}"
@@ -1258,6 +1257,12 @@ async fn a_fan_out_waits_for_one_approval_then_runs_on_every_host() {
         .map(|c| c.as_str().unwrap().to_string())
         .collect();
     assert_eq!(children.len(), 3, "{}", pending.text);
+    // Its page says who it waits for.
+    let page = dashboard_page(&bot, &format!("/ui/jobs/{parent}")).await;
+    assert!(
+        page.contains("waits for api:auditor (expires in "),
+        "{page}"
+    );
     // Held, nothing runs: every host's job is recorded and still queued.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for child in &children {
@@ -1271,6 +1276,8 @@ async fn a_fan_out_waits_for_one_approval_then_runs_on_every_host() {
     assert_eq!(yes.status, 200, "{}", yes.text);
     let done = ops.finished(&parent).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+    let page = dashboard_page(&bot, &format!("/ui/jobs/{parent}")).await;
+    assert!(!page.contains("waits for"), "{page}");
     let table = done["output"]["text"].as_str().unwrap_or_default();
     for host in ["lab-1.example", "lab-2.example", "lab-3.example"] {
         assert!(

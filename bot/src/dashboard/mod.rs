@@ -16,6 +16,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use jobs::JobRecord;
 use maud::Markup;
 use serde::Deserialize;
 
@@ -24,6 +25,7 @@ use crate::api::operations::{approval_views, decision_request, schedule_request}
 use crate::api::session::{self, csrf_matches, SessionView};
 use crate::api::views::{AuditView, JobPageView, JobView, ScheduleView, WorkerView};
 use crate::api::{auth, ApiError, ApiState};
+use crate::reply;
 use crate::request::{Outcome, Request};
 
 /// What every page answers with besides its HTML: no inline script, no framing.
@@ -308,17 +310,38 @@ async fn job_page(
         s.caller.check(&state.router.catalog(), "job")?;
         let record = record(&state, job_id(&id)?).await?;
         let whole = sees_whole(&state, &s.caller.identity(), &record);
-        Ok::<_, ApiError>((JobView::new(&record, whole), record.status.is_final()))
+        let waits = waiting_for_approval(&state, &record).await;
+        Ok::<_, ApiError>((
+            JobView::new(&record, whole),
+            record.status.is_final(),
+            waits,
+        ))
     }
     .await;
     match result {
-        Ok((view, done)) => page_of(
+        Ok((view, done, waits)) => page_of(
             &s,
             "Jobs",
             said(raw.as_deref()).as_deref(),
-            pages::job(&view, &s.csrf, done),
+            pages::job(&view, &s.csrf, done, waits.as_deref()),
         ),
         Err(e) => error_page(&s, "Jobs", &e),
+    }
+}
+
+/// Who job `record` waits for, while it waits for approval (a held job is `queued` like
+/// any other until it is decided).
+async fn waiting_for_approval(state: &ApiState, record: &JobRecord) -> Option<String> {
+    if record.status.is_final() {
+        return None;
+    }
+    match state.router.services().store.approval(record.job.id).await {
+        Ok(Some((approval, None))) => Some(reply::waits_for(&approval)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(job = %record.job.id, error = %e, "could not read a job's approval for its page");
+            None
+        }
     }
 }
 

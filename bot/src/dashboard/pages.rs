@@ -162,12 +162,16 @@ fn job_row(j: &JobView) -> Markup {
     }
 }
 
-pub fn job(j: &JobView, csrf: &str, final_status: bool) -> Markup {
+/// Job `j`'s page; `waits` says who it waits for while it waits for approval.
+pub fn job(j: &JobView, csrf: &str, final_status: bool, waits: Option<&str>) -> Markup {
     html! {
         h1 { "Job " code { (j.id) } }
         dl #job data-job=(j.id) data-final=(if final_status { "yes" } else { "no" }) {
             dt { "Command" } dd #command { (j.command) }
             dt { "Status" } dd { (status_cell(j.status)) }
+            @if let Some(waits) = waits {
+                dt { "Approval" } dd #approval { (waits) " — " a href="/ui/approvals" { "decide" } }
+            }
             dt { "Asked by" } dd { (j.requester) @if let Some(c) = &j.channel { " in " (c) } }
             dt { "Queued" } dd { (time(&j.created_at)) }
             dt { "Started" } dd #started { (j.started_at.as_ref().map(time).unwrap_or_default()) }

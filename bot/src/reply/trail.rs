@@ -114,13 +114,19 @@ pub fn reason_needed(command: &str) -> String {
 /// when, or what was decided.
 pub fn approval_line(approval: &Approval, decision: Option<&Decision>) -> String {
     match decision {
-        None => format!(
-            "approval  waits for {} (expires in {})",
-            approvers(&approval.by),
-            left(approval.expires_at)
-        ),
+        None => format!("approval  {}", waits_for(approval)),
         Some(d) => format!("approval  {}", printable(&d.describe(), false)),
     }
+}
+
+/// Who an undecided approval waits for, and until when: `waits for group leads (expires
+/// in 9m)`.
+pub fn waits_for(approval: &Approval) -> String {
+    format!(
+        "waits for {} (expires in {})",
+        approvers(&approval.by),
+        left(approval.expires_at)
+    )
 }
 
 /// `pending`: the jobs waiting for approval.
