@@ -1016,29 +1016,83 @@ ntp_server=ntp.example.com
     }
 }
 
-/// Page `path` of the dashboard, as ops sees it once logged in.
-async fn dashboard_page(bot: &ApiBot, path: &str) -> String {
-    let http = reqwest::Client::builder()
+/// A client that does not follow redirects, as the dashboard's tests read them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Logs in to the dashboard at `base` with `token`; the session's cookie (`name=value`).
+async fn dashboard_login(http: &reqwest::Client, base: &str, token: &str) -> String {
     let login = http
-        .post(format!("{}/ui/login", bot.base))
+        .post(format!("{base}/ui/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={OPS}"))
+        .body(format!("token={token}"))
         .send()
         .await
         .unwrap();
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let page = http
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// Page `path` of the dashboard, fetched with session `cookie`.
+async fn dashboard_get(bot: &ApiBot, cookie: &str, path: &str) -> reqwest::Response {
+    no_redirects()
         .get(format!("{}{path}", bot.base))
         .header("cookie", cookie)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Page `path` of the dashboard, as ops sees it once logged in.
+async fn dashboard_page(bot: &ApiBot, path: &str) -> String {
+    let cookie = dashboard_login(&no_redirects(), &bot.base, OPS).await;
+    let page = dashboard_get(bot, &cookie, path).await;
     assert_eq!(page.status().as_u16(), 200, "{path}");
     page.text().await.unwrap()
+}
+
+/// One token logging in over and over, more times than the bot keeps sessions, closes
+/// only its own oldest sessions: nobody else is logged out.
+#[tokio::test]
+async fn logging_in_again_and_again_logs_nobody_else_out() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let http = no_redirects();
+    let ops = dashboard_login(&http, &bot.base, OPS).await;
+    let first = dashboard_login(&http, &bot.base, VIEWER).await;
+    // 8 × 1,260 = 10,080 logins, past the 10,000 sessions the bot keeps.
+    let attackers: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, base) = (http.clone(), bot.base.clone());
+            tokio::spawn(async move {
+                for _ in 0..1_260 {
+                    dashboard_login(&http, &base, VIEWER).await;
+                }
+            })
+        })
+        .collect();
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let page = dashboard_get(&bot, &ops, "/ui/jobs").await;
+    assert_eq!(page.status().as_u16(), 200, "ops was logged out");
+    let page = dashboard_get(&bot, &first, "/ui/jobs").await;
+    assert!(
+        page.status().is_redirection(),
+        "the viewer's oldest session should be closed: {}",
+        page.status()
+    );
+    let last = dashboard_login(&http, &bot.base, VIEWER).await;
+    assert_eq!(
+        dashboard_get(&bot, &last, "/ui/jobs")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
 }
 
 /// A bot with one more command, `pattern` (whose slot `group` names a group), run as

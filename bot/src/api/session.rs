@@ -3,7 +3,9 @@
 //! token's digest, never the token, and ends when that token is no longer declared (a
 //! reload that removed it), after [`SESSION_TTL`], or on logout. Each session has its own
 //! CSRF token, which every form the dashboard serves carries and every action checks.
-//! Bounded: at most [`MAX_SESSIONS`], the oldest closed first.
+//! Bounded: at most [`MAX_SESSIONS`], the oldest closed first, and at most
+//! [`MAX_SESSIONS_PER_CALLER`] of one caller, whose own oldest is closed first — so one
+//! token logging in over and over closes only its own sessions, never everyone else's.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +23,9 @@ pub const COOKIE: &str = "octobox_session";
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most sessions kept at once.
 pub const MAX_SESSIONS: usize = 10_000;
+/// The most sessions one caller (one declared token) keeps at once: a browser each, and
+/// some to spare.
+pub const MAX_SESSIONS_PER_CALLER: usize = 32;
 
 struct Session {
     name: String,
@@ -52,14 +57,16 @@ impl Sessions {
         let id = random_hex();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, s| s.opened.elapsed() < SESSION_TTL);
-        if open.len() >= MAX_SESSIONS {
-            if let Some(oldest) = open
-                .iter()
-                .min_by_key(|(_, s)| s.opened)
-                .map(|(k, _)| k.clone())
-            {
-                open.remove(&oldest);
-            }
+        let own = open.values().filter(|s| s.name == caller.name).count();
+        let closed = if own >= MAX_SESSIONS_PER_CALLER {
+            oldest(&open, |s| s.name == caller.name)
+        } else if open.len() >= MAX_SESSIONS {
+            oldest(&open, |_| true)
+        } else {
+            None
+        };
+        if let Some(id) = closed {
+            open.remove(&id);
         }
         open.insert(
             id.clone(),
@@ -104,6 +111,14 @@ impl Sessions {
                 .remove(&id);
         }
     }
+}
+
+/// The id of the oldest session of those `which` picks.
+fn oldest(open: &HashMap<String, Session>, which: impl Fn(&Session) -> bool) -> Option<String> {
+    open.iter()
+        .filter(|(_, s)| which(s))
+        .min_by_key(|(_, s)| s.opened)
+        .map(|(id, _)| id.clone())
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
@@ -168,6 +183,33 @@ mod tests {
         let other = token("another-long-enough-token-5678");
         assert!(sessions.caller(&headers, &[other]).is_none());
         assert!(sessions.caller(&headers, &[t]).is_none());
+    }
+
+    #[test]
+    fn one_caller_logging_in_again_and_again_closes_only_its_own_oldest_sessions() {
+        let sessions = Sessions::default();
+        let (ops, viewer) = (token("a-long-enough-token-value-1234"), {
+            let mut t = token("the-viewers-long-token-value-99");
+            t.name = "viewer".into();
+            t
+        });
+        let tokens = [ops.clone(), viewer.clone()];
+        let ops_caller = Caller { name: "ops".into() };
+        let ops_session = with_cookie(&sessions.open(&ops_caller, digest(ops.value.expose())));
+        let viewer_caller = Caller {
+            name: "viewer".into(),
+        };
+        let opened: Vec<HeaderMap> = (0..MAX_SESSIONS + 10)
+            .map(|_| with_cookie(&sessions.open(&viewer_caller, digest(viewer.value.expose()))))
+            .collect();
+        assert!(sessions.caller(&ops_session, &tokens).is_some());
+        assert!(sessions.caller(&opened[0], &tokens).is_none());
+        let live = opened
+            .iter()
+            .filter(|h| sessions.caller(h, &tokens).is_some())
+            .count();
+        assert_eq!(live, MAX_SESSIONS_PER_CALLER);
+        assert!(sessions.caller(opened.last().unwrap(), &tokens).is_some());
     }
 
     #[test]
