@@ -9,7 +9,8 @@
 //! how far the fan-out has got as the parent's progress (`3/10 done: 2 succeeded, 1
 //! failed`), and when the last child ends finishes the parent with the table of hosts
 //! (a text file when it is longer than a chat message). That result is then replied
-//! like any other.
+//! like any other. A fan-out declared with `approval` is held as one request: its jobs
+//! are recorded with it and [`release`]d (published) once it is approved.
 
 use std::time::Duration;
 
