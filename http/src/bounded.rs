@@ -2,6 +2,8 @@
 //! its share: at most `max_connections` connections at once (more are closed as they are
 //! accepted), and the request head within `header_timeout` (else the connection is
 //! closed). Running out of file descriptors pauses accepting; it never ends the listener.
+//! Each request carries its peer's address (axum's `ConnectInfo<SocketAddr>`), for
+//! whatever counts per address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,7 +69,10 @@ impl BoundedListener {
                 drop(stream);
                 continue;
             };
-            let (http, app, shutdown) = (http.clone(), app.clone(), shutdown.clone());
+            let app = app
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            let (http, shutdown) = (http.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let service = TowerToHyperService::new(app);
                 let served = http.serve_connection(TokioIo::new(stream), service);

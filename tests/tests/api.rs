@@ -1055,6 +1055,68 @@ async fn dashboard_page(bot: &ApiBot, path: &str) -> String {
     page.text().await.unwrap()
 }
 
+/// Guessing tokens from one address: past 20 wrong ones in a minute, every token from
+/// that address (the right one too, so a guess learns nothing) is refused with 429 and
+/// `Retry-After`, at the API and the dashboard's login alike; a session already open and
+/// other addresses go on.
+#[tokio::test]
+async fn guessing_tokens_from_one_address_is_stopped_after_twenty() {
+    let bot = ApiBot::start(&["alice"], COMMANDS);
+    let http = no_redirects();
+    let session = dashboard_login(&http, &bot.base, OPS).await;
+    for i in 0..20 {
+        let got = bot
+            .api(&format!("guess-{i:0>30}"))
+            .get("/api/v1/jobs")
+            .await;
+        assert_eq!(got.status, 401, "{}", got.text);
+    }
+    let right = bot.api(OPS).get("/api/v1/jobs").await;
+    assert_eq!(right.status, 429, "{}", right.text);
+    assert!(
+        right.json["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("too many wrong tokens from this address")),
+        "{}",
+        right.text
+    );
+    let retry: u64 = right.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let login = http
+        .post(format!("{}/ui/login", bot.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={OPS}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 429);
+    assert!(login.headers().get("set-cookie").is_none());
+    assert_eq!(
+        dashboard_get(&bot, &session, "/ui/jobs")
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "an open session goes on"
+    );
+    // Another address is heard.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let got = elsewhere
+        .get(format!("{}/api/v1/jobs", bot.base))
+        .bearer_auth(OPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+}
+
 /// One token logging in over and over, more times than the bot keeps sessions, closes
 /// only its own oldest sessions: nobody else is logged out.
 #[tokio::test]

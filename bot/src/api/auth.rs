@@ -3,9 +3,13 @@
 //! each time, so neither a token's length nor how much of it matched shows in the time
 //! an answer takes. A call without a valid token is answered 401 with no detail.
 //!
-//! Also here: [`RateLimits`], each caller's calls per minute (`[api] requests_per_minute`).
+//! Also here: [`RateLimits`], each caller's calls per minute (`[api] requests_per_minute`),
+//! and [`WrongTokens`], the wrong tokens each address presented in the last minute: past
+//! [`WRONG_TOKENS_PER_MINUTE`], no token from that address is looked at (a right one
+//! neither, so guessing learns nothing) until the minute turns.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -114,6 +118,66 @@ impl RateLimits {
     }
 }
 
+/// Wrong tokens one address may present in a minute.
+pub const WRONG_TOKENS_PER_MINUTE: u32 = 20;
+/// Addresses counted at once; past that, the others share one count.
+const WRONG_TOKEN_ADDRESSES: usize = 10_000;
+
+/// The wrong tokens (bearer or dashboard login) each address presented, counted in fixed
+/// one-minute windows. Bounded: at most [`WRONG_TOKEN_ADDRESSES`] addresses a window.
+pub struct WrongTokens {
+    window: Mutex<(Instant, HashMap<Option<IpAddr>, u32>)>,
+}
+
+impl Default for WrongTokens {
+    fn default() -> Self {
+        WrongTokens {
+            window: Mutex::new((Instant::now(), HashMap::new())),
+        }
+    }
+}
+
+impl WrongTokens {
+    /// Whether a token from `peer` may be looked at now; the wait until it may.
+    pub fn check(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+        let window = self.current();
+        let wait = Duration::from_secs(60).saturating_sub(window.0.elapsed());
+        let key = Self::key(&window.1, peer);
+        match window.1.get(&key) {
+            Some(n) if *n >= WRONG_TOKENS_PER_MINUTE => Err(wait),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong token from `peer`.
+    pub fn wrong(&self, peer: Option<IpAddr>) {
+        let mut window = self.current();
+        let key = Self::key(&window.1, peer);
+        let count = window.1.entry(key).or_insert(0);
+        *count += 1;
+        if *count == WRONG_TOKENS_PER_MINUTE {
+            tracing::warn!(address = ?peer, limit = WRONG_TOKENS_PER_MINUTE, "too many wrong tokens from one address; its tokens are refused until the minute turns");
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, (Instant, HashMap<Option<IpAddr>, u32>)> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if window.0.elapsed() >= Duration::from_secs(60) {
+            *window = (Instant::now(), HashMap::new());
+        }
+        window
+    }
+
+    /// `peer`'s key: itself while there is room, else the shared one.
+    fn key(counts: &HashMap<Option<IpAddr>, u32>, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if counts.contains_key(&peer) || counts.len() < WRONG_TOKEN_ADDRESSES {
+            peer
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +212,42 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn an_address_past_its_wrong_tokens_is_not_heard_and_others_are() {
+        let wrong = WrongTokens::default();
+        let (a, b) = (
+            Some("10.0.0.1".parse().unwrap()),
+            Some("10.0.0.2".parse().unwrap()),
+        );
+        for _ in 0..WRONG_TOKENS_PER_MINUTE {
+            assert!(wrong.check(a).is_ok());
+            wrong.wrong(a);
+        }
+        let wait = wrong.check(a).unwrap_err();
+        assert!(wait <= Duration::from_secs(60));
+        assert!(wrong.check(b).is_ok());
+    }
+
+    #[test]
+    fn past_the_addresses_it_counts_the_others_share_one_count() {
+        let wrong = WrongTokens::default();
+        for i in 0..WRONG_TOKEN_ADDRESSES as u32 {
+            wrong.wrong(Some(IpAddr::from(i.to_be_bytes())));
+        }
+        let late: Vec<Option<IpAddr>> = (0..WRONG_TOKENS_PER_MINUTE)
+            .map(|i| Some(IpAddr::from((u32::MAX - i).to_be_bytes())))
+            .collect();
+        for peer in &late {
+            wrong.wrong(*peer);
+        }
+        assert!(wrong.check(late[0]).is_err());
+        assert!(wrong.check(Some(IpAddr::from(0u32.to_be_bytes()))).is_ok());
+        assert_eq!(
+            wrong.window.lock().unwrap().1.len(),
+            WRONG_TOKEN_ADDRESSES + 1
+        );
     }
 
     #[test]

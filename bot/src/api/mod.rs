@@ -55,6 +55,7 @@ pub struct ApiState {
     pub feed: EventFeed,
     pub sessions: Sessions,
     pub limits: auth::RateLimits,
+    pub wrong_tokens: auth::WrongTokens,
     /// One permit per open event stream.
     pub streams: Arc<Semaphore>,
 }
@@ -66,6 +67,7 @@ impl ApiState {
             feed,
             sessions: Sessions::default(),
             limits: auth::RateLimits::default(),
+            wrong_tokens: auth::WrongTokens::default(),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         })
     }
@@ -165,6 +167,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many calls: at most {limit} a minute")]
     TooMany { limit: u32, wait: Duration },
+    #[error("too many wrong tokens from this address: try again in {}s", wait.as_secs().max(1))]
+    TooManyWrongTokens { wait: Duration },
     #[error("{0}")]
     Unavailable(String),
 }
@@ -177,7 +181,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooMany { .. } | ApiError::TooManyWrongTokens { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -200,7 +206,7 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooMany { wait, .. } => {
+            ApiError::TooMany { wait, .. } | ApiError::TooManyWrongTokens { wait } => {
                 let secs = wait.as_secs().max(1).to_string();
                 if let Ok(v) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -232,7 +238,17 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
             .and_then(|v| v.to_str().ok());
         let caller = match header {
             Some(value) => {
-                auth::bearer(value).and_then(|t| auth::token_for(&catalog.api.tokens, t))
+                let peer = peer(&parts.extensions);
+                state
+                    .wrong_tokens
+                    .check(peer)
+                    .map_err(|wait| ApiError::TooManyWrongTokens { wait })?;
+                let caller =
+                    auth::bearer(value).and_then(|t| auth::token_for(&catalog.api.tokens, t));
+                if caller.is_none() {
+                    state.wrong_tokens.wrong(peer);
+                }
+                caller
             }
             None if parts.method == axum::http::Method::GET => state
                 .sessions
@@ -250,6 +266,14 @@ impl FromRequestParts<Arc<ApiState>> for Authed {
             .map_err(|wait| ApiError::TooMany { limit, wait })?;
         Ok(Authed(caller))
     }
+}
+
+/// The address a request came from, as the listener saw it (none in tests that call the
+/// routes without one).
+pub fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// A query string read into `T`; a clear error for anything it does not know.

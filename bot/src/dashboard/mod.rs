@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jobs::JobRecord;
@@ -24,7 +24,7 @@ use crate::api::jobs::{job_id, page, record, sees_whole, ListParams};
 use crate::api::operations::{approval_views, decision_request, schedule_request};
 use crate::api::session::{self, csrf_matches, SessionView};
 use crate::api::views::{AuditView, JobPageView, JobView, ScheduleView, WorkerView};
-use crate::api::{auth, ApiError, ApiState};
+use crate::api::{self, auth, ApiError, ApiState};
 use crate::reply;
 use crate::request::{Outcome, Request};
 
@@ -127,11 +127,24 @@ struct LoginForm {
 }
 
 /// `POST /ui/login`: a declared token opens a session.
-async fn login(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(
+    State(state): State<Arc<ApiState>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !same_origin(&headers) {
         return html(
             StatusCode::FORBIDDEN,
             pages::login(Some("cross-site login refused")),
+        );
+    }
+    let peer = api::peer(&extensions);
+    if let Err(wait) = state.wrong_tokens.check(peer) {
+        let e = ApiError::TooManyWrongTokens { wait };
+        return html(
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(Some(&e.to_string())),
         );
     }
     let presented = serde_urlencoded::from_bytes::<LoginForm>(&body)
@@ -150,7 +163,8 @@ async fn login(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Byt
             r
         }
         None => {
-            tracing::info!("dashboard login refused: no such token");
+            state.wrong_tokens.wrong(peer);
+            tracing::info!(address = ?peer, "dashboard login refused: no such token");
             html(
                 StatusCode::UNAUTHORIZED,
                 pages::login(Some(
