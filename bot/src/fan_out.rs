@@ -200,10 +200,7 @@ pub async fn publish(store: &dyn Store, broker: &dyn Broker, child: &Job) {
         Ok(()) => octobox_http::metrics().job_submitted(&child.command),
         Err(e) => {
             tracing::error!(job = %child.id, error = %e, "a fan-out's job was not published");
-            let failed = not_queued(child.id, &reply::not_queued(&e));
-            if let Err(e) = store.finish_job(&failed).await {
-                tracing::error!(job = %child.id, error = %e, "a fan-out's unqueued job could not be marked failed; cancelling the fan-out ends it");
-            }
+            end_unqueued(store, child.id, &reply::not_queued(&e)).await;
         }
     }
 }
@@ -217,20 +214,29 @@ pub async fn release(
 ) -> Result<(), StoreError> {
     store.mark_started(parent.id, FAN_OUT, Utc::now()).await?;
     for id in &parent.children {
-        match store.job(*id).await {
-            Ok(Some(child)) => publish(store, broker, &child.job).await,
-            Ok(None) | Err(_) => {
-                tracing::error!(job = %id, parent = %parent.id, "an approved fan-out's job has no record; it ends failed");
-                let gone = not_queued(*id, "its record was lost before it was approved");
-                let _ = store.finish_job(&gone).await;
+        let why = match store.job(*id).await {
+            Ok(Some(child)) => {
+                publish(store, broker, &child.job).await;
+                continue;
             }
-        }
+            Ok(None) => "its record was lost before it was approved".to_string(),
+            Err(e) => format!("the store did not give it back to be queued ({e})"),
+        };
+        tracing::error!(job = %id, parent = %parent.id, reason = %why, "an approved fan-out's job was not queued; it ends failed");
+        end_unqueued(store, *id, &why).await;
     }
     Ok(())
 }
 
+/// Ends job `child` of a fan-out, which was not queued, failed for `why`.
+pub async fn end_unqueued(store: &dyn Store, child: JobId, why: &str) {
+    if let Err(e) = store.finish_job(&not_queued(child, why)).await {
+        tracing::error!(job = %child, error = %e, "a fan-out's unqueued job could not be marked failed; cancelling the fan-out ends it");
+    }
+}
+
 /// A child that could not be queued ends at once, failed, so its fan-out still finishes.
-pub fn not_queued(child: JobId, why: &str) -> JobResult {
+fn not_queued(child: JobId, why: &str) -> JobResult {
     JobResult {
         id: child,
         status: JobStatus::Failed,

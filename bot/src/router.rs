@@ -496,8 +496,7 @@ impl Router {
             if let Err(e) = stored {
                 tracing::error!(job = %parent.id, error = %e, "fan-out not held for approval");
                 for child in &plan.children {
-                    let failed = fan_out::not_queued(child.id, &reply::not_queued(&e));
-                    let _ = store.finish_job(&failed).await;
+                    fan_out::end_unqueued(store, child.id, &reply::not_queued(&e)).await;
                 }
                 return self.not_queued(catalog, &places, parent, &e).await;
             }
