@@ -9,7 +9,8 @@
 //! the decision (`Store::decide_approval`), so with several bots one click counts once;
 //! whoever made it publishes the job, or gives it its final result (denied, expired), and
 //! the requester hears of it where they asked, as of any job. [`ApprovalSweeper`] expires
-//! what nobody decided in time.
+//! what nobody decided in time, and `cancel` of a request still waiting [`withdraw`]s it.
+//! A fan-out waits as one request: its jobs end with it, or are released when approved.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,6 +35,13 @@ enum Scope {
     OneHost(jobs::JobId),
 }
 
+/// The answer to a request for a command whose `approval` needs a reason, asked without
+/// one.
+fn missing_reason(action: &CommandAction, reason: Option<&str>, command: &str) -> Option<Answer> {
+    (action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none())
+        .then(|| Answer::new(Outcome::BadArgument, reply::reason_needed(command)))
+}
+
 /// Who asked for a command and under which catalog: what every step of submitting it
 /// reads.
 #[derive(Clone, Copy)]
@@ -173,24 +180,24 @@ impl Router {
                 builtins::run(*b, &self.services, call).await
             }
             Executor::Native(_) | Executor::Container(_) => {
+                let asked = Asked {
+                    catalog,
+                    request,
+                    reason,
+                };
                 if let Some(fan_out) = &action.fan_out {
-                    if let Scope::OneHost(id) = scope {
-                        if let Err(refused) = self.still_in_group(id, &m, fan_out).await {
-                            return refused;
+                    match scope {
+                        Scope::OneHost(id) => {
+                            if let Err(refused) = self.still_in_group(id, &m, fan_out).await {
+                                return refused;
+                            }
                         }
-                    } else {
-                        if action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none() {
-                            return Answer::new(
-                                Outcome::BadArgument,
-                                reply::reason_needed(&m.command),
-                            );
+                        Scope::Whole => {
+                            if let Some(refused) = missing_reason(action, reason, &m.command) {
+                                return refused;
+                            }
+                            return self.submit_fan_out(asked, &m, action, fan_out, heard).await;
                         }
-                        let asked = Asked {
-                            catalog,
-                            request,
-                            reason,
-                        };
-                        return self.submit_fan_out(asked, &m, action, fan_out, heard).await;
                     }
                 }
                 let task = match action.runs.task_checked(&m) {
@@ -198,11 +205,10 @@ impl Router {
                     Ok(None) => unreachable!("native and container actions always make a task"),
                     Err(refused) => return Answer::new(Outcome::BadArgument, refused.to_string()),
                 };
-                if action.approval.as_ref().is_some_and(|a| a.reason) && reason.is_none() {
-                    return Answer::new(Outcome::BadArgument, reply::reason_needed(&m.command));
+                if let Some(refused) = missing_reason(action, reason, &m.command) {
+                    return refused;
                 }
-                self.submit(catalog, m, task, action, request, reason, heard)
-                    .await
+                self.submit(asked, m, task, action, heard).await
             }
         }
     }
@@ -355,17 +361,19 @@ impl Router {
     /// The request's audit entry is appended first, as queued (or awaiting approval): a
     /// job may end before the broker's confirmation comes back. A job that then fails to
     /// be queued gets an outcome entry saying so.
-    #[allow(clippy::too_many_arguments)]
     async fn submit(
         &self,
-        catalog: &Catalog,
+        asked: Asked<'_>,
         m: Match,
         task: Task,
         action: &CommandAction,
-        request: &Request,
-        reason: Option<&str>,
         heard: &mut Heard,
     ) -> Answer {
+        let Asked {
+            catalog,
+            request,
+            reason,
+        } = asked;
         let origin = &request.origin;
         let job = Job::new(m.command, m.args, task, origin.clone(), action.timeout);
         let places = match self.take_places(catalog, action, &job).await {

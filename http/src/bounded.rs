@@ -15,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_layer::Layer;
 
 /// The bounds of one listener, and its name in logs.
 #[derive(Debug, Clone, Copy)]
@@ -69,9 +70,8 @@ impl BoundedListener {
                 drop(stream);
                 continue;
             };
-            let app = app
-                .clone()
-                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            // One wrapper round the whole app (not a layer on each of its routes).
+            let app = axum::Extension(axum::extract::ConnectInfo(peer)).layer(app.clone());
             let (http, shutdown) = (http.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let service = TowerToHyperService::new(app);
